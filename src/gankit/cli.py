@@ -1,0 +1,183 @@
+"""The ``gankit`` command: train, sample, report, list.
+
+Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from gankit.config import Option, build_config, options, parse_cli_value
+from gankit.errors import GankitError
+
+EXIT_USAGE = 2
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for opt in options():
+        g = groups.setdefault(opt.section, p.add_argument_group(f"{opt.section} (YAML section '{opt.section}')"))
+        default = f" (default: {opt.default!r})" if opt.default not in ("", None) else ""
+        if opt.type is bool:
+            g.add_argument(opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=opt.help + default)
+        else:
+            g.add_argument(opt.flag, dest=opt.key, type=_typed(opt), default=argparse.SUPPRESS,
+                           metavar=opt.type.__name__.upper(), help=opt.help + default)
+
+
+def _typed(opt: Option) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse_cli_value(opt, text)
+        except GankitError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = opt.type.__name__
+    return convert
+
+
+def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    keys = {o.key for o in options()}
+    return {k: v for k, v in vars(ns).items() if k in keys}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gankit import __version__
+
+    p = argparse.ArgumentParser(
+        prog="gankit", description="Train, watch and sample generative adversarial networks.")
+    p.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a GAN (defaults: DCGAN on Fashion-MNIST)",
+                       description="Train a GAN. Every flag can also live in --config FILE.yaml; "
+                                   "flags override the file.")
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings (flat keys or sections)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint, exactly")
+    _add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained G")
+    s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    s.add_argument("-n", type=int, default=64, help="number of samples or interpolation frames (64)")
+    s.add_argument("--out", required=True, metavar="FILE.png|DIR",
+                   help="a .png file gets one grid (or strip); any other path is a folder of N PNGs")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (0)")
+    s.add_argument("--interpolate", action="store_true",
+                   help="a strip of N frames walking the latent space between two random z")
+    s.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("report", help="(re)build RUN_DIR/report.html, also while the run trains")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--out", metavar="FILE.html", help="where to write it (RUN_DIR/report.html)")
+    r.set_defaults(func=cmd_report)
+
+    ls = sub.add_parser("list", help="the catalogue: models, losses, datasets")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from gankit.train import train
+
+    overrides = _overrides(ns)
+    if ns.resume:
+        if ns.config:
+            raise GankitError("--config cannot be combined with --resume: the run keeps its own config")
+        train(None, resume=ns.resume, overrides=overrides)  # type: ignore[arg-type]
+    else:
+        train(build_config(ns.config, overrides))
+    return 0
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    import torch
+
+    from gankit.images import save_each, save_grid
+    from gankit.models import sample_prior
+    from gankit.sampling import generate, interpolate_latents, load_generator
+
+    if ns.n < 1:
+        raise GankitError(f"-n must be at least 1, got {ns.n}")
+    lg = load_generator(ns.source, ns.device)
+    m = lg.config.model
+    g = torch.Generator().manual_seed(ns.seed)
+    if ns.interpolate:
+        ends = sample_prior(m.prior, 2, m.latent_dim, generator=g)
+        z = interpolate_latents(ends[0], ends[1], ns.n, m.prior)
+    else:
+        z = sample_prior(m.prior, ns.n, m.latent_dim, generator=g)
+    x = generate(lg.G, z.to(ns.device)).cpu()
+    out = Path(ns.out)
+    try:
+        if not lg.shape.is_image:
+            _save_points(lg, x, out)
+        elif out.suffix.lower() == ".png":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_grid(x, out, nrow=ns.n if ns.interpolate else None)
+        else:
+            save_each(x, out)
+    except OSError as e:
+        raise GankitError(f"cannot write {out}: {e.strerror}; choose another --out") from None
+    print(f"{ns.n} {'frames' if ns.interpolate else 'samples'} from step {lg.step} -> {out}")
+    return 0
+
+
+def _save_points(lg: Any, x: Any, out: Path) -> None:
+    from gankit.fsutil import atomic_write_bytes, atomic_write_text
+    from gankit.report import plot_field
+    from gankit.sampling import d_probability_field, points_extent
+
+    pts = x.numpy()
+    if out.suffix.lower() == ".png":
+        extent = lg.extent or points_extent(pts)
+        prob = d_probability_field(lg.D, extent)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, plot_field(pts[:0], pts, prob, extent, title=f"{len(pts)} samples"))
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "points.csv", "x,y\n" + "".join(f"{a:.6g},{b:.6g}\n" for a, b in pts))
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from gankit.report import build_report
+
+    print(build_report(ns.run_dir, ns.out))
+    return 0
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    from gankit.data import DATASETS
+    from gankit.losses import LOSSES
+    from gankit.models import MODELS
+
+    for reg in (MODELS, LOSSES, DATASETS):
+        print(f"{reg.kind}s:")
+        for e in reg.entries():
+            print(f"  {e.name:<16} {e.help}")
+    print("datasets also: PATH to a folder of images")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gankit`` console script."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except GankitError as e:
+        print(f"gankit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as e:
+        print(f"gankit: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The run configuration: typed dataclasses, the one source of defaults.
+
+A config is built from defaults, then a YAML file (``--config``), then command-line flags, each
+layer overriding the one before. Every field has exactly one flag, derived from its name
+(``train.lr_g`` -> ``--lr-g``) unless the field names another (``data.source`` -> ``--data``), and
+the same name works as a flat key in YAML. A YAML file may be flat (``lr_g: 0.001``) or grouped by
+section (``train: {lr_g: 0.001}``). Unknown keys and wrong types are errors that name the key and
+the file. The resolved config is saved as ``config.yaml`` in every run directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankit.errors import GankitError
+from gankit.losses import LOSSES
+from gankit.models import MODELS
+
+
+def _f(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    source: str = _f(
+        "fashion-mnist",
+        "ring | grid | fashion-mnist | PATH to a folder of images (searched recursively)",
+        flag="data",
+    )
+    image_size: str = _f(
+        "",
+        "N or HxW; images are resized to cover it and centre-cropped. "
+        "Default: 28 for fashion-mnist, 64 for a folder",
+    )
+    channels: int = _f(0, "1 (gray) or 3 (RGB); 0 = 1 for fashion-mnist and all-gray folders, else 3")
+    data_root: str = _f(
+        "", "folder holding Fashion-MNIST's IDX files "
+        "(default: $GANKIT_FASHION_MNIST or /usr/share/datasets/fashion-mnist)"
+    )
+    cache_dir: str = _f("", "cache for decoded folders (default: $GANKIT_CACHE or ~/.cache/gankit)")
+    workers: int = _f(0, "processes decoding a folder of images; 0 = one per core")
+
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) from ``image_size``, or None for the dataset's default."""
+        return parse_image_size(self.image_size) if self.image_size else None
+
+
+@dataclass
+class ModelConfig:
+    arch: str = _f("dcgan", "architecture of G and D (see `gankit list`)", flag="model")
+    latent_dim: int = _f(100, "size of the latent vector z")
+    prior: str = _f("normal", "distribution of z: N(0, I) or U(-1, 1)", choices=("normal", "uniform"))
+    width: int = _f(0, "base width (channels or hidden units); 0 = the architecture's default")
+
+
+@dataclass
+class TrainConfig:
+    loss: str = _f(
+        "nonsaturating", "minimax: G descends log(1 - D(G(z))); nonsaturating: G ascends log D(G(z))",
+    )
+    d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)")
+    steps: int = _f(2000, "generator updates (iterations of Algorithm 1)")
+    batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake")
+    lr_g: float = _f(2e-4, "Adam learning rate of G")
+    lr_d: float = _f(2e-4, "Adam learning rate of D")
+    beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)")
+    beta2: float = _f(0.999, "Adam beta2")
+    seed: int = _f(0, "random seed: same seed, same run (on CPU)")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+
+
+@dataclass
+class LogConfig:
+    out: str = _f("", "run directory (default: runs/<data>-<model>)")
+    log_every: int = _f(25, "write metrics.jsonl and refresh the progress bar every N steps")
+    sample_every: int = _f(250, "save a sample grid at the fixed latent vectors every N steps")
+    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)")
+    keep: int = _f(3, "numbered checkpoints to keep besides the last")
+    progress: bool = _f(True, "show the live progress bar")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config field as the CLI and YAML see it."""
+
+    section: str
+    name: str  # field name in the section
+    key: str  # flat key / flag name with underscores, e.g. "lr_g", "data"
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def options() -> list[Option]:
+    """Every config field, in declaration order."""
+    out = []
+    for section, cls in _SECTION_CLASSES.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            out.append(Option(
+                section, f.name, f.metadata.get("flag") or f.name, hints[f.name], default,
+                f.metadata.get("help", ""), f.metadata.get("choices"),
+            ))
+    return out
+
+
+def _options_by_key() -> dict[str, Option]:
+    opts = options()
+    by_key = {o.key: o for o in opts}
+    assert len(by_key) == len(opts), "two config fields share a flag name"
+    return by_key
+
+
+# --------------------------------------------------------------------------- values and types
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$")
+
+
+def parse_image_size(value: str | int) -> tuple[int, int]:
+    """``28`` -> (28, 28); ``"48x64"`` -> (48, 64) as (H, W)."""
+    m = _SIZE.match(str(value))
+    if not m:
+        raise GankitError(f"image_size {value!r} is not N or HxW (e.g. 64 or 48x64)")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) else h
+    if not (4 <= h <= 4096 and 4 <= w <= 4096):
+        raise GankitError(f"image_size {value!r} is out of range: each side must be 4..4096 pixels")
+    return h, w
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(t, str(t))
+
+
+def coerce(opt: Option, value: Any, where: str) -> Any:
+    """Check a YAML value against the field's type; ints are accepted for floats, and
+    numbers for ``image_size``. Anything else of the wrong type is an error naming the key."""
+    t = opt.type
+    if opt.name == "image_size" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    ok = (
+        isinstance(value, bool) if t is bool
+        else isinstance(value, int) and not isinstance(value, bool) if t is int
+        else isinstance(value, int | float) and not isinstance(value, bool) if t is float
+        else isinstance(value, str) if t is str
+        else False
+    )
+    if not ok:
+        raise GankitError(
+            f"{where}: {opt.dotted} must be {_type_name(t)}, got {value!r} ({type(value).__name__})"
+        )
+    return float(value) if t is float else value
+
+
+def parse_cli_value(opt: Option, text: str) -> Any:
+    """Convert a flag's text to the field's type (argparse's ``type=``)."""
+    try:
+        if opt.type is int:
+            return int(text)
+        if opt.type is float:
+            return float(text)
+    except ValueError:
+        raise GankitError(f"{opt.flag} must be {_type_name(opt.type)}, got {text!r}") from None
+    return text
+
+
+# --------------------------------------------------------------------------- building a config
+
+
+def _unknown(key: str, known: list[str], where: str) -> GankitError:
+    near = difflib.get_close_matches(key, known, n=3)
+    hint = f"; did you mean {' or '.join(near)}?" if near else f"; known keys: {', '.join(known)}"
+    return GankitError(f"{where}: unknown config key {key!r}{hint}")
+
+
+def apply_mapping(cfg: Config, mapping: dict[str, Any], where: str) -> Config:
+    """Apply a YAML mapping (flat keys, sections, or both) onto ``cfg`` in place."""
+    by_key = _options_by_key()
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise GankitError(f"{where}: config keys must be strings, got {key!r}")
+        if key in _SECTION_CLASSES and isinstance(value, dict):
+            section = getattr(cfg, key)
+            names = [f.name for f in fields(section)]
+            for sub, v in value.items():
+                opt = next((o for o in by_key.values() if o.section == key and o.name == sub), None)
+                if opt is None:
+                    raise _unknown(f"{key}.{sub}", [f"{key}.{n}" for n in names], where)
+                setattr(section, sub, coerce(opt, v, where))
+        elif key in by_key:
+            opt = by_key[key]
+            setattr(getattr(cfg, opt.section), opt.name, coerce(opt, value, where))
+        else:
+            raise _unknown(key, sorted(by_key) + list(_SECTION_CLASSES), where)
+    return cfg
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping, turning every I/O or syntax problem into a clear error."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise GankitError(f"config file {p} does not exist") from None
+    except OSError as e:
+        raise GankitError(f"cannot read config file {p}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise GankitError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise GankitError(f"config file {p} must hold a mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def validate(cfg: Config) -> Config:
+    """Check ranges and choices; raise GankitError naming the key."""
+    for opt in options():
+        value = getattr(getattr(cfg, opt.section), opt.name)
+        if opt.choices and value not in opt.choices:
+            raise GankitError(f"{opt.dotted} (--{opt.key.replace('_', '-')}) must be one of "
+                              f"{', '.join(opt.choices)}, got {value!r}")
+    t, m, lg, d = cfg.train, cfg.model, cfg.log, cfg.data
+    # The registries are the one catalogue of names: get() names the choices on a miss.
+    MODELS.get(m.arch)
+    LOSSES.get(t.loss)
+    positive = {
+        "train.steps": t.steps, "train.batch_size": t.batch_size, "train.d_steps": t.d_steps,
+        "model.latent_dim": m.latent_dim, "log.log_every": lg.log_every,
+        "log.sample_every": lg.sample_every, "log.checkpoint_every": lg.checkpoint_every,
+        "log.keep": lg.keep,
+    }
+    for k, v in positive.items():
+        if v < 1:
+            raise GankitError(f"{k} must be at least 1, got {v}")
+    for k, v in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
+        if not v > 0:
+            raise GankitError(f"{k} must be positive, got {v}")
+    for k, v in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
+        if not 0 <= v < 1:
+            raise GankitError(f"{k} must be in [0, 1), got {v}")
+    if d.channels not in (0, 1, 3):
+        raise GankitError(f"data.channels must be 0 (auto), 1 or 3, got {d.channels}")
+    if m.width < 0 or d.workers < 0:
+        raise GankitError("model.width and data.workers must be 0 (default) or positive")
+    if d.image_size:
+        d.image_size = "{}x{}".format(*parse_image_size(d.image_size)) if "x" in d.image_size.lower() \
+            else str(parse_image_size(d.image_size)[0])
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device):
+        raise GankitError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+    return cfg
+
+
+def build_config(
+    yaml_path: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: Config | None = None,
+) -> Config:
+    """Defaults (or ``base``) <- YAML file <- ``overrides`` (flat keys, already typed), validated."""
+    cfg = base if base is not None else Config()
+    if yaml_path is not None:
+        apply_mapping(cfg, load_yaml(yaml_path), str(yaml_path))
+    if overrides:
+        apply_mapping(cfg, overrides, "command line")
+    try:
+        return validate(cfg)
+    except GankitError as e:  # say where the offending value may have come from
+        where = " + ".join(w for w in (yaml_path and str(yaml_path), overrides and "command line") if w)
+        raise GankitError(f"{where}: {e}" if where else str(e)) from None
+
+
+def config_from_dict(data: dict[str, Any], where: str) -> Config:
+    """Rebuild a saved config (a run's config.yaml or a checkpoint's metadata)."""
+    return validate(apply_mapping(Config(), data, where))

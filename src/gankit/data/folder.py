@@ -1,0 +1,669 @@
+"""Load a folder of images into one in-memory ``uint8`` tensor, decoded once, in parallel, cached.
+
+:func:`load_image_folder` walks a folder recursively, decodes every file whose extension Pillow
+knows, resizes it to one common size and stacks the result into an ``(N, C, H, W)`` ``uint8``
+tensor. Files that cannot be used are never fatal on their own: each one is listed in
+``FolderImages.skipped`` with a short reason, and :meth:`FolderImages.summary` prints them.
+
+What happens to each kind of image:
+
+* **Hidden files and folders** (names starting with ``.``) are not looked at. Files whose
+  extension is not an image extension Pillow knows (``readme.txt``, ``.heic`` without a plugin)
+  are counted in ``ignored`` and otherwise left alone. Symlinked folders are not followed.
+* **Unreadable files** -- empty, not an image, truncated or corrupt, unreadable from disk -- are
+  skipped with a reason. Truncated files are *not* patched up (``LOAD_TRUNCATED_IMAGES`` stays
+  off): half a photo is a bad training example.
+* **Decompression bombs**: an image whose header claims more than ``PIL.Image.MAX_IMAGE_PIXELS``
+  pixels is skipped *before* its pixels are decoded. The limit is read when
+  :func:`load_image_folder` is called, so raising or lowering it beforehand works.
+* **EXIF orientation** is applied, so a photo taken with a rotated phone comes out upright.
+* **Gray** images (modes ``1``, ``L``, ``LA``, ``I``, ``I;16*``, ``F``) stay gray. With
+  ``channels=None`` the output has 1 channel if every kept image is gray, else 3 channels; gray
+  images in a 3-channel output are replicated to R=G=B, colour images in a 1-channel output are
+  converted with ITU-R 601 luma (as Pillow's ``convert("L")``). Palette images count as colour,
+  even when the palette happens to be gray.
+* **Alpha** (``RGBA``, ``LA``, ``PA``, palette transparency) is composited over a **white**
+  background: alpha means "nothing here", and white matches the usual product and icon photos
+  (a transparent PNG of a shoe becomes a shoe on white, not on black).
+* **16-bit** images (``I;16``, ``I;16B``, ``I;16L``, ``I``) are scaled to 8 bit by dividing by 257
+  (0..65535 -> 0..255) with rounding and clipping, rather than saturated at 255. 32-bit float
+  (``F``) images are taken as 0..1 if their maximum is at most 1, else as 0..255, and clipped.
+* **CMYK** and other colour spaces Pillow can convert (``YCbCr``, ``RGBX``) become RGB.
+* **Multi-frame** files (animated GIF, multi-page TIFF) contribute their first frame.
+* **Non-square** images (and any image whose aspect ratio differs from ``size``) are scaled so
+  they *cover* the target size, keeping their aspect ratio, and the centre is cropped out
+  (like ``ImageOps.fit`` with bicubic resampling). Small images are scaled up.
+
+Decoding runs in ``workers`` processes (in-process for small folders or ``workers=1``). With
+``cache_dir`` set, the decoded array is stored as ``<cache_dir>/folders/<key>.npy`` next to a
+``<key>.json`` describing it; the key covers the folder's absolute path, the requested size and
+channels, and every candidate file's relative path, byte size and modification time, so editing,
+adding or removing an image triggers a fresh decode. The cache holds no pickles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import stat
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gankit.errors import GankitError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FolderImages", "load_image_folder"]
+
+CACHE_FORMAT = "gankit-folder-cache-v1"
+"""Part of the cache key; bump it whenever decoding changes what an image turns into."""
+
+_INPROCESS_MAX_FILES = 64
+"""Folders with at most this many candidates are decoded in-process (a pool costs more)."""
+
+_COLOUR_MODES_VIA_RGB = frozenset({"CMYK", "YCbCr", "RGBX", "LAB", "HSV"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "PA", "LA", "La"})
+
+# What one file turns into: the pixels plus "was the source gray", or a reason to skip it.
+_Decoded = tuple[np.ndarray, bool] | str
+
+
+@dataclass
+class FolderImages:
+    """The images of one folder, decoded, resized and stacked.
+
+    ``images`` is ``(N, C, H, W)`` ``uint8`` and contiguous; ``files[i]`` is the path of
+    ``images[i]`` relative to the folder (POSIX separators, sorted). ``labels``/``classes`` are set
+    only when every kept image lies in a first-level subfolder (``root/<class>/...``).
+    """
+
+    images: torch.Tensor
+    files: list[str]
+    skipped: list[tuple[str, str]]
+    ignored: int
+    labels: torch.Tensor | None
+    classes: list[str] | None
+    from_cache: bool
+    root: str = ""
+
+    def summary(self) -> str:
+        """Multi-line summary for people: counts, shape, and every skipped file with its reason."""
+        n, c, h, w = self.images.shape
+        head = f"{n} images from {self.root} ({c} channel{'' if c == 1 else 's'}, {h}x{w})"
+        if self.from_cache:
+            head += ", from cache"
+        head += f"; {len(self.skipped)} skipped"
+        if not self.skipped:
+            return head
+        lines = [head + ":"]
+        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding one file (runs in worker processes: no torch, never raises for a bad file)
+# --------------------------------------------------------------------------------------------
+
+
+def _short(exc: BaseException, limit: int = 100) -> str:
+    """A one-line, human-sized version of an exception message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    # "image file is truncated (12 bytes not processed)" -> "image file is truncated"
+    trimmed = re.sub(r"\s*\([^()]*\)\s*$", "", text)
+    text = trimmed or text or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bomb_reason(pixels: str, max_pixels: int | None) -> str:
+    return (
+        f"too large: {pixels} pixels exceeds Pillow's decompression-bomb limit of {max_pixels} "
+        "(raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
+    )
+
+
+def _bomb_reason_from_exception(exc: BaseException, max_pixels: int | None) -> str:
+    match = re.search(r"\((\d+) pixels\)", str(exc))
+    return _bomb_reason(match.group(1) if match else "the image's", max_pixels)
+
+
+def _over_white(base: Image.Image, alpha: Image.Image) -> Image.Image:
+    """Composite ``base`` (L or RGB) over white using ``alpha`` (L) as coverage."""
+    if alpha.getextrema() == (255, 255):
+        return base
+    background = Image.new(base.mode, base.size, 255 if base.mode == "L" else (255, 255, 255))
+    background.paste(base, (0, 0), alpha)
+    return background
+
+
+def _sixteen_to_eight(img: Image.Image) -> Image.Image:
+    """Scale a 16/32-bit integer image to 8 bit: value / 257, rounded, clipped to 0..255."""
+    try:
+        arr = np.asarray(img)
+    except Exception:
+        arr = np.asarray(img.convert("I"))
+    arr = np.clip(arr.astype(np.int64), 0, 65535)
+    return Image.fromarray(((arr + 128) // 257).astype(np.uint8))
+
+
+def _float_to_eight(img: Image.Image) -> Image.Image:
+    """Scale a float image to 8 bit: 0..1 if its maximum is at most 1, else 0..255; clipped."""
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+    if arr.size and float(arr.max()) <= 1.0:
+        arr = arr * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+
+
+def _to_8bit(img: Image.Image) -> tuple[Image.Image, bool] | str:
+    """Convert a loaded image to 8-bit ``L`` or ``RGB``; returns (image, source_is_gray)."""
+    mode = img.mode
+    if mode == "L":
+        return img, True
+    if mode == "RGB":
+        return img, False
+    if mode == "1":
+        return img.convert("L"), True
+    if mode == "F":
+        return _float_to_eight(img), True
+    if mode == "I" or mode.startswith("I;16"):
+        return _sixteen_to_eight(img), True
+    if mode in ("LA", "La"):
+        la = img.convert("LA") if mode == "La" else img
+        return _over_white(la.getchannel("L"), la.getchannel("A")), True
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        return _over_white(rgba.convert("RGB"), rgba.getchannel("A")), False
+    if mode == "P" or mode in _COLOUR_MODES_VIA_RGB:
+        return img.convert("RGB"), False
+    # Anything else Pillow can turn into RGB is taken as colour.
+    return img.convert("RGB"), False
+
+
+def _cover_crop(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Scale ``img`` to cover ``width`` x ``height`` (aspect kept) and crop the centre.
+
+    Same crop box and resampling as ``ImageOps.fit(img, (width, height), Image.BICUBIC)``, plus
+    ``reducing_gap`` so shrinking a large photo first takes a cheap integer reduction.
+    """
+    iw, ih = img.size
+    if (iw, ih) == (width, height):
+        return img
+    out_ratio = width / height
+    if iw / ih >= out_ratio:
+        crop_w, crop_h = ih * out_ratio, float(ih)
+    else:
+        crop_w, crop_h = float(iw), iw / out_ratio
+    left, top = (iw - crop_w) / 2, (ih - crop_h) / 2
+    return img.resize(
+        (width, height),
+        Image.Resampling.BICUBIC,
+        box=(left, top, left + crop_w, top + crop_h),
+        reducing_gap=3.0,
+    )
+
+
+def _decode_open(
+    img: Image.Image, size: tuple[int, int], channels: int | None, max_pixels: int | None
+) -> _Decoded:
+    height, width = size
+    w0, h0 = img.size
+    if max_pixels is not None and w0 * h0 > max_pixels:
+        return _bomb_reason(f"{w0}x{h0}", max_pixels)
+
+    if img.format in ("JPEG", "MPO"):
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed;
+        # a square request covers both orientations, the factor 2 leaves room for bicubic.
+        side = 2 * max(height, width)
+        with contextlib.suppress(Exception):
+            img.draft(None, (side, side))
+    try:
+        img.load()
+    except Image.DecompressionBombError as exc:
+        return _bomb_reason_from_exception(exc, max_pixels)
+    except MemoryError:
+        return "too large (ran out of memory while decoding)"
+    except Exception as exc:
+        return f"truncated or corrupt ({_short(exc)})"
+
+    try:
+        upright = ImageOps.exif_transpose(img)
+        if upright is not None:
+            img = upright
+    except Exception:
+        pass  # a broken EXIF block is no reason to drop the pixels; keep them as stored
+
+    try:
+        converted = _to_8bit(img)
+    except MemoryError:
+        return "too large (ran out of memory while converting)"
+    except Exception as exc:
+        return f"unsupported image mode {img.mode} ({_short(exc)})"
+    if isinstance(converted, str):
+        return converted
+    img8, source_gray = converted
+
+    out = _cover_crop(img8, width, height)
+    if channels == 1 and out.mode != "L":
+        out = out.convert("L")
+    arr = np.array(out, dtype=np.uint8, copy=True)
+    expected = (height, width) if out.mode == "L" else (height, width, 3)
+    if arr.shape != expected:  # pragma: no cover - defensive; Pillow guarantees this
+        return f"cannot convert (decoded to shape {arr.shape}, expected {expected})"
+    return arr, source_gray
+
+
+def _decode_file(
+    path: str, size: tuple[int, int], channels: int | None, max_pixels: int | None
+) -> _Decoded:
+    """Decode one file to ``(H, W)`` or ``(H, W, 3)`` uint8 plus a gray flag, or a skip reason."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot read ({(exc.strerror or _short(exc)).lower()})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            img = Image.open(path)
+        except UnidentifiedImageError:
+            return "not an image (cannot identify image file)"
+        except Image.DecompressionBombError as exc:
+            return _bomb_reason_from_exception(exc, max_pixels)
+        except OSError as exc:
+            return f"cannot read ({(exc.strerror or _short(exc)).lower()})"
+        except Exception as exc:
+            return f"truncated or corrupt ({_short(exc)})"
+        try:
+            with img:
+                result = _decode_open(img, size, channels, max_pixels)
+        except MemoryError:
+            return "too large (ran out of memory while decoding)"
+        except Exception as exc:
+            return f"cannot decode ({_short(exc)})"
+        if isinstance(result, str):
+            return result
+        for warning in caught:  # e.g. a later frame or tile claiming too many pixels
+            if issubclass(warning.category, Image.DecompressionBombWarning):
+                return _bomb_reason_from_exception(warning.message, max_pixels)  # type: ignore[arg-type]
+    return result
+
+
+def _decode_chunk(
+    paths: Sequence[str], size: tuple[int, int], channels: int | None, max_pixels: int | None
+) -> list[_Decoded]:
+    """Worker entry point: decode several files. Never raises for a bad file."""
+    # A spawned worker starts with Pillow's default limit; use the caller's.
+    if max_pixels != Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+    return [_decode_file(p, size, channels, max_pixels) for p in paths]
+
+
+def _default_workers() -> int:
+    if hasattr(os, "process_cpu_count"):
+        count = os.process_cpu_count()
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count()
+    return max(1, min(count or 1, 8))
+
+
+def _decode_all(
+    paths: Sequence[str],
+    size: tuple[int, int],
+    channels: int | None,
+    workers: int,
+    on_result: Callable[[int, _Decoded], None],
+) -> None:
+    """Decode every path, calling ``on_result(index, result)`` as results arrive (any order)."""
+    max_pixels = Image.MAX_IMAGE_PIXELS  # read now, so a patched or raised limit is honoured
+    n = len(paths)
+    if workers <= 1 or n <= _INPROCESS_MAX_FILES:
+        for i, path in enumerate(paths):
+            on_result(i, _decode_file(path, size, channels, max_pixels))
+        return
+
+    # ~8 chunks per worker balances load; 8..256 files per chunk keeps the overhead low.
+    chunk = max(8, min(256, math.ceil(n / (workers * 8))))
+    starts = list(range(0, n, chunk))
+    done: set[int] = set()
+    pool: ProcessPoolExecutor | None = None
+    try:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(starts)))
+        futures = {
+            pool.submit(_decode_chunk, list(paths[s : s + chunk]), size, channels, max_pixels): s
+            for s in starts
+        }
+        for future in as_completed(futures):
+            start = futures.pop(future)
+            for j, result in enumerate(future.result()):
+                on_result(start + j, result)
+            done.add(start)
+    except Exception as exc:  # broken pool, no semaphores in a sandbox, worker killed (OOM) ...
+        warnings.warn(
+            f"parallel image decoding failed ({type(exc).__name__}: {_short(exc)}); "
+            "decoding the remaining files in this process",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        for start in starts:
+            if start not in done:
+                for j, path in enumerate(paths[start : start + chunk]):
+                    on_result(start + j, _decode_file(path, size, channels, max_pixels))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Walking the folder, the cache, assembly
+# --------------------------------------------------------------------------------------------
+
+
+def _scan(root: str) -> tuple[list[str], int, Counter[str]]:
+    """Candidate files (sorted relative POSIX paths), ignored count, ignored extensions."""
+    extensions = {ext.lower() for ext in Image.registered_extensions()}
+    candidates: list[str] = []
+    ignored = 0
+    ignored_exts: Counter[str] = Counter()
+
+    def onerror(exc: OSError) -> None:
+        warnings.warn(f"cannot list {exc.filename}: {exc.strerror}; skipping it", stacklevel=4)
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=onerror):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            ext = os.path.splitext(name)[1].lower()
+            if ext in extensions:
+                rel = os.path.relpath(os.path.join(dirpath, name), root)
+                candidates.append(PurePath(rel).as_posix())
+            else:
+                ignored += 1
+                ignored_exts[ext or "(no extension)"] += 1
+    candidates.sort()
+    return candidates, ignored, ignored_exts
+
+
+def _cache_key(
+    root: str,
+    size: tuple[int, int],
+    channels: int | None,
+    candidates: Sequence[str],
+    ignored: int,
+) -> str:
+    digest = hashlib.sha256()
+    head = {
+        "format": CACHE_FORMAT,
+        "root": root,
+        "size": list(size),
+        "channels": channels,
+        "ignored": ignored,  # keeps the stored count honest
+        "max_pixels": Image.MAX_IMAGE_PIXELS,  # decides what is skipped as a bomb
+    }
+    digest.update(json.dumps(head, sort_keys=True).encode())
+    for rel in candidates:
+        try:
+            st = os.stat(os.path.join(root, rel))
+            sig = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            sig = (-1, -1)
+        digest.update(f"\n{rel}\0{sig[0]}\0{sig[1]}".encode())
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write via a temp file in the same folder, flush + fsync, then os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _cache_read(folder: Path, key: str, size: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
+    """A valid cache entry, or None (missing, unreadable, corrupt or inconsistent)."""
+    meta_path, array_path = folder / f"{key}.json", folder / f"{key}.npy"
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+            return None
+        files, c = meta["files"], meta["channels"]
+        if not isinstance(files, list) or c not in (1, 3):
+            return None
+        array = np.load(array_path, allow_pickle=False)
+        if array.dtype != np.uint8 or array.shape != (len(files), c, *size):
+            return None
+        skipped = [(str(p), str(r)) for p, r in meta["skipped"]]
+        labels, classes = meta["labels"], meta["classes"]
+        if (labels is None) != (classes is None):
+            return None
+        if labels is not None and len(labels) != len(files):
+            return None
+        meta["skipped"] = skipped
+        return np.ascontiguousarray(array), meta
+    except Exception:
+        return None
+
+
+def _cache_write(folder: Path, key: str, array: np.ndarray, meta: dict) -> None:
+    """Store one entry (array first, JSON last); failures only warn."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array, allow_pickle=False))
+        _atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta).encode()))
+    except Exception as exc:
+        warnings.warn(
+            f"could not write the image cache in {folder} ({type(exc).__name__}: {_short(exc)}); "
+            "continuing without it (the folder will be decoded again next time)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _labels_for(files: Sequence[str]) -> tuple[list[int] | None, list[str] | None]:
+    """Class = first-level subfolder, when every file lies in one; else (None, None)."""
+    tops = []
+    for rel in files:
+        parts = rel.split("/")
+        if len(parts) < 2:
+            return None, None
+        tops.append(parts[0])
+    if not tops:
+        return None, None
+    classes = sorted(set(tops))
+    index = {name: i for i, name in enumerate(classes)}
+    return [index[t] for t in tops], classes
+
+
+def _format_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:
+    lines = [f"  {path}: {reason}" for path, reason in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(f"  ... and {len(skipped) - limit} more")
+    return "\n".join(lines)
+
+
+def _check_args(
+    size: tuple[int, int], channels: int | None, workers: int | None
+) -> tuple[tuple[int, int], int]:
+    try:
+        height, width = (int(v) for v in size)
+        ok = height > 0 and width > 0 and (height, width) == tuple(size)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise GankitError(f"image size must be two positive integers (height, width), got {size!r}")
+    if channels not in (None, 1, 3):
+        raise GankitError(f"channels must be 1, 3 or None (automatic), got {channels!r}")
+    if workers is None:
+        workers = _default_workers()
+    elif not isinstance(workers, int) or workers < 1:
+        raise GankitError(f"workers must be a positive integer, got {workers!r}")
+    return (height, width), workers
+
+
+def load_image_folder(
+    root: str | os.PathLike,
+    size: tuple[int, int],
+    channels: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+) -> FolderImages:
+    """Decode every image under ``root`` into one ``(N, C, H, W)`` uint8 tensor.
+
+    Args:
+        root: folder to walk recursively (hidden files/folders skipped, symlinked folders not
+            followed).
+        size: output ``(height, width)``; images are scaled to cover it and centre-cropped.
+        channels: 1 or 3, or None for 1 when every usable image is gray, else 3.
+        cache_dir: if set, the decoded array is cached under ``<cache_dir>/folders/`` and reused
+            while no image file changed; an unwritable cache only warns.
+        workers: decoding processes; default ``min(cpu_count, 8)``. Folders of at most 64 files,
+            or ``workers=1``, are decoded in this process.
+
+    Returns:
+        A :class:`FolderImages`; files that could not be used are listed in ``skipped``.
+
+    Raises:
+        GankitError: ``root`` is missing or not a folder, holds no image files, or none of its
+            image files could be used.
+    """
+    import torch
+
+    (height, width), workers = _check_args(size, channels, workers)
+    size = (height, width)
+    root_str = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    if not os.path.exists(root_str):
+        raise GankitError(
+            f"data folder {root_str} does not exist; check the path, or point --data at a folder "
+            "of images"
+        )
+    if not os.path.isdir(root_str):
+        raise GankitError(
+            f"data path {root_str} is a file, not a folder; point --data at the folder that "
+            "holds your images"
+        )
+
+    candidates, ignored, ignored_exts = _scan(root_str)
+    if not candidates:
+        common = ".png, .jpg, .jpeg, .webp, .bmp, .gif, .tif, .tiff"
+        other = ""
+        if ignored:
+            top = ", ".join(ext for ext, _ in ignored_exts.most_common(5))
+            other = f"; found {ignored} other file(s) ({top}) that Pillow cannot read as images"
+        raise GankitError(
+            f"{root_str} contains no image files (looked for {common} and the other extensions "
+            f"Pillow knows, recursively, ignoring hidden files{other}); point --data at a folder "
+            "of images"
+        )
+
+    cache_folder = key = None
+    if cache_dir is not None:
+        cache_folder = Path(os.path.expanduser(os.fspath(cache_dir))) / "folders"
+        key = _cache_key(root_str, size, channels, candidates, ignored)
+        hit = _cache_read(cache_folder, key, size)
+        if hit is not None:
+            array, meta = hit
+            labels, classes = meta["labels"], meta["classes"]
+            return FolderImages(
+                images=torch.from_numpy(array),
+                files=list(meta["files"]),
+                skipped=meta["skipped"],
+                ignored=int(meta["ignored"]),
+                labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
+                classes=None if classes is None else [str(c) for c in classes],
+                from_cache=True,
+                root=root_str,
+            )
+
+    # Decode straight into a (n, C, H, W) buffer; with channels=None it has 3 channels and gray
+    # images are replicated, then channel 0 is taken if every kept image turned out gray.
+    n = len(candidates)
+    buffer = np.empty((n, channels or 3, height, width), dtype=np.uint8)
+    kept = np.zeros(n, dtype=bool)
+    gray = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+
+    def on_result(i: int, result: _Decoded) -> None:
+        if isinstance(result, str):
+            reasons[i] = result
+            return
+        arr, source_gray = result
+        buffer[i] = arr if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        kept[i] = True
+        gray[i] = source_gray
+
+    abs_paths = [os.path.join(root_str, *rel.split("/")) for rel in candidates]
+    _decode_all(abs_paths, size, channels, workers, on_result)
+
+    skipped = [(candidates[i], reasons[i]) for i in sorted(reasons)]
+    kept_idx = np.flatnonzero(kept)
+    if kept_idx.size == 0:
+        raise GankitError(
+            f"none of the {n} image file(s) in {root_str} could be used:\n"
+            f"{_format_skipped(skipped)}\n"
+            "fix or remove these files, or point --data at another folder"
+        )
+
+    if channels is None and bool(gray[kept_idx].all()):
+        out_channels = 1
+        array = np.ascontiguousarray(buffer[kept_idx, :1])
+    else:
+        out_channels = channels or 3
+        if kept_idx.size < n:  # compact in place (destination never overtakes source)
+            for dst, src in enumerate(kept_idx):
+                if dst != src:
+                    buffer[dst] = buffer[src]
+        array = buffer[: kept_idx.size]
+
+    files = [candidates[i] for i in kept_idx]
+    labels, classes = _labels_for(files)
+    if cache_folder is not None and key is not None:
+        meta = {
+            "format": CACHE_FORMAT,
+            "root": root_str,
+            "size": [height, width],
+            "channels": out_channels,
+            "files": files,
+            "skipped": [list(s) for s in skipped],
+            "ignored": ignored,
+            "labels": labels,
+            "classes": classes,
+        }
+        _cache_write(cache_folder, key, array, meta)
+
+    return FolderImages(
+        images=torch.from_numpy(array),
+        files=files,
+        skipped=skipped,
+        ignored=ignored,
+        labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
+        classes=classes,
+        from_cache=False,
+        root=root_str,
+    )

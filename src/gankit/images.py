@@ -1,0 +1,164 @@
+"""Image helpers: convert gankit's float images to uint8, tile them into grids, write PNGs.
+
+Inside gankit an image batch is a float tensor of shape (N, C, H, W) with values in [-1, 1]
+and C in {1, 3}. These helpers turn such batches into uint8 pixels and PNG files. PNGs are
+written atomically (temp file in the same folder, then ``os.replace``), so a reader such as
+the HTML report never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Map float images in [-1, 1] to uint8 pixels in [0, 255], same shape, on the CPU.
+
+    The mapping is ``round((x + 1) * 127.5)`` clamped to [0, 255], with ``torch.round``
+    (round half to even): -1 -> 0, 0 -> 128 (127.5 rounds to even 128), 1 -> 255. Values
+    outside [-1, 1] are clamped; NaN maps to 128 (as if 0), +inf to 255 and -inf to 0.
+    Works on any device; the result is always a CPU tensor.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"to_uint8 expects a torch.Tensor, got {type(images).__name__}")
+    x = torch.nan_to_num(images.detach().float(), nan=0.0, posinf=1.0, neginf=-1.0)
+    out = ((x + 1.0) * 127.5).round_().clamp_(0.0, 255.0).to(torch.uint8)
+    return out.cpu()
+
+
+def _check_batch(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, C, H, W), got shape {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"expected 1 or 3 channels, got {images.shape[1]} (shape {tuple(images.shape)})"
+        )
+    if images.shape[0] < 1:
+        raise ValueError("expected at least one image, got an empty batch")
+
+
+def make_grid(
+    images: torch.Tensor,
+    nrow: int | None = None,
+    padding: int = 2,
+    pad_value: int = 255,
+) -> np.ndarray:
+    """Tile a batch of float images in [-1, 1] into one uint8 picture.
+
+    Args:
+        images: (N, C, H, W) float tensor, C in {1, 3}.
+        nrow: images per row; default ``ceil(sqrt(N))``. The grid has ``min(nrow, N)``
+            columns and ``ceil(N / nrow)`` rows; unused cells in the last row stay pad colour.
+        padding: pixels between tiles and around the border.
+        pad_value: grey level (0..255) of the padding.
+
+    Returns:
+        uint8 array of shape (H_grid, W_grid, 3) for RGB or (H_grid, W_grid) for grey, where
+        ``H_grid = rows * (H + padding) + padding`` and ``W_grid = cols * (W + padding) + padding``.
+        Tile k sits at row ``k // cols``, column ``k % cols``, its top-left pixel at
+        ``(padding + r * (H + padding), padding + c * (W + padding))``.
+    """
+    _check_batch(images)
+    n, c, h, w = images.shape
+    if nrow is None:
+        nrow = math.ceil(math.sqrt(n))
+    if nrow < 1:
+        raise ValueError(f"nrow must be >= 1, got {nrow}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    if not 0 <= pad_value <= 255:
+        raise ValueError(f"pad_value must be in 0..255, got {pad_value}")
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    grid = np.full(
+        (rows * (h + padding) + padding, cols * (w + padding) + padding, c),
+        pad_value,
+        dtype=np.uint8,
+    )
+    for k in range(n):
+        r, col = divmod(k, cols)
+        top = padding + r * (h + padding)
+        left = padding + col * (w + padding)
+        grid[top : top + h, left : left + w] = pixels[k]
+    return grid[:, :, 0] if c == 1 else grid
+
+
+def _to_pil(array: np.ndarray) -> Image.Image:
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 array, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"expected an HxW or HxWx3 array, got shape {array.shape}")
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 HxW (grey) or HxWx3 (RGB) array as PNG and return the file bytes."""
+    buf = io.BytesIO()
+    _to_pil(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _atomic_write_bytes(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden ".tmp" name so globs like "step-*.png" never match the partial file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a uint8 HxW or HxWx3 array to ``path`` as PNG, atomically.
+
+    The bytes go to a hidden temp file in the same folder which is then renamed over
+    ``path`` with ``os.replace``; readers see either the old file or the complete new one.
+    The parent folder is created if needed.
+    """
+    _atomic_write_bytes(png_bytes(array), Path(path))
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
+    """Tile ``images`` (float (N, C, H, W) in [-1, 1]) with :func:`make_grid` and save as PNG."""
+    save_png(make_grid(images, nrow=nrow), path)
+
+
+def save_each(
+    images: torch.Tensor, directory: str | os.PathLike, prefix: str = "sample"
+) -> list[Path]:
+    """Save each image of a float (N, C, H, W) batch as its own PNG.
+
+    Files are named ``f"{prefix}-{i:05d}.png"`` for i = 0..N-1 inside ``directory``
+    (created if missing). Returns the written paths in order.
+    """
+    _check_batch(images)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
+    paths = []
+    for i, pic in enumerate(pixels):
+        path = directory / f"{prefix}-{i:05d}.png"
+        save_png(pic, path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,60 @@
+"""Fully connected G and D: the networks of Goodfellow et al. 2014, for 2-D points and small images.
+
+For points G's last layer is linear (the data are unbounded coordinates); for images it is tanh,
+because images live in [-1, 1] inside gankit.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from gankit.models.base import DataShape
+
+
+class MLPGenerator(nn.Module):
+    """z (B, latent_dim) -> hidden layers -> sample (B, *dims)."""
+
+    def __init__(self, shape: DataShape, latent_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.shape, self.latent_dim = shape, latent_dim
+        layers: list[nn.Module] = []
+        d = latent_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+            d = h
+        layers.append(nn.Linear(d, shape.numel))
+        if shape.is_image:
+            layers.append(nn.Tanh())  # images are in [-1, 1]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(z.shape[0], *self.shape.dims)
+
+
+class MLPDiscriminator(nn.Module):
+    """sample (B, *dims) -> flatten -> hidden layers -> one logit (B,)."""
+
+    def __init__(self, shape: DataShape, hidden: list[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = shape.numel
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+            d = h
+        layers.append(nn.Linear(d, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+def build_mlp(shape: DataShape, latent_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
+    """Points: 3 hidden layers of ``width`` (default 128). Images: G widens 256 -> 512 -> 1024,
+    D narrows 1024 -> 512 -> 256 (times width/256), as in the common MNIST MLP GAN."""
+    if shape.is_image:
+        w = width or 256
+        g_hidden, d_hidden = [w, 2 * w, 4 * w], [4 * w, 2 * w, w]
+    else:
+        w = width or 128
+        g_hidden = d_hidden = [w, w, w]
+    return MLPGenerator(shape, latent_dim, g_hidden), MLPDiscriminator(shape, d_hidden)

@@ -1,0 +1,444 @@
+"""Assemble a self-contained HTML report for a gankit run directory.
+
+The page needs no JavaScript and no network: plots and sample pictures are embedded as
+``data:image/png;base64,...``. It is safe to build while training is still running: a
+half-written last line of ``metrics.jsonl`` is skipped, and missing metrics or samples are
+reported in the page instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gankit.errors import GankitError
+from gankit.report import plots
+
+__all__ = ["build_report", "describe_equilibrium", "read_metrics"]
+
+#: Keys with their own plot or no plot; every other numeric key gets a small plot.
+STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake"})
+#: data.source values whose samples are 2-D probability-field pictures.
+TWO_D_SOURCES = frozenset({"ring", "grid"})
+
+_SAMPLE_RE = re.compile(r"^step-(\d+)\.png$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a JSON-lines metrics file, skipping lines that do not parse to a JSON object.
+
+    Tolerates a half-written last line (training still running), blank lines and bad
+    bytes. A missing file gives an empty list. ``NaN``/``Infinity`` literals are accepted.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+    return records
+
+
+def _number(value: Any) -> float | None:
+    """A JSON value as float, or None if it is not a number (bools are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _clean_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep records with a numeric step; if the step goes backwards (a resumed run),
+    drop the earlier records at later steps so the newest attempt wins."""
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        step = _number(rec.get("step"))
+        if step is None or not math.isfinite(step):
+            continue
+        while out and out[-1]["step"] > step:
+            out.pop()
+        out.append({**rec, "step": int(step) if step.is_integer() else step})
+    return out
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) for the records whose ``key`` holds a finite number."""
+    xs, ys = [], []
+    for rec in records:
+        v = _number(rec.get(key))
+        if v is not None and math.isfinite(v):
+            xs.append(float(rec["step"]))
+            ys.append(v)
+    return xs, ys
+
+
+def _last(records: list[dict[str, Any]], key: str) -> float | None:
+    """Value of ``key`` in the last record that has it as a number (may be NaN)."""
+    for rec in reversed(records):
+        v = _number(rec.get(key))
+        if v is not None:
+            return v
+    return None
+
+
+def _extra_keys(records: list[dict[str, Any]]) -> list[str]:
+    """Numeric keys beyond the standard ones, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for rec in records:
+        for key, value in rec.items():
+            if key not in STANDARD_KEYS and key not in seen and _number(value) is not None:
+                seen[key] = None
+    return list(seen)
+
+
+def describe_equilibrium(d_real: float | None, d_fake: float | None) -> str:
+    """One sentence reading D's mean outputs on real (D(x)) and generated (D(G(z))) data.
+
+    - both within 0.1 of 0.5: D can no longer tell real from fake (the minimax equilibrium);
+    - D(x) - D(G(z)) > 0.4: D is winning easily;
+    - otherwise: in between.
+    """
+    if d_real is None or d_fake is None or not math.isfinite(d_real) or not math.isfinite(d_fake):
+        return (
+            "Not enough data yet to judge the equilibrium: D(x) and D(G(z)) have not been logged."
+        )
+    gap = d_real - d_fake
+    if abs(d_real - 0.5) <= 0.1 and abs(d_fake - 0.5) <= 0.1:
+        return (
+            "D can no longer tell real from fake: D(x) and D(G(z)) are both within 0.1 of 0.5, "
+            "the equilibrium of the minimax game (Goodfellow et al. 2014)."
+        )
+    if gap > 0.4:
+        return (
+            f"D is winning easily: D(x) \u2212 D(G(z)) = {gap:.2f} > 0.4, so it separates real "
+            "from generated data with confidence and G's gradient may be diminishing."
+        )
+    return (
+        f"In between: D(x) \u2212 D(G(z)) = {gap:.2f}; D still tells real from fake to some "
+        "degree but is neither winning easily nor at the D = 0.5 equilibrium."
+    )
+
+
+# --------------------------------------------------------------------------- samples
+
+
+@dataclass
+class _Sample:
+    step: int
+    path: Path
+    data: bytes = b""
+
+
+def _find_samples(samples_dir: Path) -> list[_Sample]:
+    try:
+        names = os.listdir(samples_dir)
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        m = _SAMPLE_RE.match(name)
+        if m:
+            found.append(_Sample(int(m.group(1)), samples_dir / name))
+    found.sort(key=lambda s: (s.step, s.path.name))
+    return found
+
+
+def _select_evenly(n: int, k: int) -> list[int]:
+    """Up to k indices of range(n), evenly spaced, always with the first and the last."""
+    if n <= k:
+        return list(range(n))
+    if k == 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _read_png(path: Path) -> bytes | None:
+    """The file's bytes if it is a complete PNG, else None (vanished, partial, not PNG)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(_PNG_SIGNATURE) or data[-8:-4] != b"IEND":
+        return None
+    return data
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _load_config(path: Path) -> tuple[str, dict[str, Any], str | None]:
+    """(text to show, parsed mapping or {}, note about problems or None)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise GankitError(f"cannot read {path}: {e}") from e
+    if not text.strip():
+        return "", {}, "config.yaml is empty (the run may just be starting)."
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return text, {}, f"config.yaml could not be parsed ({first}); shown as written."
+    if not isinstance(cfg, dict):
+        return text, {}, "config.yaml is not a mapping of sections; shown as written."
+    shown = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return shown, cfg, None
+
+
+# --------------------------------------------------------------------------- page
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+ max-width:1180px;margin:0 auto;padding:16px 24px;line-height:1.45;background:#fff}
+h1{font-size:1.5em;margin:.2em 0}
+h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+.path{color:#666;font-size:.9em;word-break:break-all}
+.summary{background:#f5f7fa;border:1px solid #e1e5ea;border-radius:6px;padding:10px 14px}
+.summary .nums{font-variant-numeric:tabular-nums}
+.verdict{margin:.4em 0 0}
+.note{color:#666;font-style:italic}
+pre.config{background:#f8f8f8;border:1px solid #e4e4e4;border-radius:6px;padding:10px 14px;
+ overflow-x:auto;font-size:.88em}
+.plots{display:flex;flex-wrap:wrap;gap:12px}
+.plots figure{margin:0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
+.grid figure{margin:0;text-align:center}
+figure img{max-width:100%;height:auto;border:1px solid #eee}
+.pixel img{image-rendering:pixelated;width:100%}
+figcaption{font-size:.85em;color:#555}
+.field img{width:auto;max-width:100%}
+footer{margin-top:2.5em;color:#888;font-size:.85em;border-top:1px solid #eee;padding-top:.5em}
+"""
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _img(data: bytes, alt: str, css_class: str = "") -> str:
+    cls = f' class="{_esc(css_class)}"' if css_class else ""
+    b64 = base64.b64encode(data).decode("ascii")
+    return f'<img{cls} alt="{_esc(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "\u2013"
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4g}"
+
+
+def _version() -> str:
+    try:
+        import gankit
+
+        return str(gankit.__version__)
+    except Exception:  # any failure just means "unknown"
+        return "unknown"
+
+
+def _summary_html(records: list[dict[str, Any]], metrics_exists: bool) -> str:
+    if not records:
+        why = "" if metrics_exists else " (metrics.jsonl not found)"
+        return (
+            '<div class="summary"><p class="note">No metrics logged yet'
+            f"{_esc(why)}. The page will fill in as training logs steps.</p></div>"
+        )
+    d_real, d_fake = _last(records, "d_real"), _last(records, "d_fake")
+    parts = [
+        f"latest step <b>{_esc(records[-1]['step'])}</b>",
+        f"loss_d {_esc(_fmt(_last(records, 'loss_d')))}",
+        f"loss_g {_esc(_fmt(_last(records, 'loss_g')))}",
+        f"D(x) {_esc(_fmt(d_real))}",
+        f"D(G(z)) {_esc(_fmt(d_fake))}",
+    ]
+    ips = _last(records, "img_per_s")
+    if ips is not None:
+        parts.append(f"{_esc(_fmt(ips))} img/s")
+    return (
+        '<div class="summary"><div class="nums">'
+        + " &middot; ".join(parts)
+        + f'</div><p class="verdict">{_esc(describe_equilibrium(d_real, d_fake))}</p></div>'
+    )
+
+
+def _plots_html(records: list[dict[str, Any]]) -> str:
+    if not records:
+        return '<p class="note">No metrics yet, so nothing to plot.</p>'
+    out = []
+    d_x, d_y = _series(records, "loss_d")
+    g_x, g_y = _series(records, "loss_g")
+    if d_y or g_y:
+        png = plots.plot_losses((d_x, d_y), (g_x, g_y))
+        out.append(f"<figure>{_img(png, 'Losses: loss_d and loss_g against step')}</figure>")
+    else:
+        out.append('<p class="note">No loss_d / loss_g values logged yet.</p>')
+    r_x, r_y = _series(records, "d_real")
+    f_x, f_y = _series(records, "d_fake")
+    if r_y or f_y:
+        png = plots.plot_d_beliefs((r_x, r_y), (f_x, f_y))
+        out.append(
+            f"<figure>{_img(png, 'What D believes: D(x) and D(G(z)) against step')}"
+            "<figcaption>Mean probability &ldquo;real&rdquo; that D gives real data, D(x), and "
+            "generated data, D(G(z)). Dashed: the equilibrium D = 0.5, where D cannot tell "
+            "them apart.</figcaption></figure>"
+        )
+    else:
+        out.append('<p class="note">No d_real / d_fake values logged yet.</p>')
+    body = '<div class="plots">' + "".join(out) + "</div>"
+    extra = _extra_keys(records)
+    if extra:
+        figs = []
+        for key in extra:
+            xs, ys = _series(records, key)
+            png = plots.plot_metric(key, xs, ys)
+            figs.append(f"<figure>{_img(png, f'{key} against step')}</figure>")
+        body += "<h2>Other metrics</h2>" + '<div class="plots">' + "".join(figs) + "</div>"
+    return body
+
+
+def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: Any) -> str:
+    if not samples:
+        return '<h2>Samples over time</h2><p class="note">No samples yet.</p>'
+    chosen = [samples[i] for i in _select_evenly(len(samples), max_sample_grids)]
+    shown = []
+    for s in chosen:
+        data = _read_png(s.path)
+        if data is not None:
+            s.data = data
+            shown.append(s)
+    note = f"{len(shown)} of {len(samples)} saved sample pictures, evenly spaced over the run."
+    if not shown:
+        return (
+            '<h2>Samples over time</h2><p class="note">Sample files exist but none could be '
+            "read yet (still being written?).</p>"
+        )
+    latest = shown[-1]
+    is_field = str(data_source) in TWO_D_SOURCES or plots.FIELD_MARKER.encode() in latest.data
+    figs = "".join(
+        f"<figure>{_img(s.data, f'samples at step {s.step}')}"
+        f"<figcaption>step {_esc(s.step)}</figcaption></figure>"
+        for s in shown
+    )
+    grid_class = "grid" if is_field else "grid pixel"
+    body = (
+        f'<h2>Samples over time</h2><p class="note">{_esc(note)}</p>'
+        f'<div class="{grid_class}">{figs}</div>'
+    )
+    if is_field:
+        body += (
+            "<h2>D's probability field (latest)</h2>"
+            f'<figure class="field">{_img(latest.data, f"D probability field at step {latest.step}")}'
+            f"<figcaption>step {_esc(latest.step)}: blue = D says real, red = D says fake, "
+            "white = 0.5; real and generated points on top.</figcaption></figure>"
+        )
+    return body
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def build_report(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    max_sample_grids: int = 12,
+) -> Path:
+    """Write a self-contained HTML report for a run directory and return its path.
+
+    Reads ``config.yaml``, ``metrics.jsonl`` and ``samples/step-*.png`` from ``run_dir`` and
+    writes one HTML file (default ``run_dir/report.html``) atomically. Works on a run that is
+    still training and on one with no metrics or no samples yet.
+
+    Raises:
+        GankitError: if ``run_dir`` is not a directory or has no ``config.yaml``, or if
+            ``max_sample_grids`` < 1.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise GankitError(
+            f"run directory {str(run)!r} does not exist (or is not a folder); "
+            "pass the folder a training run wrote (the log.out setting)."
+        )
+    config_path = run / "config.yaml"
+    if not config_path.is_file():
+        raise GankitError(
+            f"{str(run)!r} has no config.yaml, so it does not look like a gankit run "
+            "directory; pass the folder a training run wrote."
+        )
+    if max_sample_grids < 1:
+        raise GankitError(f"max_sample_grids must be at least 1, got {max_sample_grids}.")
+
+    config_text, cfg, config_note = _load_config(config_path)
+    data_cfg = cfg.get("data")
+    data_source = data_cfg.get("source") if isinstance(data_cfg, dict) else None
+    metrics_path = run / "metrics.jsonl"
+    records = _clean_records(read_metrics(metrics_path))
+    samples = _find_samples(run / "samples")
+
+    name = run.resolve().name or str(run)
+    generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    config_block = f'<pre class="config">{_esc(config_text)}</pre>' if config_text.strip() else ""
+    if config_note:
+        config_block = f'<p class="note">{_esc(config_note)}</p>' + config_block
+
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gankit report: {_esc(name)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>gankit run: {_esc(name)}</h1>
+<div class="path">{_esc(run.resolve())}</div>
+<h2>Summary</h2>
+{_summary_html(records, metrics_path.exists())}
+<h2>Config</h2>
+{config_block}
+<h2>Training curves</h2>
+{_plots_html(records)}
+{_samples_html(samples, max_sample_grids, data_source)}
+<footer>Generated {_esc(generated)} by gankit {_esc(_version())}.</footer>
+</body>
+</html>
+"""
+    out_path = Path(out) if out is not None else run / "report.html"
+    _atomic_write_text(page, out_path)
+    return out_path

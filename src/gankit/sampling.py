@@ -1,0 +1,107 @@
+"""Drawing from a trained G, and looking at D: grids, interpolations, D's probability field."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gankit.config import Config, config_from_dict
+from gankit.errors import GankitError
+from gankit.models import DataShape, build_models, sample_prior
+
+
+@contextmanager
+def evaluating(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode (batch norm uses its running statistics) and no autograd, then back as it was."""
+    modes = [m.training for m in modules]
+    try:
+        for m in modules:
+            m.eval()
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
+def generate(G: nn.Module, z: Tensor, batch_size: int = 256) -> Tensor:
+    """G(z) in eval mode, in batches -> (N, *dims) on z's device."""
+    with evaluating(G):
+        return torch.cat([G(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+
+
+def interpolate_latents(z0: Tensor, z1: Tensor, n: int, prior: str) -> Tensor:
+    """``n`` latents from z0 to z1: spherical for a normal prior (White 2016, "Sampling generative
+    networks": the straight line passes through improbably small norms), linear for uniform."""
+    t = torch.linspace(0, 1, n, device=z0.device)[:, None]
+    if prior == "uniform":
+        return (1 - t) * z0 + t * z1
+    a, b = z0 / z0.norm(), z1 / z1.norm()
+    omega = torch.arccos((a * b).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1
+
+
+def d_probability_field(D: nn.Module, extent: tuple[float, float, float, float], resolution: int = 160,
+                        device: torch.device | str = "cpu") -> np.ndarray:
+    """D's probability "real" on a resolution x resolution grid over extent; row 0 is ymin."""
+    xmin, xmax, ymin, ymax = extent
+    xs = torch.linspace(xmin, xmax, resolution, device=device)
+    ys = torch.linspace(ymin, ymax, resolution, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    with evaluating(D):
+        prob = torch.sigmoid(D(pts)).reshape(resolution, resolution)
+    return prob.float().cpu().numpy()
+
+
+def points_extent(points: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:
+    lo, hi = points.min(0), points.max(0)
+    pad = (hi - lo).max() * margin + 1e-3
+    return float(lo[0] - pad), float(hi[0] + pad), float(lo[1] - pad), float(hi[1] + pad)
+
+
+@dataclass
+class LoadedGenerator:
+    """G rebuilt from a checkpoint, with what is needed to sample from it."""
+
+    G: nn.Module
+    D: nn.Module
+    config: Config
+    shape: DataShape
+    step: int
+    extent: tuple[float, float, float, float] | None
+
+    def sample(self, n: int, seed: int = 0) -> Tensor:
+        g = torch.Generator().manual_seed(seed)
+        z = sample_prior(self.config.model.prior, n, self.config.model.latent_dim, generator=g)
+        device = next(self.G.parameters()).device
+        return generate(self.G, z.to(device))
+
+
+def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
+    """Rebuild G and D from a run directory or checkpoint (no unpickling)."""
+    from gankit.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path, with_train_state=False)
+    cfg = config_from_dict(ckpt.meta["config"], f"{ckpt.path}/state.json")
+    shape = DataShape(tuple(ckpt.meta["data_shape"]))
+    G, D = build_models(cfg.model.arch, shape, cfg.model.latent_dim, cfg.model.width)
+    try:
+        G.load_state_dict(ckpt.module_state("G"))
+        D.load_state_dict(ckpt.module_state("D"))
+    except RuntimeError as e:
+        raise GankitError(f"checkpoint {ckpt.path} does not match its own config: {e}") from None
+    extent = ckpt.meta.get("extent")
+    return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,
+                           tuple(extent) if extent else None)
+
+
+def grid_rows(n: int) -> int:
+    return max(1, math.ceil(math.sqrt(n)))

@@ -1,0 +1,252 @@
+"""The training loop: Goodfellow et al.'s Algorithm 1, in labelled sections.
+
+    for each iteration:                         (one "step" = one generator update)
+        for k = --d-steps times:
+            sample m real examples and m noise vectors; update D by ascending
+            log D(x) + log(1 - D(G(z)))
+        sample m noise vectors; update G by descending its loss (minimax or non-saturating)
+
+Around it: the run directory, metrics gathered on the device and read back only every
+``--log-every`` steps (no host synchronisation per step), sample grids at fixed latents, atomic
+checkpoints, and the report.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from gankit.config import Config
+from gankit.data import BatchOrder, InMemoryData, load_data
+from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_bytes
+from gankit.images import save_grid
+from gankit.sampling import d_probability_field, generate, points_extent
+from gankit.train.checkpoint import clean_partial, load_checkpoint, save_checkpoint
+from gankit.train.rundir import MetricsLog, prepare_new, resume_config
+from gankit.train.state import TrainState, resolve_device
+from gankit.train.step import d_step, g_step
+
+
+class TrainingDiverged(GankitError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class Run:
+    """What ``train`` returns: the run directory and the trained networks."""
+
+    run_dir: Path
+    G: nn.Module
+    D: nn.Module
+    config: Config
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def sample(self, n: int = 64, seed: int = 0) -> Tensor:
+        """n samples from G (eval mode): (n, C, H, W) in [-1, 1], or (n, 2) points."""
+        from gankit.models import sample_prior
+
+        g = torch.Generator().manual_seed(seed)
+        z = sample_prior(self.config.model.prior, n, self.config.model.latent_dim, generator=g)
+        return generate(self.G, z.to(next(self.G.parameters()).device)).cpu()
+
+
+class Meter:
+    """Sums of the logged quantities, kept on the device between log steps.
+
+    Also remembers the first step whose loss was not finite, so a NaN is pinned to the step it
+    appeared even though it is only read back every ``log_every`` steps.
+    """
+
+    NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+
+    def __init__(self, device: torch.device, step: int) -> None:
+        self.sums = torch.zeros(len(self.NAMES), device=device)
+        self.n = 0
+        self.step = torch.tensor(step, device=device)  # advanced on the device, no host copy
+        self.first_bad = torch.tensor(-1, device=device)
+
+    def add(self, loss_d: Tensor, loss_g: Tensor, d_real: Tensor, d_fake: Tensor) -> None:
+        v = torch.stack([loss_d, loss_g, d_real, d_fake]).float()
+        self.sums += v
+        self.step += 1
+        bad = ~torch.isfinite(v[:2]).all() & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, self.step, self.first_bad)
+        self.n += 1
+
+    def check_finite(self, state: TrainState, last_good: int) -> None:
+        bad = int(self.first_bad)
+        if bad >= 0:
+            raise TrainingDiverged(
+                f"the losses became NaN or infinite at step {bad}: training diverged. The last "
+                f"checkpoint (step {last_good}) is intact. Try lower learning rates (--lr-g/--lr-d), "
+                "or --loss nonsaturating, and start a new run"
+            )
+
+    def read(self) -> dict[str, float]:
+        means = (self.sums / max(self.n, 1)).tolist()  # the one host sync per log step
+        self.sums.zero_()
+        self.n = 0
+        return dict(zip(self.NAMES, means, strict=True))
+
+
+class _StopFlag:
+    """Ctrl-C asks the loop to stop at the end of the current step and save a checkpoint;
+    a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def save_samples(state: TrainState, data: InMemoryData, run_dir: Path, real_points: Tensor | None) -> Path:
+    """samples/step-NNNNNN.png: a grid of G(fixed z), or for 2-D data D's field with both point sets."""
+    path = run_dir / "samples" / f"step-{state.step:06d}.png"
+    fake = generate(state.G, state.fixed_z)
+    if state.shape.is_image:
+        save_grid(fake, path, nrow=8)
+    else:
+        from gankit.report import plot_field
+
+        assert state.extent is not None and real_points is not None
+        prob = d_probability_field(state.D, state.extent, device=state.device)
+        png = plot_field(real_points.cpu().numpy(), fake.float().cpu().numpy(), prob, state.extent,
+                         title=f"step {state.step}")
+        atomic_write_bytes(path, png)
+    return path
+
+
+def train(
+    cfg: Config,
+    data: InMemoryData | None = None,
+    resume: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Run:
+    """Train a GAN as ``cfg`` says; with ``resume``, continue the run in that directory."""
+    # ---------------------------------------------------------------- 1. config and run directory
+    if resume is not None:
+        cfg = resume_config(resume, overrides or {})
+        run_dir = Path(resume)
+    else:
+        run_dir = prepare_new(cfg)
+    t, lg = cfg.train, cfg.log
+    device = resolve_device(t.device)
+    ckpt_dir = run_dir / "checkpoints"
+    clean_partial(ckpt_dir)
+
+    # ---------------------------------------------------------------- 2. data, in memory, on the device
+    if data is None:
+        data = load_data(cfg.data, t.seed)
+    for line in data.notes:
+        print(line, file=sys.stderr)
+    data = data.to(device)
+    order = BatchOrder(len(data), t.batch_size, t.seed, device)
+
+    # ---------------------------------------------------------------- 3. models, optimisers, RNG
+    state = TrainState.create(cfg, data.shape, device)
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    if resume is not None:
+        ckpt = load_checkpoint(run_dir)
+        if list(ckpt.meta["data_shape"]) != list(data.shape.dims):
+            raise GankitError(f"the data now give {data.shape.describe()}, but {run_dir} was trained on "
+                              f"{ckpt.meta['data_shape']}; resume with the same data")
+        state.restore(ckpt)
+        metrics.truncate_after(state.step)
+        print(f"resuming {run_dir} at step {state.step}", file=sys.stderr)
+    real_points = None
+    if not data.shape.is_image:
+        g = torch.Generator().manual_seed(t.seed + 2)
+        real_points = data.batch(torch.randperm(len(data), generator=g)[:1024].to(device))
+        state.extent = data.extent or points_extent(real_points.cpu().numpy())
+    last_ckpt = state.step
+
+    def checkpoint() -> None:
+        nonlocal last_ckpt
+        meter.check_finite(state, last_ckpt)  # never save a diverged model
+        tensors, optim_meta = state.train_tensors()
+        meta = state.meta(elapsed())
+        meta["optim"] = optim_meta
+        save_checkpoint(ckpt_dir, state.step, state.model_tensors(), tensors, meta, lg.keep)
+        last_ckpt = state.step
+
+    def elapsed() -> float:
+        return state.elapsed + (time.perf_counter() - t0)
+
+    # ---------------------------------------------------------------- 4. Algorithm 1
+    meter = Meter(device, state.step)
+    t0 = time.perf_counter()
+    t_log, step_log = t0, state.step
+    history: list[dict[str, Any]] = []
+    if state.step == 0:
+        save_samples(state, data, run_dir, real_points)
+    bar = tqdm(total=t.steps, initial=state.step, disable=not lg.progress, unit="it",
+               dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
+    with _StopFlag() as stop:
+        while state.step < t.steps:
+            for _ in range(t.d_steps):  # k discriminator updates ...
+                real = data.batch(order.indices(state.real_batches))  # (B, *dims) in [-1, 1]
+                state.real_batches += 1
+                loss_d, d_real, d_fake = d_step(state, real)
+            loss_g = g_step(state, t.batch_size)  # ... then one generator update
+            state.step += 1
+            meter.add(loss_d, loss_g, d_real, d_fake)
+            bar.update(1)
+
+            # ------------------------------------------------------------ 5. log, sample, save
+            final = state.step == t.steps
+            if state.step % lg.log_every == 0 or final or stop.requested:
+                meter.check_finite(state, last_ckpt)
+                now = time.perf_counter()
+                rec: dict[str, Any] = {"step": state.step, **meter.read()}
+                rec["time"] = round(elapsed(), 3)
+                rec["img_per_s"] = round(t.batch_size * (state.step - step_log) / max(now - t_log, 1e-9), 1)
+                t_log, step_log = now, state.step
+                metrics.append(rec)
+                history.append(rec)
+                bar.set_postfix_str(
+                    f"img/s={rec['img_per_s']:.0f} loss_d={rec['loss_d']:.3f} loss_g={rec['loss_g']:.3f} "
+                    f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}", refresh=False)
+            if state.step % lg.sample_every == 0 or final:
+                save_samples(state, data, run_dir, real_points)
+            if state.step % lg.checkpoint_every == 0 or final or stop.requested:
+                checkpoint()
+            if stop.requested:
+                break
+    bar.close()
+
+    # ---------------------------------------------------------------- 6. report
+    from gankit.report import build_report
+
+    report = build_report(run_dir)
+    if stop.requested and state.step < t.steps:
+        raise KeyboardInterrupt(f"stopped at step {state.step}; checkpoint saved. "
+                                f"Continue with: gankit train --resume {run_dir}")
+    print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
+    return Run(run_dir, state.G, state.D, cfg, state.step, history)
+
+
+__all__ = ["Run", "TrainingDiverged", "train"]

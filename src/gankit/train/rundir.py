@@ -1,0 +1,104 @@
+"""The run directory: created, checked writable, and read back for ``--resume``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from gankit.config import (
+    Config,
+    _options_by_key,
+    apply_mapping,
+    config_from_dict,
+    load_yaml,
+    validate,
+)
+from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_text
+from gankit.train.checkpoint import resolve_last
+
+# What may change when a run is resumed: how long it runs and how it is watched, not what it is.
+RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device"}
+
+
+def default_out(cfg: Config) -> Path:
+    """runs/<data>-<model>, with -2, -3, ... if that already holds a run."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(cfg.data.source).name or "data").strip("-")
+    base = Path("runs") / f"{name}-{cfg.model.arch}"
+    out, i = base, 1
+    while (out / "config.yaml").exists():
+        i += 1
+        out = base.with_name(f"{base.name}-{i}")
+    return out
+
+
+def prepare_new(cfg: Config) -> Path:
+    """Create the run directory for a new run; refuse to overwrite another run."""
+    out = Path(cfg.log.out) if cfg.log.out else default_out(cfg)
+    if (out / "config.yaml").exists() or resolve_last(out / "checkpoints") is not None:
+        raise GankitError(
+            f"{out} already holds a run; continue it with `gankit train --resume {out}` "
+            "or choose another --out"
+        )
+    try:
+        for sub in ("", "checkpoints", "samples"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise GankitError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
+    cfg.log.out = str(out)
+    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    return out
+
+
+def resume_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Config:
+    """The config of the run in ``run_dir``, with only the keys in RESUMABLE_KEYS overridable."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise GankitError(f"cannot resume {run}: no run there (no config.yaml); check the path")
+    if resolve_last(run / "checkpoints") is None:
+        raise GankitError(f"cannot resume {run}: it has no checkpoint yet; start it again without --resume")
+    cfg = config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
+    changed = {k: v for k, v in overrides.items() if k not in RESUMABLE_KEYS}
+    for key, value in changed.items():
+        opt = _options_by_key()[key]
+        if getattr(getattr(cfg, opt.section), opt.name) != value:
+            raise GankitError(
+                f"--{key.replace('_', '-')} cannot change when resuming {run} (it is part of what the run "
+                f"is); only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE_KEYS))} can. "
+                "Start a new run to change it"
+            )
+    cfg = validate(apply_mapping(cfg, {k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
+                                 "command line"))
+    cfg.log.out = str(run)
+    atomic_write_text(run / "config.yaml", cfg.to_yaml())
+    return cfg
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per logged step, appended and flushed as it happens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop lines logged after the checkpoint, so they are logged once, again."""
+        if not self.path.exists():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # a half-written last line from a killed run
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")

@@ -1,0 +1,113 @@
+"""Everything a run is: the two networks, their optimisers, the RNGs and the counters.
+
+A ``TrainState`` round-trips through a checkpoint exactly, which is what makes a run killed at
+step s and resumed end bit-identical (on CPU) to one never interrupted.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+import gankit
+from gankit.config import Config
+from gankit.errors import GankitError
+from gankit.losses import LOSSES, GANLoss
+from gankit.models import DataShape, build_models, sample_prior
+from gankit.train.checkpoint import (
+    Checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restore_rng,
+    rng_state_tensors,
+)
+
+N_FIXED_IMAGES = 64  # an 8x8 grid of samples at fixed z, saved over time
+N_FIXED_POINTS = 1024  # generated points drawn over D's field for 2-D data
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GankitError("--device cuda was asked for, but this torch sees no CUDA GPU; use --device cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainState:
+    cfg: Config
+    shape: DataShape
+    device: torch.device
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    loss: GANLoss
+    z_gen: torch.Generator  # draws every z of training; its state is checkpointed
+    fixed_z: Tensor  # (n, latent_dim): the latents the sample grids are made from
+    step: int = 0  # generator updates done (iterations of Algorithm 1)
+    real_batches: int = 0  # batches drawn from the data so far: the data order's position
+    elapsed: float = 0.0  # seconds of training before this process started
+    extent: tuple[float, float, float, float] | None = None  # 2-D data: where D's field is drawn
+
+    @classmethod
+    def create(cls, cfg: Config, shape: DataShape, device: torch.device) -> TrainState:
+        """Fresh models and optimisers; the same seed gives the same weights, run after run."""
+        torch.manual_seed(cfg.train.seed)
+        m, t = cfg.model, cfg.train
+        G, D = build_models(m.arch, shape, m.latent_dim, m.width)
+        G, D = G.to(device), D.to(device)
+        opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+        opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+        z_gen = torch.Generator(device=device).manual_seed(t.seed)
+        # The fixed latents come from their own generator, so saving samples never changes training.
+        n_fixed = N_FIXED_IMAGES if shape.is_image else N_FIXED_POINTS
+        fixed_z = sample_prior(m.prior, n_fixed, m.latent_dim,
+                               generator=torch.Generator().manual_seed(t.seed + 1)).to(device)
+        return cls(cfg, shape, device, G, D, opt_G, opt_D, LOSSES.get(t.loss), z_gen, fixed_z)
+
+    def z(self, n: int) -> Tensor:
+        """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples")."""
+        return sample_prior(self.cfg.model.prior, n, self.cfg.model.latent_dim, self.device, self.z_gen)
+
+    # ----------------------------------------------------------------------- checkpoint round trip
+
+    def model_tensors(self) -> dict[str, Tensor]:
+        out = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        out.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
+        return out
+
+    def train_tensors(self) -> tuple[dict[str, Tensor], dict[str, object]]:
+        tG, mG = optimizer_to_flat("opt_G", self.opt_G)
+        tD, mD = optimizer_to_flat("opt_D", self.opt_D)
+        tensors = {**tG, **tD, **rng_state_tensors(self.z_gen), "fixed_z": self.fixed_z}
+        return tensors, {"opt_G": mG, "opt_D": mD}
+
+    def meta(self, elapsed: float) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "real_batches": self.real_batches,
+            "elapsed": elapsed,
+            "config": self.cfg.to_dict(),
+            "data_shape": list(self.shape.dims),
+            "extent": list(self.extent) if self.extent else None,
+            "versions": {"gankit": gankit.__version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+        }
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Load weights, optimiser moments, RNG states and counters from ``ckpt``."""
+        assert ckpt.train is not None
+        self.G.load_state_dict(ckpt.module_state("G"))
+        self.D.load_state_dict(ckpt.module_state("D"))
+        optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
+        optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+        restore_rng(ckpt.train, self.z_gen)
+        self.fixed_z = ckpt.train["fixed_z"].to(self.device)
+        self.step = int(ckpt.meta["step"])
+        self.real_batches = int(ckpt.meta["real_batches"])
+        self.elapsed = float(ckpt.meta["elapsed"])

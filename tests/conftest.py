@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny configs that train in well under a second."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.config import Config, build_config
+
+REPO = Path(__file__).resolve().parents[1]
+FMNIST = Path(os.environ.get("GANKIT_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
+HAS_FMNIST = (FMNIST / "train-images-idx3-ubyte.gz").exists()
+needs_fmnist = pytest.mark.skipif(
+    not HAS_FMNIST, reason=f"Fashion-MNIST not installed at {FMNIST} (apt-get install dataset-fashion-mnist)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def tiny_config(out: Path, **overrides: object) -> Config:
+    base = {"data": "ring", "model": "mlp", "latent_dim": 8, "width": 16, "steps": 40, "batch_size": 32,
+            "log_every": 10, "sample_every": 20, "checkpoint_every": 20, "progress": False,
+            "out": str(out), "lr_g": 1e-3, "lr_d": 1e-3}
+    base.update(overrides)
+    return build_config(overrides=base)
+
+
+def tiny_images(n: int = 48, size: int = 16, channels: int = 1, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, size, size), generator=g, dtype=torch.uint8)
