@@ -1,0 +1,123 @@
+"""The command line: the acceptance run, and user mistakes that end in one clear line and status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gankit.cli import main
+
+TINY = ["--latent-dim", "8", "--width", "16", "--batch-size", "32", "--no-progress"]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse
+        code = int(e.code or 0)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_ring_run_writes_every_artifact_then_report_and_sample(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "R"
+    code, err = run_cli(["train", "--data", "ring", "--model", "mlp", "--loss", "nonsaturating",
+                         "--steps", "200", "--log-every", "20", "--sample-every", "100",
+                         "--checkpoint-every", "100", "--out", str(out), *TINY], capsys)
+    assert code == 0, err
+    assert f"report:  {out / 'report.html'}" in err
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoints", "samples",
+                                               "report.html"}
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "step-000000.png", "step-000100.png", "step-000200.png"]
+    html = (out / "report.html").read_text()
+    assert "probability field" in html and "equilibrium" in html
+    (out / "report.html").unlink()
+    assert run_cli(["report", str(out)], capsys)[0] == 0 and (out / "report.html").exists()
+    assert run_cli(["sample", str(out), "-n", "64", "--out", str(tmp_path / "s.png")], capsys)[0] == 0
+    assert Image.open(tmp_path / "s.png").size[0] > 100
+    assert run_cli(["sample", str(out), "-n", "5", "--out", str(tmp_path / "pts")], capsys)[0] == 0
+    assert len((tmp_path / "pts" / "points.csv").read_text().splitlines()) == 6
+
+
+def test_sample_grid_files_and_interpolation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.data import from_tensor
+    from gankit.train import train
+    from tests.conftest import tiny_config, tiny_images
+
+    run = tmp_path / "img"
+    train(tiny_config(run, model="dcgan", data="tensor", steps=10, width=8), data=from_tensor(tiny_images()))
+    assert run_cli(["sample", str(run), "-n", "9", "--out", str(tmp_path / "g.png")], capsys)[0] == 0
+    assert Image.open(tmp_path / "g.png").size == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px, padding 2
+    assert run_cli(["sample", str(run / "checkpoints" / "last"), "-n", "4", "--out",
+                    str(tmp_path / "each")], capsys)[0] == 0
+    assert len(list((tmp_path / "each").glob("*.png"))) == 4
+    assert run_cli(["sample", str(run), "-n", "7", "--interpolate", "--out", str(tmp_path / "i.png")],
+                   capsys)[0] == 0
+    assert Image.open(tmp_path / "i.png").size == (7 * 18 + 2, 18 + 2)  # one strip of 7 frames
+    # same seed, same picture; another seed, another
+    run_cli(["sample", str(run), "-n", "9", "--seed", "0", "--out", str(tmp_path / "g2.png")], capsys)
+    run_cli(["sample", str(run), "-n", "9", "--seed", "1", "--out", str(tmp_path / "g3.png")], capsys)
+    b = (tmp_path / "g.png").read_bytes()
+    assert b == (tmp_path / "g2.png").read_bytes() != (tmp_path / "g3.png").read_bytes()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "--data", "nowhere/images"], "nowhere/images does not exist"),
+    (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist)"),
+    (["train", "--data", "EMPTY"], "contains no image files"),
+    (["train", "--data", "ring", "--model", "mlp", "--steps", "-3"], "train.steps must be at least 1"),
+    (["train", "--lr-g", "fast"], "--lr-g must be a number"),
+    (["train", "--bogus", "1"], "unrecognized arguments: --bogus"),
+    (["train", "--config", "BAD_YAML"], "not valid YAML at line 2"),
+    (["train", "--config", "UNKNOWN_KEY"], "unknown config key 'ste'"),
+    (["train", "--data", "ring", "--model", "mlp", "--out", "FILE/sub"], "cannot write to"),
+    (["train", "--resume", "no-such-run"], "cannot resume no-such-run: no run there"),
+    (["train", "--data", "ring", "--model", "dcgan"], "use --model mlp"),
+    (["sample", "no-such-run", "--out", "x.png"], "does not exist"),
+    (["report", "no-such-run"], "no-such-run"),
+])
+def test_user_errors_exit_2_with_one_clear_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    (tmp_path / "EMPTY").mkdir()
+    (tmp_path / "BAD_YAML").write_text("steps: 3\nlr_g: ]\n")
+    (tmp_path / "UNKNOWN_KEY").write_text("ste: 3\n")
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    args = [a if a not in ("EMPTY", "BAD_YAML", "UNKNOWN_KEY") else str(tmp_path / a) for a in args]
+    code, err = run_cli(args, capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_fashion_mnist_says_how_to_install(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANKIT_FASHION_MNIST", str(tmp_path))
+    code, err = run_cli(["train", "--steps", "1"], capsys)
+    assert code == 2 and "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
+
+
+def test_resume_refuses_to_change_what_the_run_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "r")
+    base = ["--data", "ring", "--model", "mlp", "--steps", "10", "--out", out, *TINY]
+    assert run_cli(["train", *base], capsys)[0] == 0
+    code, err = run_cli(["train", "--resume", out, "--lr-g", "0.5"], capsys)
+    assert code == 2 and "--lr-g cannot change when resuming" in err
+    code, err = run_cli(["train", *base], capsys)  # same --out again: refuse to overwrite
+    assert code == 2 and "already holds a run" in err and "--resume" in err
+    assert run_cli(["train", "--resume", out, "--steps", "20"], capsys)[0] == 0
+
+
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    # The real entry point in a fresh interpreter: exit status and stderr as a user sees them.
+    r = subprocess.run([sys.executable, "-m", "gankit", "train", "--data", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("gankit: error:") and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "gankit", "list"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "dcgan" in r.stdout and "nonsaturating" in r.stdout

@@ -1,0 +1,100 @@
+"""SIGKILL at any moment loses nothing: killed during training, and while a checkpoint is being
+written, a resumed run completes and ends bit-identical to one never killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gankit.cli import main
+from gankit.train.checkpoint import load_checkpoint
+from tests.conftest import needs_fmnist
+from tests.train.test_resume import assert_same_run
+
+FMNIST_TINY = ["--data", "fashion-mnist", "--model", "dcgan", "--width", "8", "--latent-dim", "16",
+               "--batch-size", "16", "--log-every", "5", "--sample-every", "20", "--checkpoint-every", "10",
+               "--steps", "40", "--no-progress"]
+
+# Runs `gankit train` in a child that SIGKILLs itself at an exact point: after G update number
+# KILL_AT_STEP, or in the middle of writing the checkpoint of step KILL_IN_SAVE (after its tensors,
+# before its state.json), the worst moment for a save.
+CHILD = r"""
+import os, signal, sys
+from gankit.train import checkpoint as ck, loop  # (gankit.train is also the API's function)
+from gankit.cli import main
+
+at_step, in_save = int(os.environ.get("KILL_AT_STEP", 0)), int(os.environ.get("KILL_IN_SAVE", 0))
+real_g, real_json, calls = loop.g_step, ck._write_json, [0]
+
+def g_step(*a):
+    calls[0] += 1
+    out = real_g(*a)
+    if calls[0] == at_step:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+
+def write_json(path, obj):
+    if obj.get("step") == in_save:
+        path.write_text('{"step": ')  # half a file, then death
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_json(path, obj)
+
+loop.g_step, ck._write_json = g_step, write_json
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def child(args: list[str], **env: int) -> int:
+    e = {**os.environ, **{k: str(v) for k, v in env.items()}}
+    r = subprocess.run([sys.executable, "-c", CHILD, "train", *args], env=e, timeout=300,
+                       capture_output=True, text=True)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.returncode
+
+
+@needs_fmnist
+def test_dcgan_fashion_mnist_killed_twice_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+    full, run = tmp_path / "full", tmp_path / "killed"
+    assert main(["train", *FMNIST_TINY, "--out", str(full)]) == 0
+
+    # 1. killed during training, at step 25 (last checkpoint: 20)
+    assert child([*FMNIST_TINY, "--out", str(run)], KILL_AT_STEP=25) == -signal.SIGKILL
+    assert load_checkpoint(run).step == 20
+
+    # 2. resumed, and killed again half-way through writing checkpoint 30
+    assert child(["--resume", str(run)], KILL_IN_SAVE=30) == -signal.SIGKILL
+    ckpts = run / "checkpoints"
+    assert any(p.name.startswith(".tmp-step-000030") for p in ckpts.iterdir())  # the torn save
+    assert os.readlink(ckpts / "last") == "step-000020"  # ... never became `last`
+    assert load_checkpoint(run).step == 20
+
+    # 3. resumed again: completes, and equals the run that was never killed
+    assert main(["train", "--resume", str(run)]) == 0
+    assert not any(p.name.startswith(".") for p in ckpts.iterdir())
+    assert_same_run(full, run)
+
+
+def test_external_sigkill_at_a_random_moment(tmp_path: Path) -> None:
+    args = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--batch-size", "32",
+            "--steps", "3000", "--log-every", "50", "--sample-every", "3000", "--checkpoint-every", "100",
+            "--no-progress"]
+    run = tmp_path / "killed"
+    p = subprocess.Popen([sys.executable, "-m", "gankit", "train", *args, "--out", str(run)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoints" / "last").exists():
+        time.sleep(0.02)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    if p.returncode == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert main(["train", "--resume", str(run)]) == 0
+    assert main(["train", *args, "--out", str(tmp_path / "full")]) == 0
+    assert_same_run(tmp_path / "full", run)
