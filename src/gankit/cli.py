@@ -25,8 +25,20 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             g.add_argument(opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=opt.help + default)
         else:
+            names = _catalogue(opt)
+            metavar = "{" + ",".join(names) + "}" if names else opt.type.__name__.upper()
             g.add_argument(opt.flag, dest=opt.key, type=_typed(opt), default=argparse.SUPPRESS,
-                           metavar=opt.type.__name__.upper(), help=opt.help + default)
+                           metavar=metavar, help=opt.help + default)
+
+
+def _catalogue(opt: Option) -> list[str] | None:
+    """The registry's names for fields that name a registered component (shown in --help)."""
+    from gankit.losses import LOSSES
+    from gankit.models import MODELS
+
+    registries = {"model.arch": MODELS, "train.loss": LOSSES}
+    reg = registries.get(opt.dotted)
+    return reg.names() if reg else (list(opt.choices) if opt.choices else None)
 
 
 def _typed(opt: Option) -> Any:

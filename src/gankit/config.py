@@ -68,7 +68,7 @@ class TrainConfig:
         "nonsaturating", "minimax: G descends log(1 - D(G(z))); nonsaturating: G ascends log D(G(z))",
     )
     d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)")
-    steps: int = _f(2000, "generator updates (iterations of Algorithm 1)")
+    steps: int = _f(3000, "generator updates (iterations of Algorithm 1)")
     batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake")
     lr_g: float = _f(2e-4, "Adam learning rate of G")
     lr_d: float = _f(2e-4, "Adam learning rate of D")
@@ -84,7 +84,7 @@ class LogConfig:
     log_every: int = _f(25, "write metrics.jsonl and refresh the progress bar every N steps")
     sample_every: int = _f(250, "save a sample grid at the fixed latent vectors every N steps")
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)")
-    keep: int = _f(3, "numbered checkpoints to keep besides the last")
+    keep: int = _f(3, "numbered checkpoints to keep, newest first (`last` names the newest)")
     progress: bool = _f(True, "show the live progress bar")
 
 

@@ -8,16 +8,16 @@ the HTML report never sees a half-written file.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from gankit.fsutil import atomic_write_bytes
 
 __all__ = ["make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
 
@@ -115,20 +115,6 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden ".tmp" name so globs like "step-*.png" never match the partial file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     """Write a uint8 HxW or HxWx3 array to ``path`` as PNG, atomically.
 
@@ -136,7 +122,7 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     ``path`` with ``os.replace``; readers see either the old file or the complete new one.
     The parent folder is created if needed.
     """
-    _atomic_write_bytes(png_bytes(array), Path(path))
+    atomic_write_bytes(path, png_bytes(array))
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:

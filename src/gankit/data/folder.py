@@ -50,19 +50,19 @@ import math
 import os
 import re
 import stat
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gankit.errors import GankitError
+from gankit.fsutil import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -430,21 +430,6 @@ def _cache_key(
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write via a temp file in the same folder, flush + fsync, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _cache_read(folder: Path, key: str, size: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
     """A valid cache entry, or None (missing, unreadable, corrupt or inconsistent)."""
     meta_path, array_path = folder / f"{key}.json", folder / f"{key}.npy"
@@ -475,8 +460,8 @@ def _cache_write(folder: Path, key: str, array: np.ndarray, meta: dict) -> None:
     """Store one entry (array first, JSON last); failures only warn."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array, allow_pickle=False))
-        _atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta).encode()))
+        atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array, allow_pickle=False))
+        atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta).encode()))
     except Exception as exc:
         warnings.warn(
             f"could not write the image cache in {folder} ({type(exc).__name__}: {_short(exc)}); "

@@ -9,13 +9,11 @@ reported in the page instead of failing.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import yaml
 
 from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_text
 from gankit.report import plots
 
 __all__ = ["build_report", "describe_equilibrium", "read_metrics"]
@@ -361,19 +360,6 @@ def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: An
     return body
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def build_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -440,5 +426,5 @@ def build_report(
 </html>
 """
     out_path = Path(out) if out is not None else run / "report.html"
-    _atomic_write_text(page, out_path)
+    atomic_write_text(out_path, page)
     return out_path

@@ -1,0 +1,25 @@
+"""Every YAML preset in configs/ is a valid config (generated from the folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gankit.config import Config, build_config
+from tests.conftest import REPO
+
+PRESETS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_there_are_presets() -> None:
+    assert PRESETS
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
+def test_preset_is_valid(path: Path) -> None:
+    build_config(path)
+
+
+def test_default_preset_is_the_default() -> None:
+    assert build_config(REPO / "configs" / "fashion-mnist-dcgan.yaml") == Config()
