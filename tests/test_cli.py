@@ -69,7 +69,7 @@ def test_sample_grid_files_and_interpolation(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "--data", "nowhere/images"], "nowhere/images does not exist"),
-    (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist)"),
+    (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist)"),
     (["train", "--data", "EMPTY"], "contains no image files"),
     (["train", "--data", "ring", "--model", "mlp", "--steps", "-3"], "train.steps must be at least 1"),
     (["train", "--lr-g", "fast"], "--lr-g must be a number"),

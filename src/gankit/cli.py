@@ -90,7 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="FILE.html", help="where to write it (RUN_DIR/report.html)")
     r.set_defaults(func=cmd_report)
 
-    ls = sub.add_parser("list", help="the catalogue: models, losses, datasets")
+    e = sub.add_parser(
+        "eval", help="measure samples: FID, KID, IS, precision/recall, density/coverage, classes, modes",
+        description="Evaluate a run or checkpoint against its training data, or two folders of images. "
+                    "Nothing is downloaded: features come from gankit's shipped Fashion-MNIST classifier "
+                    "(fmnist) or from an Inception weights file you provide (inception:PATH).")
+    e.add_argument("source", nargs="?", metavar="RUN_DIR|CHECKPOINT")
+    e.add_argument("--real", metavar="DIR", help="folder of real images (with --fake, instead of a run)")
+    e.add_argument("--fake", metavar="DIR", help="folder of generated images")
+    e.add_argument("--metrics", help="comma-separated: " + ", ".join(_metric_names())
+                   + " (default: all the features allow; modes for 2-D runs)")
+    e.add_argument("--n", type=int, default=10_000, help="generated samples (10000)")
+    e.add_argument("--features", default="fmnist", help="fmnist | inception:PATH (fmnist)")
+    e.add_argument("--image-size", help="N or HxW to decode folders at (28 for fmnist, 299 for inception)")
+    e.add_argument("--seed", type=int, default=12345, help="seed of the latent vectors (12345)")
+    e.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
     ls.set_defaults(func=cmd_list)
     return p
 
@@ -157,6 +175,52 @@ def _save_points(lg: Any, x: Any, out: Path) -> None:
         atomic_write_text(out / "points.csv", "x,y\n" + "".join(f"{a:.6g},{b:.6g}\n" for a, b in pts))
 
 
+def _metric_names() -> list[str]:
+    from gankit.metrics import METRICS
+
+    return METRICS.names()
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from gankit.config import parse_image_size
+    from gankit.metrics import evaluate_folders, evaluate_generator, parse_metrics
+    from gankit.train.rundir import MetricsLog
+
+    metrics = parse_metrics(ns.metrics) if ns.metrics else None
+    if ns.n < 2:
+        raise GankitError(f"--n must be at least 2, got {ns.n}")
+    if ns.real or ns.fake:
+        if not (ns.real and ns.fake) or ns.source:
+            raise GankitError("compare two folders with --real DIR --fake DIR (and no run directory)")
+        size = parse_image_size(ns.image_size) if ns.image_size else None
+        res = evaluate_folders(ns.real, ns.fake, metrics, ns.features, size, ns.device)
+        run_log, step = None, None
+    else:
+        if not ns.source:
+            raise GankitError("give a run directory or checkpoint, or --real DIR --fake DIR")
+        from gankit.sampling import load_generator
+
+        lg = load_generator(ns.source, ns.device)
+        res = evaluate_generator(lg.G, lg.config, ns.n, metrics, ns.features, ns.device, ns.seed)
+        step = lg.step
+        run_log = lg.run_dir / "metrics.jsonl" if lg.run_dir else None
+    if ns.json:
+        print(json.dumps({"step": step, **res.values, "n_fake": res.n_fake, "n_real": res.n_real,
+                          "features": res.features, "seconds": round(res.seconds, 2)}))
+    else:
+        where = f" at step {step}" if step is not None else ""
+        print(f"{res.n_fake} generated vs {res.n_real} real{where}, features {res.features}, "
+              f"{res.seconds:.1f} s")
+        for k, v in res.values.items():
+            print(f"  {k:<12} {v:.6g}")
+    if run_log is not None:
+        MetricsLog(run_log).append({"step": step, **res.values, "eval_n": res.n_fake,
+                                    "eval_features": res.features})
+    return 0
+
+
 def cmd_report(ns: argparse.Namespace) -> int:
     from gankit.report import build_report
 
@@ -167,10 +231,11 @@ def cmd_report(ns: argparse.Namespace) -> int:
 def cmd_list(ns: argparse.Namespace) -> int:
     from gankit.data import DATASETS
     from gankit.losses import LOSSES
+    from gankit.metrics import FEATURES, METRICS
     from gankit.models import MODELS
 
-    for reg in (MODELS, LOSSES, DATASETS):
-        print(f"{reg.kind}s:")
+    for reg in (MODELS, LOSSES, DATASETS, METRICS, FEATURES):
+        print(f"{reg.plural}:")
         for e in reg.entries():
             print(f"  {e.name:<16} {e.help}")
     print("datasets also: PATH to a folder of images")

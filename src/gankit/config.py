@@ -33,7 +33,8 @@ def _f(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...
 class DataConfig:
     source: str = _f(
         "fashion-mnist",
-        "ring | grid | fashion-mnist | PATH to a folder of images (searched recursively)",
+        "a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist: see `gankit list`) "
+        "or a PATH to a folder of images (searched recursively)",
         flag="data",
     )
     image_size: str = _f(
@@ -86,6 +87,21 @@ class LogConfig:
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)")
     keep: int = _f(3, "numbered checkpoints to keep, newest first (`last` names the newest)")
     progress: bool = _f(True, "show the live progress bar")
+    tensorboard: bool = _f(
+        False, "also mirror metrics.jsonl to TensorBoard event files in RUN_DIR/tensorboard "
+        "(needs `pip install 'gankit[tensorboard]'`)"
+    )
+
+
+@dataclass
+class EvalConfig:
+    eval_every: int = _f(0, "evaluate G every N steps (0 = never); plotted in the report")
+    eval_metric: str = _f(
+        "", "the number that picks the `best` checkpoint: fid, kid, precision, recall, density, "
+        "coverage, is, modes, hq ... (default: fid for images, modes for 2-D points)"
+    )
+    eval_n: int = _f(5000, "generated samples per evaluation during training")
+    eval_features: str = _f("fmnist", "fmnist | inception:PATH")
 
 
 @dataclass
@@ -94,6 +110,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return asdict(self)
@@ -102,7 +119,8 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig}
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig,
+                    "eval": EvalConfig}
 
 
 @dataclass(frozen=True)
@@ -268,7 +286,7 @@ def validate(cfg: Config) -> Config:
         "train.steps": t.steps, "train.batch_size": t.batch_size, "train.d_steps": t.d_steps,
         "model.latent_dim": m.latent_dim, "log.log_every": lg.log_every,
         "log.sample_every": lg.sample_every, "log.checkpoint_every": lg.checkpoint_every,
-        "log.keep": lg.keep,
+        "log.keep": lg.keep, "eval.eval_n": cfg.eval.eval_n,
     }
     for k, v in positive.items():
         if v < 1:
@@ -281,6 +299,12 @@ def validate(cfg: Config) -> Config:
             raise GankitError(f"{k} must be in [0, 1), got {v}")
     if d.channels not in (0, 1, 3):
         raise GankitError(f"data.channels must be 0 (auto), 1 or 3, got {d.channels}")
+    if cfg.eval.eval_every < 0:
+        raise GankitError(f"eval.eval_every must be 0 (never) or positive, got {cfg.eval.eval_every}")
+    if cfg.eval.eval_metric:
+        from gankit.metrics.evaluate import higher_is_better
+
+        higher_is_better(cfg.eval.eval_metric)  # names the known keys if it is not one
     if m.width < 0 or d.workers < 0:
         raise GankitError("model.width and data.workers must be 0 (default) or positive")
     if d.image_size:

@@ -29,8 +29,9 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A named catalogue of components of one kind."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or kind + "s"
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, obj: T, help: str) -> T:

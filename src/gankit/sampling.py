@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -77,6 +78,7 @@ class LoadedGenerator:
     shape: DataShape
     step: int
     extent: tuple[float, float, float, float] | None
+    run_dir: Path | None  # the run the checkpoint belongs to, if it lies in one
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -99,8 +101,10 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     except RuntimeError as e:
         raise GankitError(f"checkpoint {ckpt.path} does not match its own config: {e}") from None
     extent = ckpt.meta.get("extent")
+    run = ckpt.path.parent.parent  # RUN_DIR/checkpoints/step-N
     return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,
-                           tuple(extent) if extent else None)
+                           tuple(extent) if extent else None,
+                           run if (run / "config.yaml").is_file() else None)
 
 
 def grid_rows(n: int) -> int:

@@ -230,15 +230,16 @@ def test_errors_for_missing_dir_or_config(tmp_path: Path) -> None:
         build_report(tmp_path / "ok", max_sample_grids=0)
 
 
-def test_resumed_run_keeps_newest_attempt(tmp_path: Path) -> None:
-    run = tmp_path / "resumed"
+def test_eval_of_an_earlier_checkpoint_keeps_later_training_lines(tmp_path: Path) -> None:
+    run = tmp_path / "evaluated"
     _write_config(run)
-    rows = [{"step": s, "loss_d": 1.0, "d_real": 0.9, "d_fake": 0.1} for s in (100, 200, 300)]
-    rows += [{"step": s, "loss_d": 0.5, "d_real": 0.52, "d_fake": 0.49} for s in (200, 250)]
+    rows = [{"step": s, "loss_d": 1.0, "d_real": 0.52, "d_fake": 0.49} for s in (100, 200, 300)]
+    rows += [{"step": 200, "fid": 12.5}, {"step": 100, "fid": 20.0}]  # gankit eval, appended later
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     page = build_report(run).read_text()
-    assert "latest step <b>250</b>" in page
+    assert "latest step <b>300</b>" in page
     assert "D can no longer tell real from fake" in page
+    assert "fid against step" in page
 
 
 def test_read_metrics_skips_broken_lines(tmp_path: Path) -> None:

@@ -86,3 +86,16 @@ def test_optimizer_round_trip_is_exact() -> None:
     for pid in a["state"]:
         for k in a["state"][pid]:
             assert torch.equal(a["state"][pid][k], b["state"][pid][k])
+
+
+def test_tensorboard_mirrors_metrics_jsonl(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the optional extra: pip install 'gankit[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(tmp_path / "r", steps=30, tensorboard=True))
+    acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
+    acc.Reload()
+    lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    events = acc.Scalars("loss_d")
+    assert [e.step for e in events] == [r["step"] for r in lines] == [10, 20, 30]
+    assert [e.value for e in events] == pytest.approx([r["loss_d"] for r in lines], rel=1e-6)

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from gankit.config import DataConfig
 from gankit.data.base import BatchOrder, InMemoryData
-from gankit.data.fashion_mnist import fashion_mnist
+from gankit.data.fashion_mnist import fashion_mnist, stacked_fashion_mnist
 from gankit.data.toy import grid, ring
 from gankit.errors import GankitError
 from gankit.registry import Registry
@@ -26,6 +26,11 @@ DATASETS.register(
     "fashion-mnist",
     lambda cfg, seed: fashion_mnist(cfg.size(), cfg.channels, cfg.data_root),
     "Fashion-MNIST, 60,000 28x28 gray images of 10 kinds of clothing (Debian package)",
+)
+DATASETS.register(
+    "stacked-fashion-mnist",
+    lambda cfg, seed: stacked_fashion_mnist(cfg.data_root, cfg.size()),
+    "three Fashion-MNIST images in the RGB channels of one: 1000 modes (mode-collapse benchmark)",
 )
 
 DEFAULT_FOLDER_SIZE = (64, 64)

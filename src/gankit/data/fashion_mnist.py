@@ -104,3 +104,26 @@ def fashion_mnist(size: tuple[int, int] | None = None, channels: int = 0, root: 
         notes=[f"fashion-mnist ({split}): {len(images)} images, {images.shape[1]}x{h}x{w}, "
                f"from {find_root(root)}"],
     )
+
+
+STACKED_SIZE = 60_000
+
+
+def stacked_fashion_mnist(root: str = "", size: tuple[int, int] | None = None) -> InMemoryData:
+    """Stacked Fashion-MNIST: three random training images in the R, G and B channels of one
+    image, giving 10^3 = 1000 modes (the stacked-MNIST protocol of VEEGAN, Srivastava et al. 2017,
+    and PacGAN, Lin et al. 2018, with Fashion-MNIST in place of MNIST). The triples are fixed
+    (seed 0), so every run sees the same set; label = 100 * c_R + 10 * c_G + c_B."""
+    images, labels = load_arrays("train", root)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(len(images), (STACKED_SIZE, 3), generator=g)
+    stacked = images[idx].squeeze(2)  # (N, 3, 28, 28): one gray image per channel
+    if size is not None:
+        stacked = resize_cover(stacked, size)
+    lab = labels[idx]
+    mode = lab[:, 0] * 100 + lab[:, 1] * 10 + lab[:, 2]
+    return InMemoryData(
+        stacked, "stacked-fashion-mnist", labels=mode,
+        notes=[f"stacked-fashion-mnist: {STACKED_SIZE} images, 3 Fashion-MNIST images per RGB image, "
+               "1000 modes"],
+    )

@@ -56,3 +56,7 @@ def grid(seed: int = 0) -> InMemoryData:
         notes=["grid: 25 Gaussians (std 0.05) at {-4, -2, 0, 2, 4}^2"],
         extent=(-5.5, 5.5, -5.5, 5.5),
     )
+
+
+# name -> (mode centres, std): what the mode counter of gankit.metrics needs to know of each set
+MODES = {"ring": (ring_centers(), RING_STD), "grid": (grid_centers(), GRID_STD)}

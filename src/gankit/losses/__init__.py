@@ -11,7 +11,7 @@ from gankit.losses.gan import (
 )
 from gankit.registry import Registry
 
-LOSSES: Registry[GANLoss] = Registry("loss")
+LOSSES: Registry[GANLoss] = Registry("loss", "losses")
 LOSSES.register(
     "minimax", MINIMAX,
     "the seeds' value function: D ascends log D(x) + log(1 - D(G(z))), G descends log(1 - D(G(z)))",

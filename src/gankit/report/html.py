@@ -71,16 +71,16 @@ def _number(value: Any) -> float | None:
 
 
 def _clean_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep records with a numeric step; if the step goes backwards (a resumed run),
-    drop the earlier records at later steps so the newest attempt wins."""
+    """Records with a numeric step, sorted by step (stable). gankit never logs a step twice for
+    training (a resumed run drops the lines past its checkpoint), but ``gankit eval`` may append
+    the metrics of an earlier checkpoint after later training lines."""
     out: list[dict[str, Any]] = []
     for rec in records:
         step = _number(rec.get("step"))
         if step is None or not math.isfinite(step):
             continue
-        while out and out[-1]["step"] > step:
-            out.pop()
         out.append({**rec, "step": int(step) if step.is_integer() else step})
+    out.sort(key=lambda r: r["step"])
     return out
 
 

@@ -9,6 +9,7 @@ Layout of a run's ``checkpoints/`` folder::
         state.json          step, data position, elapsed time, optimiser hyper-parameters, versions
     step-001000/ ...
     last -> step-001000     a symbolic link, replaced atomically
+    best -> step-000500     with --eval-every: the best checkpoint by --eval-metric, never pruned
 
 A checkpoint is written into a hidden temporary folder, every file fsynced, and only then renamed
 to ``step-NNNNNN``; ``last`` moves after that. A save killed at any moment (SIGKILL, a full disk)
@@ -125,7 +126,7 @@ def clean_partial(ckpt_dir: Path) -> None:
     """Remove temporaries left by a save that was killed."""
     if ckpt_dir.is_dir():
         for p in ckpt_dir.iterdir():
-            if p.name.startswith(".tmp-") or p.name.startswith(".old-") or p.name == ".last-tmp":
+            if p.name.startswith((".tmp-", ".old-")) or p.name in (".last-tmp", ".best-tmp"):
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p, ignore_errors=True)
                 else:
@@ -163,12 +164,7 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        link = ckpt_dir / ".last-tmp"
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-        os.symlink(name, link)
-        os.replace(link, ckpt_dir / "last")
-        fsync_dir(ckpt_dir)
+        _point(ckpt_dir, "last", name)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         prev = resolve_last(ckpt_dir)
@@ -177,11 +173,36 @@ def save_checkpoint(
             f"could not write checkpoint {final}: {e.strerror or e}{kept}. "
             "Free some disk space (or choose another --out) and resume with --resume"
         ) from None
-    # Prune: the newest ``keep`` numbered checkpoints stay, and never the one ``last`` names.
+    # Prune: the newest ``keep`` numbered checkpoints stay, and never one that ``best`` names.
+    best = resolve_link(ckpt_dir, "best")
     for _, p in step_dirs(ckpt_dir)[:-keep]:
-        if p.name != name:
+        if p.name != name and (best is None or p.name != best.name):
             shutil.rmtree(p, ignore_errors=True)
     return final
+
+
+def _point(ckpt_dir: Path, link_name: str, target: str) -> None:
+    """Atomically make ``ckpt_dir/link_name`` a symbolic link to ``target`` (a sibling folder)."""
+    link = ckpt_dir / f".{link_name}-tmp"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    os.symlink(target, link)
+    os.replace(link, ckpt_dir / link_name)
+    fsync_dir(ckpt_dir)
+
+
+def mark_best(ckpt_dir: Path, step: int) -> None:
+    """Point ``best`` at the checkpoint of ``step`` (which must exist); it is never pruned."""
+    _point(ckpt_dir, "best", f"step-{step:06d}")
+
+
+def resolve_link(ckpt_dir: Path, link_name: str) -> Path | None:
+    p = ckpt_dir / link_name
+    if p.is_symlink() or p.is_dir():
+        target = p.resolve()
+        if (target / "state.json").is_file():
+            return target
+    return None
 
 
 # --------------------------------------------------------------------------- reading
@@ -189,11 +210,9 @@ def save_checkpoint(
 
 def resolve_last(ckpt_dir: Path) -> Path | None:
     """The checkpoint ``last`` points at, or the newest finished one if the link is missing."""
-    last = ckpt_dir / "last"
-    if last.is_symlink() or last.is_dir():
-        target = last.resolve()
-        if (target / "state.json").is_file():
-            return target
+    target = resolve_link(ckpt_dir, "last")
+    if target is not None:
+        return target
     found = step_dirs(ckpt_dir)
     return found[-1][1] if found else None
 

@@ -30,8 +30,15 @@ from gankit.data import BatchOrder, InMemoryData, load_data
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
+from gankit.metrics.evaluate import higher_is_better
 from gankit.sampling import d_probability_field, generate, points_extent
-from gankit.train.checkpoint import clean_partial, load_checkpoint, save_checkpoint
+from gankit.train.checkpoint import (
+    clean_partial,
+    load_checkpoint,
+    mark_best,
+    resolve_last,
+    save_checkpoint,
+)
 from gankit.train.rundir import MetricsLog, prepare_new, resume_config
 from gankit.train.state import TrainState, resolve_device
 from gankit.train.step import d_step, g_step
@@ -140,6 +147,19 @@ def save_samples(state: TrainState, data: InMemoryData, run_dir: Path, real_poin
     return path
 
 
+def evaluate(state: TrainState, cfg: Config, data: InMemoryData, key: str) -> dict[str, Any]:
+    """Evaluate G now (eval mode, its own RNG: training's random streams are untouched)."""
+    from gankit.metrics import evaluate_generator, metric_for_key
+
+    metrics = [metric_for_key(key)] if data.shape.is_image else None
+    res = evaluate_generator(state.G, cfg, cfg.eval.eval_n, metrics, cfg.eval.eval_features,
+                             state.device, data=data)
+    if key not in res.values:
+        raise GankitError(f"--eval-metric {key} is not produced for this data; it gave "
+                          f"{', '.join(res.values)}")
+    return {"step": state.step, **res.values, "eval_seconds": round(res.seconds, 2)}
+
+
 def train(
     cfg: Config,
     data: InMemoryData | None = None,
@@ -168,7 +188,7 @@ def train(
 
     # ---------------------------------------------------------------- 3. models, optimisers, RNG
     state = TrainState.create(cfg, data.shape, device)
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None)
     if resume is not None:
         ckpt = load_checkpoint(run_dir)
         if list(ckpt.meta["data_shape"]) != list(data.shape.dims):
@@ -183,9 +203,13 @@ def train(
         real_points = data.batch(torch.randperm(len(data), generator=g)[:1024].to(device))
         state.extent = data.extent or points_extent(real_points.cpu().numpy())
     last_ckpt = state.step
+    ev = cfg.eval
+    eval_key = ev.eval_metric or ("fid" if data.shape.is_image else "modes")
 
     def checkpoint() -> None:
         nonlocal last_ckpt
+        if last_ckpt == state.step and resolve_last(ckpt_dir) is not None:
+            return  # already saved at this step (e.g. just now, as the new best)
         meter.check_finite(state, last_ckpt)  # never save a diverged model
         tensors, optim_meta = state.train_tensors()
         meta = state.meta(elapsed())
@@ -232,11 +256,26 @@ def train(
                     f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}", refresh=False)
             if state.step % lg.sample_every == 0 or final:
                 save_samples(state, data, run_dir, real_points)
+            if ev.eval_every and (state.step % ev.eval_every == 0 or final):
+                rec = evaluate(state, cfg, data, eval_key)
+                metrics.append(rec)
+                history.append(rec)
+                value, best = rec[eval_key], state.best
+                better = best is None or (value > best["value"] if higher_is_better(eval_key)
+                                          else value < best["value"])
+                if better:  # save now and point `best` at it
+                    state.best = {"key": eval_key, "value": value, "step": state.step}
+                    checkpoint()
+                    mark_best(ckpt_dir, state.step)
+                bar.write(f"step {state.step}: " + ", ".join(
+                    f"{k} {v:.4g}" for k, v in rec.items() if k not in ("step", "eval_seconds"))
+                    + (" (best so far)" if better else ""), file=sys.stderr)
             if state.step % lg.checkpoint_every == 0 or final or stop.requested:
                 checkpoint()
             if stop.requested:
                 break
     bar.close()
+    metrics.close()
 
     # ---------------------------------------------------------------- 6. report
     from gankit.report import build_report

@@ -21,7 +21,8 @@ from gankit.fsutil import atomic_write_text
 from gankit.train.checkpoint import resolve_last
 
 # What may change when a run is resumed: how long it runs and how it is watched, not what it is.
-RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device"}
+RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device",
+                  "tensorboard", "eval_every", "eval_n"}
 
 
 def default_out(cfg: Config) -> Path:
@@ -81,10 +82,24 @@ def resume_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Conf
 
 
 class MetricsLog:
-    """metrics.jsonl: one JSON object per logged step, appended and flushed as it happens."""
+    """metrics.jsonl: one JSON object per logged step, appended and flushed as it happens;
+    optionally mirrored to TensorBoard (metrics.jsonl stays the record of truth)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
         self.path = path
+        self.writer: Any = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise GankitError(
+                    "--tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
+                ) from None
+            self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines logged after the checkpoint, so they are logged once, again."""
@@ -102,3 +117,8 @@ class MetricsLog:
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, record["step"])
+            self.writer.flush()

@@ -53,6 +53,7 @@ class TrainState:
     real_batches: int = 0  # batches drawn from the data so far: the data order's position
     elapsed: float = 0.0  # seconds of training before this process started
     extent: tuple[float, float, float, float] | None = None  # 2-D data: where D's field is drawn
+    best: dict[str, float] | None = None  # with --eval-every: {"key", "value", "step"} of the best
 
     @classmethod
     def create(cls, cfg: Config, shape: DataShape, device: torch.device) -> TrainState:
@@ -95,6 +96,7 @@ class TrainState:
             "config": self.cfg.to_dict(),
             "data_shape": list(self.shape.dims),
             "extent": list(self.extent) if self.extent else None,
+            "best": self.best,
             "versions": {"gankit": gankit.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
@@ -111,3 +113,4 @@ class TrainState:
         self.step = int(ckpt.meta["step"])
         self.real_batches = int(ckpt.meta["real_batches"])
         self.elapsed = float(ckpt.meta["elapsed"])
+        self.best = ckpt.meta.get("best")
