@@ -114,7 +114,8 @@ def test_adapter_rgb_and_resize() -> None:
     luma = 0.299 * colour[:, :1] + 0.587 * colour[:, 1:2] + 0.114 * colour[:, 2:]
     assert torch.allclose(prepare(colour), luma, atol=1e-6)
     big = _random_images(5, size=64)
-    expected = F.interpolate(big, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+    expected = F.interpolate(big, size=(28, 28), mode="bilinear", antialias=True,
+                             align_corners=False)
     assert torch.equal(prepare(big), expected)
     assert prepare(_random_images(2, size=28)).shape == (2, 1, 28, 28)
     assert prepare(torch.zeros(2, 1, 20, 36)).shape == (2, 1, 28, 28)
@@ -123,7 +124,9 @@ def test_adapter_rgb_and_resize() -> None:
 
 
 @needs_fmnist
-def test_rgb_32px_gives_nearly_the_same_predictions(test_set: tuple[torch.Tensor, torch.Tensor]) -> None:
+def test_rgb_32px_gives_nearly_the_same_predictions(
+    test_set: tuple[torch.Tensor, torch.Tensor],
+) -> None:
     images, labels = test_set[0][:1000], test_set[1][:1000]
     up = F.interpolate(images, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
     ext = FMNISTFeatures()
@@ -131,7 +134,7 @@ def test_rgb_32px_gives_nearly_the_same_predictions(test_set: tuple[torch.Tensor
     z32 = ext.logits(up.expand(-1, 3, -1, -1))
     agree = (z28.argmax(1) == z32.argmax(1)).float().mean().item()
     assert agree >= 0.95, f"only {agree:.3f} of predictions survive a 28 -> 32 -> 28 round trip"
-    assert (z32.argmax(1) == labels).float().mean().item() >= 0.88
+    assert (z32.argmax(1) == labels).float().mean().item() >= 0.90
 
 
 def test_deterministic_and_batch_independent() -> None:
@@ -153,7 +156,9 @@ def test_speed_10k() -> None:
     assert dt < 10.0, f"10,000 images took {dt:.1f} s"
 
 
-def test_missing_weights_say_how_to_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_weights_say_how_to_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(fc, "WEIGHTS", tmp_path / "nope.safetensors")
     fc._load.cache_clear()
     try:
@@ -165,7 +170,9 @@ def test_missing_weights_say_how_to_rebuild(tmp_path: Path, monkeypatch: pytest.
         fc._load.cache_clear()
 
 
-def test_damaged_weights_are_a_gankit_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_weights_are_a_gankit_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 16)
     monkeypatch.setattr(fc, "WEIGHTS", bad)

@@ -63,6 +63,9 @@ def evaluate_generator(
     real = data if isinstance(data, InMemoryData) else load_data(cfg.data, cfg.train.seed)
     m = cfg.model
     if not real.shape.is_image:
+        if metrics and set(metrics) != {"modes"}:
+            raise GankitError(f"--metrics {','.join(metrics)} needs images; 2-D data are scored by "
+                              "--metrics modes (the mode counter of ring and grid)")
         if cfg.data.source not in MODES:
             raise GankitError("2-D data can only be scored by the mode counter of ring and grid")
         centers, std = MODES[cfg.data.source]

@@ -3,22 +3,27 @@
 FID, KID and precision/recall compare generated and real images in the feature space of a
 network; the Inception Score, class coverage and the stacked-Fashion-MNIST mode count need a
 classifier's softmax. Inception-v3 (``--features inception:PATH``) is the literature's choice,
-but it is an ImageNet network: a 28 x 28 gray garment is a poor fit for it, its 91 MB weights
-file cannot be shipped, and 10,000 images take minutes on a CPU. So gankit ships a small CNN
-trained on Fashion-MNIST itself (Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image
-Dataset for Benchmarking Machine Learning Algorithms", arXiv:1708.07747), the same idea as the
-MNIST classifiers used to score GANs on MNIST. It is trained by ``bench/train_fmnist_classifier.py``
-(reproducible: fixed seed, fixed data order) and its weights,
-``weights/fmnist_cnn.safetensors`` beside this file (about 1 MB, safetensors, never pickle),
-are part of the package: nothing is downloaded at run time.
+but it is an ImageNet network: a 28 x 28 gray garment is a poor fit for it, its weights (about
+90 MB) are not gankit's to ship, and 10,000 images take minutes on a CPU. So gankit ships a
+small CNN trained on Fashion-MNIST itself (Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a
+Novel Image Dataset for Benchmarking Machine Learning Algorithms", arXiv:1708.07747), the same
+idea as the MNIST classifiers used to score GANs on MNIST. It is trained by
+``bench/train_fmnist_classifier.py`` (reproducible: fixed seed, fixed data order) and its
+weights, ``weights/fmnist_cnn.safetensors`` beside this file (1.6 MB, safetensors, never
+pickle), are part of the package: nothing is downloaded at run time.
 
-The network (:class:`FMNISTClassifier`), 28 x 28 x 1 in, 241,770 parameters::
+The network (:class:`FMNISTClassifier`), 28 x 28 x 1 in, 389,482 parameters::
 
     conv 3x3, 1 -> 32,   BN, ReLU, max-pool 2   -> 32 x 14 x 14
     conv 3x3, 32 -> 64,  BN, ReLU, max-pool 2   -> 64 x 7 x 7
-    conv 3x3, 64 -> 128, BN, ReLU, max-pool 2   -> 128 x 3 x 3
+    conv 3x3, 64 -> 128, BN, ReLU
+    conv 3x3, 128 -> 128, BN, ReLU, max-pool 2  -> 128 x 3 x 3
     flatten, linear 1152 -> 128, ReLU           -> the 128-d features (FEATURE_DIM)
     dropout 0.3 (training only), linear 128 -> 10 -> the logits
+
+Test accuracy 93.4 % (10,000 images). Training also blurs a quarter of the images by a bilinear
+round trip through 29..64 px, so images of other sizes survive the input adapter: the test set
+upsampled to 32, 64 or 128 px and given as RGB scores 92.8 %, 93.1 %, 93.1 %.
 
 The features are the penultimate activations (after the ReLU, so non-negative). The
 convolutions run in channels-last memory layout, which is about twice as fast on a CPU
@@ -85,17 +90,17 @@ def prepare(images: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _block(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-    )
+def _block(c_in: int, c_out: int, convs: int = 1) -> nn.Sequential:
+    """``convs`` x (3x3 conv without bias, batch norm, ReLU), then a 2x2 max-pool."""
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
 class FMNISTClassifier(nn.Module):
-    """A compact CNN for Fashion-MNIST: three conv-BN-ReLU-pool blocks, a 128-d layer, 10 logits.
+    """A compact CNN for Fashion-MNIST: conv-BN-ReLU blocks, max-pools, a 128-d layer, 10 logits.
 
     Every public method accepts what :func:`prepare` accepts (1 or 3 channels, any size, in
     [-1, 1]). Build it trained with :func:`load_fmnist_classifier`.
@@ -103,7 +108,7 @@ class FMNISTClassifier(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Sequential(_block(1, 32), _block(32, 64), _block(64, 128))
+        self.conv = nn.Sequential(_block(1, 32), _block(32, 64), _block(64, 128, convs=2))
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(128 * 3 * 3, FEATURE_DIM), nn.ReLU())
         self.dropout = nn.Dropout(0.3)
         self.head = nn.Linear(FEATURE_DIM, NUM_CLASSES)

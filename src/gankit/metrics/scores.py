@@ -24,7 +24,8 @@ def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-10) -> float:
     p = np.asarray(p, np.float64) / np.sum(p)
     q = np.asarray(q, np.float64) / np.sum(q)
     mask = p > 0
-    return float((p[mask] * (np.log(p[mask]) - np.log(q[mask] + eps))).sum())
+    q = np.where(q > 0, q, eps)
+    return float((p[mask] * (np.log(p[mask]) - np.log(q[mask]))).sum())
 
 
 def class_coverage(fake_pred: np.ndarray, real_pred: np.ndarray, num_classes: int) -> tuple[int, float]:
