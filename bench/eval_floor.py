@@ -12,7 +12,7 @@ import argparse
 import time
 
 from gankit.data.fashion_mnist import load_arrays
-from gankit.metrics import get_extractor
+from gankit.metrics import get_extractor, images_key
 from gankit.metrics.evaluate import METRICS, batches_of, evaluate_images
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     test, _ = load_arrays("test")
     extractor = get_extractor(a.features)
     metrics = [m for m in METRICS.names() if m != "modes"]
-    key = {"data": "fashion-mnist", "size": "", "channels": 0, "root": ""}  # = a default run's key
+    key = images_key("fashion-mnist", train)  # what a default run's evaluation uses: cache shared
     t0 = time.perf_counter()
     res = evaluate_images(batches_of(test[: a.n]), train, key, extractor, metrics)
     print(f"Fashion-MNIST test ({res.n_fake}) vs train ({res.n_real}), features {res.features}, "

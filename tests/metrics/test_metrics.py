@@ -11,7 +11,13 @@ from gankit.errors import GankitError
 from gankit.metrics import METRICS, higher_is_better, metric_for_key, parse_metrics
 from gankit.metrics.kid import kid, mmd2_unbiased, polynomial_kernel
 from gankit.metrics.prdc import density_coverage, kth_neighbour_radii, precision_recall
-from gankit.metrics.scores import class_coverage, inception_score, kl_divergence, modes_2d, stacked_modes
+from gankit.metrics.scores import (
+    class_coverage,
+    inception_score,
+    kl_divergence,
+    modes_2d,
+    stacked_modes,
+)
 from gankit.metrics.stats import FeatureStats, fid_from_stats, frechet_distance, sqrtm_psd
 
 RNG = np.random.default_rng(0)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import os
+import hashlib
 import time
 from pathlib import Path
 
@@ -34,11 +34,11 @@ N_MODES_2D = 2_500  # samples of the 2-D protocol (VEEGAN, Srivastava et al. 201
 N_MODES_STACKED = 26_000  # samples of the stacked-MNIST protocol (VEEGAN; PacGAN, Lin et al. 2018)
 
 
-def _data_key(cfg: Config) -> dict[str, object]:
-    src = cfg.data.source
-    if os.sep in src or Path(src).exists():
-        src = str(Path(src).resolve())
-    return {"data": src, "size": cfg.data.image_size, "channels": cfg.data.channels, "root": cfg.data.data_root}
+def images_key(name: str, images: torch.Tensor) -> dict[str, object]:
+    """What identifies the real side for the reference cache: the data's name and a hash of the
+    decoded images themselves, so a changed folder or another tensor never reuses stale statistics."""
+    digest = hashlib.sha256(images.contiguous().cpu().numpy().tobytes()).hexdigest()
+    return {"data": name, "shape": list(images.shape), "sha256": digest}
 
 
 def evaluate_generator(
@@ -85,7 +85,7 @@ def evaluate_generator(
     res = EvalResult({}, 0, len(real), 0.0, extractor.name)
     if rest:
         res = evaluate_images(generated_batches(G, m.prior, m.latent_dim, n, seed, device=device),
-                              real.data.cpu(), _data_key(cfg), extractor, rest)
+                              real.data.cpu(), images_key(cfg.data.source, real.data), extractor, rest)
     res.values = {**values, **res.values}
     res.seconds = time.perf_counter() - t0
     return res
@@ -122,7 +122,7 @@ def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = N
     real = load_image_folder(real_dir, size, channels, cache)
     fake = load_image_folder(fake_dir, size, channels, cache)
     names = [x for x in (metrics or default_metrics(extractor)) if x != "modes"]
-    key = {"folder": str(Path(real_dir).resolve()), "files": len(real.files), "size": list(size)}
+    key = images_key(str(Path(real_dir).resolve()), real.images)
     res = evaluate_images(batches_of(fake.images), real.images, key, extractor, names)
     return res
 
