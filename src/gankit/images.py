@@ -22,6 +22,22 @@ from gankit.fsutil import atomic_write_bytes
 __all__ = ["make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
 
 
+def check_images(images: torch.Tensor) -> None:
+    """Raise TypeError/ValueError unless ``images`` is a float (N, C, H, W) batch with C in {1, 3}:
+    gankit's image convention (values in [-1, 1])."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(
+            f"expected images of shape (N, C, H, W) with C in {{1, 3}}, got {tuple(images.shape)}"
+        )
+    if not images.is_floating_point():
+        raise ValueError(
+            f"expected float images in [-1, 1], got dtype {images.dtype} "
+            "(convert uint8 pixels p with p / 127.5 - 1)"
+        )
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Map float images in [-1, 1] to uint8 pixels in [0, 255], same shape, on the CPU.
 

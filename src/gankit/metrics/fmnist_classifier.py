@@ -51,6 +51,7 @@ from torch import Tensor, nn
 
 from gankit.data.fashion_mnist import CLASSES
 from gankit.errors import GankitError
+from gankit.images import check_images
 
 WEIGHTS = Path(__file__).parent / "weights" / "fmnist_cnn.safetensors"
 FEATURE_DIM = 128
@@ -69,17 +70,7 @@ def prepare(images: Tensor) -> Tensor:
     ``antialias=True, align_corners=False`` (non-square images are stretched). The result is on
     the input's device, in channels-last layout; values are not clamped.
     """
-    if not isinstance(images, Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(
-            f"expected images of shape (N, C, H, W) with C in {{1, 3}}, got {tuple(images.shape)}"
-        )
-    if not images.is_floating_point():
-        raise ValueError(
-            f"expected float images in [-1, 1], got dtype {images.dtype} "
-            "(convert uint8 pixels p with p / 127.5 - 1)"
-        )
+    check_images(images)
     x = images.float()
     if x.shape[1] == 3:
         r, g, b = LUMA

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.errors import GankitError
+from gankit.images import check_images
 
 __all__ = [
     "FID_WEIGHTS_NAME",
@@ -315,17 +316,7 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     ``2 * x - 1`` to [-1, 1]. The last two are pytorch-fid's ``InceptionV3`` with
     ``resize_input=True, normalize_input=True``. Values are not clamped.
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(
-            f"expected images of shape (N, C, H, W) with C in {{1, 3}}, got {tuple(images.shape)}"
-        )
-    if not images.is_floating_point():
-        raise ValueError(
-            f"expected float images in [-1, 1], got dtype {images.dtype} "
-            "(convert uint8 pixels p with p / 127.5 - 1)"
-        )
+    check_images(images)
     x = (images.float() + 1.0) / 2.0  # N x C x H x W in [0, 1]
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)  # N x 3 x H x W
