@@ -70,13 +70,15 @@ class TrainConfig:
     )
     d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)")
     steps: int = _f(3000, "generator updates (iterations of Algorithm 1)")
-    batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake")
+    batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake; "
+                         "under torchrun per process (global batch = processes x this)")
     lr_g: float = _f(2e-4, "Adam learning rate of G")
     lr_d: float = _f(2e-4, "Adam learning rate of D")
     beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)")
     beta2: float = _f(0.999, "Adam beta2")
     seed: int = _f(0, "random seed: same seed, same run (on CPU)")
-    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)")
+    sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, GPUs)")
 
 
 @dataclass

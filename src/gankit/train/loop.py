@@ -25,13 +25,14 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from gankit.config import Config
+from gankit.config import Config, load_yaml
 from gankit.data import BatchOrder, InMemoryData, load_data
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
 from gankit.metrics.evaluate import higher_is_better
 from gankit.sampling import d_probability_field, generate, points_extent
+from gankit.train import distributed
 from gankit.train.checkpoint import (
     clean_partial,
     load_checkpoint,
@@ -39,7 +40,7 @@ from gankit.train.checkpoint import (
     resolve_last,
     save_checkpoint,
 )
-from gankit.train.rundir import MetricsLog, prepare_new, resume_config
+from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
 from gankit.train.state import TrainState, resolve_device
 from gankit.train.step import d_step, g_step
 
@@ -77,7 +78,8 @@ class Meter:
 
     NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 
-    def __init__(self, device: torch.device, step: int) -> None:
+    def __init__(self, device: torch.device, step: int, d: distributed.Dist = distributed.SINGLE) -> None:
+        self.d = d
         self.sums = torch.zeros(len(self.NAMES), device=device)
         self.n = 0
         self.step = torch.tensor(step, device=device)  # advanced on the device, no host copy
@@ -92,7 +94,13 @@ class Meter:
         self.n += 1
 
     def check_finite(self, state: TrainState, last_good: int) -> None:
-        bad = int(self.first_bad)
+        first_bad = self.first_bad
+        if self.d.enabled:  # the earliest bad step on any rank, on every rank
+            big = torch.iinfo(torch.int64).max
+            first_bad = torch.where(first_bad < 0, big, first_bad)
+            torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
+            first_bad = torch.where(first_bad == big, -1, first_bad)
+        bad = int(first_bad)
         if bad >= 0:
             raise TrainingDiverged(
                 f"the losses became NaN or infinite at step {bad}: training diverged. The last "
@@ -101,7 +109,7 @@ class Meter:
             )
 
     def read(self) -> dict[str, float]:
-        means = (self.sums / max(self.n, 1)).tolist()  # the one host sync per log step
+        means = distributed.all_mean(self.d, self.sums / max(self.n, 1)).tolist()  # one sync per log
         self.sums.zero_()
         self.n = 0
         return dict(zip(self.NAMES, means, strict=True))
@@ -166,29 +174,66 @@ def train(
     resume: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Run:
-    """Train a GAN as ``cfg`` says; with ``resume``, continue the run in that directory."""
+    """Train a GAN as ``cfg`` says; with ``resume``, continue the run in that directory.
+
+    Under ``torchrun`` this runs in every process, data-parallel (see ``train.distributed``).
+    """
+    d = distributed.from_env()
+    try:
+        return _train(d, cfg, data, resume, overrides)
+    finally:
+        distributed.shutdown(d)
+
+
+def _device_name(cfg: Config | None, resume: str | Path | None, overrides: dict[str, Any] | None) -> str:
+    """The --device a run will use, known before the run directory is read in full (the process
+    group's backend depends on it)."""
+    if resume is None and cfg is not None:
+        return cfg.train.device
+    if overrides and "device" in overrides:
+        return str(overrides["device"])
+    try:
+        saved = load_yaml(Path(str(resume)) / "config.yaml")
+        return str(saved.get("train", {}).get("device", "auto"))
+    except (GankitError, AttributeError):
+        return "auto"
+
+
+def _train(
+    d: distributed.Dist,
+    cfg: Config,
+    data: InMemoryData | None,
+    resume: str | Path | None,
+    overrides: dict[str, Any] | None,
+) -> Run:
     # ---------------------------------------------------------------- 1. config and run directory
-    if resume is not None:
-        cfg = resume_config(resume, overrides or {})
-        run_dir = Path(resume)
-    else:
-        run_dir = prepare_new(cfg)
+    distributed.init(d, resolve_device(_device_name(cfg, resume, overrides), d.local_rank))
+    if d.is_main:  # rank 0 owns the run directory; the others receive its resolved config
+        if resume is not None:
+            cfg = resume_config(resume, overrides or {})
+        else:
+            prepare_new(cfg)
+        clean_partial(Path(cfg.log.out) / "checkpoints")
+    cfg = distributed.broadcast_object(d, cfg)
+    run_dir = Path(cfg.log.out)
     t, lg = cfg.train, cfg.log
-    device = resolve_device(t.device)
+    device = resolve_device(t.device, d.local_rank)
     ckpt_dir = run_dir / "checkpoints"
-    clean_partial(ckpt_dir)
+    main = d.is_main
 
     # ---------------------------------------------------------------- 2. data, in memory, on the device
     if data is None:
         data = load_data(cfg.data, t.seed)
-    for line in data.notes:
+    for line in data.notes if main else ():
         print(line, file=sys.stderr)
     data = data.to(device)
-    order = BatchOrder(len(data), t.batch_size, t.seed, device)
+    # Every rank walks the same global order of world * B indices and keeps its own slice.
+    order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
 
     # ---------------------------------------------------------------- 3. models, optimisers, RNG
-    state = TrainState.create(cfg, data.shape, device)
-    metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None)
+    state = TrainState.create(cfg, data.shape, device, d)
+    metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None) \
+        if main else NullLog()
     if resume is not None:
         ckpt = load_checkpoint(run_dir)
         if list(ckpt.meta["data_shape"]) != list(data.shape.dims):
@@ -196,7 +241,8 @@ def train(
                               f"{ckpt.meta['data_shape']}; resume with the same data")
         state.restore(ckpt)
         metrics.truncate_after(state.step)
-        print(f"resuming {run_dir} at step {state.step}", file=sys.stderr)
+        if main:
+            print(f"resuming {run_dir} at step {state.step}", file=sys.stderr)
     real_points = None
     if not data.shape.is_image:
         g = torch.Generator().manual_seed(t.seed + 2)
@@ -210,29 +256,31 @@ def train(
         nonlocal last_ckpt
         if last_ckpt == state.step and resolve_last(ckpt_dir) is not None:
             return  # already saved at this step (e.g. just now, as the new best)
-        meter.check_finite(state, last_ckpt)  # never save a diverged model
-        tensors, optim_meta = state.train_tensors()
-        meta = state.meta(elapsed())
-        meta["optim"] = optim_meta
-        save_checkpoint(ckpt_dir, state.step, state.model_tensors(), tensors, meta, lg.keep)
+        meter.check_finite(state, last_ckpt)  # never save a diverged model (a collective under DDP)
+        if main:  # the replicas are identical: rank 0 writes for all
+            tensors, optim_meta = state.train_tensors()
+            meta = state.meta(elapsed())
+            meta["optim"] = optim_meta
+            save_checkpoint(ckpt_dir, state.step, state.model_tensors(), tensors, meta, lg.keep)
+        distributed.barrier(d)
         last_ckpt = state.step
 
     def elapsed() -> float:
         return state.elapsed + (time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- 4. Algorithm 1
-    meter = Meter(device, state.step)
+    meter = Meter(device, state.step, d)
     t0 = time.perf_counter()
     t_log, step_log = t0, state.step
     history: list[dict[str, Any]] = []
-    if state.step == 0:
+    if state.step == 0 and main:
         save_samples(state, data, run_dir, real_points)
-    bar = tqdm(total=t.steps, initial=state.step, disable=not lg.progress, unit="it",
+    bar = tqdm(total=t.steps, initial=state.step, disable=not (lg.progress and main), unit="it",
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with _StopFlag() as stop:
         while state.step < t.steps:
             for _ in range(t.d_steps):  # k discriminator updates ...
-                real = data.batch(order.indices(state.real_batches))  # (B, *dims) in [-1, 1]
+                real = data.batch(distributed.shard(d, order.indices(state.real_batches)))  # (B, *dims)
                 state.real_batches += 1
                 loss_d, d_real, d_fake = d_step(state, real)
             loss_g = g_step(state, t.batch_size)  # ... then one generator update
@@ -242,6 +290,9 @@ def train(
 
             # ------------------------------------------------------------ 5. log, sample, save
             final = state.step == t.steps
+            if d.enabled:  # stop together: a rank leaving alone would hang the others
+                stop.requested = state.step % lg.log_every == 0 and bool(
+                    distributed.all_mean(d, torch.tensor(float(stop.requested))) > 0)
             if state.step % lg.log_every == 0 or final or stop.requested:
                 meter.check_finite(state, last_ckpt)
                 now = time.perf_counter()
@@ -254,22 +305,27 @@ def train(
                 bar.set_postfix_str(
                     f"img/s={rec['img_per_s']:.0f} loss_d={rec['loss_d']:.3f} loss_g={rec['loss_g']:.3f} "
                     f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}", refresh=False)
-            if state.step % lg.sample_every == 0 or final:
+            if main and (state.step % lg.sample_every == 0 or final):
                 save_samples(state, data, run_dir, real_points)
             if ev.eval_every and (state.step % ev.eval_every == 0 or final):
-                rec = evaluate(state, cfg, data, eval_key)
-                metrics.append(rec)
-                history.append(rec)
-                value, best = rec[eval_key], state.best
-                better = best is None or (value > best["value"] if higher_is_better(eval_key)
-                                          else value < best["value"])
+                rec = evaluate(state, cfg, data, eval_key) if main else {}
+                better = False
+                if main:
+                    metrics.append(rec)
+                    history.append(rec)
+                    value, best = rec[eval_key], state.best
+                    better = best is None or (value > best["value"] if higher_is_better(eval_key)
+                                              else value < best["value"])
+                    if better:
+                        state.best = {"key": eval_key, "value": value, "step": state.step}
+                    bar.write(f"step {state.step}: " + ", ".join(
+                        f"{k} {v:.4g}" for k, v in rec.items() if k not in ("step", "eval_seconds"))
+                        + (" (best so far)" if better else ""), file=sys.stderr)
+                state.best, better = distributed.broadcast_object(d, (state.best, better))
                 if better:  # save now and point `best` at it
-                    state.best = {"key": eval_key, "value": value, "step": state.step}
                     checkpoint()
-                    mark_best(ckpt_dir, state.step)
-                bar.write(f"step {state.step}: " + ", ".join(
-                    f"{k} {v:.4g}" for k, v in rec.items() if k not in ("step", "eval_seconds"))
-                    + (" (best so far)" if better else ""), file=sys.stderr)
+                    if main:
+                        mark_best(ckpt_dir, state.step)
             if state.step % lg.checkpoint_every == 0 or final or stop.requested:
                 checkpoint()
             if stop.requested:
@@ -278,13 +334,15 @@ def train(
     metrics.close()
 
     # ---------------------------------------------------------------- 6. report
-    from gankit.report import build_report
+    if main:
+        from gankit.report import build_report
 
-    report = build_report(run_dir)
+        report = build_report(run_dir)
     if stop.requested and state.step < t.steps:
         raise KeyboardInterrupt(f"stopped at step {state.step}; checkpoint saved. "
                                 f"Continue with: gankit train --resume {run_dir}")
-    print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
+    if main:
+        print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
     return Run(run_dir, state.G, state.D, cfg, state.step, history)
 
 

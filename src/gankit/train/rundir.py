@@ -122,3 +122,16 @@ class MetricsLog:
                 if key != "step" and isinstance(value, int | float):
                     self.writer.add_scalar(key, value, record["step"])
             self.writer.flush()
+
+
+class NullLog(MetricsLog):
+    """What ranks other than 0 log to under torchrun: nothing."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass

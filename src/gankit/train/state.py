@@ -17,6 +17,7 @@ from gankit.config import Config
 from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
 from gankit.models import DataShape, build_models, sample_prior
+from gankit.train import distributed
 from gankit.train.checkpoint import (
     Checkpoint,
     optimizer_from_flat,
@@ -29,11 +30,14 @@ N_FIXED_IMAGES = 64  # an 8x8 grid of samples at fixed z, saved over time
 N_FIXED_POINTS = 1024  # generated points drawn over D's field for 2-D data
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA if present, else CPU. Under torchrun each process takes GPU LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GankitError("--device cuda was asked for, but this torch sees no CUDA GPU; use --device cpu")
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
     return torch.device(name)
 
 
@@ -54,10 +58,21 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training before this process started
     extent: tuple[float, float, float, float] | None = None  # 2-D data: where D's field is drawn
     best: dict[str, float] | None = None  # with --eval-every: {"key", "value", "step"} of the best
+    dist: distributed.Dist = distributed.SINGLE
+    G_train: nn.Module | None = None  # G as updated: DistributedDataParallel(G) under torchrun, else G
+    D_train: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.G_train is None:
+            self.G_train = self.G
+        if self.D_train is None:
+            self.D_train = self.D
 
     @classmethod
-    def create(cls, cfg: Config, shape: DataShape, device: torch.device) -> TrainState:
-        """Fresh models and optimisers; the same seed gives the same weights, run after run."""
+    def create(cls, cfg: Config, shape: DataShape, device: torch.device,
+               d: distributed.Dist = distributed.SINGLE) -> TrainState:
+        """Fresh models and optimisers; the same seed gives the same weights, run after run
+        (and on every rank: the seed is shared, so DDP starts from identical replicas)."""
         torch.manual_seed(cfg.train.seed)
         m, t = cfg.model, cfg.train
         G, D = build_models(m.arch, shape, m.latent_dim, m.width)
@@ -69,11 +84,17 @@ class TrainState:
         n_fixed = N_FIXED_IMAGES if shape.is_image else N_FIXED_POINTS
         fixed_z = sample_prior(m.prior, n_fixed, m.latent_dim,
                                generator=torch.Generator().manual_seed(t.seed + 1)).to(device)
-        return cls(cfg, shape, device, G, D, opt_G, opt_D, LOSSES.get(t.loss), z_gen, fixed_z)
+        return cls(cfg, shape, device, G, D, opt_G, opt_D, LOSSES.get(t.loss), z_gen, fixed_z, dist=d,
+                   G_train=distributed.wrap(d, G, device, t.sync_bn),
+                   D_train=distributed.wrap(d, D, device, t.sync_bn))
 
     def z(self, n: int) -> Tensor:
-        """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples")."""
-        return sample_prior(self.cfg.model.prior, n, self.cfg.model.latent_dim, self.device, self.z_gen)
+        """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples").
+
+        Under torchrun every rank draws the same global batch of world * n and keeps its slice."""
+        z = sample_prior(self.cfg.model.prior, n * self.dist.world, self.cfg.model.latent_dim,
+                         self.device, self.z_gen)
+        return distributed.shard(self.dist, z)
 
     # ----------------------------------------------------------------------- checkpoint round trip
 

@@ -1,0 +1,60 @@
+"""torchrun: 2 processes at batch B end equal to 1 process at batch 2B (no batch norm), and a
+DDP checkpoint loads in a single process. Gloo backend, on the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from gankit.cli import main
+from gankit.train.checkpoint import load_checkpoint
+from tests.train.test_resume import logged
+
+COMMON = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--steps", "30",
+          "--log-every", "10", "--sample-every", "30", "--checkpoint-every", "15", "--no-progress",
+          "--lr-g", "1e-3", "--lr-d", "1e-3", "--d-steps", "2"]
+
+
+def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+         "-m", "gankit", *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path) -> None:
+    r = torchrun(["train", *COMMON, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
+    assert r.returncode == 0, r.stderr[-3000:]
+    torch.set_num_threads(1)
+    assert main(["train", *COMMON, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
+    a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
+    assert a.step == b.step == 30
+    assert a.meta["real_batches"] == b.meta["real_batches"] == 60
+    for k in b.model:
+        assert torch.allclose(a.model[k], b.model[k], rtol=1e-4, atol=1e-5), k
+    # Logged values are means over the ranks: the same numbers as the single process.
+    la, lb = logged(tmp_path / "ddp"), logged(tmp_path / "one")
+    assert [r["step"] for r in la] == [r["step"] for r in lb] == [10, 20, 30]
+    for ra, rb in zip(la, lb, strict=True):
+        for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+            assert abs(ra[key] - rb[key]) < 1e-3, (key, ra[key], rb[key])
+    # Only rank 0 wrote: one set of samples, one report.
+    assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == [
+        "step-000000.png", "step-000030.png"]
+
+
+def test_ddp_checkpoint_resumes_under_ddp_and_loads_in_one_process(tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    r = torchrun(["train", *COMMON, "--steps", "15", "--batch-size", "16", "--out", str(run)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = torchrun(["train", "--resume", str(run), "--steps", "30"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert load_checkpoint(run).step == 30
+    # Single process: sample from it, and keep training it.
+    assert main(["sample", str(run), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "40"]) == 0
+    assert load_checkpoint(run).step == 40
