@@ -1,10 +1,12 @@
-"""Training speed of gankit's own loop: img/s, s/iteration and peak memory.
+"""Training speed of gankit's own loop, as a share of what this CPU can do.
 
-Usage:  python bench/train_speed.py [--steps 50] [--warmup 5] [--threads N]
+Usage:  source scripts/env.sh; python bench/train_speed.py [--seconds 10] [--threads N] [--cases ...]
 
-Each case runs in a fresh process (so peak RSS is its own) through the same ``d_step``/``g_step``
-the trainer uses, on Fashion-MNIST held in memory, K = 1, batch 64. Run it through ./scripts/env.sh
-(jemalloc) for the numbers in docs/BENCHMARKS.md:  source scripts/env.sh; python bench/train_speed.py
+For each case (model, image size, batch) in a fresh process, through the same ``d_step`` /
+``g_step`` the trainer runs (K = 1, Fashion-MNIST in memory): img/s, seconds per iteration split
+into data / D step / G step, peak RSS, and the achieved FLOP/s (FLOPs of one iteration counted by
+``torch.utils.flop_counter``) against this machine's dense-convolution throughput, measured in the
+same process with the same thread count. Every figure is therefore a ratio to the machine's limit.
 """
 
 from __future__ import annotations
@@ -17,14 +19,37 @@ import subprocess
 import sys
 import time
 
-CASES = [  # (name, model, image size, batch size)
-    ("mlp 28px", "mlp", 28, 64),
-    ("dcgan 32px", "dcgan", 32, 64),
-]
+CASES = {  # name: (model, image size, batch)
+    "mlp28-b64": ("mlp", 28, 64), "mlp28-b256": ("mlp", 28, 256),
+    "dcgan32-b64": ("dcgan", 32, 64), "dcgan32-b256": ("dcgan", 32, 256),
+    "dcgan64-b64": ("dcgan", 64, 64), "dcgan64-b256": ("dcgan", 64, 256),
+}
 
 
-def run_case(model: str, size: int, batch: int, steps: int, warmup: int) -> dict[str, float]:
+def conv_peak_flops(seconds: float = 3.0) -> float:
+    """Best FLOP/s of a few dense convolutions (forward) at this thread count: 4x4 kernels as in
+    DCGAN, strided and not, and a 1x1 (a plain matrix product). 3x3 kernels are left out: oneDNN
+    may run them as Winograd, doing fewer multiplications than the nominal count."""
     import torch
+
+    best = 0.0
+    for k, c, hw, stride in ((4, 256, 16, 1), (4, 256, 32, 2), (1, 512, 16, 1)):
+        conv = torch.nn.Conv2d(c, c, k, stride=stride, padding=k // 2, bias=False)
+        x = torch.randn(64, c, hw, hw)
+        with torch.inference_mode():
+            out = conv(x)
+            flops = 2 * out.numel() * c * k * k
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 3:
+                conv(x)
+                n += 1
+        best = max(best, flops * n / (time.perf_counter() - t0))
+    return best
+
+
+def run_case(model: str, size: int, batch: int, seconds: float) -> dict[str, float]:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from gankit.config import build_config
     from gankit.data import BatchOrder, load_data
@@ -35,26 +60,38 @@ def run_case(model: str, size: int, batch: int, steps: int, warmup: int) -> dict
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     order = BatchOrder(len(data), batch, 0)
-    t_data = 0.0
-    for i in range(warmup + steps):
-        if i == warmup:
-            t0, t_data = time.perf_counter(), 0.0
-        td = time.perf_counter()
+
+    def iteration(i: int) -> tuple[float, float, float]:
+        t0 = time.perf_counter()
         real = data.batch(order.indices(i))
-        t_data += time.perf_counter() - td
+        t1 = time.perf_counter()
         d_step(s, real)
+        t2 = time.perf_counter()
         g_step(s, batch)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+    with FlopCounterMode(display=False) as fc:
+        iteration(0)
+    flops = fc.get_total_flops()
+    for i in range(1, 3):  # warm-up
+        iteration(i)
+    parts, n, t0 = [0.0, 0.0, 0.0], 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 3:
+        for k, v in enumerate(iteration(3 + n)):
+            parts[k] += v
+        n += 1
     dt = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"img_per_s": batch * steps / dt, "s_per_it": dt / steps, "data_share": t_data / dt,
-            "peak_rss_mb": peak_mb}
+    peak = conv_peak_flops()
+    return {"img_per_s": batch * n / dt, "s_per_it": dt / n, "data": parts[0] / n, "d_step": parts[1] / n,
+            "g_step": parts[2] / n, "gflop_per_it": flops / 1e9, "gflops": flops * n / dt / 1e9,
+            "conv_peak_gflops": peak / 1e9, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per case (10)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     a = p.parse_args()
     import torch
@@ -62,19 +99,21 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.case:
-        name, model, size, batch = next(c for c in CASES if c[0] == a.case)
-        print(json.dumps(run_case(model, size, batch, a.steps, a.warmup)))
+        print(json.dumps(run_case(*CASES[a.case], a.seconds)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}")
-    print(f"{'case':<12} {'batch':>5} {'img/s':>8} {'s/it':>8} {'data %':>7} {'peak RSS MB':>12}")
-    for name, _, _, batch in CASES:
-        out = subprocess.run([sys.executable, __file__, "--case", name, "--steps", str(a.steps),
-                              "--warmup", str(a.warmup), "--threads", str(a.threads)],
-                             capture_output=True, text=True, check=True)
+    print(f"{'case':<13} {'img/s':>7} {'s/it':>7} {'data':>6} {'D step':>7} {'G step':>7} "
+          f"{'GFLOP/it':>9} {'GFLOP/s':>8} {'conv peak':>9} {'ratio':>6} {'RSS MB':>7}")
+    for name in a.cases:
+        out = subprocess.run([sys.executable, __file__, "--case", name, "--seconds", str(a.seconds),
+                              "--threads", str(a.threads)], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name:<12} {batch:>5} {r['img_per_s']:>8.0f} {r['s_per_it']:>8.4f} "
-              f"{100 * r['data_share']:>6.1f}% {r['peak_rss_mb']:>12.0f}")
+        it = r["s_per_it"]
+        print(f"{name:<13} {r['img_per_s']:>7.0f} {it:>7.4f} {100 * r['data'] / it:>5.1f}% "
+              f"{100 * r['d_step'] / it:>6.1f}% {100 * r['g_step'] / it:>6.1f}% {r['gflop_per_it']:>9.2f} "
+              f"{r['gflops']:>8.1f} {r['conv_peak_gflops']:>9.1f} {r['gflops'] / r['conv_peak_gflops']:>6.2f} "
+              f"{r['peak_rss_mb']:>7.0f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ class InMemoryData:
         """Rows ``index`` as float32 on the data's device: images scaled from uint8 to [-1, 1]."""
         x = self.data.index_select(0, index)
         if x.dtype == torch.uint8:
+            # channels-last, like the convolutional networks that read it (a no-op for one channel)
+            x = x.contiguous(memory_format=torch.channels_last)
             return x.float().div_(127.5).sub_(1.0)
         return x.float()
 

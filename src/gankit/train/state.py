@@ -77,6 +77,11 @@ class TrainState:
         m, t = cfg.model, cfg.train
         G, D = build_models(m.arch, shape, m.latent_dim, m.width)
         G, D = G.to(device), D.to(device)
+        if shape.is_image and any(isinstance(x, nn.Conv2d) for x in D.modules()):
+            # Channels-last: oneDNN's (and cuDNN's) fast convolution layout. On 2 CPU cores it made
+            # the 32 px DCGAN step 18 % faster (bench/layout_ablation.py); the values are unchanged.
+            G.to(memory_format=torch.channels_last)
+            D.to(memory_format=torch.channels_last)
         opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
         opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
         z_gen = torch.Generator(device=device).manual_seed(t.seed)
