@@ -160,7 +160,8 @@ def options() -> list[Option]:
     return out
 
 
-def _options_by_key() -> dict[str, Option]:
+def options_by_key() -> dict[str, Option]:
+    """Every config field by its flat key (the flag's name with underscores)."""
     opts = options()
     by_key = {o.key: o for o in opts}
     assert len(by_key) == len(opts), "two config fields share a flag name"
@@ -231,7 +232,7 @@ def _unknown(key: str, known: list[str], where: str) -> GankitError:
 
 def apply_mapping(cfg: Config, mapping: dict[str, Any], where: str) -> Config:
     """Apply a YAML mapping (flat keys, sections, or both) onto ``cfg`` in place."""
-    by_key = _options_by_key()
+    by_key = options_by_key()
     for key, value in mapping.items():
         if not isinstance(key, str):
             raise GankitError(f"{where}: config keys must be strings, got {key!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +34,13 @@ def generate(G: nn.Module, z: Tensor, batch_size: int = 256) -> Tensor:
     """G(z) in eval mode, in batches -> (N, *dims) on z's device."""
     with evaluating(G):
         return torch.cat([G(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+
+
+def sample_from(G: nn.Module, cfg: Config, n: int, seed: int = 0) -> Tensor:
+    """n samples of G (eval mode) at latents drawn from the run's prior with ``seed``; on G's device."""
+    g = torch.Generator().manual_seed(seed)
+    z = sample_prior(cfg.model.prior, n, cfg.model.latent_dim, generator=g)
+    return generate(G, z.to(next(G.parameters()).device))
 
 
 def interpolate_latents(z0: Tensor, z1: Tensor, n: int, prior: str) -> Tensor:
@@ -81,10 +87,7 @@ class LoadedGenerator:
     run_dir: Path | None  # the run the checkpoint belongs to, if it lies in one
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
-        g = torch.Generator().manual_seed(seed)
-        z = sample_prior(self.config.model.prior, n, self.config.model.latent_dim, generator=g)
-        device = next(self.G.parameters()).device
-        return generate(self.G, z.to(device))
+        return sample_from(self.G, self.config, n, seed)
 
 
 def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
@@ -105,7 +108,3 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,
                            tuple(extent) if extent else None,
                            run if (run / "config.yaml").is_file() else None)
-
-
-def grid_rows(n: int) -> int:
-    return max(1, math.ceil(math.sqrt(n)))

@@ -31,7 +31,7 @@ from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
 from gankit.metrics.evaluate import higher_is_better
-from gankit.sampling import d_probability_field, generate, points_extent
+from gankit.sampling import d_probability_field, generate, points_extent, sample_from
 from gankit.train import distributed
 from gankit.train.checkpoint import (
     clean_partial,
@@ -62,11 +62,7 @@ class Run:
 
     def sample(self, n: int = 64, seed: int = 0) -> Tensor:
         """n samples from G (eval mode): (n, C, H, W) in [-1, 1], or (n, 2) points."""
-        from gankit.models import sample_prior
-
-        g = torch.Generator().manual_seed(seed)
-        z = sample_prior(self.config.model.prior, n, self.config.model.latent_dim, generator=g)
-        return generate(self.G, z.to(next(self.G.parameters()).device)).cpu()
+        return sample_from(self.G, self.config, n, seed).cpu()
 
 
 class Meter:

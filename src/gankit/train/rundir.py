@@ -10,10 +10,10 @@ from typing import Any
 
 from gankit.config import (
     Config,
-    _options_by_key,
     apply_mapping,
     config_from_dict,
     load_yaml,
+    options_by_key,
     validate,
 )
 from gankit.errors import GankitError
@@ -67,7 +67,7 @@ def resume_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Conf
     cfg = config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
     changed = {k: v for k, v in overrides.items() if k not in RESUMABLE_KEYS}
     for key, value in changed.items():
-        opt = _options_by_key()[key]
+        opt = options_by_key()[key]
         if getattr(getattr(cfg, opt.section), opt.name) != value:
             raise GankitError(
                 f"--{key.replace('_', '-')} cannot change when resuming {run} (it is part of what the run "
