@@ -1,0 +1,36 @@
+"""Quality per second: FID (fmnist features) of every checkpoint of a run against the training
+wall-clock at which it was saved.
+
+Usage:  python bench/fid_vs_time.py RUN_DIR [--n 10000]
+
+Train first, keeping every checkpoint, e.g. the default config for 10,000 steps:
+    gankit train --steps 10000 --checkpoint-every 1000 --keep 20 --out runs/bench-long
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gankit.metrics import evaluate_generator
+from gankit.sampling import load_generator
+from gankit.train.checkpoint import step_dirs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=10_000)
+    a = p.parse_args()
+    run = Path(a.run_dir)
+    print(f"{'step':>6} {'train s':>8} {'FID':>8}")
+    for step, path in step_dirs(run / "checkpoints"):
+        elapsed = json.loads((path / "state.json").read_text())["elapsed"]
+        lg = load_generator(str(path))
+        fid = evaluate_generator(lg.G, lg.config, a.n, ["fid"]).values["fid"]
+        print(f"{step:>6} {elapsed:>8.1f} {fid:>8.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
