@@ -286,10 +286,11 @@ def _train(
 
             # ------------------------------------------------------------ 5. log, sample, save
             final = state.step == t.steps
-            if d.enabled:  # stop together: a rank leaving alone would hang the others
-                stop.requested = state.step % lg.log_every == 0 and bool(
-                    distributed.all_mean(d, torch.tensor(float(stop.requested))) > 0)
-            if state.step % lg.log_every == 0 or final or stop.requested:
+            stopping = stop.requested
+            if d.enabled:  # stop together, at a log step: a rank leaving alone would hang the others
+                stopping = state.step % lg.log_every == 0 and bool(
+                    distributed.all_mean(d, torch.tensor(float(stop.requested), device=device)) > 0)
+            if state.step % lg.log_every == 0 or final or stopping:
                 meter.check_finite(state, last_ckpt)
                 now = time.perf_counter()
                 rec: dict[str, Any] = {"step": state.step, **meter.read()}
@@ -322,9 +323,9 @@ def _train(
                     checkpoint()
                     if main:
                         mark_best(ckpt_dir, state.step)
-            if state.step % lg.checkpoint_every == 0 or final or stop.requested:
+            if state.step % lg.checkpoint_every == 0 or final or stopping:
                 checkpoint()
-            if stop.requested:
+            if stopping:
                 break
     bar.close()
     metrics.close()
@@ -334,7 +335,7 @@ def _train(
         from gankit.report import build_report
 
         report = build_report(run_dir)
-    if stop.requested and state.step < t.steps:
+    if state.step < t.steps:  # left the loop early: Ctrl-C
         raise KeyboardInterrupt(f"stopped at step {state.step}; checkpoint saved. "
                                 f"Continue with: gankit train --resume {run_dir}")
     if main:
