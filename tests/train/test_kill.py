@@ -80,10 +80,15 @@ def test_dcgan_fashion_mnist_killed_twice_then_resumed_equals_uninterrupted(tmp_
     assert_same_run(full, run)
 
 
+def ring_args(checkpoint_every: int) -> list[str]:
+    """A 3000-step ring run, long enough (a few seconds) to be interrupted from outside."""
+    return ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--batch-size", "32",
+            "--steps", "3000", "--log-every", "50", "--sample-every", "3000",
+            "--checkpoint-every", str(checkpoint_every), "--no-progress"]
+
+
 def test_external_sigkill_at_a_random_moment(tmp_path: Path) -> None:
-    args = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--batch-size", "32",
-            "--steps", "3000", "--log-every", "50", "--sample-every", "3000", "--checkpoint-every", "100",
-            "--no-progress"]
+    args = ring_args(checkpoint_every=100)
     run = tmp_path / "killed"
     p = subprocess.Popen([sys.executable, "-m", "gankit", "train", *args, "--out", str(run)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -101,9 +106,7 @@ def test_external_sigkill_at_a_random_moment(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    args = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--batch-size", "32",
-            "--steps", "3000", "--log-every", "50", "--sample-every", "3000", "--checkpoint-every", "1000",
-            "--no-progress"]
+    args = ring_args(checkpoint_every=1000)
     run = tmp_path / "stopped"
     p = subprocess.Popen([sys.executable, "-m", "gankit", "train", *args, "--out", str(run)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
