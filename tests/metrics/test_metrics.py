@@ -162,3 +162,10 @@ def test_registry_and_directions() -> None:
     assert parse_metrics("fid, kid") == ["fid", "kid"]
     with pytest.raises(GankitError, match="unknown metric 'fdi'"):
         parse_metrics("fdi")
+
+
+def test_feature_stats_round_trip_through_arrays() -> None:
+    s = FeatureStats(3, keep=5)
+    s.update(RNG.normal(size=(8, 3)))
+    r = FeatureStats.from_arrays(s.to_arrays(), keep=5)
+    assert r.n == 8 and np.array_equal(r.cov, s.cov) and np.array_equal(r.features, s.features)

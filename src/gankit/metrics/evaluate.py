@@ -196,9 +196,7 @@ def reference_summary(key: dict[str, object], images: Tensor, extractor: Feature
     if cache and path.exists():
         try:
             t = load_file(str(path))
-            st = FeatureStats(extractor.dim, keep)
-            st.n, st.sum, st.outer = int(t["n"][0]), t["sum"], t["outer"]
-            st._kept, st._n_kept = [t["kept"]], len(t["kept"])
+            st = FeatureStats.from_arrays(t, keep)
             return SampleSummary(st, preds=[t["pred"]] if "pred" in t else [])
         except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
             pass
@@ -206,8 +204,7 @@ def reference_summary(key: dict[str, object], images: Tensor, extractor: Feature
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     summary = summarise(batches_of(images[perm]), extractor, keep)
     if cache:
-        arrays = {"n": np.array([summary.stats.n], np.int64), "sum": summary.stats.sum,
-                  "outer": summary.stats.outer, "kept": summary.stats.features}
+        arrays = summary.stats.to_arrays()
         if summary.preds:
             arrays["pred"] = summary.pred.astype(np.int64)
         with contextlib.suppress(OSError):  # an unwritable cache only costs time

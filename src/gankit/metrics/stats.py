@@ -54,6 +54,19 @@ class FeatureStats:
         """The kept features (up to ``keep``), (n_kept, dim) float32."""
         return np.concatenate(self._kept) if self._kept else np.zeros((0, self.dim), np.float32)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild these statistics (for a safetensors cache)."""
+        return {"n": np.array([self.n], np.int64), "sum": self.sum, "outer": self.outer,
+                "kept": self.features}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], keep: int) -> FeatureStats:
+        kept = np.asarray(arrays["kept"], np.float32)
+        st = cls(kept.shape[1], keep)
+        st.n, st.sum, st.outer = int(arrays["n"][0]), arrays["sum"], arrays["outer"]
+        st._kept, st._n_kept = [kept], len(kept)
+        return st
+
 
 def sqrtm_psd(a: np.ndarray) -> np.ndarray:
     """Square root of a symmetric positive semi-definite matrix through its eigendecomposition
