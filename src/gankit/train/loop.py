@@ -37,7 +37,6 @@ from gankit.train.checkpoint import (
     clean_partial,
     load_checkpoint,
     mark_best,
-    resolve_last,
     save_checkpoint,
 )
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
@@ -244,13 +243,14 @@ def _train(
         g = torch.Generator().manual_seed(t.seed + 2)
         real_points = data.batch(torch.randperm(len(data), generator=g)[:1024].to(device))
         state.extent = data.extent or points_extent(real_points.cpu().numpy())
-    last_ckpt = state.step
+    last_ckpt = state.step  # step of the newest checkpoint on disk, once there is one:
+    saved_now = resume is not None  # a resumed run starts from one; a new run has none yet
     ev = cfg.eval
     eval_key = ev.eval_metric or ("fid" if data.shape.is_image else "modes")
 
     def checkpoint() -> None:
-        nonlocal last_ckpt
-        if last_ckpt == state.step and resolve_last(ckpt_dir) is not None:
+        nonlocal last_ckpt, saved_now
+        if saved_now and last_ckpt == state.step:
             return  # already saved at this step (e.g. just now, as the new best)
         meter.check_finite(state, last_ckpt)  # never save a diverged model (a collective under DDP)
         if main:  # the replicas are identical: rank 0 writes for all
@@ -259,7 +259,7 @@ def _train(
             meta["optim"] = optim_meta
             save_checkpoint(ckpt_dir, state.step, state.model_tensors(), tensors, meta, lg.keep)
         distributed.barrier(d)
-        last_ckpt = state.step
+        last_ckpt, saved_now = state.step, True
 
     def elapsed() -> float:
         return state.elapsed + (time.perf_counter() - t0)
