@@ -10,6 +10,7 @@ from gankit.models import MODELS, DataShape, build_models, dcgan_plan, sample_pr
 
 SHAPES = {
     "mlp": [(2,), (1, 28, 28), (3, 32, 32)],
+    "mlp2-tanh": [(2,), (1, 28, 28)],
     "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64), (3, 128, 128), (1, 48, 64), (3, 16, 16)],
 }
 
@@ -51,7 +52,7 @@ def test_dcgan_on_points_is_a_clear_error() -> None:
 
 
 def test_unknown_model_lists_choices() -> None:
-    with pytest.raises(GankitError, match="mlp, dcgan"):
+    with pytest.raises(GankitError, match="mlp, mlp2-tanh, dcgan"):
         build_models("resnet", DataShape((2,)))
 
 
@@ -63,3 +64,30 @@ def test_priors() -> None:
     assert abs(n.std() - 1) < 0.05
     with pytest.raises(GankitError):
         sample_prior("cauchy", 1, 1)
+
+
+def test_dcgan_first_and_last_layers_equal_the_convolutions_they_replace() -> None:
+    # G's projection of z and D's readout run as matrix products; they must equal the transposed
+    # convolution of a 1x1 input and the whole-map convolution, in either memory layout.
+    from torch.nn import functional as F
+
+    from gankit.models.dcgan import Project, Readout
+
+    torch.manual_seed(0)
+    proj = Project(10, 6, (3, 4), 1, 0, bias=False)
+    z = torch.randn(5, 10)
+    torch.testing.assert_close(proj(z), F.conv_transpose2d(z[:, :, None, None], proj.weight))
+    read = Readout(6, 1, (3, 4), 1, 0, bias=False)
+    x = torch.randn(5, 6, 3, 4)
+    want = F.conv2d(x, read.weight).flatten()
+    torch.testing.assert_close(read(x), want)
+    torch.testing.assert_close(read(x.contiguous(memory_format=torch.channels_last)), want)
+
+
+def test_mlp2_tanh_is_the_benchmark_network() -> None:
+    # VEEGAN / Unrolled GAN: two hidden layers of 128 tanh units each in G and D
+    G, D = build_models("mlp2-tanh", DataShape((2,)), latent_dim=256)
+    for net in (G, D):
+        kinds = [type(m).__name__ for m in net.net]
+        assert kinds == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+    assert G.net[0].in_features == 256 and G.net[0].out_features == 128 and G.net[-1].out_features == 2
