@@ -2,9 +2,10 @@
 
 Usage:  source scripts/env.sh; python bench/train_speed.py [--seconds 10] [--threads N] [--cases ...]
 
-For each case (model, image size, batch) in a fresh process, through the same ``d_step`` /
-``g_step`` the trainer runs (K = 1, Fashion-MNIST in memory): img/s, seconds per iteration split
-into data / D step / G step, peak RSS, and the achieved FLOP/s (FLOPs of one iteration counted by
+For each case (model, image size, batch) in a fresh process, through the same ``fake_for_d`` /
+``d_step`` / ``g_step`` the trainer runs (K = 1, the fake batch reused for G's step as the trainer
+does by default, Fashion-MNIST in memory): img/s, seconds per iteration split into data / D step
+(including G's forward pass that makes the fake batch) / G step, peak RSS, and the achieved FLOP/s (FLOPs of one iteration counted by
 ``torch.utils.flop_counter``) against this machine's dense-convolution throughput, measured in the
 same process with the same thread count. Every figure is therefore a ratio to the machine's limit.
 """
@@ -47,16 +48,18 @@ def conv_peak_flops(seconds: float = 3.0) -> float:
     return best
 
 
-def run_case(model: str, size: int, batch: int, seconds: float) -> dict[str, float]:
+def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = True,
+             compile_: bool = False) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from gankit.config import build_config
     from gankit.data import BatchOrder, load_data
     from gankit.train.state import TrainState
-    from gankit.train.step import d_step, g_step
+    from gankit.train.step import d_step, fake_for_d, g_step
 
-    cfg = build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch})
+    cfg = build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch,
+                                  "reuse_fake": reuse, "compile": compile_})
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     order = BatchOrder(len(data), batch, 0)
@@ -65,26 +68,32 @@ def run_case(model: str, size: int, batch: int, seconds: float) -> dict[str, flo
         t0 = time.perf_counter()
         real = data.batch(order.indices(i))
         t1 = time.perf_counter()
-        d_step(s, real)
+        fake = fake_for_d(s, batch, keep_graph=reuse)
+        d_step(s, real, fake)
         t2 = time.perf_counter()
-        g_step(s, batch)
+        g_step(s, batch, fake if reuse else None)
         return t1 - t0, t2 - t1, time.perf_counter() - t2
 
-    with FlopCounterMode(display=False) as fc:
-        iteration(0)
-    flops = fc.get_total_flops()
-    for i in range(1, 3):  # warm-up
+    if not compile_:  # the flop counter cannot see inside compiled graphs: count in a twin
+        with FlopCounterMode(display=False) as fc:
+            iteration(0)
+        flops = fc.get_total_flops()
+    else:
+        flops = run_case(model, size, batch, 0.0, reuse)["gflop_per_it"] * 1e9
+    t_warm = time.perf_counter()
+    for i in range(1, 4 if compile_ else 3):  # warm-up (and compilation)
         iteration(i)
+    t_warm = time.perf_counter() - t_warm
     parts, n, t0 = [0.0, 0.0, 0.0], 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 3:
+    while time.perf_counter() - t0 < seconds or n < 1:
         for k, v in enumerate(iteration(3 + n)):
             parts[k] += v
         n += 1
     dt = time.perf_counter() - t0
-    peak = conv_peak_flops()
+    peak = conv_peak_flops() if seconds else 0.0
     return {"img_per_s": batch * n / dt, "s_per_it": dt / n, "data": parts[0] / n, "d_step": parts[1] / n,
             "g_step": parts[2] / n, "gflop_per_it": flops / 1e9, "gflops": flops * n / dt / 1e9,
-            "conv_peak_gflops": peak / 1e9, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "conv_peak_gflops": peak / 1e9, "warmup_s": t_warm, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main() -> None:
@@ -92,6 +101,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per case (10)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    p.add_argument("--no-reuse", action="store_true",
+                   help="fresh noise for G's step (a second forward pass of G), as --no-reuse-fake")
+    p.add_argument("--compile", action="store_true", help="torch.compile G and D, as --compile")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     a = p.parse_args()
     import torch
@@ -99,21 +111,24 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.case:
-        print(json.dumps(run_case(*CASES[a.case], a.seconds)))
+        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}")
+          f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}, "
+          f"fake batch {'not reused' if a.no_reuse else 'reused'}{', compiled' if a.compile else ''}")
     print(f"{'case':<13} {'img/s':>7} {'s/it':>7} {'data':>6} {'D step':>7} {'G step':>7} "
           f"{'GFLOP/it':>9} {'GFLOP/s':>8} {'conv peak':>9} {'ratio':>6} {'RSS MB':>7}")
     for name in a.cases:
+        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile
         out = subprocess.run([sys.executable, __file__, "--case", name, "--seconds", str(a.seconds),
-                              "--threads", str(a.threads)], capture_output=True, text=True, check=True)
+                              "--threads", str(a.threads), *flags], capture_output=True, text=True,
+                             check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         it = r["s_per_it"]
         print(f"{name:<13} {r['img_per_s']:>7.0f} {it:>7.4f} {100 * r['data'] / it:>5.1f}% "
               f"{100 * r['d_step'] / it:>6.1f}% {100 * r['g_step'] / it:>6.1f}% {r['gflop_per_it']:>9.2f} "
               f"{r['gflops']:>8.1f} {r['conv_peak_gflops']:>9.1f} {r['gflops'] / r['conv_peak_gflops']:>6.2f} "
-              f"{r['peak_rss_mb']:>7.0f}")
+              f"{r['peak_rss_mb']:>7.0f}" + (f"  (warm-up {r['warmup_s']:.0f} s)" if a.compile else ""))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_eval)
 
+    dr = sub.add_parser("doctor", help="diagnose a run: diminished gradient, mode collapse, "
+                        "non-convergence, divergence, with the cures to try",
+                        description="Replay RUN_DIR/metrics.jsonl through the same rules the trainer "
+                                    "applies live, for a finished or running run.")
+    dr.add_argument("run_dir", metavar="RUN_DIR")
+    dr.set_defaults(func=cmd_doctor)
+
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
     ls.set_defaults(func=cmd_list)
     return p
@@ -225,6 +232,43 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from gankit.report import build_report
 
     print(build_report(ns.run_dir, ns.out))
+    return 0
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gankit.diagnosis import FAILURES, diagnose_run
+
+    run = Path(ns.run_dir)
+    if not (run / "config.yaml").is_file():
+        raise GankitError(f"{run} is not a gankit run (no config.yaml); give a run directory")
+    findings, events, last = diagnose_run(run)
+    if "step" not in last:
+        print(f"{run}: nothing logged yet")
+        return 0
+    print(f"{run}: step {last['step']}")
+    if "d_real" in last:
+        gap = last["d_real"] - last["d_fake"]
+        verdict = ("near the equilibrium D(x) = D(G(z)) = 0.5: D can barely tell real from fake"
+                   if abs(gap) < 0.1 and abs(last["d_real"] - 0.5) < 0.15 else
+                   "D still tells real from fake" if gap > 0 else "D rates the fakes above the real data")
+        print(f"  D(x) = {last['d_real']:.3f}, D(G(z)) = {last['d_fake']:.3f}: {verdict}")
+    if "grad_g" in last:
+        print(f"  |grad G| = {last['grad_g']:.3g}, |grad D| = {last['grad_d']:.3g}")
+    signals = [f"{k} {last[k]:.3g}" + (f" of {last[k + '_total']:.0f}" if k + "_total" in last else "")
+               for k in ("diversity", "modes", "hq", "classes") if k in last]
+    if signals:
+        print("  samples: " + ", ".join(signals) + " (diversity relative to the real data's)")
+    for e in events:
+        print(f"  step {e['step']}: {e.get('event')}: {e.get('message', '')}")
+    if not findings:
+        print("  no failure seen: no diminished gradient, mode collapse or non-convergence")
+    for f in findings:
+        status = "still present" if f.kind in last["active"] else "since cleared"
+        print(f"  {f.line()} ({status})")
+    if last["active"]:
+        print("now: " + "; ".join(FAILURES[k].title for k in last["active"]))
     return 0
 
 

@@ -70,15 +70,49 @@ class TrainConfig:
     )
     d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)")
     steps: int = _f(3000, "generator updates (iterations of Algorithm 1)")
+    max_time: float = _f(0.0, "also stop (with a checkpoint, samples and the report) once training "
+                         "has taken this many seconds in all, resumed segments included (0 = no limit)")
     batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake; "
                          "under torchrun per process (global batch = processes x this)")
     lr_g: float = _f(2e-4, "Adam learning rate of G")
     lr_d: float = _f(2e-4, "Adam learning rate of D")
     beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)")
     beta2: float = _f(0.999, "Adam beta2")
+    ema: float = _f(0.0, "decay of an exponential moving average of G's weights, e.g. 0.999; samples "
+                    "and evaluation use the average (0 = off)")
+    reuse_fake: bool = _f(True, "with --d-steps 1, G's step reuses the fake batch of D's step (one "
+                          "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
+    compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "
+                       "docs/BENCHMARKS.md; try it on a GPU)")
     seed: int = _f(0, "random seed: same seed, same run (on CPU)")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, GPUs)")
+
+
+@dataclass
+class RegConfig:
+    """The cures for D's side of the game (each cites its paper in gankit.losses / gankit.models)."""
+
+    gp: float = _f(0.0, "weight of the WGAN-GP gradient penalty on D (Gulrajani et al. 2017); "
+                   "--loss wgan-gp uses 10 when this is left at 0")
+    r1: float = _f(0.0, "gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real data "
+                   "(Mescheder et al. 2018), e.g. 10 for images, 0.1 for 2-D points")
+    clip: float = _f(0.0, "clip D's weights to [-c, c] after each update (WGAN, Arjovsky et al. "
+                     "2017); --loss wgan uses 0.01 when this is left at 0")
+    spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
+    label_smoothing: float = _f(0.0, "one-sided label smoothing: real label 1 - s, e.g. 0.1 "
+                                "(Salimans et al. 2016); minimax, nonsaturating, lsgan, ragan")
+    instance_noise: float = _f(0.0, "std of Gaussian noise added to D's inputs, real and fake, "
+                               "annealed linearly to 0 at the last step (Sonderby et al. 2016)")
+    mbstd: bool = _f(False, "a minibatch standard-deviation feature before D's last layer "
+                     "(Karras et al. 2018): D sees how varied the batch is")
+    pack: int = _f(1, "PacGAN (Lin et al. 2018): D judges m samples at once, all real or all "
+                   "fake; 1 = off. The batch size must be a multiple")
+    unrolled: int = _f(0, "unrolled GAN (Metz et al. 2017): G's update looks k steps into D's "
+                       "future updates (first-order); 0 = off")
+    diffaugment: str = _f("", "DiffAugment (Zhao et al. 2020) for small image sets: the same "
+                          "random differentiable augmentation of real and fake before D, a comma "
+                          "list of color, translation, cutout (e.g. color,translation,cutout)")
 
 
 @dataclass
@@ -87,6 +121,8 @@ class LogConfig:
     log_every: int = _f(25, "write metrics.jsonl and refresh the progress bar every N steps")
     sample_every: int = _f(250, "save a sample grid at the fixed latent vectors every N steps")
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)")
+    diagnose_every: int = _f(250, "measure the diversity (and mode or class coverage) of G's samples "
+                             "every N steps for the failure diagnosis; 0 = off")
     keep: int = _f(3, "numbered checkpoints to keep, newest first (`last` names the newest)")
     progress: bool = _f(True, "show the live progress bar")
     tensorboard: bool = _f(
@@ -111,6 +147,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -121,8 +158,8 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "log": LogConfig,
-                    "eval": EvalConfig}
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
+                    "log": LogConfig, "eval": EvalConfig}
 
 
 @dataclass(frozen=True)
@@ -297,11 +334,16 @@ def validate(cfg: Config) -> Config:
     for k, v in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
         if not v > 0:
             raise GankitError(f"{k} must be positive, got {v}")
-    for k, v in {"train.beta1": t.beta1, "train.beta2": t.beta2}.items():
+    for k, v in {"train.beta1": t.beta1, "train.beta2": t.beta2, "train.ema": t.ema}.items():
         if not 0 <= v < 1:
             raise GankitError(f"{k} must be in [0, 1), got {v}")
     if d.channels not in (0, 1, 3):
         raise GankitError(f"data.channels must be 0 (auto), 1 or 3, got {d.channels}")
+    _validate_reg(cfg)
+    if t.max_time < 0:
+        raise GankitError(f"train.max_time must be 0 (no limit) or positive seconds, got {t.max_time}")
+    if lg.diagnose_every < 0:
+        raise GankitError(f"log.diagnose_every must be 0 (off) or positive, got {lg.diagnose_every}")
     if cfg.eval.eval_every < 0:
         raise GankitError(f"eval.eval_every must be 0 (never) or positive, got {cfg.eval.eval_every}")
     if cfg.eval.eval_metric:
@@ -316,6 +358,39 @@ def validate(cfg: Config) -> Config:
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device):
         raise GankitError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     return cfg
+
+
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+
+
+def _validate_reg(cfg: Config) -> None:
+    """The cures: ranges, combinations, and the values a named loss implies."""
+    t, r = cfg.train, cfg.reg
+    loss = LOSSES.get(t.loss)
+    defaults = RegConfig()
+    for key, value in loss.implies.items():  # e.g. wgan -> clip 0.01, wgan-gp -> gp 10
+        if getattr(r, key) == getattr(defaults, key):
+            setattr(r, key, value)
+    for k in ("gp", "r1", "clip", "instance_noise"):
+        if getattr(r, k) < 0:
+            raise GankitError(f"reg.{k} must be 0 (off) or positive, got {getattr(r, k)}")
+    if not 0 <= r.label_smoothing < 0.5:
+        raise GankitError(f"reg.label_smoothing must be in [0, 0.5), e.g. 0.1; got {r.label_smoothing}")
+    if r.label_smoothing and not loss.smoothable:
+        raise GankitError(f"reg.label_smoothing needs a loss with labels (minimax, nonsaturating, lsgan, "
+                          f"ragan); --loss {t.loss} has none")
+    if r.pack < 1 or r.unrolled < 0:
+        raise GankitError(f"reg.pack must be at least 1 and reg.unrolled at least 0, got {r.pack} and "
+                          f"{r.unrolled}")
+    if t.batch_size % r.pack:
+        raise GankitError(f"train.batch_size ({t.batch_size}) must be a multiple of reg.pack ({r.pack})")
+    if r.diffaugment:
+        parts = [p.strip() for p in r.diffaugment.split(",") if p.strip()]
+        bad = [p for p in parts if p not in DIFFAUGMENT_POLICIES]
+        if bad or not parts:
+            raise GankitError(f"reg.diffaugment {r.diffaugment!r}: use a comma list of "
+                              f"{', '.join(DIFFAUGMENT_POLICIES)}")
+        r.diffaugment = ",".join(parts)
 
 
 def build_config(

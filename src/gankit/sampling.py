@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from gankit.config import Config, config_from_dict
 from gankit.errors import GankitError
-from gankit.models import DataShape, build_models, sample_prior
+from gankit.models import DataShape, Packed, models_for, sample_prior
 
 
 @contextmanager
@@ -63,6 +63,8 @@ def d_probability_field(D: nn.Module, extent: tuple[float, float, float, float],
     ys = torch.linspace(ymin, ymax, resolution, device=device)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+    if isinstance(D, Packed):  # PacGAN: D judges m copies of each point
+        pts = pts.repeat_interleave(D.m, 0)
     with evaluating(D):
         prob = torch.sigmoid(D(pts)).reshape(resolution, resolution)
     return prob.float().cpu().numpy()
@@ -97,9 +99,11 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     ckpt = load_checkpoint(path, with_train_state=False)
     cfg = config_from_dict(ckpt.meta["config"], f"{ckpt.path}/state.json")
     shape = DataShape(tuple(ckpt.meta["data_shape"]))
-    G, D = build_models(cfg.model.arch, shape, cfg.model.latent_dim, cfg.model.width)
+    G, D = models_for(cfg, shape)
     try:
-        G.load_state_dict(ckpt.module_state("G"))
+        # With --ema the moving average is the generator to sample from (it is what the run's
+        # samples, report and evaluation showed); ``G_ema`` exists only in such checkpoints.
+        G.load_state_dict(ckpt.module_state("G_ema") or ckpt.module_state("G"))
         D.load_state_dict(ckpt.module_state("D"))
     except RuntimeError as e:
         raise GankitError(f"checkpoint {ckpt.path} does not match its own config: {e}") from None

@@ -83,7 +83,7 @@ def test_gradient_signs_push_fakes_towards_real() -> None:
 def test_stable_at_extreme_logits(name: str) -> None:
     loss = LOSSES.get(name)
     big = torch.tensor([-1e4, -100.0, 100.0, 1e4], requires_grad=True)
-    for value in (loss.d_loss(big, big.flip(0)), loss.g_loss(big)):
+    for value in (loss.d_loss(big, big.flip(0)), loss.g_loss(big, big.flip(0))):
         assert torch.isfinite(value)
         (g,) = torch.autograd.grad(value, big)
         assert torch.isfinite(g).all()

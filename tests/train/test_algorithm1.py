@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,14 @@ def test_nan_is_caught_at_the_step_it_appears(tmp_path: Path, monkeypatch: pytes
     def g(*a):  # type: ignore[no-untyped-def]
         n["calls"] += 1
         out = real_g(*a)
-        return out * float("nan") if n["calls"] == 13 else out
+        return out * float("nan") if n["calls"] >= 13 else out  # from step 13 on, for good
 
     monkeypatch.setattr(loop_mod, "g_step", g)
-    with pytest.raises(TrainingDiverged, match="at step 13.*checkpoint \\(step 10\\)"):
+    # pinned to step 13 although read back at step 20; rolled back to step 10 (with halved learning
+    # rates) MAX_ROLLBACKS times, each diverging again at once (step 11), then stopped
+    with pytest.raises(TrainingDiverged, match="at step 11.*checkpoint \\(step 10\\)"):
         train(tiny_config(tmp_path / "r", steps=40, log_every=20, checkpoint_every=10))
     assert load_checkpoint(tmp_path / "r").step == 10  # the diverged state was never saved
+    events = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    rollbacks = [e for e in events if e.get("event") == "rollback"]
+    assert [e["diverged_at"] for e in rollbacks] == [13, 11, 11] == [13] + [11] * (loop_mod.MAX_ROLLBACKS - 1)

@@ -42,15 +42,18 @@ def test_mlp_ring_resume_is_bit_identical(tmp_path: Path, d_steps: int) -> None:
     assert_same_run(tmp_path / "full", tmp_path / "part")
 
 
-def test_dcgan_resume_is_bit_identical_with_batch_norm(tmp_path: Path) -> None:
-    # Batch norm's running statistics and a data order spanning epochs (48 images, batch 32).
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_dcgan_resume_is_bit_identical_with_batch_norm(tmp_path: Path, ema: float) -> None:
+    # Batch norm's running statistics and a data order spanning epochs (48 images, batch 32);
+    # with --ema the moving average of G is part of the checkpoint too.
     images = tiny_images(48, 16)
-    kw = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 32, "data": "tensor"}
+    kw = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 32, "data": "tensor", "ema": ema}
     train(tiny_config(tmp_path / "full", steps=30, **kw), data=from_tensor(images))
     train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
     train(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
           overrides={"steps": 30})
     assert_same_run(tmp_path / "full", tmp_path / "part")
+    assert any(k.startswith("G_ema.") for k in load_checkpoint(tmp_path / "full").model) == (ema > 0)
 
 
 def test_resume_after_metrics_past_checkpoint_logs_each_step_once(tmp_path: Path) -> None:

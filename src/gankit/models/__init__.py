@@ -2,29 +2,60 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Generator, Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.models.base import Builder, DataShape
+from gankit.models.base import Builder, DataShape, DSpec, MinibatchStd, Packed
 from gankit.models.dcgan import build_dcgan, dcgan_plan
-from gankit.models.mlp import build_mlp
+from gankit.models.mlp import build_mlp, build_mlp2_tanh
 from gankit.registry import Registry
+
+if TYPE_CHECKING:
+    from gankit.config import Config
 
 MODELS: Registry[Builder] = Registry("model")
 MODELS.register("mlp", build_mlp, "fully connected G and D (Goodfellow et al. 2014): 2-D points and small images")
+MODELS.register("mlp2-tanh", build_mlp2_tanh,
+                "two 128-unit tanh layers in G and D: the 2-D mode-collapse benchmark's networks (VEEGAN)")
 MODELS.register("dcgan", build_dcgan, "DCGAN (Radford et al. 2015): transposed convolutions; 28, 32, 64, 128 px or HxW")
 
 PRIORS = ("normal", "uniform")
 
 
 def build_models(
-    arch: str, shape: DataShape, latent_dim: int = 100, width: int = 0
+    arch: str, shape: DataShape, latent_dim: int = 100, width: int = 0, pack: int = 1,
+    mbstd: bool = False, spectral_norm: bool = False,
 ) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) of architecture ``arch`` for samples of ``shape``; ``width`` 0 = the default."""
+    """Build (G, D) of architecture ``arch`` for samples of ``shape``; ``width`` 0 = the default.
+
+    D's cures: ``pack`` m samples per decision (PacGAN), a minibatch-std feature (``mbstd``), and
+    ``spectral_norm`` on each of its layers. D always takes (B, *dims) and returns (B / pack,)."""
     if latent_dim < 1:
         raise GankitError(f"latent_dim must be at least 1, got {latent_dim}")
-    return MODELS.get(arch)(shape, latent_dim, width)
+    G, D = MODELS.get(arch)(shape, latent_dim, width, DSpec(pack, mbstd))
+    if spectral_norm:
+        apply_spectral_norm(D)
+    if pack > 1:
+        D = Packed(D, pack)
+    return G, D
+
+
+def models_for(cfg: Config, shape: DataShape) -> tuple[nn.Module, nn.Module]:
+    """(G, D) as a run's config describes them (architecture and D's cures)."""
+    m, r = cfg.model, cfg.reg
+    return build_models(m.arch, shape, m.latent_dim, m.width, r.pack, r.mbstd, r.spectral_norm)
+
+
+def apply_spectral_norm(D: nn.Module) -> None:
+    """Miyato et al. 2018: divide each weight by its largest singular value, estimated by one step
+    of power iteration per training forward pass, so every layer (and D) is 1-Lipschitz. Applied to
+    every convolution and linear layer of D (torch's parametrisation; state-dict keys change)."""
+    for m in list(D.modules()):
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.utils.parametrizations.spectral_norm(m)
 
 
 def sample_prior(
@@ -39,4 +70,5 @@ def sample_prior(
     raise GankitError(f"unknown prior {prior!r}; choose one of: {', '.join(PRIORS)}")
 
 
-__all__ = ["MODELS", "PRIORS", "DataShape", "build_models", "dcgan_plan", "sample_prior"]
+__all__ = ["MODELS", "PRIORS", "DSpec", "DataShape", "MinibatchStd", "Packed", "apply_spectral_norm",
+           "build_models", "dcgan_plan", "models_for", "sample_prior"]

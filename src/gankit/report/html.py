@@ -28,7 +28,11 @@ from gankit.report import plots
 __all__ = ["build_report", "describe_equilibrium", "read_metrics"]
 
 #: Keys with their own plot or no plot; every other numeric key gets a small plot.
-STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake"})
+STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake",
+                           "modes_total", "classes_total", "eval_seconds"})
+#: The diagnosis signal each failure is read from: its warnings are marked on that plot.
+SIGNAL_OF = {"diversity": "mode_collapse", "modes": "mode_collapse", "classes": "mode_collapse",
+             "grad_g": "diminished_gradient", "grad_d": "divergence"}
 #: data.source values whose samples are 2-D probability-field pictures.
 TWO_D_SOURCES = frozenset({"ring", "grid"})
 
@@ -287,9 +291,10 @@ def _summary_html(records: list[dict[str, Any]], metrics_exists: bool) -> str:
     )
 
 
-def _plots_html(records: list[dict[str, Any]]) -> str:
+def _plots_html(records: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> str:
     if not records:
         return '<p class="note">No metrics yet, so nothing to plot.</p>'
+    events = events or []
     out = []
     d_x, d_y = _series(records, "loss_d")
     g_x, g_y = _series(records, "loss_g")
@@ -316,10 +321,27 @@ def _plots_html(records: list[dict[str, Any]]) -> str:
         figs = []
         for key in extra:
             xs, ys = _series(records, key)
-            png = plots.plot_metric(key, xs, ys)
+            marks = [float(e["step"]) for e in events if e.get("kind") == SIGNAL_OF.get(key)]
+            png = plots.plot_metric(key, xs, ys, marks, log=key.startswith("grad_"))
             figs.append(f"<figure>{_img(png, f'{key} against step')}</figure>")
-        body += "<h2>Other metrics</h2>" + '<div class="plots">' + "".join(figs) + "</div>"
+        body += ("<h2>Other metrics and diagnosis signals</h2>"
+                 '<p class="note">grad_g, grad_d: norms of G\'s and D\'s gradients; diversity: mean '
+                 "pairwise distance of samples at fixed z in feature space, relative to real data's "
+                 "(1 = as varied); modes / classes: how many of the data's known modes or classes "
+                 "the samples hit.</p>"
+                 '<div class="plots">' + "".join(figs) + "</div>")
     return body
+
+
+def _diagnosis_html(events: list[dict[str, Any]]) -> str:
+    """The failures the trainer (or ``gankit doctor``) saw, tied to their steps."""
+    if not events:
+        return ('<p>No failure seen: no diminished gradient, mode collapse, non-convergence or '
+                "divergence was detected.</p>")
+    items = "".join(
+        f"<li><b>step {_esc(e['step'])}</b>: {_esc(e.get('kind') or e.get('event'))}: "
+        f"{_esc(e.get('message', ''))}</li>" for e in events)
+    return f"<ul>{items}</ul>"
 
 
 def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: Any) -> str:
@@ -394,7 +416,9 @@ def build_report(
     data_cfg = cfg.get("data")
     data_source = data_cfg.get("source") if isinstance(data_cfg, dict) else None
     metrics_path = run / "metrics.jsonl"
-    records = _clean_records(read_metrics(metrics_path))
+    every = _clean_records(read_metrics(metrics_path))
+    records = [r for r in every if "event" not in r]
+    events = [r for r in every if "event" in r]  # warnings and rollbacks (gankit.diagnosis)
     samples = _find_samples(run / "samples")
 
     name = run.resolve().name or str(run)
@@ -418,8 +442,10 @@ def build_report(
 {_summary_html(records, metrics_path.exists())}
 <h2>Config</h2>
 {config_block}
+<h2>Diagnosis</h2>
+{_diagnosis_html(events)}
 <h2>Training curves</h2>
-{_plots_html(records)}
+{_plots_html(records, events)}
 {_samples_html(samples, max_sample_grids, data_source)}
 <footer>Generated {_esc(generated)} by gankit {_esc(_version())}.</footer>
 </body>

@@ -146,8 +146,10 @@ def plot_d_beliefs(d_real: Series, d_fake: Series) -> bytes:
     return _to_png(fig)
 
 
-def plot_metric(name: str, steps: Sequence[float], values: Sequence[float | None]) -> bytes:
-    """Small plot of one extra metric (e.g. ``fid``) against step. Returns PNG bytes."""
+def plot_metric(name: str, steps: Sequence[float], values: Sequence[float | None],
+                marks: Sequence[float] = (), log: bool = False) -> bytes:
+    """Small plot of one extra metric (e.g. ``fid``) against step; ``marks``: steps of warnings
+    about it, drawn as red vertical lines. Returns PNG bytes."""
     x = _as_float(steps)
     y = _as_float(values)
     fig = _new_figure(SMALL)
@@ -156,9 +158,13 @@ def plot_metric(name: str, steps: Sequence[float], values: Sequence[float | None
     if ok.any():
         marker = "o" if ok.sum() <= 40 else None
         ax.plot(x[ok], y[ok], color="#5e3c99", linewidth=1.3, marker=marker, markersize=3)
+        if log and (y[ok] > 0).all():
+            ax.set_yscale("log")
     else:
         _empty_note(ax, "no finite values yet")
-    ax.set_title(name, fontsize=10)
+    for m in marks:
+        ax.axvline(m, color="#d7301f", linewidth=1.0, linestyle="--")
+    ax.set_title(name + ("  (red: warnings)" if marks else ""), fontsize=10)
     _finish(ax)
     return _to_png(fig)
 

@@ -92,6 +92,13 @@ def optimizer_from_flat(prefix: str, opt: Optimizer, tensors: dict[str, Tensor],
             g["betas"] = tuple(g["betas"])
         groups.append(g)
     opt.load_state_dict({"state": state, "param_groups": groups})
+    # safetensors stores contiguous tensors; give each moment its parameter's memory layout again
+    # (channels-last convolutions), which the fused Adam kernel needs to compute the same update.
+    params = [q for g in opt.param_groups for q in g["params"]]
+    for q in params:
+        for name, v in opt.state.get(q, {}).items():
+            if isinstance(v, Tensor) and v.shape == q.shape and v.stride() != q.stride():
+                opt.state[q][name] = torch.empty_like(q).copy_(v)
 
 
 # --------------------------------------------------------------------------- writing

@@ -27,10 +27,12 @@ from tqdm import tqdm
 
 from gankit.config import Config, load_yaml
 from gankit.data import BatchOrder, InMemoryData, load_data
+from gankit.diagnosis import FAILURES, Probe, Watcher, grad_norm
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
 from gankit.metrics.evaluate import higher_is_better
+from gankit.models import sample_prior
 from gankit.sampling import d_probability_field, generate, points_extent, sample_from
 from gankit.train import distributed
 from gankit.train.checkpoint import (
@@ -41,11 +43,18 @@ from gankit.train.checkpoint import (
 )
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
 from gankit.train.state import TrainState, resolve_device
-from gankit.train.step import d_step, g_step
+from gankit.train.step import d_step, fake_for_d, g_step
 
 
 class TrainingDiverged(GankitError):
-    """A loss became NaN or infinite."""
+    """A loss or gradient norm became NaN or infinite, at ``step``."""
+
+    def __init__(self, step: int, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+MAX_ROLLBACKS = 3  # divergences a run recovers from (each halves the learning rates) before it stops
 
 
 @dataclass
@@ -71,7 +80,7 @@ class Meter:
     appeared even though it is only read back every ``log_every`` steps.
     """
 
-    NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+    NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "grad_g", "grad_d")
 
     def __init__(self, device: torch.device, step: int, d: distributed.Dist = distributed.SINGLE) -> None:
         self.d = d
@@ -80,11 +89,13 @@ class Meter:
         self.step = torch.tensor(step, device=device)  # advanced on the device, no host copy
         self.first_bad = torch.tensor(-1, device=device)
 
-    def add(self, loss_d: Tensor, loss_g: Tensor, d_real: Tensor, d_fake: Tensor) -> None:
-        v = torch.stack([loss_d, loss_g, d_real, d_fake]).float()
+    def add(self, loss_d: Tensor, loss_g: Tensor, d_real: Tensor, d_fake: Tensor, grad_g: Tensor,
+            grad_d: Tensor) -> None:
+        v = torch.stack([loss_d, loss_g, d_real, d_fake, grad_g, grad_d]).float()
         self.sums += v
         self.step += 1
-        bad = ~torch.isfinite(v[:2]).all() & (self.first_bad < 0)
+        # a loss or a gradient norm that is NaN or infinite (an exploding norm overflows to inf)
+        bad = ~torch.isfinite(v[[0, 1, 4, 5]]).all() & (self.first_bad < 0)
         self.first_bad = torch.where(bad, self.step, self.first_bad)
         self.n += 1
 
@@ -97,7 +108,7 @@ class Meter:
             first_bad = torch.where(first_bad == big, -1, first_bad)
         bad = int(first_bad)
         if bad >= 0:
-            raise TrainingDiverged(
+            raise TrainingDiverged(bad,
                 f"the losses became NaN or infinite at step {bad}: training diverged. The last "
                 f"checkpoint (step {last_good}) is intact. Try lower learning rates (--lr-g/--lr-d), "
                 "or --loss nonsaturating, and start a new run"
@@ -136,7 +147,7 @@ class _StopFlag:
 def save_samples(state: TrainState, data: InMemoryData, run_dir: Path, real_points: Tensor | None) -> Path:
     """samples/step-NNNNNN.png: a grid of G(fixed z), or for 2-D data D's field with both point sets."""
     path = run_dir / "samples" / f"step-{state.step:06d}.png"
-    fake = generate(state.G, state.fixed_z)
+    fake = generate(state.G_sample, state.fixed_z)
     if state.shape.is_image:
         save_grid(fake, path, nrow=8)
     else:
@@ -155,7 +166,7 @@ def evaluate(state: TrainState, cfg: Config, data: InMemoryData, key: str) -> di
     from gankit.metrics import evaluate_generator, metric_for_key
 
     metrics = [metric_for_key(key)] if data.shape.is_image else None
-    res = evaluate_generator(state.G, cfg, cfg.eval.eval_n, metrics, cfg.eval.eval_features,
+    res = evaluate_generator(state.G_sample, cfg, cfg.eval.eval_n, metrics, cfg.eval.eval_features,
                              state.device, data=data)
     if key not in res.values:
         raise GankitError(f"--eval-metric {key} is not produced for this data; it gave "
@@ -261,11 +272,67 @@ def _train(
         distributed.barrier(d)
         last_ckpt, saved_now = state.step, True
 
+    def next_real() -> Tensor:
+        """The next real minibatch of the run's data order, this rank's shard of it."""
+        batch = data.batch(distributed.shard(d, order.indices(state.real_batches)))
+        state.real_batches += 1
+        return batch
+
     def elapsed() -> float:
         return state.elapsed + (time.perf_counter() - t0)
 
+    # ---------------------------------------------------------------- diagnosis (gankit.diagnosis)
+    watcher = Watcher(t.loss, t.steps)
+    for old in metrics.records() if resume is not None else ():  # warnings already given stay given
+        if "event" not in old:
+            watcher.add(old)
+    probe = None
+    if lg.diagnose_every and main:
+        g = torch.Generator().manual_seed(t.seed + 3)  # its own RNG: training's streams are untouched
+        probe_real = data.batch(torch.randperm(len(data), generator=g)[:Probe.N].to(device))
+        probe_z = sample_prior(cfg.model.prior, Probe.N, cfg.model.latent_dim, generator=g)
+        probe = Probe(data.name, data.shape, probe_real, probe_z, device=device)
+    rollbacks = 0
+
+    def record(rec: dict[str, Any]) -> None:
+        """Log a record, and any failure it reveals (rank 0 decides; all ranks log nothing else)."""
+        metrics.append(rec)
+        history.append(rec)
+        for finding in watcher.add(rec):
+            metrics.append(finding.to_dict())
+            history.append(finding.to_dict())
+            bar.write("gankit: warning: " + finding.line(), file=sys.stderr)
+
+    def rollback(e: TrainingDiverged) -> None:
+        """Divergence: return to the last checkpoint with both learning rates halved, log the event
+        and go on. After MAX_ROLLBACKS, or with no checkpoint yet to return to, stop with the error."""
+        nonlocal rollbacks, meter, t_log, step_log
+        if rollbacks >= MAX_ROLLBACKS or not saved_now:
+            raise e
+        rollbacks += 1
+        state.restore(load_checkpoint(run_dir))
+        for opt in (state.opt_G, state.opt_D):
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        meter = Meter(device, state.step, d)
+        metrics.truncate_after(state.step)
+        watcher.records = [r for r in watcher.records if r["step"] <= state.step]
+        event = {"step": state.step, "event": "rollback", "diverged_at": e.step,
+                 "lr_g": state.opt_G.param_groups[0]["lr"], "lr_d": state.opt_D.param_groups[0]["lr"],
+                 "message": f"the losses became NaN or infinite at step {e.step}; rolled back to the "
+                            f"checkpoint of step {state.step} and halved both learning rates "
+                            f"(rollback {rollbacks} of at most {MAX_ROLLBACKS}). Cures for divergence: "
+                            f"{FAILURES['divergence'].cures}"}
+        metrics.append(event)
+        history.append(event)
+        bar.n = state.step
+        bar.write("gankit: warning: " + event["message"], file=sys.stderr)
+        t_log, step_log = time.perf_counter(), state.step
+
     # ---------------------------------------------------------------- 4. Algorithm 1
     meter = Meter(device, state.step, d)
+    reuse = t.reuse_fake and t.d_steps == 1
+    out_of_time = False
     t0 = time.perf_counter()
     t_log, step_log = t0, state.step
     history: list[dict[str, Any]] = []
@@ -276,32 +343,59 @@ def _train(
     with _StopFlag() as stop:
         while state.step < t.steps:
             for _ in range(t.d_steps):  # k discriminator updates ...
-                real = data.batch(distributed.shard(d, order.indices(state.real_batches)))  # (B, *dims)
-                state.real_batches += 1
-                loss_d, d_real, d_fake = d_step(state, real)
-            loss_g = g_step(state, t.batch_size)  # ... then one generator update
+                real = next_real()  # (B, *dims)
+                fake = fake_for_d(state, t.batch_size, keep_graph=reuse)
+                loss_d, d_real, d_fake = d_step(state, real, fake)
+            # ... then one generator update (on D's fake batch when K = 1 and --reuse-fake)
+            loss_g = g_step(state, t.batch_size, fake if reuse else None, real, next_real)
+            del fake, real
             state.step += 1
-            meter.add(loss_d, loss_g, d_real, d_fake)
+            # gradient norms (kept on the device): the diminished-gradient and divergence signals
+            meter.add(loss_d, loss_g, d_real, d_fake, grad_norm(state.G), grad_norm(state.D))
             bar.update(1)
 
             # ------------------------------------------------------------ 5. log, sample, save
             final = state.step == t.steps
+            # --max-time: the training-time budget is spent (host clock only: no device sync)
+            out_of_time = t.max_time > 0 and elapsed() >= t.max_time
             stopping = stop.requested
-            if d.enabled:  # stop together, at a log step: a rank leaving alone would hang the others
-                stopping = state.step % lg.log_every == 0 and bool(
-                    distributed.all_mean(d, torch.tensor(float(stop.requested), device=device)) > 0)
-            if state.step % lg.log_every == 0 or final or stopping:
-                meter.check_finite(state, last_ckpt)
+            if d.enabled:  # agree at log steps: a rank leaving alone would hang the others
+                if state.step % lg.log_every == 0:
+                    votes = distributed.all_mean(d, torch.tensor(
+                        [float(stop.requested), float(out_of_time)], device=device)).tolist()
+                    stopping, out_of_time = votes[0] > 0, votes[1] > 0
+                else:
+                    stopping = out_of_time = False
+            final = final or out_of_time
+            # (not at the last step unless it is a multiple: a run resumed later must log alike)
+            diagnose_now = lg.diagnose_every and state.step % lg.diagnose_every == 0
+            if any(state.step % n == 0 for n in (lg.log_every, lg.sample_every, lg.checkpoint_every,
+                                                  ev.eval_every or t.steps)) or final or stopping:
+                try:  # NaN or Inf since the last check: roll back instead of going on broken
+                    meter.check_finite(state, last_ckpt)
+                except TrainingDiverged as e:
+                    rollback(e)
+                    continue
+            log_now = state.step % lg.log_every == 0 or final or stopping
+            if log_now:
                 now = time.perf_counter()
                 rec: dict[str, Any] = {"step": state.step, **meter.read()}
                 rec["time"] = round(elapsed(), 3)
                 rec["img_per_s"] = round(t.batch_size * (state.step - step_log) / max(now - t_log, 1e-9), 1)
                 t_log, step_log = now, state.step
-                metrics.append(rec)
-                history.append(rec)
+            signals = probe.measure(state.G_sample) if diagnose_now and probe is not None else {}
+            if log_now:  # one line per step: the probe's signals join the training record
+                record(rec | signals)
+            elif signals:  # diversity and coverage of G's samples at fixed latents
+                record({"step": state.step, **signals})
+            if log_now:
+                last = watcher.records[-1] if watcher.records else {}
+                warn = ",".join(sorted(watcher.active))
                 bar.set_postfix_str(
                     f"img/s={rec['img_per_s']:.0f} loss_d={rec['loss_d']:.3f} loss_g={rec['loss_g']:.3f} "
-                    f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}", refresh=False)
+                    f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}"
+                    + (f" div={last['diversity']:.2f}" if "diversity" in last else "")
+                    + (f" WARNING: {warn}" if warn else ""), refresh=False)
             if main and (state.step % lg.sample_every == 0 or final):
                 save_samples(state, data, run_dir, real_points)
             if ev.eval_every and (state.step % ev.eval_every == 0 or final):
@@ -325,7 +419,7 @@ def _train(
                         mark_best(ckpt_dir, state.step)
             if state.step % lg.checkpoint_every == 0 or final or stopping:
                 checkpoint()
-            if stopping:
+            if stopping or out_of_time:
                 break
     bar.close()
     metrics.close()
@@ -335,12 +429,12 @@ def _train(
         from gankit.report import build_report
 
         report = build_report(run_dir)
-    if state.step < t.steps:  # left the loop early: Ctrl-C
+    if state.step < t.steps and not out_of_time:  # left the loop early: Ctrl-C
         raise KeyboardInterrupt(f"stopped at step {state.step}; checkpoint saved. "
                                 f"Continue with: gankit train --resume {run_dir}")
     if main:
         print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
-    return Run(run_dir, state.G, state.D, cfg, state.step, history)
+    return Run(run_dir, state.G_sample, state.D, cfg, state.step, history)
 
 
 __all__ = ["Run", "TrainingDiverged", "train"]

@@ -22,7 +22,8 @@ from gankit.train.checkpoint import resolve_last
 
 # What may change when a run is resumed: how long it runs and how it is watched, not what it is.
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device",
-                  "tensorboard", "eval_every", "eval_n"}
+                  "tensorboard", "eval_every", "eval_n", "compile",
+                  "max_time", "diagnose_every"}
 
 
 def default_out(cfg: Config) -> Path:
@@ -114,12 +115,23 @@ class MetricsLog:
                 continue  # a half-written last line from a killed run
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
+    def records(self) -> list[dict[str, Any]]:
+        """The lines logged so far (a half-written last line is skipped)."""
+        out = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return out
+
     def append(self, record: dict[str, Any]) -> None:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
             for key, value in record.items():
-                if key != "step" and isinstance(value, int | float):
+                if key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
                     self.writer.add_scalar(key, value, record["step"])
             self.writer.flush()
 
@@ -135,3 +147,6 @@ class NullLog(MetricsLog):
 
     def append(self, record: dict[str, Any]) -> None:
         pass
+
+    def records(self) -> list[dict[str, Any]]:
+        return []

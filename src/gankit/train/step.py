@@ -1,46 +1,137 @@
 """One discriminator update and one generator update: the two halves of Algorithm 1.
 
-D's step comes first and sees a fake batch made without a graph through G (CycleGAN's explicit
-D-then-G order); G's step freezes D's parameters so no gradient is computed for them.
+D's step comes first (CycleGAN's explicit D-then-G order) and sees the fake batch detached: only D
+is updated there. G's step freezes D's parameters so no gradient is computed for them.
+
+With K = 1 the fake batch D was trained on can be reused for G's step (``fake_for_d(...,
+keep_graph=True)``), as the DCGAN reference implementations do: one forward pass of G per iteration
+instead of two. G's loss is still computed through the *updated* D, as Algorithm 1 requires; only
+the noise sample is shared between the two half-steps.
+
+The cures of ``cfg.reg`` enter here: what D sees (DiffAugment, instance noise), D's penalties (R1,
+gradient penalty), weight clipping, label smoothing, and the unrolled look-ahead of G's step.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from gankit.losses import d_probability
+from gankit.losses import clip_weights_, d_probability, gradient_penalty, r1_penalty
+from gankit.train.augment import diff_augment
 from gankit.train.state import TrainState
 
 # The modules a step updates are ``s.G_train`` / ``s.D_train``: the networks themselves, or their
 # DistributedDataParallel wrappers under torchrun (gradients averaged across ranks).
 
 
-def d_step(s: TrainState, real: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Ascend log D(x) + log(1 - D(G(z))) once. Returns (loss_d, D(x), D(G(z))) as 0-dim tensors."""
-    z = s.z(real.shape[0])  # (B, latent_dim)
+def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False) -> Tensor:
+    """G(z) for a fresh minibatch of noise. With ``keep_graph`` the graph through G is kept, so
+    ``g_step`` can reuse the batch; otherwise it is made without one."""
+    z = s.z(batch_size)  # (B, latent_dim)
+    if keep_graph:
+        return s.G_train(z)  # (B, *dims)
     with torch.no_grad():
-        fake = s.G(z)  # (B, *dims); no graph: only D is updated here
-    real_logits = s.D_train(real)  # (B,)
-    fake_logits = s.D_train(fake)  # (B,)
-    loss_d = s.loss.d_loss(real_logits, fake_logits)
+        return s.G(z)
+
+
+def d_input(s: TrainState, x: Tensor) -> Tensor:
+    """What D is shown of a batch, real or fake alike: DiffAugment (Zhao et al. 2020), then
+    instance noise of a std annealed linearly to 0 over the run (Sonderby et al. 2016: it makes the
+    real and fake distributions overlap, so D's optimum is smooth and G's gradient informative)."""
+    r = s.cfg.reg
+    if r.diffaugment:
+        x = diff_augment(x, r.diffaugment, s.z_gen)
+    if r.instance_noise:
+        sigma = r.instance_noise * max(0.0, 1.0 - s.step / s.cfg.train.steps)
+        if sigma > 0:
+            x = x + sigma * torch.randn(x.shape, device=x.device, generator=s.z_gen).to(x.dtype)
+    return x
+
+
+def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Ascend log D(x) + log(1 - D(G(z))) once (or the configured loss), with D's penalties.
+    Returns (loss_d, D(x), D(G(z))) as 0-dim tensors; loss_d is the adversarial part alone.
+
+    ``fake``: the generated batch to use (from ``fake_for_d``); by default a fresh one."""
+    r = s.cfg.reg
+    if fake is None:
+        fake = fake_for_d(s, real.shape[0])
+    real_in = d_input(s, real)  # (B, *dims)
+    fake_in = d_input(s, fake.detach())  # detached: no gradient flows into G here
+    if r.r1:
+        real_in = real_in.detach().requires_grad_(True)  # R1 differentiates D at the real inputs
+    real_logits = s.D_train(real_in)  # (B / pack,)
+    fake_logits = s.D_train(fake_in)  # (B / pack,)
+    loss_d = s.loss.d_loss(real_logits, fake_logits, 1.0 - r.label_smoothing)
+    loss = loss_d
+    if r.r1:
+        loss = loss + 0.5 * r.r1 * r1_penalty(real_logits, real_in)
+    if r.gp:
+        loss = loss + r.gp * gradient_penalty(s.D_train, real_in, fake_in, s.z_gen)
     s.opt_D.zero_grad(set_to_none=True)
-    loss_d.backward()
+    loss.backward()
     s.opt_D.step()
+    if r.clip:
+        clip_weights_(s.D, r.clip)
     return loss_d.detach(), d_probability(real_logits), d_probability(fake_logits)
 
 
-def g_step(s: TrainState, batch_size: int) -> Tensor:
-    """Descend G's loss once, with D held fixed. Returns loss_g as a 0-dim tensor."""
-    z = s.z(batch_size)
+def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Tensor | None = None,
+           next_real: Callable[[], Tensor] | None = None) -> Tensor:
+    """Descend G's loss once, with D held fixed. Returns loss_g as a 0-dim tensor.
+
+    ``fake``: G(z) with its graph, reused from D's step (K = 1); by default G is run on fresh z.
+    ``real``: a real batch, for losses whose G term reads D(x) (relativistic).
+    ``next_real``: draws real batches for the unrolled look-ahead (``--unrolled k``)."""
+    r = s.cfg.reg
+    saved = None
+    if r.unrolled:
+        if next_real is None:
+            raise ValueError("the unrolled G step needs next_real to draw D's future batches")
+        saved = unroll_d(s, r.unrolled, next_real)
     s.D.requires_grad_(False)  # "fix the discriminator's weights" (the seeds' training recipe)
     try:
         # G_train: under DDP G's gradients are averaged across ranks; D is only looked through.
-        fake_logits = s.D(s.G_train(z))  # (B,)
-        loss_g = s.loss.g_loss(fake_logits)
+        if fake is None:
+            fake = s.G_train(s.z(batch_size))  # (B, *dims)
+        fake_logits = s.D(d_input(s, fake))  # (B / pack,)
+        real_logits = None
+        if s.loss.g_needs_real:
+            if real is None:
+                raise ValueError(f"--loss {s.cfg.train.loss} needs a real batch in G's step")
+            real_logits = s.D(d_input(s, real))
+        loss_g = s.loss.g_loss(fake_logits, real_logits)
         s.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         s.opt_G.step()
     finally:
         s.D.requires_grad_(True)
+        if saved is not None:
+            restore_d(s, saved)
+    s.update_ema()
     return loss_g.detach()
+
+
+def unroll_d(s: TrainState, k: int, next_real: Callable[[], Tensor]) -> tuple[dict, dict]:
+    """Unrolled GAN (Metz et al. 2017): take k more D steps, so that G's next update is computed
+    against the D that *would* respond to it; returns what ``restore_d`` needs to undo them.
+
+    This is the paper's first-order variant: G's gradient is taken through the unrolled D's
+    weights, not through the k updates themselves. A G that collapses onto the modes D currently
+    favours is penalised by a D that has already moved on."""
+    saved = ({k_: v.detach().clone() for k_, v in s.D.state_dict().items()},
+             copy.deepcopy(s.opt_D.state_dict()))
+    for _ in range(k):
+        d_step(s, next_real())
+    return saved
+
+
+def restore_d(s: TrainState, saved: tuple[dict, dict]) -> None:
+    """Put D's weights and optimiser back as they were before ``unroll_d``."""
+    weights, opt = saved
+    s.D.load_state_dict(weights)
+    s.opt_D.load_state_dict(opt)

@@ -1,0 +1,296 @@
+"""The three classic failures of GAN training, detected from cheap signals while a run goes.
+
+The seed articles end on three problems; each has a signature in numbers gankit already logs:
+
+- **diminished gradient**: D wins outright (D(x) -> 1, D(G(z)) -> 0) and the norm of G's gradient
+  collapses, so G stops learning (Goodfellow et al. 2014, section 3; Arjovsky & Bottou 2017);
+- **mode collapse**: G's samples become less varied than the data (their mean pairwise distance
+  in feature space, relative to real data's), and where the modes or classes are known, fewer of
+  them are hit (Metz et al. 2017; Srivastava et al. 2017);
+- **non-convergence**: the game does not settle: D's margin D(x) - D(G(z)) oscillates, or drifts
+  steadily in D's favour (Salimans et al. 2016; Mescheder et al. 2018). Divergence (NaN or Inf) is
+  its extreme and is handled by the trainer, which rolls the run back to its last checkpoint.
+
+``Probe`` measures the signals that need the networks (diversity, modes, classes) at fixed
+latents; ``check`` turns a run's metric records into ``Finding``\\s, each one plain sentence that
+says what is happening and which cures of the catalogue to try. The trainer calls ``check`` as
+records arrive; ``gankit doctor RUN_DIR`` calls ``diagnose_run`` on a finished or running run's
+metrics.jsonl, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gankit.models import DataShape
+
+# --------------------------------------------------------------------------- the catalogue
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One of the failures: its name, what it means, and the cures (flags) that address it."""
+
+    kind: str
+    title: str
+    cures: str
+
+
+FAILURES = {
+    "diminished_gradient": Failure(
+        "diminished_gradient", "diminished generator gradient",
+        "--loss nonsaturating (if minimax), a weaker or slower D (--lr-d lower than --lr-g: TTUR), "
+        "--instance-noise 0.1, --label-smoothing 0.1, --spectral-norm, or --loss wgan-gp"),
+    "mode_collapse": Failure(
+        "mode_collapse", "mode collapse",
+        "--pack 4 (PacGAN), --mbstd, --unrolled 5, --loss wgan-gp, or --diffaugment "
+        "color,translation,cutout on small image sets"),
+    "non_convergence": Failure(
+        "non_convergence", "non-convergence",
+        "lower learning rates (--lr-g, --lr-d), --r1 10 (0.1 for 2-D points), --spectral-norm, "
+        "--ema 0.999, or TTUR (--lr-d 4e-4 --lr-g 1e-4)"),
+    "divergence": Failure(
+        "divergence", "divergence",
+        "lower learning rates, --loss nonsaturating, --r1 or --gp, --spectral-norm"),
+}
+
+# Thresholds, calibrated on gankit's own runs (docs/BENCHMARKS.md: the healthy default DCGAN keeps
+# D's margin std under 0.07 over 10 log steps; a collapsed ring GAN has diversity near 0.01).
+D_WINS_FAKE = 0.05  # D(G(z)) below this ...
+D_WINS_REAL = 0.8  # ... and D(x) above this: D rejects the fakes with near certainty
+GRAD_COLLAPSE = 0.1  # G's gradient norm below this share of its peak so far
+DIVERSITY_LOW = 0.5  # samples less than half as spread out as real data
+DIVERSITY_DROP = 0.6  # or diversity fell below this share of its best so far
+COVERAGE_LOW = 0.75  # fewer than this share of the known modes or classes hit
+OSCILLATION = 0.15  # std of D(x) - D(G(z)) over the window
+DRIFT = 0.15  # rise of D(x) - D(G(z)) per 1000 steps, with the margin already above 0.5
+WINDOW = 10  # log records the oscillation and drift are measured over
+PATIENCE = 3  # consecutive records a condition must hold before it is reported
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failure seen at ``step``: what is happening, in one sentence, and what to try."""
+
+    kind: str
+    step: int
+    message: str
+
+    def line(self) -> str:
+        return f"step {self.step}: {FAILURES[self.kind].title}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "event": "warning", **asdict(self)}
+
+
+# --------------------------------------------------------------------------- rules over records
+
+
+def _series(records: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    return [(int(r["step"]), float(r[key])) for r in records
+            if key in r and r[key] is not None and math.isfinite(float(r[key]))]
+
+
+def _diminished_gradient(recs: list[dict[str, Any]], probabilities: bool, minimax: bool) -> str | None:
+    if not probabilities:
+        return None  # Wasserstein and hinge scores are not probabilities: no "D wins" reading
+    train = [r for r in recs if "d_fake" in r]
+    last = train[-PATIENCE:]
+    if len(last) < PATIENCE:
+        return None
+    if not all(r["d_fake"] < D_WINS_FAKE and r["d_real"] > D_WINS_REAL for r in last):
+        return None
+    grads = [g for _, g in _series(train, "grad_g")]
+    d_fake = last[-1]["d_fake"]
+    if minimax:  # its gradient is D(G(z)) itself (gankit.losses.g_loss_minimax)
+        return (f"D rejects G's samples with near certainty (D(G(z)) = {d_fake:.3f}) and the minimax "
+                f"loss's gradient is proportional to D(G(z)), so G has almost nothing to learn from")
+    if len(grads) >= PATIENCE and max(grads) > 0 and grads[-1] < GRAD_COLLAPSE * max(grads):
+        return (f"D rejects G's samples with near certainty (D(G(z)) = {d_fake:.3f}) and G's gradient "
+                f"norm has fallen to {100 * grads[-1] / max(grads):.0f}% of its peak: G is barely "
+                f"learning")
+    return None
+
+
+def _mode_collapse(recs: list[dict[str, Any]]) -> str | None:
+    div = _series(recs, "diversity")
+    if len(div) >= 2:
+        best = max(v for _, v in div)
+        recent = [v for _, v in div[-2:]]
+        if all(v < DIVERSITY_LOW for v in recent):
+            return (f"G's samples are only {recent[-1]:.0%} as varied as the real data (mean pairwise "
+                    f"distance in feature space): it is producing few distinct outputs")
+        if best > 0 and all(v < DIVERSITY_DROP * best for v in recent) and div[-1][0] > div[0][0]:
+            return (f"the variety of G's samples fell to {recent[-1]:.0%} of the real data's, from "
+                    f"{best:.0%} earlier: G is narrowing onto fewer outputs")
+    for key, total_key, what in (("modes", "modes_total", "modes"), ("classes", "classes_total", "classes")):
+        cov = [r for r in recs if key in r and total_key in r]
+        if len(cov) >= 2 and all(r[key] < COVERAGE_LOW * r[total_key] for r in cov[-2:]):
+            r = cov[-1]
+            return f"G's samples cover only {r[key]:.0f} of the {r[total_key]:.0f} {what} of the data"
+    return None
+
+
+def _non_convergence(recs: list[dict[str, Any]]) -> str | None:
+    train = [r for r in recs if "d_fake" in r and "d_real" in r]
+    if len(train) < WINDOW:
+        return None
+    window = train[-WINDOW:]
+    steps = np.array([r["step"] for r in window], float)
+    gap = np.array([r["d_real"] - r["d_fake"] for r in window], float)
+    if not np.isfinite(gap).all():
+        return None
+    osc = float(gap.std())
+    if osc > OSCILLATION:
+        return (f"D's margin D(x) - D(G(z)) swings by {osc:.2f} (std over the last {WINDOW} log steps) "
+                f"instead of settling: the two networks are circling each other, not converging")
+    slope = float(np.polyfit(steps, gap, 1)[0]) * 1000 if np.ptp(steps) > 0 else 0.0
+    if slope > DRIFT and gap.mean() > 0.5:
+        return (f"D's margin D(x) - D(G(z)) keeps growing ({slope:+.2f} per 1000 steps, now "
+                f"{gap[-1]:.2f}): D is pulling away from G instead of the game reaching equilibrium")
+    return None
+
+
+def check(records: list[dict[str, Any]], loss: str = "nonsaturating") -> list[Finding]:
+    """The failures visible at the last of ``records`` (metrics.jsonl lines up to now)."""
+    if not records:
+        return []
+    from gankit.losses import LOSSES
+
+    probabilities = LOSSES.get(loss).probabilities if loss in LOSSES else True
+    step = int(records[-1]["step"])
+    found = []
+    for kind, message in (
+        ("diminished_gradient", _diminished_gradient(records, probabilities, loss == "minimax")),
+        ("mode_collapse", _mode_collapse(records)),
+        ("non_convergence", _non_convergence(records)),
+    ):
+        if message:
+            found.append(Finding(kind, step, f"{message}. Try {FAILURES[kind].cures}."))
+    return found
+
+
+WARMUP = 0.1  # no verdicts in the first tenth of a run: every GAN starts out collapsed and lopsided
+
+
+class Watcher:
+    """Feeds records to ``check`` as they arrive and reports each failure when it *starts*
+    (again after it has cleared), not at every log step while it lasts. Silent during the first
+    ``WARMUP`` share of ``steps``: at initialisation G's samples are a blob and D wins easily."""
+
+    def __init__(self, loss: str, steps: int) -> None:
+        self.loss = loss
+        self.warmup = int(WARMUP * steps)
+        self.records: list[dict[str, Any]] = []
+        self.active: set[str] = set()
+
+    def add(self, record: dict[str, Any]) -> list[Finding]:
+        self.records.append(record)
+        if int(record["step"]) <= self.warmup:
+            return []
+        found = check([r for r in self.records if int(r["step"]) > self.warmup], self.loss)
+        new = [f for f in found if f.kind not in self.active]
+        self.active = {f.kind for f in found}
+        return new
+
+
+def diagnose_run(run_dir: str | Path) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
+    """Replay a run's metrics.jsonl through the same rules: (findings as they started, the run's
+    events such as rollbacks, a summary of the last signals)."""
+    from gankit.config import config_from_dict, load_yaml
+
+    run = Path(run_dir)
+    cfg = config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
+    records, events = [], []
+    path = run / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            (events if "event" in rec else records).append(rec)
+    watcher = Watcher(cfg.train.loss, cfg.train.steps)
+    findings = [f for rec in records for f in watcher.add(rec)]
+    last: dict[str, Any] = {}
+    for rec in records:
+        last.update({k: v for k, v in rec.items() if k != "step"})
+        last["step"] = rec["step"]
+    return findings, [e for e in events if e.get("event") != "warning"], last | {"active": sorted(watcher.active)}
+
+
+# --------------------------------------------------------------------------- signals from the networks
+
+
+def mean_pairwise_distance(x: Tensor) -> float:
+    """Mean Euclidean distance between all pairs of rows of x (n, d)."""
+    x = x.double().flatten(1)
+    n = x.shape[0]
+    d = torch.cdist(x, x)
+    return float(d.sum() / (n * (n - 1)))
+
+
+class Probe:
+    """Measures G's diversity, and its mode or class coverage where the data make that possible,
+    at fixed latents (the same samples every time, so changes are G's, not the noise's).
+
+    Features: the shipped Fashion-MNIST classifier's for 1x28x28 images, pixels average-pooled to at
+    most 16x16 for other images, the coordinates themselves for 2-D points."""
+
+    N = 512
+
+    def __init__(self, data_name: str, shape: DataShape, real: Tensor, z: Tensor,
+                 labels: Tensor | None = None, device: torch.device | str = "cpu") -> None:
+        from gankit.data.toy import MODES
+
+        self.shape, self.z, self.device = shape, z[: self.N].to(device), device
+        self.modes = MODES.get(data_name)
+        self.classifier = None
+        if shape.is_image and shape.dims == (1, 28, 28) and data_name.startswith("fashion-mnist"):
+            from gankit.metrics.features import get_extractor
+
+            self.classifier = get_extractor("fmnist", device)
+        self.real_diversity = mean_pairwise_distance(self.features(real[: self.N].to(device))[0])
+
+    @torch.no_grad()
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.classifier is not None:
+            return self.classifier.features_and_logits(x.float())
+        if self.shape.is_image:
+            h, w = x.shape[-2:]
+            k = max(1, math.ceil(max(h, w) / 16))
+            return nn.functional.avg_pool2d(x.float(), k, ceil_mode=True), None
+        return x.float(), None
+
+    @torch.no_grad()
+    def measure(self, G: nn.Module) -> dict[str, float]:
+        from gankit.sampling import generate
+
+        fake = generate(G, self.z)  # (N, *dims), eval mode
+        feats, logits = self.features(fake)
+        out = {"diversity": round(mean_pairwise_distance(feats) / max(self.real_diversity, 1e-12), 4)}
+        if self.modes is not None:
+            from gankit.metrics.scores import modes_2d
+
+            centers, std = self.modes
+            modes, hq = modes_2d(fake.float().cpu().numpy(), np.asarray(centers), std)
+            out |= {"modes": modes, "modes_total": len(centers), "hq": round(hq, 4)}
+        if logits is not None:
+            out |= {"classes": int(logits.argmax(1).unique().numel()), "classes_total": logits.shape[1]}
+        return out
+
+
+def grad_norm(module: nn.Module) -> Tensor:
+    """The L2 norm of all of ``module``'s gradients, as a 0-dim tensor on the device (no host sync)."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -1,0 +1,150 @@
+"""The failure rules on hand-made metric records, the live warnings of a real run, `gankit
+doctor`, and the rollback after a divergence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.cli import main as cli_main
+from gankit.diagnosis import FAILURES, Watcher, check, diagnose_run, mean_pairwise_distance
+from gankit.train import TrainingDiverged, train
+from gankit.train import loop as loop_mod
+from tests.conftest import tiny_config
+
+
+def recs(n: int, **series: object) -> list[dict[str, float]]:
+    """n training records, 25 steps apart; each keyword is a constant or a function of i."""
+    out = []
+    for i in range(n):
+        r: dict[str, float] = {"step": 25 * (i + 1)}
+        for k, v in series.items():
+            r[k] = v(i) if callable(v) else v  # type: ignore[assignment]
+        out.append(r)
+    return out
+
+
+HEALTHY = {"d_real": 0.62, "d_fake": 0.35, "grad_g": 1.0, "loss_d": 1.2, "loss_g": 1.1}
+
+
+def kinds(found: list) -> set[str]:  # type: ignore[type-arg]
+    return {f.kind for f in found}
+
+
+def test_a_healthy_run_raises_nothing() -> None:
+    rs = recs(20, **HEALTHY) + [{"step": 500, "diversity": 0.9, "modes": 8, "modes_total": 8}]
+    assert check(rs) == []
+
+
+def test_diminished_gradient_when_d_wins_and_g_gradient_collapses() -> None:
+    rs = recs(10, d_real=0.6, d_fake=0.4, grad_g=2.0) + \
+        [{"step": 300 + 25 * i, "d_real": 0.99, "d_fake": 0.01, "grad_g": 0.06} for i in range(3)]
+    (f,) = [f for f in check(rs) if f.kind == "diminished_gradient"]
+    assert "3% of its peak" in f.message
+    assert "--loss nonsaturating" in f.message  # the cures are named
+    # D winning while G's gradient stays strong (non-saturating loss) is not a diminished gradient
+    strong = rs[:10] + [{"step": 300 + 25 * i, "d_real": 0.99, "d_fake": 0.01, "grad_g": 2.0} for i in range(3)]
+    assert "diminished_gradient" not in kinds(check(strong))
+    # under the minimax loss the gradient is D(G(z)) itself: D winning is enough
+    assert "diminished_gradient" in kinds(check(strong, loss="minimax"))
+    # Wasserstein scores are not probabilities: no such reading
+    assert "diminished_gradient" not in kinds(check(rs, loss="wgan-gp"))
+
+
+def test_mode_collapse_from_diversity_and_from_coverage() -> None:
+    low = [{"step": 250, "diversity": 0.2}, {"step": 500, "diversity": 0.15}]
+    (f,) = check(low)
+    assert f.kind == "mode_collapse" and "15%" in f.message and "--pack 4" in f.message
+    assert check(low[:1]) == []  # one probe is not enough
+    fell = [{"step": 250, "diversity": 1.0}, {"step": 500, "diversity": 0.55}, {"step": 750, "diversity": 0.52}]
+    assert "fell to 52%" in check(fell)[0].message
+    cov = [{"step": 250, "diversity": 0.9, "modes": 3, "modes_total": 8},
+           {"step": 500, "diversity": 0.9, "modes": 2, "modes_total": 8}]
+    assert "cover only 2 of the 8 modes" in check(cov)[0].message
+    classes = [{"step": s, "diversity": 0.9, "classes": 6, "classes_total": 10} for s in (250, 500)]
+    assert "6 of the 10 classes" in check(classes)[0].message
+
+
+def test_non_convergence_oscillation_and_drift() -> None:
+    swing = recs(12, d_real=lambda i: 0.9 if i % 2 else 0.5, d_fake=lambda i: 0.1 if i % 2 else 0.5)
+    assert "swings by" in check(swing)[0].message
+    drift = recs(12, d_real=lambda i: 0.7 + 0.02 * i, d_fake=lambda i: 0.2 - 0.01 * i)
+    (f,) = [f for f in check(drift) if f.kind == "non_convergence"]
+    assert "keeps growing" in f.message and "--r1" in f.message
+
+
+def test_watcher_reports_a_failure_when_it_starts_and_again_after_it_clears() -> None:
+    w = Watcher("nonsaturating", steps=1000)
+    probes = [0.9, 0.2, 0.2, 0.2, 0.9, 0.9, 0.2, 0.2]
+    got = [len(w.add({"step": 100 * (i + 1), "diversity": d})) for i, d in enumerate(probes)]
+    assert got == [0, 0, 1, 0, 0, 0, 0, 1]
+    w2 = Watcher("nonsaturating", steps=10_000)  # warm-up: the first 1000 steps say nothing
+    assert all(w2.add({"step": s, "diversity": 0.1}) == [] for s in (250, 500, 750, 1000))
+    assert len(w2.add({"step": 1250, "diversity": 0.1})) == 0  # one probe after the warm-up
+    assert len(w2.add({"step": 1500, "diversity": 0.1})) == 1
+
+
+def test_mean_pairwise_distance_by_hand() -> None:
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])  # distances 5, 0, 5 -> mean 10/3
+    assert mean_pairwise_distance(x) == pytest.approx(10 / 3)
+
+
+def test_every_failure_names_cures() -> None:
+    assert set(FAILURES) == {"diminished_gradient", "mode_collapse", "non_convergence", "divergence"}
+    assert all(f.cures.startswith("--") or "--" in f.cures for f in FAILURES.values())
+
+
+def test_a_collapsing_run_is_warned_live_and_by_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The seeds' minimax GAN on the ring with a 1-d latent collapses; diversity and coverage show it.
+    run = train(tiny_config(tmp_path / "r", loss="minimax", latent_dim=1, width=32, steps=600,
+                            log_every=50, diagnose_every=100, checkpoint_every=600, lr_g=2e-3, lr_d=2e-3))
+    warnings = [r for r in run.history if r.get("event") == "warning"]
+    assert any(w["kind"] == "mode_collapse" for w in warnings), run.history[-3:]
+    assert "diversity" in run.history[-1] or any("diversity" in r for r in run.history)
+    capsys.readouterr()
+    assert cli_main(["doctor", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "mode collapse" in out and "Try --pack 4" in out and "D(x) =" in out
+    findings, _, _ = diagnose_run(tmp_path / "r")
+    assert [f.step for f in findings if f.kind == "mode_collapse"] == \
+        [w["step"] for w in warnings if w["kind"] == "mode_collapse"]  # doctor == live
+    assert "Diagnosis" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_doctor_on_a_missing_run_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["doctor", str(tmp_path / "nope")]) == 2
+    assert "not a gankit run" in capsys.readouterr().err
+
+
+def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_g = loop_mod.g_step
+    n = {"calls": 0}
+
+    def g(*a):  # type: ignore[no-untyped-def]
+        n["calls"] += 1
+        out = real_g(*a)
+        return out * float("nan") if n["calls"] == 23 else out  # once, at step 23
+
+    monkeypatch.setattr(loop_mod, "g_step", g)
+    run = train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
+    assert run.step == 40
+    (event,) = [r for r in run.history if r.get("event") == "rollback"]
+    assert event["step"] == 20 and event["diverged_at"] == 23
+    assert event["lr_g"] == pytest.approx(0.5e-3) and event["lr_d"] == pytest.approx(0.5e-3)
+    steps = [r["step"] for r in run.history if "loss_d" in r]
+    assert steps == [10, 20, 30, 40]  # the diverged stretch was dropped and trained again
+    from gankit.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "r")
+    assert ck.meta["optim"]["opt_G"]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
+
+
+def test_divergence_without_a_checkpoint_stops_with_the_step(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real_g = loop_mod.g_step
+    monkeypatch.setattr(loop_mod, "g_step", lambda *a: real_g(*a) * float("nan"))
+    with pytest.raises(TrainingDiverged, match="at step 1"):
+        train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=20))
