@@ -49,7 +49,7 @@ def conv_peak_flops(seconds: float = 3.0) -> float:
 
 
 def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = True,
-             compile_: bool = False) -> dict[str, float]:
+             compile_: bool = False, adam: str = "fused") -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -62,6 +62,11 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
                                   "reuse_fake": reuse, "compile": compile_})
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
+    if adam != "fused":  # the trainer's default is fused; compare with torch's other two
+        kw = {"foreach": adam == "foreach"}
+        t = cfg.train
+        s.opt_G = torch.optim.Adam(s.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), **kw)
+        s.opt_D = torch.optim.Adam(s.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), **kw)
     order = BatchOrder(len(data), batch, 0)
 
     def iteration(i: int) -> tuple[float, float, float]:
@@ -79,7 +84,7 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
             iteration(0)
         flops = fc.get_total_flops()
     else:
-        flops = run_case(model, size, batch, 0.0, reuse)["gflop_per_it"] * 1e9
+        flops = run_case(model, size, batch, 0.0, reuse, False, adam)["gflop_per_it"] * 1e9
     t_warm = time.perf_counter()
     for i in range(1, 4 if compile_ else 3):  # warm-up (and compilation)
         iteration(i)
@@ -104,6 +109,8 @@ def main() -> None:
     p.add_argument("--no-reuse", action="store_true",
                    help="fresh noise for G's step (a second forward pass of G), as --no-reuse-fake")
     p.add_argument("--compile", action="store_true", help="torch.compile G and D, as --compile")
+    p.add_argument("--adam", default="fused", choices=["fused", "foreach", "loop"],
+                   help="Adam implementation (the trainer uses fused)")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     a = p.parse_args()
     import torch
@@ -111,15 +118,16 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.case:
-        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile)))
+        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile, a.adam)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}, "
-          f"fake batch {'not reused' if a.no_reuse else 'reused'}{', compiled' if a.compile else ''}")
+          f"fake batch {'not reused' if a.no_reuse else 'reused'}, {a.adam} Adam"
+          f"{', compiled' if a.compile else ''}")
     print(f"{'case':<13} {'img/s':>7} {'s/it':>7} {'data':>6} {'D step':>7} {'G step':>7} "
           f"{'GFLOP/it':>9} {'GFLOP/s':>8} {'conv peak':>9} {'ratio':>6} {'RSS MB':>7}")
     for name in a.cases:
-        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile
+        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile + ["--adam", a.adam]
         out = subprocess.run([sys.executable, __file__, "--case", name, "--seconds", str(a.seconds),
                               "--threads", str(a.threads), *flags], capture_output=True, text=True,
                              check=True)

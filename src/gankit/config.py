@@ -69,17 +69,18 @@ class TrainConfig:
         "nonsaturating", "minimax: G descends log(1 - D(G(z))); nonsaturating: G ascends log D(G(z))",
     )
     d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)")
-    steps: int = _f(3000, "generator updates (iterations of Algorithm 1)")
+    steps: int = _f(18000, "generator updates (iterations of Algorithm 1)")
     max_time: float = _f(0.0, "also stop (with a checkpoint, samples and the report) once training "
                          "has taken this many seconds in all, resumed segments included (0 = no limit)")
     batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake; "
                          "under torchrun per process (global batch = processes x this)")
-    lr_g: float = _f(2e-4, "Adam learning rate of G")
-    lr_d: float = _f(2e-4, "Adam learning rate of D")
+    lr_g: float = _f(4e-4, "Adam learning rate of G (DCGAN's 2e-4 doubled: lower FID at 300 s, "
+                     "docs/BENCHMARKS.md)")
+    lr_d: float = _f(4e-4, "Adam learning rate of D")
     beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)")
     beta2: float = _f(0.999, "Adam beta2")
-    ema: float = _f(0.0, "decay of an exponential moving average of G's weights, e.g. 0.999; samples "
-                    "and evaluation use the average (0 = off)")
+    ema: float = _f(0.999, "decay of an exponential moving average of G's weights; samples and "
+                    "evaluation use the average (0 = off)")
     reuse_fake: bool = _f(True, "with --d-steps 1, G's step reuses the fake batch of D's step (one "
                           "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
     compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "

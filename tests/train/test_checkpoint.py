@@ -25,7 +25,7 @@ def test_layout_and_pruning(tmp_path: Path) -> None:
     meta = json.loads((d / "last" / "state.json").read_text())
     assert meta["step"] == 50 and meta["config"]["model"]["arch"] == "mlp"  # self-describing
     c = ck.load_checkpoint(tmp_path / "r")
-    assert set(k.split(".")[0] for k in c.model) == {"G", "D"}
+    assert set(k.split(".")[0] for k in c.model) == {"G", "D", "G_ema"}  # EMA of G on by default
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

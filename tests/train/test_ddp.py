@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from gankit.cli import main
@@ -26,14 +27,22 @@ def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess[str
          "-m", "gankit", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
-def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path) -> None:
-    r = torchrun(["train", *COMMON, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
+# The cures whose arithmetic spans the batch: the gradient penalty (random mixing weights, a
+# double backward through DDP), R1 (a double backward), annealed instance noise (random), PacGAN
+# (consecutive samples share a decision) and the unrolled look-ahead (extra D steps in G's step).
+CURES = ["--gp", "1", "--r1", "0.1", "--instance-noise", "0.05", "--pack", "2", "--unrolled", "1"]
+
+
+@pytest.mark.parametrize("extra", [[], CURES], ids=["plain", "cures"])
+def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path, extra: list[str]) -> None:
+    r = torchrun(["train", *COMMON, *extra, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
     assert r.returncode == 0, r.stderr[-3000:]
     torch.set_num_threads(1)
-    assert main(["train", *COMMON, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", *COMMON, *extra, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
     a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
     assert a.step == b.step == 30
-    assert a.meta["real_batches"] == b.meta["real_batches"] == 60
+    # 2 D steps per iteration, and with --unrolled 1 one more batch for the look-ahead
+    assert a.meta["real_batches"] == b.meta["real_batches"] == (90 if extra else 60)
     for k in b.model:
         assert torch.allclose(a.model[k], b.model[k], rtol=1e-4, atol=1e-5), k
     # Logged values are means over the ranks: the same numbers as the single process.

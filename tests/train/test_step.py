@@ -73,7 +73,7 @@ def test_ema_after_one_step_is_its_formula(tmp_path: Path) -> None:
 
 
 def test_without_ema_samples_come_from_g(tmp_path: Path) -> None:
-    s, _ = _state(tmp_path)
+    s, _ = _state(tmp_path, ema=0.0)
     assert s.G_ema is None and s.G_sample is s.G
 
 
@@ -90,3 +90,15 @@ def test_ema_copy_is_what_a_run_returns_and_a_checkpoint_samples(tmp_path: Path)
     ck = load_checkpoint(tmp_path / "r")
     assert not torch.equal(ck.model["G_ema.net.0.weight"], ck.model["G.net.0.weight"])
     assert torch.equal(ck.model["G_ema.net.0.weight"], loaded.G.state_dict()["net.0.weight"])
+
+
+def test_max_time_stops_a_run_with_everything_saved(tmp_path: Path) -> None:
+    run = train(tiny_config(tmp_path / "r", steps=10_000_000, max_time=1.0, log_every=50,
+                            checkpoint_every=10_000_000, sample_every=10_000_000))
+    assert 0 < run.step < 10_000_000
+    from gankit.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tmp_path / "r")
+    assert ck.step == run.step and ck.meta["elapsed"] >= 1.0
+    assert (tmp_path / "r" / "report.html").exists()
+    assert (tmp_path / "r" / "samples" / f"step-{run.step:06d}.png").exists()

@@ -26,11 +26,13 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
 
 
 def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017, Algorithm 1): E[(||grad D(x_hat)||_2 - 1)^2] at random points
     x_hat = eps x + (1 - eps) G(z) on the lines between real and fake samples, eps ~ U[0, 1] per
-    sample. The trainer adds lambda (10 in the paper) times this to D's loss."""
-    eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device, generator=generator)
+    sample (or ``eps``). The trainer adds lambda (10 in the paper) times this to D's loss."""
+    if eps is None:  # (B,) mixing weights; the trainer passes its own (drawn for the global batch)
+        eps = torch.rand(real.shape[0], device=real.device, generator=generator)
+    eps = eps.view(-1, *[1] * (real.dim() - 1)).to(real.dtype)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     norm = (_input_grad_sq_norm(D(x_hat), x_hat) + 1e-12).sqrt()
     return ((norm - 1) ** 2).mean()

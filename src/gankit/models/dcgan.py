@@ -115,10 +115,12 @@ class DCGANDiscriminator(nn.Module):
 
 
 def build_dcgan(shape: DataShape, latent_dim: int, width: int, d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
-    """DCGAN pair for image data; ``width`` is the channel count of G's last hidden layer (64)."""
+    """DCGAN pair for image data; ``width`` is the channel count of G's last hidden layer: 32 by
+    default, half the paper's 64, which on 2 CPU cores reached a lower FID in 300 s of training
+    (2.6x the steps; docs/BENCHMARKS.md)."""
     if not shape.is_image:
         raise GankitError(
             f"dcgan models images, but the data are {shape.describe()}; use --model mlp for 2-D points"
         )
-    w = width or 64
+    w = width or 32
     return DCGANGenerator(shape, latent_dim, w), DCGANDiscriminator(shape, w, d)

@@ -19,6 +19,7 @@ from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
 from gankit.models import DataShape, models_for, sample_prior
 from gankit.train import distributed
+from gankit.train.augment import Draw
 from gankit.train.checkpoint import (
     Checkpoint,
     optimizer_from_flat,
@@ -80,6 +81,12 @@ class TrainState:
             self.G_train = self.G
         if self.D_train is None:
             self.D_train = self.D
+
+    @property
+    def draw(self) -> Draw:
+        """Per-sample random numbers from the training generator, drawn for the global batch and
+        sharded under torchrun (instance noise, DiffAugment, the gradient penalty's mixing)."""
+        return Draw(self.z_gen, self.dist.world, self.dist.rank)
 
     @property
     def G_sample(self) -> nn.Module:

@@ -44,11 +44,11 @@ def d_input(s: TrainState, x: Tensor) -> Tensor:
     real and fake distributions overlap, so D's optimum is smooth and G's gradient informative)."""
     r = s.cfg.reg
     if r.diffaugment:
-        x = diff_augment(x, r.diffaugment, s.z_gen)
+        x = diff_augment(x, r.diffaugment, s.draw)
     if r.instance_noise:
         sigma = r.instance_noise * max(0.0, 1.0 - s.step / s.cfg.train.steps)
         if sigma > 0:
-            x = x + sigma * torch.randn(x.shape, device=x.device, generator=s.z_gen).to(x.dtype)
+            x = x + sigma * s.draw.randn(*x.shape, device=x.device).to(x.dtype)
     return x
 
 
@@ -71,7 +71,8 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None) -> tuple[Ten
     if r.r1:
         loss = loss + 0.5 * r.r1 * r1_penalty(real_logits, real_in)
     if r.gp:
-        loss = loss + r.gp * gradient_penalty(s.D_train, real_in, fake_in, s.z_gen)
+        eps = s.draw.rand(real.shape[0], device=real.device)  # sharded like z under torchrun
+        loss = loss + r.gp * gradient_penalty(s.D_train, real_in, fake_in, eps=eps)
     s.opt_D.zero_grad(set_to_none=True)
     loss.backward()
     s.opt_D.step()
