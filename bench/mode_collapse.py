@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RECIPES = {"plain": REPO / "configs" / "veegan-2d-plain.yaml", "best": REPO / "configs" / "veegan-2d-best.yaml"}
+# recipe name -> preset: configs/veegan-2d-NAME.yaml (plain: no cure; best: gankit's best recipe)
+RECIPES = {p.stem.removeprefix("veegan-2d-"): p for p in sorted((REPO / "configs").glob("veegan-2d-*.yaml"))}
 PAPERS = [  # (row, ring modes, ring % hq, grid modes, grid % hq) from VEEGAN Table 1 and GDPP
     ("GAN (papers)", "1", "99.3", "3.3", "0.5"),
     ("Unrolled GAN (papers)", "7.6", "35.6", "23.6", "16"),
@@ -64,7 +65,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=25_000)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=list(RECIPES))
+    p.add_argument("--recipes", nargs="*", default=["plain", "best"], choices=list(RECIPES))
     p.add_argument("--data", nargs="*", default=["ring", "grid"], choices=["ring", "grid"])
     p.add_argument("--root", default="runs/mode-collapse")
     p.add_argument("--one", nargs=3, metavar=("RECIPE", "DATA", "SEED"), help=argparse.SUPPRESS)

@@ -175,7 +175,9 @@ def generated_batches(G: torch.nn.Module, prior: str, latent_dim: int, n: int, s
     with evaluating(G):
         for i in range(0, n, batch_size):
             z = sample_prior(prior, min(batch_size, n - i), latent_dim, generator=g).to(device)
-            yield G(z).float().clamp(-1, 1)
+            x = G(z).float()
+            # images live in [-1, 1]; 2-D points are coordinates (the grid spans [-4, 4]): no clamp
+            yield x.clamp(-1, 1) if x.dim() == 4 else x
 
 
 # --------------------------------------------------------------------------- cached reference side
