@@ -173,6 +173,7 @@ def test_feature_stats_round_trip_through_arrays() -> None:
 
 def test_evaluating_a_perfect_grid_generator_finds_all_25_modes() -> None:
     # The grid's modes lie at +-4: generated points must not be clamped to [-1, 1] as images are.
+    import torch
     from torch import nn
 
     from gankit.config import build_config
