@@ -49,7 +49,7 @@ def conv_peak_flops(seconds: float = 3.0) -> float:
 
 
 def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = True,
-             compile_: bool = False, adam: str = "fused") -> dict[str, float]:
+             compile_: bool = False, adam: str = "fused", width: int = 0) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -59,7 +59,7 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
     from gankit.train.step import d_step, fake_for_d, g_step
 
     cfg = build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch,
-                                  "reuse_fake": reuse, "compile": compile_})
+                                  "reuse_fake": reuse, "compile": compile_, "width": width})
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     if adam != "fused":  # the trainer's default is fused; compare with torch's other two
@@ -111,6 +111,9 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile G and D, as --compile")
     p.add_argument("--adam", default="fused", choices=["fused", "foreach", "loop"],
                    help="Adam implementation (the trainer uses fused)")
+    p.add_argument("--width", type=int, default=64,
+                   help="DCGAN width: 64 (the DCGAN paper's, which the reference figures use); 0 = "
+                        "gankit's default (32 for dcgan, 256 for mlp images); mlp cases keep their default")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     a = p.parse_args()
     import torch
@@ -118,16 +121,17 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.case:
-        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile, a.adam)))
+        width = a.width if CASES[a.case][0] == "dcgan" else 0
+        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile, a.adam, width)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}, "
           f"fake batch {'not reused' if a.no_reuse else 'reused'}, {a.adam} Adam"
-          f"{', compiled' if a.compile else ''}")
+          f"{', compiled' if a.compile else ''}, dcgan width {a.width or 'default (32)'}")
     print(f"{'case':<13} {'img/s':>7} {'s/it':>7} {'data':>6} {'D step':>7} {'G step':>7} "
           f"{'GFLOP/it':>9} {'GFLOP/s':>8} {'conv peak':>9} {'ratio':>6} {'RSS MB':>7}")
     for name in a.cases:
-        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile + ["--adam", a.adam]
+        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile + ["--adam", a.adam, "--width", str(a.width)]
         out = subprocess.run([sys.executable, __file__, "--case", name, "--seconds", str(a.seconds),
                               "--threads", str(a.threads), *flags], capture_output=True, text=True,
                              check=True)

@@ -63,6 +63,10 @@ def test_mode_collapse_from_diversity_and_from_coverage() -> None:
     cov = [{"step": 250, "diversity": 0.9, "modes": 3, "modes_total": 8},
            {"step": 500, "diversity": 0.9, "modes": 2, "modes_total": 8}]
     assert "cover only 2 of the 8 modes" in check(cov)[0].message
+    # 2 of 8 modes with most samples near one of them: collapse; with few near any: not yet sharp
+    on = [r | {"hq": 0.9} for r in cov]
+    off = [r | {"hq": 0.2} for r in cov]
+    assert kinds(check(on)) == {"mode_collapse"} and check(off) == []
     classes = [{"step": s, "diversity": 0.9, "classes": 6, "classes_total": 10} for s in (250, 500)]
     assert "6 of the 10 classes" in check(classes)[0].message
 
@@ -84,6 +88,35 @@ def test_watcher_reports_a_failure_when_it_starts_and_again_after_it_clears() ->
     assert all(w2.add({"step": s, "diversity": 0.1}) == [] for s in (250, 500, 750, 1000))
     assert len(w2.add({"step": 1250, "diversity": 0.1})) == 0  # one probe after the warm-up
     assert len(w2.add({"step": 1500, "diversity": 0.1})) == 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_watcher_gives_the_verdicts_of_the_whole_history(seed: int) -> None:
+    # The Watcher hands `check` only the records the rules read; on a random walk of signals
+    # (log records every 25 steps, probe readings every 250, some with a gradient spike) its
+    # verdicts equal those of `check` over every record so far, and after a rollback too.
+    import random
+
+    rng = random.Random(seed)
+    w = Watcher("nonsaturating", steps=6000)
+    history: list[dict[str, float]] = []
+    d_real, d_fake, grad, div = 0.6, 0.4, 1.0, 1.0
+    for step in range(25, 6001, 25):
+        d_real = min(0.999, max(0.001, d_real + rng.gauss(0, 0.08)))
+        d_fake = min(0.999, max(0.001, d_fake + rng.gauss(0, 0.08)))
+        grad = max(1e-4, grad * rng.choice([0.5, 0.9, 1.0, 1.1, 2.0]))
+        rec: dict[str, float] = {"step": step, "d_real": d_real, "d_fake": d_fake, "grad_g": grad}
+        if step % 250 == 0:
+            div = max(0.01, div + rng.gauss(0, 0.2))
+            rec |= {"diversity": div, "modes": rng.randint(0, 8), "modes_total": 8}
+        w.add(rec)
+        history.append(rec)
+        full = {f.kind for f in check([r for r in history if r["step"] > w.warmup])}
+        assert w.active == full, step
+        if step == 3000:  # roll back to step 2000 and replay the same records
+            w.truncate_after(2000)
+            history = [r for r in history if r["step"] <= 2000]
+            assert [r["step"] for r in w.records] == [r["step"] for r in history]
 
 
 def test_mean_pairwise_distance_by_hand() -> None:
@@ -148,3 +181,37 @@ def test_divergence_without_a_checkpoint_stops_with_the_step(tmp_path: Path,
     monkeypatch.setattr(loop_mod, "g_step", lambda *a: real_g(*a) * float("nan"))
     with pytest.raises(TrainingDiverged, match="at step 1"):
         train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=20))
+
+
+def test_divergence_after_the_last_rollback_stops_and_says_what_was_tried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_g = loop_mod.g_step
+    n = {"calls": 0}
+
+    def g(*a):  # type: ignore[no-untyped-def]
+        n["calls"] += 1
+        out = real_g(*a)
+        return out * float("nan") if n["calls"] > 10 else out  # diverges for good after step 10
+
+    monkeypatch.setattr(loop_mod, "g_step", g)
+    with pytest.raises(TrainingDiverged, match=r"rolled back 3 time\(s\), halving both learning rates"):
+        train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
+
+
+def test_a_rollback_halves_the_base_of_a_decaying_schedule(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    real_g = loop_mod.g_step
+    n = {"calls": 0}
+
+    def g(*a):  # type: ignore[no-untyped-def]
+        n["calls"] += 1
+        out = real_g(*a)
+        return out * float("nan") if n["calls"] == 23 else out
+
+    monkeypatch.setattr(loop_mod, "g_step", g)
+    train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10, lr_decay_start=0.5))
+    from gankit.train.checkpoint import load_checkpoint
+
+    group = load_checkpoint(tmp_path / "r").meta["optim"]["opt_G"]["param_groups"][0]
+    assert group["base_lr"] == pytest.approx(0.5e-3)
+    assert group["lr"] == pytest.approx(0.5e-3 * (1 - 19 / 20))  # the last step's rate, from the halved base

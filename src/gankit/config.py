@@ -77,6 +77,8 @@ class TrainConfig:
     lr_g: float = _f(4e-4, "Adam learning rate of G (DCGAN's 2e-4 doubled: lower FID at 300 s, "
                      "docs/BENCHMARKS.md)")
     lr_d: float = _f(4e-4, "Adam learning rate of D")
+    lr_decay_start: float = _f(1.0, "share of the steps after which both learning rates fall "
+                               "linearly to zero at the last step (CycleGAN: 0.5; 1 = constant)")
     beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)")
     beta2: float = _f(0.999, "Adam beta2")
     ema: float = _f(0.999, "decay of an exponential moving average of G's weights; samples and "
@@ -335,6 +337,8 @@ def validate(cfg: Config) -> Config:
     for k, v in {"train.lr_g": t.lr_g, "train.lr_d": t.lr_d}.items():
         if not v > 0:
             raise GankitError(f"{k} must be positive, got {v}")
+    if not 0 <= t.lr_decay_start <= 1:
+        raise GankitError(f"train.lr_decay_start must be in [0, 1], got {t.lr_decay_start}")
     for k, v in {"train.beta1": t.beta1, "train.beta2": t.beta2, "train.ema": t.ema}.items():
         if not 0 <= v < 1:
             raise GankitError(f"{k} must be in [0, 1), got {v}")

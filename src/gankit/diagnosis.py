@@ -70,6 +70,10 @@ GRAD_COLLAPSE = 0.1  # G's gradient norm below this share of its peak so far
 DIVERSITY_LOW = 0.5  # samples less than half as spread out as real data
 DIVERSITY_DROP = 0.6  # or diversity fell below this share of its best so far
 COVERAGE_LOW = 0.75  # fewer than this share of the known modes or classes hit
+# Known 2-D modes are counted from high-quality samples only; while fewer than this share of the
+# samples are near any mode (early training, or a G hopping between modes), a low count means
+# "not on the modes yet", not "collapsed onto a few of them" (the benchmark's healthy runs showed it).
+HQ_FOR_COVERAGE = 0.5
 OSCILLATION = 0.15  # std of D(x) - D(G(z)) over the window
 DRIFT = 0.15  # rise of D(x) - D(G(z)) per 1000 steps, with the margin already above 0.5
 WINDOW = 10  # log records the oscillation and drift are measured over
@@ -133,7 +137,8 @@ def _mode_collapse(recs: list[dict[str, Any]]) -> str | None:
                     f"{best:.0%} earlier: G is narrowing onto fewer outputs")
     for key, total_key, what in (("modes", "modes_total", "modes"), ("classes", "classes_total", "classes")):
         cov = [r for r in recs if key in r and total_key in r]
-        if len(cov) >= 2 and all(r[key] < COVERAGE_LOW * r[total_key] for r in cov[-2:]):
+        if len(cov) >= 2 and all(r[key] < COVERAGE_LOW * r[total_key] and r.get("hq", 1.0) >= HQ_FOR_COVERAGE
+                                 for r in cov[-2:]):
             r = cov[-1]
             return f"G's samples cover only {r[key]:.0f} of the {r[total_key]:.0f} {what} of the data"
     return None
@@ -184,22 +189,72 @@ WARMUP = 0.1  # no verdicts in the first tenth of a run: every GAN starts out co
 class Watcher:
     """Feeds records to ``check`` as they arrive and reports each failure when it *starts*
     (again after it has cleared), not at every log step while it lasts. Silent during the first
-    ``WARMUP`` share of ``steps``: at initialisation G's samples are a blob and D wins easily."""
+    ``WARMUP`` share of ``steps``: at initialisation G's samples are a blob and D wins easily.
+
+    The rules read only the last few records of each kind and a few running extremes (the peak
+    of G's gradient norm, the first and the best diversity), so ``check`` is given just those:
+    constant work per record however long the run, with the verdicts of the whole history."""
 
     def __init__(self, loss: str, steps: int) -> None:
         self.loss = loss
         self.warmup = int(WARMUP * steps)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []  # everything added, warm-up included
         self.active: set[str] = set()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._n = 0  # records past the warm-up so far: their order
+        self._tails: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._extremes: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def _keep(self, record: dict[str, Any]) -> None:
+        i, self._n = self._n, self._n + 1
+        # the last WINDOW training records (oscillation, drift, D's confidence, G's last gradient),
+        # the last 2 diversity and coverage readings (collapse needs two in a row)
+        for kind, key, n in (("train", "d_fake", WINDOW), ("diversity", "diversity", 2),
+                             ("modes", "modes_total", 2), ("classes", "classes_total", 2)):
+            if key in record and (kind != "diversity" or _finite(record[key]) is not None):
+                tail = self._tails.setdefault(kind, [])
+                tail.append((i, record))
+                del tail[:-n]
+        for key in ("grad_g", "diversity"):  # running peaks
+            v = _finite(record.get(key))
+            best = self._extremes.get(key)
+            if v is not None and (best is None or v > float(best[1][key])):
+                self._extremes[key] = (i, record)
+        if _finite(record.get("diversity")) is not None and "first_diversity" not in self._extremes:
+            self._extremes["first_diversity"] = (i, record)
+
+    def _summary(self) -> list[dict[str, Any]]:
+        kept = {i: r for tail in self._tails.values() for i, r in tail}
+        kept.update(dict(self._extremes.values()))
+        return [kept[i] for i in sorted(kept)]
 
     def add(self, record: dict[str, Any]) -> list[Finding]:
         self.records.append(record)
         if int(record["step"]) <= self.warmup:
             return []
-        found = check([r for r in self.records if int(r["step"]) > self.warmup], self.loss)
+        self._keep(record)
+        found = check(self._summary(), self.loss)
         new = [f for f in found if f.kind not in self.active]
         self.active = {f.kind for f in found}
         return new
+
+    def truncate_after(self, step: int) -> None:
+        """Forget the records after ``step`` (a rollback): the rules see the history up to it."""
+        self.records = [r for r in self.records if int(r["step"]) <= step]
+        self._reset()
+        for r in self.records:
+            if int(r["step"]) > self.warmup:
+                self._keep(r)
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def diagnose_run(run_dir: str | Path) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:

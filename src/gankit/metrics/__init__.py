@@ -50,11 +50,13 @@ def evaluate_generator(
     device: torch.device | str = "cpu",
     seed: int = 12345,
     data: object | None = None,
+    modes_n: int | None = None,
 ) -> EvalResult:
     """Evaluate G (trained under ``cfg``) against its own training data.
 
     Points (ring, grid): the 2-D mode protocol. Images: the metrics named (default: all that the
-    extractor supports) from ``n`` samples; ``modes`` on stacked-fashion-mnist counts its 1000 modes.
+    extractor supports) from ``n`` samples; ``modes`` on stacked-fashion-mnist counts its 1000 modes
+    in ``modes_n`` samples (default: the protocol's 26,000).
     """
     from gankit.data import InMemoryData, load_data
     from gankit.data.toy import MODES
@@ -80,7 +82,7 @@ def evaluate_generator(
         if cfg.data.source != "stacked-fashion-mnist":
             raise GankitError("--metrics modes on images needs --data stacked-fashion-mnist "
                               "(or ring/grid for 2-D points)")
-        values.update(stacked_mode_count(G, cfg, device, seed))
+        values.update(stacked_mode_count(G, cfg, device, seed, modes_n or N_MODES_STACKED))
     rest = [x for x in names if x != "modes"]
     res = EvalResult({}, 0, len(real), 0.0, extractor.name)
     if rest:
@@ -91,14 +93,15 @@ def evaluate_generator(
     return res
 
 
-def stacked_mode_count(G: nn.Module, cfg: Config, device: torch.device | str, seed: int) -> dict[str, float]:
-    """Classify each channel of 26,000 samples with the fmnist classifier: modes and KL to uniform."""
+def stacked_mode_count(G: nn.Module, cfg: Config, device: torch.device | str, seed: int,
+                       n: int = N_MODES_STACKED) -> dict[str, float]:
+    """Classify each channel of n (the protocol: 26,000) samples with the fmnist classifier: modes and KL to uniform."""
     from gankit.metrics.fmnist_classifier import FMNISTFeatures
 
     clf = FMNISTFeatures(device)
     preds = []
     m = cfg.model
-    for x in generated_batches(G, m.prior, m.latent_dim, N_MODES_STACKED, seed, device=device):
+    for x in generated_batches(G, m.prior, m.latent_dim, n, seed, device=device):
         # (B, 3, H, W) -> (3B, 1, H, W): each channel is one Fashion-MNIST image
         b = x.shape[0]
         logits = clf.logits(x.reshape(b * 3, 1, *x.shape[2:]))

@@ -42,7 +42,7 @@ from gankit.train.checkpoint import (
     save_checkpoint,
 )
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
-from gankit.train.state import TrainState, resolve_device
+from gankit.train.state import TrainState, lr_factor, resolve_device, set_lr_factor
 from gankit.train.step import d_step, fake_for_d, g_step
 
 
@@ -186,7 +186,11 @@ def train(
     """
     d = distributed.from_env()
     try:
-        return _train(d, cfg, data, resume, overrides)
+        run = _train(d, cfg, data, resume, overrides)
+        # Leave together: a rank that tore its process group down while rank 0 was still writing
+        # the report was seen to abort in gloo ("terminate called without an active exception").
+        distributed.barrier(d)
+        return run
     finally:
         distributed.shutdown(d)
 
@@ -308,15 +312,20 @@ def _train(
         and go on. After MAX_ROLLBACKS, or with no checkpoint yet to return to, stop with the error."""
         nonlocal rollbacks, meter, t_log, step_log
         if rollbacks >= MAX_ROLLBACKS or not saved_now:
+            if rollbacks:  # say what was tried before giving up
+                raise TrainingDiverged(e.step, f"{e}; gankit had already rolled back {rollbacks} "
+                                               f"time(s), halving both learning rates each time") from None
             raise e
         rollbacks += 1
         state.restore(load_checkpoint(run_dir))
         for opt in (state.opt_G, state.opt_D):
             for group in opt.param_groups:
                 group["lr"] *= 0.5
+                if "base_lr" in group:  # --lr-decay-start: the schedule scales the halved rate
+                    group["base_lr"] *= 0.5
         meter = Meter(device, state.step, d)
         metrics.truncate_after(state.step)
-        watcher.records = [r for r in watcher.records if r["step"] <= state.step]
+        watcher.truncate_after(state.step)
         event = {"step": state.step, "event": "rollback", "diverged_at": e.step,
                  "lr_g": state.opt_G.param_groups[0]["lr"], "lr_d": state.opt_D.param_groups[0]["lr"],
                  "message": f"the losses became NaN or infinite at step {e.step}; rolled back to the "
@@ -342,6 +351,8 @@ def _train(
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with _StopFlag() as stop:
         while state.step < t.steps:
+            if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
+                set_lr_factor(state, lr_factor(state.step, t.steps, t.lr_decay_start))
             for _ in range(t.d_steps):  # k discriminator updates ...
                 real = next_real()  # (B, *dims)
                 fake = fake_for_d(state, t.batch_size, keep_graph=reuse)

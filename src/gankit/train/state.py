@@ -54,6 +54,24 @@ def adam(module: nn.Module, lr: float, betas: tuple[float, float]) -> torch.opti
         return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
+def lr_factor(step: int, steps: int, decay_start: float) -> float:
+    """The share of the base learning rate at ``step``: 1 until ``decay_start * steps``, then
+    falling linearly to 0 at ``steps`` (CycleGAN, Zhu et al. 2017: constant for half the run,
+    then linear decay; on the 2-D mixtures it lets G settle sharply on the modes)."""
+    start = decay_start * steps
+    if step < start or steps <= start:
+        return 1.0
+    return max(0.0, 1.0 - (step - start) / (steps - start))
+
+
+def set_lr_factor(state: TrainState, factor: float) -> None:
+    """Set both optimisers' learning rates to ``factor`` times their base rates (kept in the
+    param group as ``base_lr``, saved with the optimiser, halved by a rollback)."""
+    for opt in (state.opt_G, state.opt_D):
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
+
+
 @dataclass
 class TrainState:
     cfg: Config

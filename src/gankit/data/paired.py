@@ -1,0 +1,153 @@
+"""Data for image translation: pairs (A_i, B_i) for pix2pix, two unpaired sets for CycleGAN.
+
+Paired folders come in pix2pix's layout (each file holds A and B side by side, A on the left) or as
+two folders whose files match by name (``A/x.png`` with ``B/x.png``; the extension may differ).
+The built-in tasks are fixed, documented transforms of Fashion-MNIST, so their true B is known and
+the translation can be scored:
+
+- ``edges2fashion``: A = the item's edges (Sobel gradient magnitude of the image blurred by a 3x3
+  binomial filter, white where it exceeds 0.25 of the full range), B = the item;
+- ``day2night``: A = the item as a daylight photo (gray), B = the same at night: gamma 2
+  (midtones sink), brightness x 0.6, and a blue cast (R x 0.55, G x 0.75, B x 1.0), in RGB;
+- unpaired ``sneaker2sandal`` (any two classes): A = one class's images, B = another's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gankit.errors import GankitError
+
+
+@dataclass
+class PairedData:
+    """Aligned uint8 images ``A`` (N, Ca, H, W) and ``B`` (N, Cb, H, W); ``labels`` (N,) are the
+    items' classes when known (built-in tasks), used to score translations with a classifier."""
+
+    A: Tensor
+    B: Tensor
+    name: str
+    labels: Tensor | None = None
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.A.shape[0] != self.B.shape[0] or self.A.shape[-2:] != self.B.shape[-2:]:
+            raise GankitError(f"{self.name}: A {tuple(self.A.shape)} and B {tuple(self.B.shape)} do not pair up")
+
+    def __len__(self) -> int:
+        return self.A.shape[0]
+
+
+@dataclass
+class UnpairedData:
+    """Two sets of uint8 images, ``A`` (Na, C, H, W) and ``B`` (Nb, C, H, W), in no correspondence."""
+
+    A: Tensor
+    B: Tensor
+    name: str
+    classes: tuple[str, str] = ("A", "B")
+
+
+# --------------------------------------------------------------------------- fixed transforms
+
+
+def fmnist_edges(images: Tensor, threshold: float = 0.25) -> Tensor:
+    """uint8 (N, 1, H, W) -> uint8 edge maps: Sobel magnitude of the binomially blurred image,
+    255 where it exceeds ``threshold`` of the range of a unit step, else 0."""
+    x = images.float() / 255
+    blur = torch.tensor([1.0, 2.0, 1.0])
+    blur = (blur[:, None] * blur[None, :] / 16).view(1, 1, 3, 3)
+    x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), blur)
+    sx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 4  # a unit step -> 1
+    gx = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), sx)
+    gy = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), sx.transpose(2, 3))
+    return ((gx.square() + gy.square()).sqrt() > threshold).to(torch.uint8) * 255
+
+
+NIGHT_GAMMA, NIGHT_GAIN, NIGHT_RGB = 2.0, 0.6, (0.55, 0.75, 1.0)
+
+
+def day_to_night(images: Tensor) -> Tensor:
+    """uint8 (N, 1 or 3, H, W) -> uint8 (N, 3, H, W): gamma 2, gain 0.6, blue cast."""
+    x = (images.float() / 255).expand(-1, 3, -1, -1)
+    x = x.pow(NIGHT_GAMMA) * NIGHT_GAIN * torch.tensor(NIGHT_RGB).view(1, 3, 1, 1)
+    return (x * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def edges2fashion(split: str = "train", root: str = "", n: int = 0) -> PairedData:
+    """Built-in paired task: Fashion-MNIST edges -> items (``n`` > 0 keeps the first n)."""
+    from gankit.data.fashion_mnist import load_arrays
+
+    images, labels = load_arrays(split, root)
+    if n:
+        images, labels = images[:n], labels[:n]
+    return PairedData(fmnist_edges(images), images, "edges2fashion", labels)
+
+
+def day2night(split: str = "train", root: str = "", n: int = 0) -> PairedData:
+    """Built-in paired task: a Fashion-MNIST item by day (RGB gray) -> the same at night."""
+    from gankit.data.fashion_mnist import load_arrays
+
+    images, labels = load_arrays(split, root)
+    if n:
+        images, labels = images[:n], labels[:n]
+    return PairedData(images.expand(-1, 3, -1, -1).contiguous(), day_to_night(images), "day2night", labels)
+
+
+def fmnist_classes(a: str = "sneaker", b: str = "sandal", split: str = "train", root: str = "") -> UnpairedData:
+    """Built-in unpaired task: two Fashion-MNIST classes as the two domains (by name or index)."""
+    from gankit.data.fashion_mnist import CLASSES, load_arrays
+
+    def index(c: str) -> int:
+        names = [x.lower() for x in CLASSES]
+        if c.isdigit() and int(c) < len(CLASSES):
+            return int(c)
+        if c.lower() in names:
+            return names.index(c.lower())
+        raise GankitError(f"unknown Fashion-MNIST class {c!r}; one of: {', '.join(CLASSES)} (or 0-9)")
+
+    ia, ib = index(a), index(b)
+    if ia == ib:
+        raise GankitError(f"the two domains must be different classes, got {a!r} twice")
+    images, labels = load_arrays(split, root)
+    # Unpaired for real: each domain is its class's images, in no relation to the other's.
+    name = f"{CLASSES[ia]}2{CLASSES[ib]}".lower().replace("/", "-")
+    return UnpairedData(images[labels == ia], images[labels == ib], name, (CLASSES[ia], CLASSES[ib]))
+
+
+# --------------------------------------------------------------------------- user folders
+
+
+def load_paired_folder(path: str | os.PathLike, size: tuple[int, int], partner: str | os.PathLike | None = None,
+                       cache_dir: str | os.PathLike | None = None) -> PairedData:
+    """A folder of side-by-side A|B images (pix2pix's datasets), or, with ``partner``, two folders
+    whose files match by name without extension. Each image is scaled to ``size`` (H, W)."""
+    from gankit.data.folder import load_image_folder
+
+    if partner is None:
+        h, w = size
+        both = load_image_folder(path, (h, 2 * w), cache_dir=cache_dir)  # (N, C, H, 2W)
+        return PairedData(both.images[..., :w].contiguous(), both.images[..., w:].contiguous(),
+                          Path(path).name, names=both.files)
+    a = load_image_folder(path, size, cache_dir=cache_dir)
+    b = load_image_folder(partner, size, cache_dir=cache_dir)
+    stem = lambda f: str(Path(f).with_suffix(""))  # noqa: E731
+    index_b = {stem(f): i for i, f in enumerate(b.files)}
+    index_a = {stem(f): i for i, f in enumerate(a.files)}
+    missing_b = [f for f in a.files if stem(f) not in index_b]
+    missing_a = [f for f in b.files if stem(f) not in index_a]
+    if missing_b or missing_a:
+        lines = [f"{Path(path) / f}: no file of that name in {partner}" for f in missing_b[:10]]
+        lines += [f"{Path(partner) / f}: no file of that name in {path}" for f in missing_a[:10]]
+        more = len(missing_a) + len(missing_b) - len(lines)
+        raise GankitError("paired folders must hold the same file names (extensions may differ):\n  "
+                          + "\n  ".join(lines) + (f"\n  ... and {more} more" if more > 0 else "")
+                          + "\nadd the partners, or remove the unpaired files")
+    order = [index_b[stem(f)] for f in a.files]
+    return PairedData(a.images, b.images[order], Path(path).name, names=a.files)
