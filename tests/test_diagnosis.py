@@ -3,6 +3,7 @@ doctor`, and the rollback after a divergence."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -151,17 +152,21 @@ def test_doctor_on_a_missing_run_is_a_clear_error(tmp_path: Path, capsys: pytest
     assert "not a gankit run" in capsys.readouterr().err
 
 
-def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rates(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_g = loop_mod.g_step
-    n = {"calls": 0}
+def nan_losses_at(monkeypatch: pytest.MonkeyPatch, bad: Callable[[int], bool]) -> None:
+    """Make G's loss NaN at the generator updates (counted from 1) where ``bad(n)`` holds."""
+    real_g, n = loop_mod.g_step, [0]
 
     def g(*a):  # type: ignore[no-untyped-def]
-        n["calls"] += 1
+        n[0] += 1
         out = real_g(*a)
-        return out * float("nan") if n["calls"] == 23 else out  # once, at step 23
+        return out * float("nan") if bad(n[0]) else out
 
     monkeypatch.setattr(loop_mod, "g_step", g)
+
+
+def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nan_losses_at(monkeypatch, lambda n: n == 23)  # once, at step 23
     run = train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
     assert run.step == 40
     (event,) = [r for r in run.history if r.get("event") == "rollback"]
@@ -185,30 +190,14 @@ def test_divergence_without_a_checkpoint_stops_with_the_step(tmp_path: Path,
 
 def test_divergence_after_the_last_rollback_stops_and_says_what_was_tried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_g = loop_mod.g_step
-    n = {"calls": 0}
-
-    def g(*a):  # type: ignore[no-untyped-def]
-        n["calls"] += 1
-        out = real_g(*a)
-        return out * float("nan") if n["calls"] > 10 else out  # diverges for good after step 10
-
-    monkeypatch.setattr(loop_mod, "g_step", g)
+    nan_losses_at(monkeypatch, lambda n: n > 10)  # diverges for good after step 10
     with pytest.raises(TrainingDiverged, match=r"rolled back 3 time\(s\), halving both learning rates"):
         train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
 
 
 def test_a_rollback_halves_the_base_of_a_decaying_schedule(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    real_g = loop_mod.g_step
-    n = {"calls": 0}
-
-    def g(*a):  # type: ignore[no-untyped-def]
-        n["calls"] += 1
-        out = real_g(*a)
-        return out * float("nan") if n["calls"] == 23 else out
-
-    monkeypatch.setattr(loop_mod, "g_step", g)
+    nan_losses_at(monkeypatch, lambda n: n == 23)
     train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10, lr_decay_start=0.5))
     from gankit.train.checkpoint import load_checkpoint
 
