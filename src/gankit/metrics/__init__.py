@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from gankit.config import Config
 from gankit.errors import GankitError
@@ -95,19 +96,27 @@ def evaluate_generator(
 
 def stacked_mode_count(G: nn.Module, cfg: Config, device: torch.device | str, seed: int,
                        n: int = N_MODES_STACKED) -> dict[str, float]:
-    """Classify each channel of n (the protocol: 26,000) samples with the fmnist classifier: modes and KL to uniform."""
+    """Classify each channel of n (the protocol: 26,000) samples with the fmnist classifier:
+    modes and KL to uniform."""
+    m = cfg.model
+    modes, kl = count_stacked_modes(generated_batches(G, m.prior, m.latent_dim, n, seed, device=device), device)
+    return {"modes": float(modes), "modes_kl": kl}
+
+
+def count_stacked_modes(batches: Iterable[Tensor], device: torch.device | str = "cpu") -> tuple[int, float]:
+    """Stacked images (B, 3, H, W) in [-1, 1], batch by batch -> (modes hit, KL to uniform): each
+    channel classified as one Fashion-MNIST image by the fmnist classifier."""
     from gankit.metrics.fmnist_classifier import FMNISTFeatures
 
     clf = FMNISTFeatures(device)
     preds = []
-    m = cfg.model
-    for x in generated_batches(G, m.prior, m.latent_dim, n, seed, device=device):
-        # (B, 3, H, W) -> (3B, 1, H, W): each channel is one Fashion-MNIST image
-        b = x.shape[0]
-        logits = clf.logits(x.reshape(b * 3, 1, *x.shape[2:]))
-        preds.append(logits.argmax(1).reshape(b, 3).cpu().numpy())
-    modes, kl = stacked_modes(np.concatenate(preds))
-    return {"modes": float(modes), "modes_kl": kl}
+    with torch.inference_mode():
+        for x in batches:
+            # (B, 3, H, W) -> (3B, 1, H, W): each channel is one Fashion-MNIST image
+            b = x.shape[0]
+            logits = clf.logits(x.reshape(b * 3, 1, *x.shape[2:]))
+            preds.append(logits.argmax(1).reshape(b, 3).cpu().numpy())
+    return stacked_modes(np.concatenate(preds))
 
 
 def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = None,
