@@ -24,14 +24,18 @@ from gankit.errors import GankitError  # noqa: E402
 from gankit.models import DataShape, build_models, sample_prior  # noqa: E402
 from gankit.sampling import load_generator  # noqa: E402
 from gankit.train.loop import Run  # noqa: E402
+from gankit.train.translation import TranslationRun  # noqa: E402
 
 
 def train(
     data: str | Tensor | Dataset | InMemoryData = "fashion-mnist",
     config: Config | str | Path | None = None,
     **overrides: Any,
-) -> Run:
-    """Train a GAN and return the run (its directory, G, D, and ``.sample(n)``).
+) -> Run | TranslationRun:
+    """Train a GAN and return the run (its directory, G, D, and ``.sample(n)``); with
+    ``model="pix2pix"`` or ``"cyclegan"`` an image translator on ``data`` = a task name
+    (``edges2fashion``, ``day2night``, ``sneaker2sandal``) or a folder (``partner=`` a second one),
+    returning a ``TranslationRun`` (``.translate(images, direction)``).
 
     ``data`` is a dataset name (``ring``, ``grid``, ``fashion-mnist``), a folder path, a tensor of
     images (N, C, H, W) (uint8, or float in [-1, 1]) or points (N, D), or a torch Dataset.
@@ -67,5 +71,5 @@ def sample(source: str | Path | Run, n: int = 64, seed: int = 0) -> Tensor:
 
 __all__ = [
     "Config", "DataShape", "GankitError", "InMemoryData", "Run", "__version__", "build_config",
-    "build_models", "from_dataset", "from_tensor", "load_generator", "sample", "sample_prior", "train",
+    "build_models", "from_dataset", "from_tensor", "load_generator", "sample", "sample_prior", "train", "TranslationRun",
 ]

@@ -38,6 +38,10 @@ def _catalogue(opt: Option) -> list[str] | None:
 
     registries = {"model.arch": MODELS, "train.loss": LOSSES}
     reg = registries.get(opt.dotted)
+    if opt.dotted == "model.arch":  # the GANs and the image translators (gankit.models.translators)
+        from gankit.models.translators import TRANSLATORS
+
+        return MODELS.names() + TRANSLATORS.names()
     return reg.names() if reg else (list(opt.choices) if opt.choices else None)
 
 
@@ -82,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (0)")
     s.add_argument("--interpolate", action="store_true",
                    help="a strip of N frames walking the latent space between two random z")
+    s.add_argument("--class", dest="cls", metavar="NAME|INDEX",
+                   help="a conditional run: all samples of this class (default: a grid with one row "
+                        "per class, ceil(N / classes) samples each, one latent per column)")
     s.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
     s.set_defaults(func=cmd_sample)
 
@@ -105,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--image-size", help="N or HxW to decode folders at (28 for fmnist, 299 for inception)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the latent vectors (12345)")
     e.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    e.add_argument("--per-class", action="store_true",
+                   help="a conditional run: FID of each class against its real images, and the fmnist "
+                        "classifier's accuracy on each class asked for (Fashion-MNIST classes)")
+    e.add_argument("--n-per-class", type=int, default=1000, help="samples per class with --per-class (1000)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_eval)
 
@@ -114,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
                                     "applies live, for a finished or running run.")
     dr.add_argument("run_dir", metavar="RUN_DIR")
     dr.set_defaults(func=cmd_doctor)
+
+    tr = sub.add_parser(
+        "translate", help="apply a trained image translator (pix2pix, cyclegan) to a folder of images",
+        description="Translate every image of INPUT_DIR (searched recursively; files that cannot be used "
+                    "are skipped and listed) with the generator of RUN, and write one PNG per input to "
+                    "OUT_DIR under the same relative name. Inputs are scaled to cover the run's image size "
+                    "and centre-cropped.")
+    tr.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    tr.add_argument("input_dir", metavar="INPUT_DIR")
+    tr.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for the translated PNGs")
+    tr.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
+                    help="AtoB (default), or BtoA for a cyclegan run (its G_BA)")
+    tr.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
+    tr.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    tr.set_defaults(func=cmd_translate)
 
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
     ls.set_defaults(func=cmd_list)
@@ -134,35 +160,58 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
+    from gankit.train.translation import is_translator_checkpoint
+
+    if is_translator_checkpoint(ns.source):
+        raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
+                          f"with `gankit translate {ns.source} INPUT_DIR --out OUT_DIR`")
+    import math
+
     import torch
 
     from gankit.images import save_each, save_grid
     from gankit.models import sample_prior
+    from gankit.models.conditional import class_names, class_rows, default_labels, parse_class
     from gankit.sampling import generate, interpolate_latents, load_generator
 
     if ns.n < 1:
         raise GankitError(f"-n must be at least 1, got {ns.n}")
     lg = load_generator(ns.source, ns.device)
     m = lg.config.model
+    K = lg.num_classes
+    if ns.cls is not None and not K:
+        raise GankitError(f"--class needs a conditional run (--conditional); {ns.source} is not one")
     g = torch.Generator().manual_seed(ns.seed)
+    n, nrow, rows, y = ns.n, ns.n if ns.interpolate else None, None, None
     if ns.interpolate:
         ends = sample_prior(m.prior, 2, m.latent_dim, generator=g)
-        z = interpolate_latents(ends[0], ends[1], ns.n, m.prior)
+        z = interpolate_latents(ends[0], ends[1], n, m.prior)
+    elif K and ns.cls is None and lg.shape.is_image:
+        # one row per class, the same latent down each column: what changes across a row is the
+        # style z, down a column the class y
+        nrow = math.ceil(n / K)
+        y = class_rows(K, nrow, max_rows=K)
+        z = sample_prior(m.prior, nrow, m.latent_dim, generator=g)[torch.arange(len(y)) % nrow]
+        n, rows = len(y), class_names(K, lg.classes)
     else:
-        z = sample_prior(m.prior, ns.n, m.latent_dim, generator=g)
-    x = generate(lg.G, z.to(ns.device)).cpu()
+        z = sample_prior(m.prior, n, m.latent_dim, generator=g)
+    if K and y is None:
+        y = torch.full((n,), parse_class(ns.cls, K, lg.classes)) if ns.cls is not None \
+            else default_labels(n, K)
+    x = generate(lg.G, z.to(ns.device), None if y is None else y.to(ns.device)).cpu()
     out = Path(ns.out)
     try:
         if not lg.shape.is_image:
             _save_points(lg, x, out)
         elif out.suffix.lower() == ".png":
             out.parent.mkdir(parents=True, exist_ok=True)
-            save_grid(x, out, nrow=ns.n if ns.interpolate else None)
+            save_grid(x, out, nrow=nrow, row_labels=rows)
         else:
             save_each(x, out)
     except OSError as e:
         raise GankitError(f"cannot write {out}: {e.strerror}; choose another --out") from None
-    print(f"{ns.n} {'frames' if ns.interpolate else 'samples'} from step {lg.step} -> {out}")
+    what = f" of class {class_names(K, lg.classes)[int(y[0])]}" if ns.cls is not None and y is not None else ""
+    print(f"{n} {'frames' if ns.interpolate else 'samples'}{what} from step {lg.step} -> {out}")
     return 0
 
 
@@ -189,6 +238,10 @@ def _metric_names() -> list[str]:
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
+    from gankit.train.translation import is_translator_checkpoint
+
+    if ns.source and not (ns.real or ns.fake) and is_translator_checkpoint(ns.source):
+        return cmd_eval_translator(ns)
     import json
 
     from gankit.config import parse_image_size
@@ -210,6 +263,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         from gankit.sampling import load_generator
 
         lg = load_generator(ns.source, ns.device)
+        if ns.per_class:
+            return _eval_per_class(ns, lg)
         res = evaluate_generator(lg.G, lg.config, ns.n, metrics, ns.features, ns.device, ns.seed)
         step = lg.step
         run_log = lg.run_dir / "metrics.jsonl" if lg.run_dir else None
@@ -225,6 +280,106 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if run_log is not None:
         MetricsLog(run_log).append({"step": step, **res.values, "eval_n": res.n_fake,
                                     "eval_features": res.features})
+    return 0
+
+
+def _eval_per_class(ns: argparse.Namespace, lg: Any) -> int:
+    """``gankit eval RUN --per-class``: each class's FID and classifier accuracy."""
+    import json
+    import time
+
+    from gankit.metrics import evaluate_per_class
+    from gankit.models.conditional import class_names
+    from gankit.train.rundir import MetricsLog
+
+    if not lg.num_classes:
+        raise GankitError(f"--per-class needs a conditional run (--conditional); {ns.source} is not one")
+    if ns.n_per_class < 2:
+        raise GankitError(f"--n-per-class must be at least 2, got {ns.n_per_class}")
+    t0 = time.perf_counter()
+    names = class_names(lg.num_classes, lg.classes)
+    values = evaluate_per_class(lg.G, lg.config, names, ns.n_per_class, ns.features, ns.device, ns.seed)
+    if ns.json:
+        print(json.dumps({"step": lg.step, **values, "n_per_class": ns.n_per_class}))
+    else:
+        print(f"{ns.n_per_class} generated per class at step {lg.step}, features {ns.features}, "
+              f"{time.perf_counter() - t0:.1f} s")
+        print(f"  {'class':<16} {'fid':>8} {'accuracy':>9}")
+        for c in names:
+            acc = values.get(f"acc/{c}")
+            print(f"  {c:<16} {values[f'fid/{c}']:8.3f} " + (f"{acc:9.3f}" if acc is not None else f"{'-':>9}"))
+        print(f"  {'mean':<16} {values['class_fid']:8.3f} "
+              + (f"{values['class_acc']:9.3f}" if "class_acc" in values else f"{'-':>9}"))
+    if lg.run_dir is not None:
+        MetricsLog(lg.run_dir / "metrics.jsonl").append({"step": lg.step, **values,
+                                                         "n_per_class": ns.n_per_class})
+    return 0
+
+
+def cmd_eval_translator(ns: argparse.Namespace) -> int:
+    """``gankit eval RUN`` for pix2pix / cyclegan: L1, PSNR, SSIM, classifier accuracy, cycle error
+    on the task's held-out inputs (at most --n), printed and appended to metrics.jsonl."""
+    import json
+
+    from gankit.metrics.translation import evaluate_translator
+    from gankit.train.checkpoint import load_checkpoint
+    from gankit.train.rundir import MetricsLog
+
+    if ns.metrics or ns.features != "fmnist" or ns.per_class:
+        raise GankitError(f"{ns.source} is an image translator: it is scored by L1, PSNR, SSIM, the fmnist "
+                          "classifier's accuracy and the cycle error; leave out --metrics, --features "
+                          "and --per-class")
+    res = evaluate_translator(ns.source, ns.n, ns.device)
+    ckpt = load_checkpoint(ns.source, with_train_state=False)
+    step = ckpt.step
+    if ns.json:
+        print(json.dumps({"step": step, **res.values, "eval_n": res.n, "split": res.split,
+                          "seconds": round(res.seconds, 2)}))
+    else:
+        print(f"{res.n} inputs of the {res.split} split at step {step}, {res.seconds:.1f} s")
+        for k, v in res.values.items():
+            print(f"  {k:<16} {v:.6g}")
+    if ckpt.path.parent.name == "checkpoints":
+        MetricsLog(ckpt.path.parent.parent / "metrics.jsonl").append(
+            {"step": step, **res.values, "eval_n": res.n})
+    return 0
+
+
+def cmd_translate(ns: argparse.Namespace) -> int:
+    """``gankit translate RUN INPUT_DIR --out OUT_DIR``: one PNG per readable input image."""
+    from collections import Counter
+
+    import torch
+
+    from gankit.data.folder import load_image_folder
+    from gankit.images import save_png, to_uint8
+    from gankit.train.translation import load_translator, to_float, translate_images
+
+    if ns.batch_size < 1:
+        raise GankitError(f"--batch-size must be at least 1, got {ns.batch_size}")
+    lt = load_translator(ns.source, ns.device)
+    G = lt.generator(ns.direction)
+    c, h, w = lt.meta["shape_A" if ns.direction == "AtoB" else "shape_B"]
+    if not Path(ns.input_dir).is_dir():
+        raise GankitError(f"INPUT_DIR {ns.input_dir} is not a folder; give the folder of images to translate")
+    found = load_image_folder(ns.input_dir, (h, w), c)  # corrupt files are skipped and listed
+    print(found.summary(), file=sys.stderr)
+    out = Path(ns.out)
+    # x.jpg -> x.png; where two inputs would share that name (x.jpg, x.png), both keep theirs + .png
+    stems = Counter(str(Path(f).with_suffix("")) for f in found.files)
+    names = [str(Path(f).with_suffix(".png")) if stems[str(Path(f).with_suffix(""))] == 1 else f + ".png"
+             for f in found.files]
+    with torch.inference_mode():
+        for i in range(0, len(found.files), ns.batch_size):
+            x = to_float(found.images[i:i + ns.batch_size]).to(ns.device)
+            pixels = to_uint8(translate_images(G, x)).permute(0, 2, 3, 1).numpy()  # (n, H, W, C)
+            for name, pic in zip(names[i:i + ns.batch_size], pixels, strict=True):
+                target = out / name
+                try:
+                    save_png(pic, target)
+                except OSError as e:
+                    raise GankitError(f"cannot write {target}: {e.strerror}; choose another --out") from None
+    print(f"{len(found.files)} images translated {ns.direction} at step {lt.step} -> {out}")
     return 0
 
 
@@ -283,6 +438,18 @@ def cmd_list(ns: argparse.Namespace) -> int:
         for e in reg.entries():
             print(f"  {e.name:<16} {e.help}")
     print("datasets also: PATH to a folder of images")
+    from gankit.data.paired import PAIRED_TASKS, class_pair_names
+    from gankit.models.translators import TRANSLATORS
+
+    print("translators (gankit train --model NAME; gankit translate):")
+    for e in TRANSLATORS.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("translation tasks (--data):")
+    print(f"  {PAIRED_TASKS[0]:<16} pix2pix: Fashion-MNIST edges -> items")
+    print(f"  {PAIRED_TASKS[1]:<16} pix2pix: a Fashion-MNIST item by day (gray) -> at night (dark, blue)")
+    print(f"  {'A2B':<16} cyclegan: two Fashion-MNIST classes as the domains, e.g. sneaker2sandal; "
+          f"classes: {', '.join(class_pair_names())}")
+    print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
     return 0
 
 

@@ -22,7 +22,8 @@ import yaml
 
 from gankit.errors import GankitError
 from gankit.losses import LOSSES
-from gankit.models import MODELS
+from gankit.models import CONDITIONINGS, MODELS
+from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
 
 
 def _f(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
@@ -61,6 +62,12 @@ class ModelConfig:
     latent_dim: int = _f(100, "size of the latent vector z")
     prior: str = _f("normal", "distribution of z: N(0, I) or U(-1, 1)", choices=("normal", "uniform"))
     width: int = _f(0, "base width (channels or hidden units); 0 = the architecture's default")
+    conditional: str = _f("", "class-conditional G(z, y) and D on labelled data (Fashion-MNIST, or a "
+                          "folder whose subfolders are the classes): cgan (Mirza & Osindero 2014), "
+                          "acgan (Odena et al. 2017) or projection (Miyato & Koyama 2018); '' = off")
+    embed_dim: int = _f(0, "size of the label embedding G sees beside z (0 = the number of classes)")
+    acgan_weight: float = _f(1.0, "with --conditional acgan: weight of the auxiliary classifier's "
+                             "cross-entropy in both players' losses")
 
 
 @dataclass
@@ -146,6 +153,22 @@ class EvalConfig:
 
 
 @dataclass
+class TranslateConfig:
+    """Image translation (--model pix2pix or cyclegan): the weights of the reconstruction terms."""
+
+    l1: float = _f(100.0, "pix2pix: weight lambda of the L1 loss ||B - G(A)||_1 beside the "
+                   "adversarial loss (Isola et al. 2017, eq. 4: 100)")
+    cycle: float = _f(10.0, "cyclegan: weight lambda of the cycle-consistency loss (Zhu et al. "
+                      "2017, eq. 3: 10)")
+    identity: float = _f(0.5, "cyclegan: weight of the identity loss as a share of --cycle "
+                         "(Zhu et al. 2017, section 5.2: 0.5; 0 = off)")
+    pool_size: int = _f(50, "cyclegan: D sees fakes drawn half from a history of this many "
+                        "generated images (Shrivastava et al. 2017; 0 = off)")
+    partner: str = _f("", "a second folder: with --data A_DIR, the B images (pix2pix: files "
+                      "matching A's by name; cyclegan: the other, unpaired domain)")
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -153,6 +176,7 @@ class Config:
     reg: RegConfig = field(default_factory=RegConfig)
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return asdict(self)
@@ -162,7 +186,7 @@ class Config:
 
 
 _SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
-                    "log": LogConfig, "eval": EvalConfig}
+                    "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig}
 
 
 @dataclass(frozen=True)
@@ -323,7 +347,10 @@ def validate(cfg: Config) -> Config:
                               f"{', '.join(opt.choices)}, got {value!r}")
     t, m, lg, d = cfg.train, cfg.model, cfg.log, cfg.data
     # The registries are the one catalogue of names: get() names the choices on a miss.
-    MODELS.get(m.arch)
+    if m.arch not in TRANSLATORS and m.arch not in MODELS:
+        raise GankitError(f"unknown model {m.arch!r}; choose one of: "
+                          f"{', '.join(MODELS.names() + TRANSLATORS.names())}")
+    _validate_translate(cfg)
     LOSSES.get(t.loss)
     positive = {
         "train.steps": t.steps, "train.batch_size": t.batch_size, "train.d_steps": t.d_steps,
@@ -345,6 +372,7 @@ def validate(cfg: Config) -> Config:
     if d.channels not in (0, 1, 3):
         raise GankitError(f"data.channels must be 0 (auto), 1 or 3, got {d.channels}")
     _validate_reg(cfg)
+    _validate_conditional(cfg)
     if t.max_time < 0:
         raise GankitError(f"train.max_time must be 0 (no limit) or positive seconds, got {t.max_time}")
     if lg.diagnose_every < 0:
@@ -366,6 +394,72 @@ def validate(cfg: Config) -> Config:
 
 
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+
+
+def _gan_only() -> dict[str, str]:
+    """What a translator has no use for (section.field -> why): the latent prior and every other
+    GAN model option, Algorithm 1's knobs, D's cures, evaluation during training. Left at their
+    defaults, or it is an error."""
+    model = {f"model.{f.name}": "a translator has no z or class input: the image is G's input"
+             for f in fields(ModelConfig) if f.name not in ("arch", "width")}
+    return {
+        **model,
+        "train.d_steps": "D and G alternate one step each, as in the papers' code",
+        "train.reuse_fake": "the translator's step always reuses its fake batch",
+        "train.compile": "not supported for translators",
+        "train.sync_bn": "translators train in one process",
+        "train.ema": "translators keep no moving average of G",
+        "log.diagnose_every": "the diagnosis probe samples z",
+        "eval.eval_every": "score a translator with `gankit eval RUN` instead",
+        "eval.eval_metric": "score a translator with `gankit eval RUN` instead",
+        "eval.eval_n": "score a translator with `gankit eval RUN --n N` instead",
+        "eval.eval_features": "translations are scored by the fmnist classifier",
+        **{f"reg.{f.name}": "D's cures are for the noise-to-data GANs" for f in fields(RegConfig)},
+    }
+
+
+def _validate_translate(cfg: Config) -> None:
+    """Translators (--model pix2pix, cyclegan) against GANs: each refuses the other's options.
+
+    A translator's paper recipe (``Translator.implies``: loss, learning rates, decay, no EMA, the
+    default task) is applied to the keys the user left at the GAN defaults, as a named loss's
+    ``implies`` is; the run's config.yaml shows them resolved."""
+    tr, defaults = cfg.translate, TranslateConfig()
+    if cfg.model.arch not in TRANSLATORS:
+        changed = [f.name for f in fields(tr) if getattr(tr, f.name) != getattr(defaults, f.name)]
+        if changed:
+            raise GankitError(f"translate.{changed[0]} (--{changed[0].replace('_', '-')}) is for image "
+                              f"translation (--model {' or '.join(TRANSLATORS.names())}), not for "
+                              f"--model {cfg.model.arch}; leave it out")
+        return
+    arch = cfg.model.arch
+    translator = TRANSLATORS.get(arch)
+    gan_defaults, by_key = Config(), options_by_key()
+    flags = {o.dotted: o.flag for o in by_key.values()}
+    for key, value in translator.implies.items():
+        opt = by_key[key]
+        section = getattr(cfg, opt.section)
+        if getattr(section, opt.name) == getattr(getattr(gan_defaults, opt.section), opt.name):
+            setattr(section, opt.name, value)
+    for dotted, why in _gan_only().items():
+        opt = next(o for o in by_key.values() if o.dotted == dotted)
+        value = getattr(getattr(cfg, opt.section), opt.name)
+        default = translator.implies.get(opt.key, opt.default)
+        if value != default:
+            raise GankitError(f"{dotted} ({flags[dotted]}) does not apply to --model {arch}: {why}; "
+                              "leave it out")
+    if cfg.train.loss not in TRANSLATOR_LOSSES:
+        raise GankitError(f"train.loss (--loss) {cfg.train.loss!r} does not suit --model {arch}: its "
+                          f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
+    paired = translator.paired
+    other = "cyclegan" if paired else "pix2pix"
+    for name in ("cycle", "identity", "pool_size") if paired else ("l1",):
+        if getattr(tr, name) != getattr(defaults, name):
+            raise GankitError(f"translate.{name} (--{name.replace('_', '-')}) is a {other} setting; "
+                              f"--model {arch} does not use it: leave it out")
+    for name in ("l1", "cycle", "identity", "pool_size"):
+        if getattr(tr, name) < 0:
+            raise GankitError(f"translate.{name} must be 0 (off) or positive, got {getattr(tr, name)}")
 
 
 def _validate_reg(cfg: Config) -> None:
@@ -396,6 +490,23 @@ def _validate_reg(cfg: Config) -> None:
             raise GankitError(f"reg.diffaugment {r.diffaugment!r}: use a comma list of "
                               f"{', '.join(DIFFAUGMENT_POLICIES)}")
         r.diffaugment = ",".join(parts)
+
+
+def _validate_conditional(cfg: Config) -> None:
+    """Conditioning: a known kind, and the combinations the labelled step supports."""
+    m, r = cfg.model, cfg.reg
+    if m.embed_dim < 0 or m.acgan_weight < 0:
+        raise GankitError(f"model.embed_dim and model.acgan_weight must be 0 or positive, got "
+                          f"{m.embed_dim} and {m.acgan_weight}")
+    if not m.conditional:
+        return
+    if m.conditional not in CONDITIONINGS:
+        raise GankitError(f"model.conditional (--conditional) must be one of {', '.join(CONDITIONINGS)}, "
+                          f"got {m.conditional!r}")
+    if r.pack > 1 or r.unrolled:
+        # PacGAN's D judges m samples with one label each; the unrolled look-ahead draws unlabelled
+        # batches. Neither is defined for a conditional D here.
+        raise GankitError("--conditional cannot be combined with --pack or --unrolled; leave those out")
 
 
 def build_config(

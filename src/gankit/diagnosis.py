@@ -303,10 +303,11 @@ class Probe:
     N = 512
 
     def __init__(self, data_name: str, shape: DataShape, real: Tensor, z: Tensor,
-                 labels: Tensor | None = None, device: torch.device | str = "cpu") -> None:
+                 y: Tensor | None = None, device: torch.device | str = "cpu") -> None:
         from gankit.data.toy import MODES
 
         self.shape, self.z, self.device = shape, z[: self.N].to(device), device
+        self.y = None if y is None else y[: self.N].to(device)  # a conditional G's labels
         self.modes = MODES.get(data_name)
         self.classifier = None
         if shape.is_image and shape.dims == (1, 28, 28) and data_name.startswith("fashion-mnist"):
@@ -329,7 +330,7 @@ class Probe:
     def measure(self, G: nn.Module) -> dict[str, float]:
         from gankit.sampling import generate
 
-        fake = generate(G, self.z)  # (N, *dims), eval mode
+        fake = generate(G, self.z, self.y)  # (N, *dims), eval mode
         feats, logits = self.features(fake)
         out = {"diversity": round(mean_pairwise_distance(feats) / max(self.real_diversity, 1e-12), 4)}
         if self.modes is not None:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from gankit.fsutil import atomic_write_bytes
 
-__all__ = ["make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
+__all__ = ["label_rows", "make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
 
 
 def check_images(images: torch.Tensor) -> None:
@@ -141,9 +141,36 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, png_bytes(array))
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None) -> None:
-    """Tile ``images`` (float (N, C, H, W) in [-1, 1]) with :func:`make_grid` and save as PNG."""
-    save_png(make_grid(images, nrow=nrow), path)
+def label_rows(grid: np.ndarray, labels: list[str], row_height: int, padding: int = 2) -> np.ndarray:
+    """Widen a grid from :func:`make_grid` with a white margin on the left naming each row
+    (``labels[r]`` beside row r, tiles ``row_height`` pixels high): class-per-row and
+    input/output/target grids say what each row is."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    margin = int(max(probe.textlength(t, font=font) for t in labels)) + 2 * padding + 4 if labels else 0
+    rgb = grid.ndim == 3
+    out = np.full((grid.shape[0], grid.shape[1] + margin, *grid.shape[2:]), 255, dtype=np.uint8)
+    out[:, margin:] = grid
+    img = _to_pil(out)
+    draw = ImageDraw.Draw(img)
+    for r, text in enumerate(labels):
+        top = padding + r * (row_height + padding)
+        bbox = draw.textbbox((0, 0), text, font=font)
+        y = top + max(0, (row_height - (bbox[3] - bbox[1])) // 2) - bbox[1]
+        draw.text((padding + 2, y), text, fill=(0, 0, 0) if rgb else 0, font=font)
+    return np.asarray(img)
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
+              row_labels: list[str] | None = None) -> None:
+    """Tile ``images`` (float (N, C, H, W) in [-1, 1]) with :func:`make_grid` and save as PNG;
+    ``row_labels`` names the rows in a margin on the left (:func:`label_rows`)."""
+    grid = make_grid(images, nrow=nrow)
+    if row_labels:
+        grid = label_rows(grid, row_labels, images.shape[2])
+    save_png(grid, path)
 
 
 def save_each(

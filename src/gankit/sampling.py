@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from gankit.config import Config, config_from_dict
 from gankit.errors import GankitError
 from gankit.models import DataShape, Packed, models_for, sample_prior
+from gankit.models.conditional import default_labels, num_classes_of
 
 
 @contextmanager
@@ -30,17 +31,28 @@ def evaluating(*modules: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
-def generate(G: nn.Module, z: Tensor, batch_size: int = 256) -> Tensor:
-    """G(z) in eval mode, in batches -> (N, *dims) on z's device."""
+def generate(G: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:
+    """G(z) in eval mode, in batches -> (N, *dims) on z's device.
+
+    A conditional G is given the labels ``y`` (N,); by default 0, 1, ..., K-1, 0, ... (every class
+    equally often)."""
+    K = num_classes_of(G)
+    if K and y is None:
+        y = default_labels(len(z), K, z.device)
     with evaluating(G):
-        return torch.cat([G(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+        if not K:
+            return torch.cat([G(z[i:i + batch_size]) for i in range(0, len(z), batch_size)])
+        assert y is not None
+        return torch.cat([G(z[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(z), batch_size)])
 
 
-def sample_from(G: nn.Module, cfg: Config, n: int, seed: int = 0) -> Tensor:
-    """n samples of G (eval mode) at latents drawn from the run's prior with ``seed``; on G's device."""
+def sample_from(G: nn.Module, cfg: Config, n: int, seed: int = 0, y: Tensor | None = None) -> Tensor:
+    """n samples of G (eval mode) at latents drawn from the run's prior with ``seed``; on G's device.
+    ``y``: a conditional G's labels (default: every class in turn)."""
     g = torch.Generator().manual_seed(seed)
     z = sample_prior(cfg.model.prior, n, cfg.model.latent_dim, generator=g)
-    return generate(G, z.to(next(G.parameters()).device))
+    device = next(G.parameters()).device
+    return generate(G, z.to(device), None if y is None else y.to(device))
 
 
 def interpolate_latents(z0: Tensor, z1: Tensor, n: int, prior: str) -> Tensor:
@@ -65,8 +77,13 @@ def d_probability_field(D: nn.Module, extent: tuple[float, float, float, float],
     pts = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
     if isinstance(D, Packed):  # PacGAN: D judges m copies of each point
         pts = pts.repeat_interleave(D.m, 0)
+    K = num_classes_of(D)
     with evaluating(D):
-        prob = torch.sigmoid(D(pts)).reshape(resolution, resolution)
+        if K:  # a conditional D: its probability averaged over the classes
+            prob = torch.stack([torch.sigmoid(D(pts, torch.full((len(pts),), k, device=device))[0])
+                                for k in range(K)]).mean(0).reshape(resolution, resolution)
+        else:
+            prob = torch.sigmoid(D(pts)).reshape(resolution, resolution)
     return prob.float().cpu().numpy()
 
 
@@ -87,9 +104,11 @@ class LoadedGenerator:
     step: int
     extent: tuple[float, float, float, float] | None
     run_dir: Path | None  # the run the checkpoint belongs to, if it lies in one
+    num_classes: int = 0  # K of a class-conditional run
+    classes: list[str] | None = None
 
-    def sample(self, n: int, seed: int = 0) -> Tensor:
-        return sample_from(self.G, self.config, n, seed)
+    def sample(self, n: int, seed: int = 0, y: Tensor | None = None) -> Tensor:
+        return sample_from(self.G, self.config, n, seed, y)
 
 
 def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
@@ -99,7 +118,8 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     ckpt = load_checkpoint(path, with_train_state=False)
     cfg = config_from_dict(ckpt.meta["config"], f"{ckpt.path}/state.json")
     shape = DataShape(tuple(ckpt.meta["data_shape"]))
-    G, D = models_for(cfg, shape)
+    num_classes = int(ckpt.meta.get("num_classes") or 0)
+    G, D = models_for(cfg, shape, num_classes)
     try:
         # With --ema the moving average is the generator to sample from (it is what the run's
         # samples, report and evaluation showed); ``G_ema`` exists only in such checkpoints.
@@ -111,4 +131,5 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     run = ckpt.path.parent.parent  # RUN_DIR/checkpoints/step-N
     return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,
                            tuple(extent) if extent else None,
-                           run if (run / "config.yaml").is_file() else None)
+                           run if (run / "config.yaml").is_file() else None, num_classes,
+                           ckpt.meta.get("classes"))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from gankit.errors import GankitError
+from gankit.losses import class_loss
 from gankit.models import DataShape, build_models
 from gankit.models.conditional import (
     ACGANDiscriminator,
     CGANDiscriminator,
     ConditionalG,
     ProjectionDiscriminator,
+    class_rows,
+    default_labels,
     feature_dim,
+    num_classes_of,
+    parse_class,
 )
 
 SHAPE = DataShape((1, 28, 28))
@@ -34,7 +42,9 @@ def test_cgan_d_sees_the_one_hot_planes() -> None:
     x = torch.randn(3, 1, 28, 28)
     y = torch.tensor([1, 2, 3])
     manual = base(torch.cat([x, F.one_hot(y, 10).float()[:, :, None, None].expand(-1, -1, 28, 28)], 1))
-    assert torch.allclose(D(x, y), manual) and not torch.allclose(D(x, y), D(x, y + 1))
+    logits, classes = D(x, y)
+    assert classes is None
+    assert torch.allclose(logits, manual) and not torch.allclose(logits, D(x, y + 1)[0])
 
 
 def test_projection_is_psi_plus_the_inner_product_with_the_label_embedding() -> None:
@@ -44,10 +54,10 @@ def test_projection_is_psi_plus_the_inner_product_with_the_label_embedding() -> 
     x, y = torch.randn(4, 2), torch.tensor([0, 1, 2, 4])
     phi = D.trunk(x)  # (4, 16)
     expected = D.head(phi).squeeze(1) + (D.embed.weight[y] * phi).sum(1)
-    assert torch.allclose(D(x, y), expected, atol=1e-6)
+    assert torch.allclose(D(x, y)[0], expected, atol=1e-6) and D(x, y)[1] is None
     with torch.no_grad():
         D.embed.weight.zero_()  # no embedding: the label no longer matters
-    assert torch.allclose(D(x, y), D(x, (y + 1) % 5))
+    assert torch.allclose(D(x, y)[0], D(x, (y + 1) % 5)[0])
 
 
 def test_acgan_d_has_a_class_head_and_ignores_the_label_given() -> None:
@@ -65,3 +75,53 @@ def test_feature_dim_matches_the_logit_layer_input(arch: str) -> None:
     _, base = build_models(arch, shape, width=8)
     n = feature_dim(base, shape.dims)
     assert n == (8 * 2 * 7 * 7 if arch == "dcgan" else 8)
+
+
+@pytest.mark.parametrize("kind", ["cgan", "acgan", "projection"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_build_models_makes_every_conditioning_for_every_architecture(kind: str, arch: str) -> None:
+    shape = SHAPE if arch == "dcgan" else DataShape((2,))
+    G, D = build_models(arch, shape, latent_dim=8, width=8, conditional=kind, num_classes=10, embed_dim=4)
+    y = torch.tensor([0, 9, 3])
+    x = G(torch.randn(3, 8), y)
+    assert x.shape == (3, *shape.dims)
+    logits, classes = D(x, y)
+    assert logits.shape == (3,)
+    assert (classes is not None) == (kind == "acgan")
+    assert num_classes_of(G) == num_classes_of(D) == 10
+    assert num_classes_of(build_models(arch, shape, width=8)[0]) == 0
+
+
+def test_conditioning_needs_classes_and_no_packing() -> None:
+    with pytest.raises(GankitError, match="at least 2 classes"):
+        build_models("mlp", DataShape((2,)), conditional="cgan", num_classes=1)
+    with pytest.raises(GankitError, match="packing"):
+        build_models("mlp", DataShape((2,)), conditional="cgan", num_classes=4, pack=2)
+    with pytest.raises(GankitError, match="unknown conditioning"):
+        build_models("mlp", DataShape((2,)), conditional="infogan", num_classes=4)
+
+
+def test_class_rows_default_labels_and_parse_class() -> None:
+    assert class_rows(3, 2).tolist() == [0, 0, 1, 1, 2, 2]
+    assert len(class_rows(100, 8)) == 16 * 8  # at most 16 rows in a grid
+    assert default_labels(7, 3).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    names = ["T-shirt/top", "Trouser", "Sneaker"]
+    assert parse_class("sneaker", 3, names) == 2 and parse_class("1", 3, names) == 1
+    assert parse_class("2", 3, None) == 2
+    with pytest.raises(GankitError, match="0 T-shirt/top, 1 Trouser, 2 Sneaker"):
+        parse_class("shoe", 3, names)
+    with pytest.raises(GankitError, match="not one of"):
+        parse_class("3", 3, names)
+
+
+def test_acgan_class_loss_is_the_cross_entropy_by_hand() -> None:
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    y = torch.tensor([0, 1])
+    p0 = math.exp(2) / (math.exp(2) + 1 + math.exp(-1))
+    p1 = math.exp(0.5) / (2 * math.exp(0.5) + math.exp(3))
+    expected = -(math.log(p0) + math.log(p1)) / 2
+    assert class_loss(logits, y).item() == pytest.approx(expected, rel=1e-6)
+    # its gradient raises the right class's logit: descending it moves toward y
+    logits.requires_grad_(True)
+    class_loss(logits, y).backward()
+    assert logits.grad[0, 0] < 0 and logits.grad[1, 1] < 0 and logits.grad[1, 2] > 0

@@ -10,6 +10,7 @@ from gankit.losses.gan import (
     WGAN,
     WGAN_GP,
     GANLoss,
+    class_loss,
     d_loss_bce,
     d_loss_hinge,
     d_loss_lsgan,
@@ -54,7 +55,7 @@ LOSSES.register(
 
 __all__ = [
     "HINGE", "LOSSES", "LSGAN", "MINIMAX", "NONSATURATING", "RAGAN", "WGAN", "WGAN_GP", "GANLoss",
-    "clip_weights_", "d_loss_bce", "d_loss_hinge", "d_loss_lsgan", "d_loss_ragan",
+    "class_loss", "clip_weights_", "d_loss_bce", "d_loss_hinge", "d_loss_lsgan", "d_loss_ragan",
     "d_loss_wasserstein", "d_probability", "g_loss_lsgan", "g_loss_minimax", "g_loss_nonsaturating",
     "g_loss_ragan", "g_loss_wasserstein", "gradient_penalty", "r1_penalty",
 ]

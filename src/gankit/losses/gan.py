@@ -164,3 +164,10 @@ def d_probability(logits: Tensor) -> Tensor:
     without probabilities (Wasserstein, hinge, least squares) this is sigmoid of the score: a
     monotone summary, not a probability."""
     return torch.sigmoid(logits.detach().float()).mean()
+
+
+def class_loss(class_logits: Tensor, y: Tensor) -> Tensor:
+    """ACGAN's auxiliary term (Odena et al. 2017, eq. 2): the cross-entropy of D's class head
+    against the labels, -E[log P(C = y | x)], from logits (log-softmax inside, never log(softmax)).
+    D minimises it on real and fake samples; G minimises it on its fakes of class y."""
+    return F.cross_entropy(class_logits.float(), y)

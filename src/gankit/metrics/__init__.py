@@ -30,6 +30,7 @@ from gankit.metrics.evaluate import (
 )
 from gankit.metrics.features import FEATURES, get_extractor
 from gankit.metrics.scores import modes_2d, stacked_modes
+from gankit.metrics.stats import fid_from_stats
 
 N_MODES_2D = 2_500  # samples of the 2-D protocol (VEEGAN, Srivastava et al. 2017)
 N_MODES_STACKED = 26_000  # samples of the stacked-MNIST protocol (VEEGAN; PacGAN, Lin et al. 2018)
@@ -94,6 +95,53 @@ def evaluate_generator(
     return res
 
 
+def evaluate_per_class(
+    G: nn.Module,
+    cfg: Config,
+    classes: list[str],
+    n_per_class: int = 1000,
+    features: str = "fmnist",
+    device: torch.device | str = "cpu",
+    seed: int = 12345,
+    data: object | None = None,
+) -> dict[str, float]:
+    """Score a class-conditional G class by class: FID of its samples of class c against the real
+    images of class c (``fid/<name>``), and, where the data's classes are the `fmnist` classifier's
+    (Fashion-MNIST, or a folder of subfolders named after its classes), the share of samples asked
+    for class c that the classifier puts in c (``acc/<name>``). ``class_fid`` and ``class_acc`` are
+    the means over the classes. FID from ``n_per_class`` samples is biased upward at small n (Chong &
+    Forsyth 2020): compare runs at the same n."""
+    from gankit.data import InMemoryData, load_data
+    from gankit.metrics.evaluate import reference_summary, summarise
+
+    real = data if isinstance(data, InMemoryData) else load_data(cfg.data, cfg.train.seed)
+    if real.labels is None or not real.shape.is_image:
+        raise GankitError("per-class scores need labelled images (the run's data have no labels)")
+    extractor = get_extractor(features, device)
+    # the classifier's index of each of the data's classes, matched by name
+    known = [c.lower() for c in extractor.classes] if extractor.classes is not None else []
+    to_clf = [known.index(c.lower()) if c.lower() in known else -1 for c in classes]
+    m = cfg.model
+    labels = real.labels.cpu()
+    out: dict[str, float] = {}
+    for k, name in enumerate(classes):
+        images = real.data.cpu()[labels == k]
+        if len(images) < 2:
+            raise GankitError(f"class {name!r} has {len(images)} real image(s); per-class FID needs 2")
+        ref = reference_summary(images_key(f"{cfg.data.source}#class={k}", images), images, extractor)
+        fake = summarise(generated_batches(G, m.prior, m.latent_dim, n_per_class, seed + k,
+                                           device=device, y_class=k), extractor)
+        out[f"fid/{name}"] = fid_from_stats(ref.stats, fake.stats)
+        if to_clf[k] >= 0 and fake.preds:
+            out[f"acc/{name}"] = float((fake.pred == to_clf[k]).mean())
+    fids = [v for key, v in out.items() if key.startswith("fid/")]
+    accs = [v for key, v in out.items() if key.startswith("acc/")]
+    summary = {"class_fid": float(np.mean(fids))}
+    if len(accs) == len(classes):
+        summary["class_acc"] = float(np.mean(accs))
+    return summary | out
+
+
 def stacked_mode_count(G: nn.Module, cfg: Config, device: torch.device | str, seed: int,
                        n: int = N_MODES_STACKED) -> dict[str, float]:
     """Classify each channel of n (the protocol: 26,000) samples with the fmnist classifier:
@@ -140,6 +188,7 @@ def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = N
 
 
 __all__ = [
-    "FEATURES", "METRICS", "EvalResult", "evaluate_folders", "evaluate_generator", "get_extractor",
+    "FEATURES", "METRICS", "EvalResult", "evaluate_folders", "evaluate_generator", "evaluate_per_class",
+    "get_extractor",
     "higher_is_better", "metric_for_key", "parse_metrics",
 ]

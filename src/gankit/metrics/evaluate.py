@@ -166,16 +166,26 @@ def batches_of(images: Tensor, batch_size: int = 500) -> Iterator[Tensor]:
 
 
 def generated_batches(G: torch.nn.Module, prior: str, latent_dim: int, n: int, seed: int = 0,
-                      batch_size: int = 500, device: torch.device | str = "cpu") -> Iterator[Tensor]:
-    """n samples of G (eval mode), batch by batch, from latents fixed by ``seed``."""
+                      batch_size: int = 500, device: torch.device | str = "cpu",
+                      y_class: int | None = None) -> Iterator[Tensor]:
+    """n samples of G (eval mode), batch by batch, from latents fixed by ``seed``. A conditional G
+    makes every class in turn (the balanced marginal), or only class ``y_class``."""
     from gankit.models import sample_prior
+    from gankit.models.conditional import num_classes_of
     from gankit.sampling import evaluating
 
     g = torch.Generator().manual_seed(seed)
+    K = num_classes_of(G)
     with evaluating(G):
         for i in range(0, n, batch_size):
-            z = sample_prior(prior, min(batch_size, n - i), latent_dim, generator=g).to(device)
-            x = G(z).float()
+            b = min(batch_size, n - i)
+            z = sample_prior(prior, b, latent_dim, generator=g).to(device)
+            if K:
+                y = torch.arange(i, i + b, device=device) % K if y_class is None else \
+                    torch.full((b,), y_class, device=device)
+                x = G(z, y).float()
+            else:
+                x = G(z).float()
             # images live in [-1, 1]; 2-D points are coordinates (the grid spans [-4, 4]): no clamp
             yield x.clamp(-1, 1) if x.dim() == 4 else x
 

@@ -9,6 +9,14 @@ from torch import Generator, Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.models.base import Builder, DataShape, DSpec, MinibatchStd, Packed
+from gankit.models.conditional import (
+    CONDITIONINGS,
+    ACGANDiscriminator,
+    CGANDiscriminator,
+    ConditionalG,
+    ProjectionDiscriminator,
+    feature_dim,
+)
 from gankit.models.dcgan import build_dcgan, dcgan_plan
 from gankit.models.mlp import build_mlp, build_mlp2_tanh
 from gankit.registry import Registry
@@ -27,26 +35,53 @@ PRIORS = ("normal", "uniform")
 
 def build_models(
     arch: str, shape: DataShape, latent_dim: int = 100, width: int = 0, pack: int = 1,
-    mbstd: bool = False, spectral_norm: bool = False,
+    mbstd: bool = False, spectral_norm: bool = False, conditional: str = "", num_classes: int = 0,
+    embed_dim: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     """Build (G, D) of architecture ``arch`` for samples of ``shape``; ``width`` 0 = the default.
 
     D's cures: ``pack`` m samples per decision (PacGAN), a minibatch-std feature (``mbstd``), and
-    ``spectral_norm`` on each of its layers. D always takes (B, *dims) and returns (B / pack,)."""
+    ``spectral_norm`` on each of its layers. D takes (B, *dims) and returns (B / pack,) logits.
+
+    ``conditional`` (``cgan``, ``acgan`` or ``projection``, with ``num_classes`` K): G(z, y) sees
+    the label's embedding (``embed_dim``, 0 = K) beside z, and D(x, y) returns (logits (B,),
+    class logits (B, K) or None) - see ``gankit.models.conditional``."""
     if latent_dim < 1:
         raise GankitError(f"latent_dim must be at least 1, got {latent_dim}")
-    G, D = MODELS.get(arch)(shape, latent_dim, width, DSpec(pack, mbstd))
+    build = MODELS.get(arch)
+    if not conditional:
+        G, D = build(shape, latent_dim, width, DSpec(pack, mbstd))
+        if spectral_norm:
+            apply_spectral_norm(D)
+        if pack > 1:
+            D = Packed(D, pack)
+        return G, D
+    if conditional not in CONDITIONINGS:
+        raise GankitError(f"unknown conditioning {conditional!r}; choose one of: {', '.join(CONDITIONINGS)}")
+    if num_classes < 2 or pack > 1:
+        raise GankitError(f"--conditional {conditional} needs labelled data of at least 2 classes "
+                          f"(got {num_classes}) and no PacGAN packing")
+    embed_dim = embed_dim or num_classes
+    G, D = build(shape, latent_dim + embed_dim, width, DSpec(1, mbstd))
+    G = ConditionalG(G, num_classes, embed_dim)
+    if conditional == "cgan":  # D is built for the image's channels plus K one-hot planes
+        c, *rest = shape.dims
+        _, D = build(DataShape((c + num_classes, *rest)), latent_dim, width, DSpec(1, mbstd))
     if spectral_norm:
         apply_spectral_norm(D)
-    if pack > 1:
-        D = Packed(D, pack)
-    return G, D
+    if conditional == "cgan":
+        return G, CGANDiscriminator(D, num_classes)
+    if conditional == "acgan":
+        return G, ACGANDiscriminator(D, num_classes, feature_dim(D, shape.dims))
+    return G, ProjectionDiscriminator(D, num_classes, feature_dim(D, shape.dims))
 
 
-def models_for(cfg: Config, shape: DataShape) -> tuple[nn.Module, nn.Module]:
-    """(G, D) as a run's config describes them (architecture and D's cures)."""
+def models_for(cfg: Config, shape: DataShape, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """(G, D) as a run's config describes them (architecture, D's cures, conditioning on
+    ``num_classes`` classes)."""
     m, r = cfg.model, cfg.reg
-    return build_models(m.arch, shape, m.latent_dim, m.width, r.pack, r.mbstd, r.spectral_norm)
+    return build_models(m.arch, shape, m.latent_dim, m.width, r.pack, r.mbstd, r.spectral_norm,
+                        m.conditional, num_classes, m.embed_dim)
 
 
 def apply_spectral_norm(D: nn.Module) -> None:
@@ -70,5 +105,5 @@ def sample_prior(
     raise GankitError(f"unknown prior {prior!r}; choose one of: {', '.join(PRIORS)}")
 
 
-__all__ = ["MODELS", "PRIORS", "DSpec", "DataShape", "MinibatchStd", "Packed", "apply_spectral_norm",
+__all__ = ["CONDITIONINGS", "MODELS", "PRIORS", "ConditionalG", "DSpec", "DataShape", "MinibatchStd", "Packed", "apply_spectral_norm",
            "build_models", "dcgan_plan", "models_for", "sample_prior"]

@@ -5,10 +5,13 @@ built for ``latent_dim + embed_dim`` inputs. Three ways for D to use the label, 
 
 - ``cgan`` (Mirza & Osindero 2014): y enters D's input, as one constant plane per class (one-hot
   maps) beside the image's channels (or one-hot features beside a point's coordinates);
-- ``acgan`` (Odena et al. 2017): D does not see y; a second head classifies every sample, real or
-  fake, and both players are also scored by that classifier's cross-entropy;
+- ``acgan`` (Odena et al. 2017): D does not see y; a second head classifies samples, trained on
+  the real data's labels, and G is also scored by how surely that head gives its fakes class y;
 - ``projection`` (Miyato & Koyama 2018, eq. 3): D(x, y) = psi(phi(x)) + <embed(y), phi(x)>, the
   inner product of the label's embedding with D's last features.
+
+Every conditional D has one contract, ``D(x, y) -> (logits (B,), class_logits (B, K) or None)``:
+only ACGAN's second item is a tensor, and the trainer adds its cross-entropy when it is.
 """
 
 from __future__ import annotations
@@ -43,17 +46,18 @@ def _split(D: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 
 class CGANDiscriminator(nn.Module):
-    """(x, y) -> logit: the base D, built for C + K input channels, sees x and y's one-hot planes."""
+    """(x, y) -> (logits (B,), None): the base D, built for C + K input channels, sees x and y's
+    one-hot planes."""
 
     def __init__(self, base: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.base, self.num_classes = base, num_classes
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, None]:
         onehot = F.one_hot(y, self.num_classes).to(x.dtype)  # (B, K)
         if x.dim() == 4:  # images: (B, K, H, W) constant planes
             onehot = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
-        return self.base(torch.cat([x, onehot], 1))
+        return self.base(torch.cat([x, onehot], 1)), None
 
 
 class ACGANDiscriminator(nn.Module):
@@ -63,6 +67,7 @@ class ACGANDiscriminator(nn.Module):
         super().__init__()
         self.trunk, self.head = _split(base)
         self.classify = nn.Linear(feature_dim, num_classes)
+        self.num_classes = num_classes
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         h = self.trunk(x)  # (B, ...) D's last features
@@ -70,17 +75,18 @@ class ACGANDiscriminator(nn.Module):
 
 
 class ProjectionDiscriminator(nn.Module):
-    """(x, y) -> psi(phi(x)) + <embed(y), phi(x)> (B,)."""
+    """(x, y) -> (psi(phi(x)) + <embed(y), phi(x)> (B,), None)."""
 
     def __init__(self, base: nn.Module, num_classes: int, feature_dim: int) -> None:
         super().__init__()
         self.trunk, self.head = _split(base)
         self.embed = nn.Embedding(num_classes, feature_dim)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        self.num_classes = num_classes
 
-    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, None]:
         h = self.trunk(x)  # phi(x)
-        return self.head(h).reshape(x.shape[0]) + (self.embed(y) * h.flatten(1)).sum(1)
+        return self.head(h).reshape(x.shape[0]) + (self.embed(y) * h.flatten(1)).sum(1), None
 
 
 def feature_dim(base_D: nn.Module, shape: tuple[int, ...]) -> int:
@@ -92,3 +98,38 @@ def feature_dim(base_D: nn.Module, shape: tuple[int, ...]) -> int:
         n = trunk(torch.zeros(2, *shape)).flatten(1).shape[1]
     trunk.train(was)
     return n
+
+
+def default_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -> Tensor:
+    """0, 1, ..., K-1, 0, 1, ...: n labels spread evenly over the classes (evaluation and sampling
+    of a conditional G when no class is asked for: the balanced marginal of a labelled set)."""
+    return torch.arange(n, device=device) % num_classes
+
+
+def class_rows(num_classes: int, per_row: int, max_rows: int = 16) -> Tensor:
+    """Labels of a class-per-row grid: row r holds ``per_row`` samples of class r (at most
+    ``max_rows`` classes)."""
+    return torch.arange(min(num_classes, max_rows)).repeat_interleave(per_row)
+
+
+def num_classes_of(net: nn.Module) -> int:
+    """K for a class-conditional G or D, 0 for an unconditional one."""
+    conditional = (ConditionalG, CGANDiscriminator, ACGANDiscriminator, ProjectionDiscriminator)
+    return net.num_classes if isinstance(net, conditional) else 0
+
+
+def class_names(num_classes: int, classes: list[str] | None) -> list[str]:
+    """The classes' names, or their indices as text when the data do not name them."""
+    return list(classes) if classes else [str(i) for i in range(num_classes)]
+
+
+def parse_class(text: str, num_classes: int, classes: list[str] | None) -> int:
+    """``--class NAME|INDEX`` -> the class index; a clear error naming the choices otherwise."""
+    names = class_names(num_classes, classes)
+    lowered = [n.lower() for n in names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    if text.isdigit() and int(text) < num_classes:
+        return int(text)
+    shown = ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])) + (" ..." if num_classes > 20 else "")
+    raise GankitError(f"--class {text!r} is not one of this run's {num_classes} classes: {shown}")

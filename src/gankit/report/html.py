@@ -382,6 +382,25 @@ def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: An
     return body
 
 
+#: What the rows of an image translator's sample grids are (gankit.train.translation.sample_rows).
+TRANSLATION_ROWS = {
+    "pix2pix": "row 1: the input A; row 2: the output G(A); row 3: the target, the true B",
+    "cyclegan": "rows 1-3: the input A, its translation G_AB(A), and the cycle back G_BA(G_AB(A)); "
+                "rows 4-6 the same from B: B, G_BA(B), G_AB(G_BA(B))",
+}
+
+
+def _translation_html(cfg: dict[str, Any]) -> str:
+    """For image-translation runs: how to read the sample grids (empty for GANs)."""
+    model = cfg.get("model")
+    rows = TRANSLATION_ROWS.get(model.get("arch")) if isinstance(model, dict) else None
+    if rows is None:
+        return ""
+    return (f'<h2>Image translation</h2><p>Each sample grid shows 8 held-out inputs, one per column: '
+            f"{_esc(rows)}. Scores (L1, PSNR, SSIM, classifier accuracy, cycle error) come from "
+            "<code>gankit eval RUN</code> and are plotted below once measured.</p>")
+
+
 def build_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -446,6 +465,7 @@ def build_report(
 {_diagnosis_html(events)}
 <h2>Training curves</h2>
 {_plots_html(records, events)}
+{_translation_html(cfg)}
 {_samples_html(samples, max_sample_grids, data_source)}
 <footer>Generated {_esc(generated)} by gankit {_esc(_version())}.</footer>
 </body>

@@ -33,6 +33,7 @@ from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
 from gankit.metrics.evaluate import higher_is_better
 from gankit.models import sample_prior
+from gankit.models.conditional import class_names, default_labels
 from gankit.sampling import d_probability_field, generate, points_extent, sample_from
 from gankit.train import distributed
 from gankit.train.checkpoint import (
@@ -42,7 +43,7 @@ from gankit.train.checkpoint import (
     save_checkpoint,
 )
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
-from gankit.train.state import TrainState, lr_factor, resolve_device, set_lr_factor
+from gankit.train.state import GRID_COLUMNS, TrainState, lr_factor, resolve_device, set_lr_factor
 from gankit.train.step import d_step, fake_for_d, g_step
 
 
@@ -67,10 +68,12 @@ class Run:
     config: Config
     step: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    classes: list[str] | None = None  # a conditional run's classes, by index
 
-    def sample(self, n: int = 64, seed: int = 0) -> Tensor:
-        """n samples from G (eval mode): (n, C, H, W) in [-1, 1], or (n, 2) points."""
-        return sample_from(self.G, self.config, n, seed).cpu()
+    def sample(self, n: int = 64, seed: int = 0, y: Tensor | None = None) -> Tensor:
+        """n samples from G (eval mode): (n, C, H, W) in [-1, 1], or (n, 2) points. A conditional
+        G makes class ``y[i]`` for sample i (default: every class in turn)."""
+        return sample_from(self.G, self.config, n, seed, y).cpu()
 
 
 class Meter:
@@ -147,9 +150,13 @@ class _StopFlag:
 def save_samples(state: TrainState, data: InMemoryData, run_dir: Path, real_points: Tensor | None) -> Path:
     """samples/step-NNNNNN.png: a grid of G(fixed z), or for 2-D data D's field with both point sets."""
     path = run_dir / "samples" / f"step-{state.step:06d}.png"
-    fake = generate(state.G_sample, state.fixed_z)
+    fake = generate(state.G_sample, state.fixed_z, state.fixed_y)
     if state.shape.is_image:
-        save_grid(fake, path, nrow=8)
+        # a conditional run's grid has one row per class, named on the left
+        rows = None
+        if state.fixed_y is not None:
+            rows = class_names(state.num_classes, state.classes)[:len(state.fixed_y) // GRID_COLUMNS]
+        save_grid(fake, path, nrow=GRID_COLUMNS, row_labels=rows)
     else:
         from gankit.report import plot_field
 
@@ -159,6 +166,17 @@ def save_samples(state: TrainState, data: InMemoryData, run_dir: Path, real_poin
                          title=f"step {state.step}")
         atomic_write_bytes(path, png)
     return path
+
+
+def class_count(data: InMemoryData) -> tuple[int, list[str] | None]:
+    """(K, the classes' names) of labelled data, for ``--conditional``; a clear error otherwise."""
+    if data.labels is None:
+        raise GankitError(f"--conditional needs labelled data, and {data.name} has no labels: use "
+                          "--data fashion-mnist, or a folder whose subfolders are the classes")
+    k = len(data.classes) if data.classes else int(data.labels.max()) + 1
+    if k < 2:
+        raise GankitError(f"--conditional needs at least 2 classes; {data.name} has {k}")
+    return k, list(data.classes) if data.classes else None
 
 
 def evaluate(state: TrainState, cfg: Config, data: InMemoryData, key: str) -> dict[str, Any]:
@@ -183,8 +201,19 @@ def train(
     """Train a GAN as ``cfg`` says; with ``resume``, continue the run in that directory.
 
     Under ``torchrun`` this runs in every process, data-parallel (see ``train.distributed``).
+    With ``--model pix2pix`` or ``cyclegan`` the image translator's loop runs instead
+    (``gankit.train.translation``) and returns its ``TranslationRun``.
     """
+    from gankit.train.translation import train_translator, wants_translator
+
     d = distributed.from_env()
+    if wants_translator(cfg, resume):
+        if d.enabled:
+            raise GankitError("image translators train in one process; run them without torchrun")
+        if data is not None:
+            raise GankitError("a translator reads its two domains from --data (a task or folders), not "
+                              "from an in-memory dataset; pass data by name or path")
+        return train_translator(cfg, resume, overrides)  # type: ignore[return-value]
     try:
         run = _train(d, cfg, data, resume, overrides)
         # Leave together: a rank that tore its process group down while rank 0 was still writing
@@ -237,11 +266,12 @@ def _train(
     for line in data.notes if main else ():
         print(line, file=sys.stderr)
     data = data.to(device)
+    num_classes, classes = class_count(data) if cfg.model.conditional else (0, None)
     # Every rank walks the same global order of world * B indices and keeps its own slice.
     order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
 
     # ---------------------------------------------------------------- 3. models, optimisers, RNG
-    state = TrainState.create(cfg, data.shape, device, d)
+    state = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
     metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None) \
         if main else NullLog()
     if resume is not None:
@@ -249,6 +279,9 @@ def _train(
         if list(ckpt.meta["data_shape"]) != list(data.shape.dims):
             raise GankitError(f"the data now give {data.shape.describe()}, but {run_dir} was trained on "
                               f"{ckpt.meta['data_shape']}; resume with the same data")
+        if int(ckpt.meta.get("num_classes") or 0) != num_classes:
+            raise GankitError(f"the data now have {num_classes} classes, but {run_dir} was trained on "
+                              f"{ckpt.meta.get('num_classes') or 0}; resume with the same data")
         state.restore(ckpt)
         metrics.truncate_after(state.step)
         if main:
@@ -276,11 +309,16 @@ def _train(
         distributed.barrier(d)
         last_ckpt, saved_now = state.step, True
 
-    def next_real() -> Tensor:
-        """The next real minibatch of the run's data order, this rank's shard of it."""
-        batch = data.batch(distributed.shard(d, order.indices(state.real_batches)))
+    def next_labelled() -> tuple[Tensor, Tensor | None]:
+        """The next real minibatch of the run's data order, this rank's shard of it, with its class
+        labels for a conditional run (else None)."""
+        index = distributed.shard(d, order.indices(state.real_batches))
         state.real_batches += 1
-        return batch
+        labels = data.labels.index_select(0, index) if num_classes and data.labels is not None else None
+        return data.batch(index), labels
+
+    def next_real() -> Tensor:
+        return next_labelled()[0]
 
     def elapsed() -> float:
         return state.elapsed + (time.perf_counter() - t0)
@@ -295,7 +333,8 @@ def _train(
         g = torch.Generator().manual_seed(t.seed + 3)  # its own RNG: training's streams are untouched
         probe_real = data.batch(torch.randperm(len(data), generator=g)[:Probe.N].to(device))
         probe_z = sample_prior(cfg.model.prior, Probe.N, cfg.model.latent_dim, generator=g)
-        probe = Probe(data.name, data.shape, probe_real, probe_z, device=device)
+        probe_y = default_labels(Probe.N, num_classes) if num_classes else None
+        probe = Probe(data.name, data.shape, probe_real, probe_z, y=probe_y, device=device)
     rollbacks = 0
 
     def record(rec: dict[str, Any]) -> None:
@@ -354,11 +393,13 @@ def _train(
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(state, lr_factor(state.step, t.steps, t.lr_decay_start))
             for _ in range(t.d_steps):  # k discriminator updates ...
-                real = next_real()  # (B, *dims)
-                fake = fake_for_d(state, t.batch_size, keep_graph=reuse)
-                loss_d, d_real, d_fake = d_step(state, real, fake)
+                real, y_real = next_labelled()  # (B, *dims), and (B,) labels if --conditional
+                y_fake = state.y(t.batch_size)  # (B,) classes asked of G if --conditional, else None
+                fake = fake_for_d(state, t.batch_size, keep_graph=reuse, y=y_fake)
+                loss_d, d_real, d_fake = d_step(state, real, fake, y_real, y_fake)
             # ... then one generator update (on D's fake batch when K = 1 and --reuse-fake)
-            loss_g = g_step(state, t.batch_size, fake if reuse else None, real, next_real)
+            loss_g = g_step(state, t.batch_size, fake if reuse else None, real, next_real,
+                            y_fake if reuse else None, y_real)
             del fake, real
             state.step += 1
             # gradient norms (kept on the device): the diminished-gradient and divergence signals
@@ -445,7 +486,8 @@ def _train(
                                 f"Continue with: gankit train --resume {run_dir}")
     if main:
         print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
-    return Run(run_dir, state.G_sample, state.D, cfg, state.step, history)
+    return Run(run_dir, state.G_sample, state.D, cfg, state.step, history,
+               class_names(num_classes, classes) if num_classes else None)
 
 
 __all__ = ["Run", "TrainingDiverged", "train"]

@@ -18,6 +18,7 @@ from gankit.config import Config
 from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
 from gankit.models import DataShape, models_for, sample_prior
+from gankit.models.conditional import class_rows, default_labels
 from gankit.train import distributed
 from gankit.train.augment import Draw
 from gankit.train.checkpoint import (
@@ -30,6 +31,7 @@ from gankit.train.checkpoint import (
 
 N_FIXED_IMAGES = 64  # an 8x8 grid of samples at fixed z, saved over time
 N_FIXED_POINTS = 1024  # generated points drawn over D's field for 2-D data
+GRID_COLUMNS = 8  # a conditional run's grid: one row per class, 8 latents across
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -93,6 +95,9 @@ class TrainState:
     G_train: nn.Module | None = None  # G as updated: DistributedDataParallel(G) under torchrun, else G
     D_train: nn.Module | None = None
     G_ema: nn.Module | None = None  # with --ema: the moving average of G's weights, never trained
+    num_classes: int = 0  # K > 0: a class-conditional run, G(z, y) and D(x, y)
+    classes: list[str] | None = None  # the classes' names, when the data name them
+    fixed_y: Tensor | None = None  # (n,) the labels of the sample grids: one class per row
 
     def __post_init__(self) -> None:
         if self.G_train is None:
@@ -126,15 +131,19 @@ class TrainState:
 
     @classmethod
     def create(cls, cfg: Config, shape: DataShape, device: torch.device,
-               d: distributed.Dist = distributed.SINGLE) -> TrainState:
+               d: distributed.Dist = distributed.SINGLE, num_classes: int = 0,
+               classes: list[str] | None = None) -> TrainState:
         """Fresh models and optimisers; the same seed gives the same weights, run after run
-        (and on every rank: the seed is shared, so DDP starts from identical replicas)."""
+        (and on every rank: the seed is shared, so DDP starts from identical replicas).
+        ``num_classes``: the labelled data's K, for ``--conditional``."""
         torch.manual_seed(cfg.train.seed)
         m, t = cfg.model, cfg.train
         if cfg.reg.diffaugment and not shape.is_image:
             raise GankitError("--diffaugment augments images; these data are "
                               f"{shape.describe()}: leave it out")
-        G, D = models_for(cfg, shape)
+        if not m.conditional:
+            num_classes, classes = 0, None
+        G, D = models_for(cfg, shape, num_classes)
         G, D = G.to(device), D.to(device)
         if shape.is_image and any(isinstance(x, nn.Conv2d) for x in D.modules()):
             # Channels-last: oneDNN's (and cuDNN's) fast convolution layout. On 2 CPU cores it made
@@ -148,12 +157,19 @@ class TrainState:
         n_fixed = N_FIXED_IMAGES if shape.is_image else N_FIXED_POINTS
         fixed_z = sample_prior(m.prior, n_fixed, m.latent_dim,
                                generator=torch.Generator().manual_seed(t.seed + 1)).to(device)
+        fixed_y = None
+        if num_classes:  # images: row r of the grid is class r, each column one z (style) for all rows
+            fixed_y = (class_rows(num_classes, GRID_COLUMNS) if shape.is_image
+                       else default_labels(n_fixed, num_classes)).to(device)
+            if shape.is_image:
+                fixed_z = fixed_z[torch.arange(len(fixed_y), device=device) % GRID_COLUMNS]
         G_ema = copy.deepcopy(G).requires_grad_(False) if t.ema > 0 else None
         G_train, D_train = distributed.wrap(d, G, device, t.sync_bn), distributed.wrap(d, D, device, t.sync_bn)
         if t.compile:  # opt-in: measured slower on CPU for DCGAN (docs/BENCHMARKS.md)
             G_train, D_train = torch.compile(G_train), torch.compile(D_train)
         return cls(cfg, shape, device, G, D, opt_G, opt_D, LOSSES.get(t.loss), z_gen, fixed_z, dist=d,
-                   G_train=G_train, D_train=D_train, G_ema=G_ema)
+                   G_train=G_train, D_train=D_train, G_ema=G_ema, num_classes=num_classes,
+                   classes=classes, fixed_y=fixed_y)
 
     def z(self, n: int) -> Tensor:
         """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples").
@@ -162,6 +178,14 @@ class TrainState:
         z = sample_prior(self.cfg.model.prior, n * self.dist.world, self.cfg.model.latent_dim,
                          self.device, self.z_gen)
         return distributed.shard(self.dist, z)
+
+    def y(self, n: int) -> Tensor | None:
+        """Class labels for a minibatch of fakes, uniform over the K classes (None if unconditional),
+        drawn from the training generator for the global batch and sharded like z."""
+        if not self.num_classes:
+            return None
+        y = torch.randint(self.num_classes, (n * self.dist.world,), device=self.device, generator=self.z_gen)
+        return distributed.shard(self.dist, y)
 
     # ----------------------------------------------------------------------- checkpoint round trip
 
@@ -185,6 +209,8 @@ class TrainState:
             "elapsed": elapsed,
             "config": self.cfg.to_dict(),
             "data_shape": list(self.shape.dims),
+            "num_classes": self.num_classes,
+            "classes": self.classes,
             "extent": list(self.extent) if self.extent else None,
             "best": self.best,
             "versions": {"gankit": gankit.__version__, "torch": torch.__version__,

@@ -10,6 +10,10 @@ the noise sample is shared between the two half-steps.
 
 The cures of ``cfg.reg`` enter here: what D sees (DiffAugment, instance noise), D's penalties (R1,
 gradient penalty), weight clipping, label smoothing, and the unrolled look-ahead of G's step.
+
+Class-conditional runs (``--conditional``) pass labels beside each batch: ``y_real`` from the data,
+``y_fake`` drawn uniformly (``TrainState.y``) and given to G and D alike; D returns (logits, class
+logits or None), and ACGAN's class logits add their cross-entropy to both players' losses.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from gankit.losses import clip_weights_, d_probability, gradient_penalty, r1_penalty
+from gankit.losses import class_loss, clip_weights_, d_probability, gradient_penalty, r1_penalty
 from gankit.train.augment import diff_augment
 from gankit.train.state import TrainState
 
@@ -28,14 +32,27 @@ from gankit.train.state import TrainState
 # DistributedDataParallel wrappers under torchrun (gradients averaged across ranks).
 
 
-def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False) -> Tensor:
-    """G(z) for a fresh minibatch of noise. With ``keep_graph`` the graph through G is kept, so
-    ``g_step`` can reuse the batch; otherwise it is made without one."""
-    z = s.z(batch_size)  # (B, latent_dim)
+def generator_input(z: Tensor, y: Tensor | None) -> tuple[Tensor, ...]:
+    """G's arguments: (z,) or, for a conditional G, (z, y)."""
+    return (z,) if y is None else (z, y)
+
+
+def judge(D: Callable[..., object], x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """D's verdict on x: (logits (B / pack,), class logits (B, K) or None). An unconditional D
+    returns logits alone; a conditional one takes y and returns the pair."""
+    if y is None:
+        return D(x), None  # type: ignore[return-value]
+    return D(x, y)  # type: ignore[return-value]
+
+
+def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False, y: Tensor | None = None) -> Tensor:
+    """G(z) (or G(z, y) for a conditional run) for a fresh minibatch of noise. With ``keep_graph``
+    the graph through G is kept, so ``g_step`` can reuse the batch; otherwise it is made without one."""
+    args = generator_input(s.z(batch_size), y)  # z: (B, latent_dim), y: (B,)
     if keep_graph:
-        return s.G_train(z)  # (B, *dims)
+        return s.G_train(*args)  # (B, *dims)
     with torch.no_grad():
-        return s.G(z)
+        return s.G(*args)
 
 
 def d_input(s: TrainState, x: Tensor) -> Tensor:
@@ -52,27 +69,37 @@ def d_input(s: TrainState, x: Tensor) -> Tensor:
     return x
 
 
-def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tensor | None = None,
+           y_fake: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Ascend log D(x) + log(1 - D(G(z))) once (or the configured loss), with D's penalties.
     Returns (loss_d, D(x), D(G(z))) as 0-dim tensors; loss_d is the adversarial part alone.
 
-    ``fake``: the generated batch to use (from ``fake_for_d``); by default a fresh one."""
+    ``fake``: the generated batch to use (from ``fake_for_d``); by default a fresh one.
+    ``y_real``, ``y_fake``: the batches' class labels (conditional runs only)."""
     r = s.cfg.reg
     if fake is None:
-        fake = fake_for_d(s, real.shape[0])
+        y_fake = s.y(real.shape[0])
+        fake = fake_for_d(s, real.shape[0], y=y_fake)
     real_in = d_input(s, real)  # (B, *dims)
     fake_in = d_input(s, fake.detach())  # detached: no gradient flows into G here
     if r.r1:
         real_in = real_in.detach().requires_grad_(True)  # R1 differentiates D at the real inputs
-    real_logits = s.D_train(real_in)  # (B / pack,)
-    fake_logits = s.D_train(fake_in)  # (B / pack,)
+    real_logits, real_classes = judge(s.D_train, real_in, y_real)  # (B / pack,), (B, K) for ACGAN
+    fake_logits, _ = judge(s.D_train, fake_in, y_fake)
     loss_d = s.loss.d_loss(real_logits, fake_logits, 1.0 - r.label_smoothing)
     loss = loss_d
+    if real_classes is not None and y_real is not None:
+        # ACGAN (Odena et al. 2017): D also maximises the log-likelihood of the right class. On real
+        # data only: the paper's L_C also trains the class head on fakes, and on Fashion-MNIST that
+        # let G and D agree on a private code - D's head read 95 % of the fakes as the class asked
+        # for while the fmnist classifier agreed on 33 % (bench/conditional.py, docs/BENCHMARKS.md).
+        loss = loss + s.cfg.model.acgan_weight * class_loss(real_classes, y_real)
     if r.r1:
         loss = loss + 0.5 * r.r1 * r1_penalty(real_logits, real_in)
     if r.gp:
         eps = s.draw.rand(real.shape[0], device=real.device)  # sharded like z under torchrun
-        loss = loss + r.gp * gradient_penalty(s.D_train, real_in, fake_in, eps=eps)
+        # interpolates carry the real sample's label (the conditional WGAN-GP convention)
+        loss = loss + r.gp * gradient_penalty(lambda x: judge(s.D_train, x, y_real)[0], real_in, fake_in, eps=eps)
     s.opt_D.zero_grad(set_to_none=True)
     loss.backward()
     s.opt_D.step()
@@ -82,12 +109,15 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None) -> tuple[Ten
 
 
 def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Tensor | None = None,
-           next_real: Callable[[], Tensor] | None = None) -> Tensor:
+           next_real: Callable[[], Tensor] | None = None, y_fake: Tensor | None = None,
+           y_real: Tensor | None = None) -> Tensor:
     """Descend G's loss once, with D held fixed. Returns loss_g as a 0-dim tensor.
 
     ``fake``: G(z) with its graph, reused from D's step (K = 1); by default G is run on fresh z.
     ``real``: a real batch, for losses whose G term reads D(x) (relativistic).
-    ``next_real``: draws real batches for the unrolled look-ahead (``--unrolled k``)."""
+    ``next_real``: draws real batches for the unrolled look-ahead (``--unrolled k``).
+    ``y_fake``, ``y_real``: class labels of a reused ``fake`` and of ``real`` (conditional runs);
+    a fresh fake batch draws its own."""
     r = s.cfg.reg
     saved = None
     if r.unrolled:
@@ -98,14 +128,17 @@ def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Ten
     try:
         # G_train: under DDP G's gradients are averaged across ranks; D is only looked through.
         if fake is None:
-            fake = s.G_train(s.z(batch_size))  # (B, *dims)
-        fake_logits = s.D(d_input(s, fake))  # (B / pack,)
+            y_fake = s.y(batch_size)
+            fake = s.G_train(*generator_input(s.z(batch_size), y_fake))  # (B, *dims)
+        fake_logits, fake_classes = judge(s.D, d_input(s, fake), y_fake)  # (B / pack,)
         real_logits = None
         if s.loss.g_needs_real:
             if real is None:
                 raise ValueError(f"--loss {s.cfg.train.loss} needs a real batch in G's step")
-            real_logits = s.D(d_input(s, real))
+            real_logits = judge(s.D, d_input(s, real), y_real)[0]
         loss_g = s.loss.g_loss(fake_logits, real_logits)
+        if fake_classes is not None and y_fake is not None:  # ACGAN: G makes fakes D classes as y
+            loss_g = loss_g + s.cfg.model.acgan_weight * class_loss(fake_classes, y_fake)
         s.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         s.opt_G.step()

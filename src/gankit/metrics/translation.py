@@ -1,0 +1,159 @@
+"""Scores of image translation: how close G(A) is to the true B, and whether it is the right thing.
+
+Paired tasks (pix2pix) know the true B of every input, so the output is compared with it pixel by
+pixel: L1 (mean absolute error), PSNR and SSIM (Wang et al. 2004, "Image quality assessment: from
+error visibility to structural similarity"), all on pixels in [0, 1]. Unpaired tasks (CycleGAN)
+have no true B; they are scored by what a classifier makes of the translation (is G_AB(A) of B's
+class?) and by the cycle reconstruction error ||G_BA(G_AB(A)) - A||_1 (Zhu et al. 2017, eq. 2).
+For the built-in Fashion-MNIST tasks the classifier is gankit's shipped ``fmnist`` network.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gankit.errors import GankitError
+
+PSNR_CAP = 100.0  # dB: identical images have an infinite PSNR; averaged, they count as this
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: an 11x11 circular-symmetric Gaussian, sigma 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # their constants: C1 = (K1 L)^2, C2 = (K2 L)^2, L = 1 (the range)
+
+
+def _unit(x: Tensor) -> Tensor:
+    """gankit images in [-1, 1] -> float64 pixels in [0, 1]."""
+    return (x.double() + 1) / 2
+
+
+def l1_error(x: Tensor, y: Tensor) -> Tensor:
+    """Per image (N,): mean |x - y| over pixels in [0, 1]; x, y (N, C, H, W) in [-1, 1]."""
+    return (_unit(x) - _unit(y)).abs().flatten(1).mean(1)
+
+
+def psnr(x: Tensor, y: Tensor, cap: float = PSNR_CAP) -> Tensor:
+    """Per image (N,): 10 log10(1 / MSE) in dB for pixels in [0, 1] (peak 1); identical images give
+    ``cap`` instead of infinity, so a mean stays finite. x, y (N, C, H, W) in [-1, 1]."""
+    mse = (_unit(x) - _unit(y)).square().flatten(1).mean(1)
+    out = 10 * torch.log10(1 / mse)
+    return out.clamp(max=cap)
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
+    """The normalised (size, size) Gaussian weights, float64, summing to 1."""
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-r.square() / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Per image (N,): the mean SSIM map of Wang et al. 2004 (eq. 13) on pixels in [0, 1]:
+
+        SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
+
+    with local statistics under an 11x11 Gaussian window (sigma 1.5), computed only where the window
+    fits inside the image (their reference code's 'valid'), per channel, then averaged over the map
+    and the channels. x, y (N, C, H, W) in [-1, 1]; sides of at least 11 pixels."""
+    if min(x.shape[-2:]) < SSIM_WINDOW:
+        raise GankitError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got "
+                          f"{x.shape[-2]}x{x.shape[-1]}")
+    a, b = _unit(x), _unit(y)
+    c = a.shape[1]
+    w = gaussian_window().to(a.device).expand(c, 1, SSIM_WINDOW, SSIM_WINDOW)
+
+    def local(t: Tensor) -> Tensor:  # Gaussian-weighted local mean, per channel: (N, C, H-10, W-10)
+        return F.conv2d(t, w, groups=c)
+
+    mu_a, mu_b = local(a), local(b)
+    var_a = local(a * a) - mu_a.square()
+    var_b = local(b * b) - mu_b.square()
+    cov = local(a * b) - mu_a * mu_b
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    m = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
+    return m.flatten(1).mean(1)
+
+
+@dataclass
+class TranslationScores:
+    """What ``evaluate_translator`` measured, on ``n`` held-out inputs per direction."""
+
+    values: dict[str, float]
+    n: int
+    split: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _classify(images: Tensor, device: torch.device | str) -> Tensor:
+    """The fmnist classifier's class (N,) of images (N, C, H, W) in [-1, 1]."""
+    from gankit.metrics.fmnist_classifier import FMNISTFeatures
+
+    return FMNISTFeatures(device).logits(images).argmax(1)
+
+
+def _fmnist_index(name: str) -> int | None:
+    from gankit.data.fashion_mnist import CLASSES
+
+    return CLASSES.index(name) if name in CLASSES else None
+
+
+def evaluate_translator(source: str, n: int = 10_000, device: str = "cpu", batch_size: int = 256) -> TranslationScores:
+    """Score the translator of a run directory or checkpoint on its task's held-out data.
+
+    Paired runs: ``l1``, ``psnr``, ``ssim`` of G(A) against the true B; for the built-in
+    Fashion-MNIST tasks also ``class_acc`` (the classifier gives G(A) the input's class) and, for
+    reference, ``class_acc_real`` (the same for the true B). Unpaired runs: ``target_acc_AtoB``
+    (G_AB(A) is classified as B's class) and ``target_acc_BtoA`` where the domains are Fashion-MNIST
+    classes, and the cycle errors ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``."""
+    from gankit.data.paired import PAIRED_TASKS, PairedData, parse_class_pair
+    from gankit.train.translation import load_data, load_translator, to_float, translate_images
+
+    if n < 1:
+        raise GankitError(f"--n must be at least 1, got {n}")
+    t0 = time.perf_counter()
+    lt = load_translator(source, device)
+    data = load_data(lt.config, "test")
+    builtin = lt.config.data.source in PAIRED_TASKS or parse_class_pair(lt.config.data.source) is not None
+    split = "test" if builtin else "train (a folder has one split)"
+    values: dict[str, float] = {}
+
+    def run(G: torch.nn.Module, x: Tensor) -> Tensor:
+        return translate_images(G, x.to(device), batch_size).cpu()
+
+    if isinstance(data, PairedData):
+        A, B = to_float(data.A[:n]), to_float(data.B[:n])
+        fake_B = run(lt.generator("AtoB"), A)
+        values["l1"] = float(l1_error(fake_B, B).mean())
+        values["psnr"] = float(psnr(fake_B, B).mean())
+        if min(B.shape[-2:]) >= SSIM_WINDOW:
+            values["ssim"] = float(ssim(fake_B, B).mean())
+        if data.labels is not None:
+            labels = data.labels[:n]
+            values["class_acc"] = float((_classify(fake_B, device) == labels).double().mean())
+            values["class_acc_real"] = float((_classify(B, device) == labels).double().mean())
+        count = len(A)
+    else:
+        A, B = to_float(data.A[:n]), to_float(data.B[:n])
+        G_AB, G_BA = lt.generator("AtoB"), lt.generator("BtoA")
+        fake_B, fake_A = run(G_AB, A), run(G_BA, B)
+        rec_A, rec_B = run(G_BA, fake_B), run(G_AB, fake_A)
+        index = [_fmnist_index(c) for c in data.classes]
+        if None not in index:
+            values["target_acc_AtoB"] = float((_classify(fake_B, device) == index[1]).double().mean())
+            values["target_acc_BtoA"] = float((_classify(fake_A, device) == index[0]).double().mean())
+            values["source_acc_A"] = float((_classify(A, device) == index[0]).double().mean())
+        values["cycle_l1_A"] = float(l1_error(rec_A, A).mean())
+        values["cycle_l1_B"] = float(l1_error(rec_B, B).mean())
+        count = min(len(A), len(B))
+    for k, v in values.items():
+        if not math.isfinite(v):
+            raise GankitError(f"the translation score {k} is {v}: the generator's outputs are not finite")
+    return TranslationScores(values, count, split, time.perf_counter() - t0)
+
+
+__all__ = ["PSNR_CAP", "TranslationScores", "evaluate_translator", "gaussian_window", "l1_error", "psnr", "ssim"]
