@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from gankit.data.fashion_mnist import CLASSES, load_arrays
 from gankit.errors import GankitError
 from gankit.metrics import fmnist_classifier as fc
+from gankit.metrics.features import get_extractor
 from gankit.metrics.fmnist_classifier import (
     FEATURE_DIM,
     NUM_CLASSES,
@@ -182,3 +183,15 @@ def test_damaged_weights_are_a_gankit_error(
             load_fmnist_classifier()
     finally:
         fc._load.cache_clear()
+
+
+def test_loading_the_classifier_leaves_the_global_rng_alone() -> None:
+    # A run's probe loads it mid-training, once per process: if loading drew random numbers, a run
+    # resumed in a fresh process would differ from one whose process had loaded it before.
+    from gankit.metrics.fmnist_classifier import _load
+
+    _load.cache_clear()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    get_extractor("fmnist")
+    assert torch.equal(torch.get_rng_state(), before)

@@ -57,4 +57,5 @@ FEATURES.register("inception", _inception,
 def get_extractor(spec: str, device: torch.device | str = "cpu") -> FeatureExtractor:
     """``fmnist`` or ``inception:PATH`` -> a ready extractor."""
     name, _, arg = spec.partition(":")
-    return FEATURES.get(name)(arg, torch.device(device))
+    with torch.random.fork_rng(devices=[]):  # building one never moves the global RNG (training's)
+        return FEATURES.get(name)(arg, torch.device(device))

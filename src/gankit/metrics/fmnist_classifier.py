@@ -138,7 +138,11 @@ def _load(device: str) -> FMNISTClassifier:
         state = load_file(str(WEIGHTS))
     except (SafetensorError, OSError) as e:
         raise GankitError(f"cannot read {WEIGHTS}: {e}; rebuild it with `{REBUILD}`") from None
-    model = FMNISTClassifier()
+    # Built without touching the global RNG (its layers' random init is overwritten at once): the
+    # classifier is loaded once per process, and a training run (whose probe loads it) must draw the
+    # same random numbers whether or not something earlier in the process already had.
+    with torch.random.fork_rng(devices=[]):
+        model = FMNISTClassifier()
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
