@@ -69,8 +69,12 @@ def tiny(out: Path, **kw: Any) -> dict[str, Any]:
 
 
 def grid_size(path: Path) -> tuple[int, int]:
+    """(W, H) of a sample grid's tiles, without the margin naming its rows (checked to be there)."""
     with Image.open(path) as im:
-        return im.size  # (W, H)
+        w, h = im.size
+        tiles_w = 8 * 18 + 2  # 8 columns of 16 px tiles
+        assert w > tiles_w  # the row names' margin
+        return tiles_w, h
 
 
 # --------------------------------------------------------------------------- end to end

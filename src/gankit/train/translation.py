@@ -317,7 +317,9 @@ def save_samples(s: TranslationState, fixed_A: Tensor, fixed_B: Tensor, run_dir:
     """samples/step-NNNNNN.png: one column per fixed input, rows as ``sample_rows`` says."""
     path = run_dir / "samples" / f"step-{s.step:06d}.png"
     rows = _rgb_if_mixed(sample_rows(s, fixed_A, fixed_B))
-    save_grid(torch.cat(rows).float().cpu(), path, nrow=len(fixed_A))
+    names = ["input A", "output G(A)", "target B"] if s.translator.paired else \
+        ["A", "G_AB(A)", "G_BA(G_AB(A))", "B", "G_BA(B)", "G_AB(G_BA(B))"]
+    save_grid(torch.cat(rows).float().cpu(), path, nrow=len(fixed_A), row_labels=names)
     return path
 
 
