@@ -351,9 +351,10 @@ def cmd_translate(ns: argparse.Namespace) -> int:
 
     import torch
 
+    from gankit.data.base import to_float
     from gankit.data.folder import load_image_folder
     from gankit.images import save_png, to_uint8
-    from gankit.train.translation import load_translator, to_float, translate_images
+    from gankit.train.translation import load_translator, translate_images
 
     if ns.batch_size < 1:
         raise GankitError(f"--batch-size must be at least 1, got {ns.batch_size}")

@@ -16,6 +16,13 @@ from torch import Tensor
 from gankit.models.base import DataShape
 
 
+def to_float(x: Tensor, channels_last: bool = False) -> Tensor:
+    """uint8 images (N, C, H, W) -> float32 in [-1, 1], channels-last if the networks that read
+    them are (a no-op for one channel)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return x.contiguous(memory_format=fmt).float().div_(127.5).sub_(1.0)
+
+
 @dataclass
 class InMemoryData:
     """A whole dataset in one tensor, plus what the user should be told about it."""
@@ -43,10 +50,8 @@ class InMemoryData:
     def batch(self, index: Tensor) -> Tensor:
         """Rows ``index`` as float32 on the data's device: images scaled from uint8 to [-1, 1]."""
         x = self.data.index_select(0, index)
-        if x.dtype == torch.uint8:
-            # channels-last, like the convolutional networks that read it (a no-op for one channel)
-            x = x.contiguous(memory_format=torch.channels_last)
-            return x.float().div_(127.5).sub_(1.0)
+        if x.dtype == torch.uint8:  # channels-last, like the convolutional networks that read it
+            return to_float(x, channels_last=True)
         return x.float()
 
     def describe(self) -> str:

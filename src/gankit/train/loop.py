@@ -391,7 +391,7 @@ def _train(
     with _StopFlag() as stop:
         while state.step < t.steps:
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
-                set_lr_factor(state, lr_factor(state.step, t.steps, t.lr_decay_start))
+                set_lr_factor((state.opt_G, state.opt_D), lr_factor(state.step, t.steps, t.lr_decay_start))
             for _ in range(t.d_steps):  # k discriminator updates ...
                 real, y_real = next_labelled()  # (B, *dims), and (B,) labels if --conditional
                 y_fake = state.y(t.batch_size)  # (B,) classes asked of G if --conditional, else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import platform
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -66,10 +67,10 @@ def lr_factor(step: int, steps: int, decay_start: float) -> float:
     return max(0.0, 1.0 - (step - start) / (steps - start))
 
 
-def set_lr_factor(state: TrainState, factor: float) -> None:
-    """Set both optimisers' learning rates to ``factor`` times their base rates (kept in the
+def set_lr_factor(optimizers: Iterable[torch.optim.Optimizer], factor: float) -> None:
+    """Set the optimisers' learning rates to ``factor`` times their base rates (kept in the
     param group as ``base_lr``, saved with the optimiser, halved by a rollback)."""
-    for opt in (state.opt_G, state.opt_D):
+    for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 

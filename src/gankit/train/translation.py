@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import gankit
 from gankit.config import Config, config_from_dict, load_yaml
-from gankit.data.base import BatchOrder
+from gankit.data.base import BatchOrder, to_float
 from gankit.data.paired import PairedData, UnpairedData, load_translation
 from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
@@ -54,7 +54,7 @@ from gankit.train.checkpoint import (
 from gankit.train.image_pool import ImagePool
 from gankit.train.loop import Meter, _StopFlag
 from gankit.train.rundir import MetricsLog, prepare_new, resume_config
-from gankit.train.state import adam, lr_factor, resolve_device
+from gankit.train.state import adam, lr_factor, resolve_device, set_lr_factor
 
 N_FIXED = 8  # inputs shown in every sample grid: one column each
 
@@ -83,12 +83,6 @@ def load_data(cfg: Config, split: str = "train") -> Data:
     d = cfg.data
     return load_translation(d.source, TRANSLATORS.get(cfg.model.arch).paired, split, d.size(), d.channels,
                             cfg.translate.partner, d.data_root, d.cache_dir or None)
-
-
-def to_float(x: Tensor, channels_last: bool = False) -> Tensor:
-    """uint8 (N, C, H, W) -> float32 in [-1, 1], channels-last if the networks are."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return x.contiguous(memory_format=fmt).float().div_(127.5).sub_(1.0)
 
 
 def init_weights(net: nn.Module) -> None:
@@ -163,12 +157,6 @@ class TranslationState:
 
     def discriminators(self) -> nn.ModuleList:
         return nn.ModuleList([m for n, m in self.nets.items() if n not in self.translator.generators])
-
-    def set_lr_factor(self, factor: float) -> None:
-        """Both optimisers at ``factor`` times their base rates (CycleGAN's linear decay)."""
-        for opt in (self.opt_G, self.opt_D):
-            for group in opt.param_groups:
-                group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
     # ----------------------------------------------------------------------- checkpoint round trip
 
@@ -433,7 +421,7 @@ def train_translator(cfg: Config | None, resume: str | Path | None = None,
     with _StopFlag() as stop:
         while s.step < t.steps:
             if t.lr_decay_start < 1:  # this step's learning rates: a function of the step, resumes alike
-                s.set_lr_factor(lr_factor(s.step, t.steps, t.lr_decay_start))
+                set_lr_factor((s.opt_G, s.opt_D), lr_factor(s.step, t.steps, t.lr_decay_start))
             real_A = to_float(A.index_select(0, order_A.indices(s.step)), layout)  # (B, Ca, H, W)
             real_B = to_float(B.index_select(0, order_B.indices(s.step)), layout)  # (B, Cb, H, W)
             loss_D, loss_G, d_real, d_fake, *extra = step_fn(s, real_A, real_B)
