@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in range(a.seeds):
             out = Path(a.root) / f"{recipe}-{seed}"
             cfg = build_config(RECIPES[recipe], {"seed": seed, "steps": a.steps, "out": str(out),
-                                                 "progress": False})
+                                                 "progress": False,  # fp32: as documented
+                                                 "precision": "fp32"})
             t1 = time.perf_counter()
             run = train(cfg)
             seconds = time.perf_counter() - t1

@@ -27,16 +27,17 @@ CASES = {  # name: (model, image size, batch)
 }
 
 
-def conv_peak_flops(seconds: float = 3.0) -> float:
-    """Best FLOP/s of a few dense convolutions (forward) at this thread count: 4x4 kernels as in
-    DCGAN, strided and not, and a 1x1 (a plain matrix product). 3x3 kernels are left out: oneDNN
-    may run them as Winograd, doing fewer multiplications than the nominal count."""
+def conv_peak_flops(seconds: float = 3.0, precision: str = "fp32") -> float:
+    """Best FLOP/s of a few dense convolutions (forward) at this thread count and precision: 4x4
+    kernels as in DCGAN, strided and not, and a 1x1 (a plain matrix product). 3x3 kernels are left
+    out: oneDNN may run them as Winograd, doing fewer multiplications than the nominal count."""
     import torch
 
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     best = 0.0
     for k, c, hw, stride in ((4, 256, 16, 1), (4, 256, 32, 2), (1, 512, 16, 1)):
-        conv = torch.nn.Conv2d(c, c, k, stride=stride, padding=k // 2, bias=False)
-        x = torch.randn(64, c, hw, hw)
+        conv = torch.nn.Conv2d(c, c, k, stride=stride, padding=k // 2, bias=False).to(dtype)
+        x = torch.randn(64, c, hw, hw, dtype=dtype)
         with torch.inference_mode():
             out = conv(x)
             flops = 2 * out.numel() * c * k * k
@@ -49,7 +50,8 @@ def conv_peak_flops(seconds: float = 3.0) -> float:
 
 
 def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = True,
-             compile_: bool = False, adam: str = "fused", width: int = 0) -> dict[str, float]:
+             compile_: bool = False, adam: str = "fused", width: int = 0,
+             precision: str = "fp32") -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -59,7 +61,8 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
     from gankit.train.step import d_step, fake_for_d, g_step
 
     cfg = build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch,
-                                  "reuse_fake": reuse, "compile": compile_, "width": width})
+                                  "reuse_fake": reuse, "compile": compile_, "width": width,
+                                  "precision": precision})
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     if adam != "fused":  # the trainer's default is fused; compare with torch's other two
@@ -84,7 +87,7 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
             iteration(0)
         flops = fc.get_total_flops()
     else:
-        flops = run_case(model, size, batch, 0.0, reuse, False, adam)["gflop_per_it"] * 1e9
+        flops = run_case(model, size, batch, 0.0, reuse, False, adam, width, precision)["gflop_per_it"] * 1e9
     t_warm = time.perf_counter()
     for i in range(1, 4 if compile_ else 3):  # warm-up (and compilation)
         iteration(i)
@@ -95,7 +98,7 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
             parts[k] += v
         n += 1
     dt = time.perf_counter() - t0
-    peak = conv_peak_flops() if seconds else 0.0
+    peak = conv_peak_flops(precision=precision) if seconds else 0.0
     return {"img_per_s": batch * n / dt, "s_per_it": dt / n, "data": parts[0] / n, "d_step": parts[1] / n,
             "g_step": parts[2] / n, "gflop_per_it": flops / 1e9, "gflops": flops * n / dt / 1e9,
             "conv_peak_gflops": peak / 1e9, "warmup_s": t_warm, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -114,6 +117,8 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64,
                    help="DCGAN width: 64 (the DCGAN paper's, which the reference figures use); 0 = "
                         "gankit's default (32 for dcgan, 256 for mlp images); mlp cases keep their default")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="as --precision of gankit train; the conv peak is measured in the same precision")
     p.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     a = p.parse_args()
     import torch
@@ -122,16 +127,18 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     if a.case:
         width = a.width if CASES[a.case][0] == "dcgan" else 0
-        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile, a.adam, width)))
+        print(json.dumps(run_case(*CASES[a.case], a.seconds, not a.no_reuse, a.compile, a.adam, width,
+                                  a.precision)))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '') or '(none)'}, "
           f"fake batch {'not reused' if a.no_reuse else 'reused'}, {a.adam} Adam"
-          f"{', compiled' if a.compile else ''}, dcgan width {a.width or 'default (32)'}")
+          f"{', compiled' if a.compile else ''}, dcgan width {a.width or 'default (32)'}, {a.precision}")
     print(f"{'case':<13} {'img/s':>7} {'s/it':>7} {'data':>6} {'D step':>7} {'G step':>7} "
           f"{'GFLOP/it':>9} {'GFLOP/s':>8} {'conv peak':>9} {'ratio':>6} {'RSS MB':>7}")
     for name in a.cases:
-        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile + ["--adam", a.adam, "--width", str(a.width)]
+        flags = ["--no-reuse"] * a.no_reuse + ["--compile"] * a.compile + ["--adam", a.adam, "--width",
+                                                                          str(a.width), "--precision", a.precision]
         out = subprocess.run([sys.executable, __file__, "--case", name, "--seconds", str(a.seconds),
                               "--threads", str(a.threads), *flags], capture_output=True, text=True,
                              check=True)

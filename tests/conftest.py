@@ -28,7 +28,9 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def tiny_config(out: Path, **overrides: object) -> Config:
     base = {"data": "ring", "model": "mlp", "latent_dim": 8, "width": 16, "steps": 40, "batch_size": 32,
             "log_every": 10, "sample_every": 20, "checkpoint_every": 20, "progress": False,
-            "out": str(out), "lr_g": 1e-3, "lr_d": 1e-3}
+            "out": str(out), "lr_g": 1e-3, "lr_d": 1e-3,
+            # the suite's numbers are fp32 on every machine; tests/train/test_precision.py covers the rest
+            "precision": "fp32"}
     base.update(overrides)
     return build_config(overrides=base)
 

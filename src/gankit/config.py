@@ -97,6 +97,13 @@ class TrainConfig:
     seed: int = _f(0, "random seed: same seed, same run (on CPU)")
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)")
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, GPUs)")
+    precision: str = _f("auto", "auto | fp32 | bf16 | fp16: the arithmetic of G's and D's passes "
+                        "(autocast; weights, Adam and the losses stay fp32). auto: bf16 for image "
+                        "GANs where the hardware has native bf16 (AVX512-BF16 or AMX CPUs, Ampere+ "
+                        "GPUs; 1.5x the steps and a lower FID at 300 s on 2 CPU cores, "
+                        "docs/BENCHMARKS.md), else fp32. fp16 adds a gradient scaler, for older GPUs")
+    cudnn_benchmark: bool = _f(True, "on a GPU, let cuDNN time its convolution algorithms for each "
+                               "shape and keep the fastest (runs are then not bit-exact)")
 
 
 @dataclass
@@ -388,12 +395,19 @@ def validate(cfg: Config) -> Config:
     if d.image_size:
         d.image_size = "{}x{}".format(*parse_image_size(d.image_size)) if "x" in d.image_size.lower() \
             else str(parse_image_size(d.image_size)[0])
+    if t.precision not in PRECISIONS:
+        raise GankitError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if t.precision == "fp16" and (cfg.reg.r1 or cfg.reg.gp):
+        raise GankitError("--precision fp16 cannot take the R1 or gradient penalty (their input "
+                          "gradients would underflow in fp16 without a scaler of their own); use "
+                          "--precision bf16, which has fp32's range")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device):
         raise GankitError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     return cfg
 
 
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def _gan_only() -> dict[str, str]:
@@ -408,6 +422,7 @@ def _gan_only() -> dict[str, str]:
         "train.reuse_fake": "the translator's step always reuses its fake batch",
         "train.compile": "not supported for translators",
         "train.sync_bn": "translators train in one process",
+        "train.precision": "translators train in fp32",
         "train.ema": "translators keep no moving average of G",
         "log.diagnose_every": "the diagnosis probe samples z",
         "eval.eval_every": "score a translator with `gankit eval RUN` instead",

@@ -43,7 +43,14 @@ from gankit.train.checkpoint import (
     save_checkpoint,
 )
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
-from gankit.train.state import GRID_COLUMNS, TrainState, lr_factor, resolve_device, set_lr_factor
+from gankit.train.state import (
+    GRID_COLUMNS,
+    TrainState,
+    check_precision,
+    lr_factor,
+    resolve_device,
+    set_lr_factor,
+)
 from gankit.train.step import d_step, fake_for_d, g_step
 
 
@@ -259,6 +266,8 @@ def _train(
     device = resolve_device(t.device, d.local_rank)
     ckpt_dir = run_dir / "checkpoints"
     main = d.is_main
+    if device.type == "cuda":  # shapes are fixed for the run: timing cuDNN's algorithms once pays
+        torch.backends.cudnn.benchmark = t.cudnn_benchmark
 
     # ---------------------------------------------------------------- 2. data, in memory, on the device
     if data is None:
@@ -272,6 +281,11 @@ def _train(
 
     # ---------------------------------------------------------------- 3. models, optimisers, RNG
     state = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
+    if main:
+        check_precision(state.precision, device)
+        if t.precision == "auto" and state.precision != "fp32":
+            print(f"precision: {state.precision} autocast (--precision auto: this {device.type} has native "
+                  f"{state.precision}; --precision fp32 to turn it off)", file=sys.stderr)
     metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None) \
         if main else NullLog()
     if resume is not None:
@@ -403,7 +417,11 @@ def _train(
             del fake, real
             state.step += 1
             # gradient norms (kept on the device): the diminished-gradient and divergence signals
-            meter.add(loss_d, loss_g, d_real, d_fake, grad_norm(state.G), grad_norm(state.D))
+            grad_g, grad_d = grad_norm(state.G), grad_norm(state.D)
+            if state.scaler_G is not None:  # fp16: a step the scaler skipped for overflowing
+                # gradients is the scaler at work, not divergence; it counts 0 in the means
+                grad_g, grad_d = (torch.where(torch.isfinite(g), g, 0.0) for g in (grad_g, grad_d))
+            meter.add(loss_d, loss_g, d_real, d_fake, grad_g, grad_d)
             bar.update(1)
 
             # ------------------------------------------------------------ 5. log, sample, save

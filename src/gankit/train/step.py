@@ -11,6 +11,11 @@ the noise sample is shared between the two half-steps.
 The cures of ``cfg.reg`` enter here: what D sees (DiffAugment, instance noise), D's penalties (R1,
 gradient penalty), weight clipping, label smoothing, and the unrolled look-ahead of G's step.
 
+``--precision bf16|fp16``: the forward passes run under ``s.autocast()`` (convolutions and matrix
+products in the low precision), the backward passes outside it as torch's AMP recipe has it; the
+logits come back as fp32, so every loss is computed in fp32. fp16 steps go through a gradient
+scaler per player (``descend``).
+
 Class-conditional runs (``--conditional``) pass labels beside each batch: ``y_real`` from the data,
 ``y_fake`` drawn uniformly (``TrainState.y``) and given to G and D alike; D returns (logits, class
 logits or None), and ACGAN's class logits add their cross-entropy to both players' losses.
@@ -41,8 +46,21 @@ def judge(D: Callable[..., object], x: Tensor, y: Tensor | None) -> tuple[Tensor
     """D's verdict on x: (logits (B / pack,), class logits (B, K) or None). An unconditional D
     returns logits alone; a conditional one takes y and returns the pair."""
     if y is None:
-        return D(x), None  # type: ignore[return-value]
-    return D(x, y)  # type: ignore[return-value]
+        return D(x).float(), None  # type: ignore[attr-defined]
+    logits, classes = D(x, y)  # type: ignore[misc]
+    return logits.float(), None if classes is None else classes.float()
+
+
+def descend(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Backward and one optimiser step. With a gradient scaler (fp16) the loss is scaled before
+    backward, the gradients unscaled before Adam, and a step whose gradients overflowed skipped."""
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)  # unscales the gradients in place (grad_norm reads true sizes), or skips
+    scaler.update()
 
 
 def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False, y: Tensor | None = None) -> Tensor:
@@ -50,8 +68,9 @@ def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False, y: Tens
     the graph through G is kept, so ``g_step`` can reuse the batch; otherwise it is made without one."""
     args = generator_input(s.z(batch_size), y)  # z: (B, latent_dim), y: (B,)
     if keep_graph:
-        return s.G_train(*args)  # (B, *dims)
-    with torch.no_grad():
+        with s.autocast():
+            return s.G_train(*args)  # (B, *dims)
+    with torch.no_grad(), s.autocast():
         return s.G(*args)
 
 
@@ -84,8 +103,9 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tens
     fake_in = d_input(s, fake.detach())  # detached: no gradient flows into G here
     if r.r1:
         real_in = real_in.detach().requires_grad_(True)  # R1 differentiates D at the real inputs
-    real_logits, real_classes = judge(s.D_train, real_in, y_real)  # (B / pack,), (B, K) for ACGAN
-    fake_logits, _ = judge(s.D_train, fake_in, y_fake)
+    with s.autocast():
+        real_logits, real_classes = judge(s.D_train, real_in, y_real)  # (B / pack,), (B, K) for ACGAN
+        fake_logits, _ = judge(s.D_train, fake_in, y_fake)
     loss_d = s.loss.d_loss(real_logits, fake_logits, 1.0 - r.label_smoothing)
     loss = loss_d
     if real_classes is not None and y_real is not None:
@@ -99,10 +119,11 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tens
     if r.gp:
         eps = s.draw.rand(real.shape[0], device=real.device)  # sharded like z under torchrun
         # interpolates carry the real sample's label (the conditional WGAN-GP convention)
-        loss = loss + r.gp * gradient_penalty(lambda x: judge(s.D_train, x, y_real)[0], real_in, fake_in, eps=eps)
+        with s.autocast():
+            loss = loss + r.gp * gradient_penalty(lambda x: judge(s.D_train, x, y_real)[0], real_in,
+                                                  fake_in, eps=eps)
     s.opt_D.zero_grad(set_to_none=True)
-    loss.backward()
-    s.opt_D.step()
+    descend(loss, s.opt_D, s.scaler_D)
     if r.clip:
         clip_weights_(s.D, r.clip)
     return loss_d.detach(), d_probability(real_logits), d_probability(fake_logits)
@@ -127,21 +148,21 @@ def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Ten
     s.D.requires_grad_(False)  # "fix the discriminator's weights" (the seeds' training recipe)
     try:
         # G_train: under DDP G's gradients are averaged across ranks; D is only looked through.
-        if fake is None:
-            y_fake = s.y(batch_size)
-            fake = s.G_train(*generator_input(s.z(batch_size), y_fake))  # (B, *dims)
-        fake_logits, fake_classes = judge(s.D, d_input(s, fake), y_fake)  # (B / pack,)
-        real_logits = None
-        if s.loss.g_needs_real:
-            if real is None:
-                raise ValueError(f"--loss {s.cfg.train.loss} needs a real batch in G's step")
-            real_logits = judge(s.D, d_input(s, real), y_real)[0]
+        with s.autocast():
+            if fake is None:
+                y_fake = s.y(batch_size)
+                fake = s.G_train(*generator_input(s.z(batch_size), y_fake))  # (B, *dims)
+            fake_logits, fake_classes = judge(s.D, d_input(s, fake), y_fake)  # (B / pack,)
+            real_logits = None
+            if s.loss.g_needs_real:
+                if real is None:
+                    raise ValueError(f"--loss {s.cfg.train.loss} needs a real batch in G's step")
+                real_logits = judge(s.D, d_input(s, real), y_real)[0]
         loss_g = s.loss.g_loss(fake_logits, real_logits)
         if fake_classes is not None and y_fake is not None:  # ACGAN: G makes fakes D classes as y
             loss_g = loss_g + s.cfg.model.acgan_weight * class_loss(fake_classes, y_fake)
         s.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
-        s.opt_G.step()
+        descend(loss_g, s.opt_G, s.scaler_G)
     finally:
         s.D.requires_grad_(True)
         if saved is not None:

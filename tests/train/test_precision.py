@@ -1,0 +1,158 @@
+"""--precision: bf16 / fp16 autocast of G's and D's passes, fp16's gradient scalers, and resume."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.config import build_config
+from gankit.data import from_tensor
+from gankit.errors import GankitError
+from gankit.train import train
+from gankit.train.checkpoint import load_checkpoint
+from gankit.train.state import TrainState, resolve_precision
+from gankit.train.step import d_step, fake_for_d, g_step
+from tests.conftest import tiny_config, tiny_images
+from tests.train.test_resume import assert_same_run
+
+DCGAN = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 32, "data": "tensor"}
+
+
+def _conv_output_dtypes(module: nn.Module) -> list[torch.dtype]:
+    """Hooks that record the dtype each convolution of ``module`` returns."""
+    seen: list[torch.dtype] = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    return seen
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_convolutions_run_in_the_asked_precision_and_losses_in_fp32(
+        tmp_path: Path, precision: str, dtype: torch.dtype) -> None:
+    cfg = tiny_config(tmp_path / "r", **DCGAN, precision=precision)
+    real = tiny_images(32, 16)
+    s = TrainState.create(cfg, from_tensor(real).shape, torch.device("cpu"))
+    seen_G, seen_D = _conv_output_dtypes(s.G), _conv_output_dtypes(s.D)
+    before = [p.detach().clone() for p in s.G.parameters()]
+    fake = fake_for_d(s, 32, keep_graph=True)
+    loss_d, d_real, d_fake = d_step(s, real.float() / 127.5 - 1, fake)
+    loss_g = g_step(s, 32, fake)
+    assert set(seen_G) == {dtype} and set(seen_D) == {dtype}
+    # the logits come back as fp32, so the losses and D's probabilities are fp32 numbers
+    for t in (loss_d, loss_g, d_real, d_fake):
+        assert t.dtype == torch.float32 and torch.isfinite(t)
+    # the weights and Adam's moments stay fp32, and G moved
+    assert all(p.dtype == torch.float32 for p in s.G.parameters())
+    assert all(v.dtype == torch.float32 for st in s.opt_G.state.values() for v in st.values() if v.dim())
+    assert any(not torch.equal(a, b) for a, b in zip(before, s.G.parameters(), strict=True))
+
+
+def test_bf16_step_follows_the_fp32_step_to_bf16_accuracy(tmp_path: Path) -> None:
+    # The same D update in both precisions: bf16 keeps 8 bits of mantissa, so D's loss agrees to
+    # about 1 %, not bit for bit - and it must not be some other number altogether.
+    real = tiny_images(32, 16).float() / 127.5 - 1
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny_config(tmp_path / precision, **DCGAN, precision=precision)
+        s = TrainState.create(cfg, from_tensor(tiny_images(32, 16)).shape, torch.device("cpu"))
+        losses[precision] = d_step(s, real, fake_for_d(s, 32))[0]
+    torch.testing.assert_close(losses["bf16"], losses["fp32"], rtol=0.02, atol=0.0)
+    assert not torch.equal(losses["bf16"], losses["fp32"])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_resume_is_bit_identical_in_low_precision(tmp_path: Path, precision: str) -> None:
+    images = tiny_images(48, 16)
+    kw = DCGAN | {"precision": precision}
+    train(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
+    train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
+    train(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
+          overrides={"steps": 20})
+    assert_same_run(tmp_path / "full", tmp_path / "part")
+    scalers = load_checkpoint(tmp_path / "full").meta["optim"].get("scalers")
+    assert (scalers is not None) == (precision == "fp16")
+    if scalers:
+        assert scalers == load_checkpoint(tmp_path / "part").meta["optim"]["scalers"]
+
+
+def test_fp16_steps_the_scaler_skips_are_not_divergence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A loss scale of 2^30 overflows fp16 on every backward at first: the scaler skips those
+    # steps and halves the scale until the gradients fit. The run must go on (no rollback, no
+    # "diverged" error) and the checkpoint must hold the reduced scale.
+    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+
+    monkeypatch.setattr(state_mod, "gradient_scaler", lambda precision, device: torch.amp.GradScaler(
+        device.type, init_scale=2.0**30) if precision == "fp16" else None)
+    run = train(tiny_config(tmp_path / "r", steps=40, log_every=10, precision="fp16"))
+    assert run.step == 40
+    assert not any(r.get("event") == "rollback" for r in run.history)
+    scale = load_checkpoint(tmp_path / "r").meta["optim"]["scalers"]["G"]["scale"]
+    assert scale < 2.0**30
+    # once the scale fits, steps are taken again: the last logged window has real gradients
+    assert [r["grad_g"] for r in run.history if "grad_g" in r][-1] > 0
+
+
+def test_precision_is_validated() -> None:
+    with pytest.raises(GankitError, match="train.precision must be one of auto, fp32, bf16, fp16"):
+        build_config(overrides={"precision": "fp8"})
+    with pytest.raises(GankitError, match="fp16 cannot take the R1"):
+        build_config(overrides={"precision": "fp16", "r1": 10.0})
+    with pytest.raises(GankitError, match="fp16 cannot take the R1"):  # wgan-gp implies gp 10
+        build_config(overrides={"precision": "fp16", "loss": "wgan-gp"})
+    with pytest.raises(GankitError, match="precision"):
+        build_config(overrides={"model": "pix2pix", "data": "day2night", "precision": "bf16"})
+    assert build_config(overrides={"precision": "bf16", "r1": 10.0}).train.precision == "bf16"
+
+
+def test_bf16_with_the_penalties_and_diffaugment_trains(tmp_path: Path) -> None:
+    # R1 and the gradient penalty differentiate D at its input; DiffAugment transforms bf16 fakes.
+    cfg = tiny_config(tmp_path / "r", **DCGAN, precision="bf16", r1=1.0, gp=1.0,
+                      diffaugment="color,translation,cutout")
+    s = TrainState.create(cfg, from_tensor(tiny_images(32, 16)).shape, torch.device("cpu"))
+    real = tiny_images(32, 16).float() / 127.5 - 1
+    for _ in range(2):
+        fake = fake_for_d(s, 32, keep_graph=True)
+        loss_d = d_step(s, real, fake)[0]
+        loss_g = g_step(s, 32, fake)
+    assert torch.isfinite(loss_d) and torch.isfinite(loss_g)
+    assert all(torch.isfinite(p.grad).all() for p in s.D.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_picks_bf16_for_images_on_native_bf16_hardware_only(monkeypatch: pytest.MonkeyPatch,
+                                                                  native: bool) -> None:
+    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+
+    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, is_image=True) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", cpu, is_image=False) == "fp32"  # 2-D points: never bf16
+    for explicit in ("fp32", "bf16", "fp16"):
+        assert resolve_precision(explicit, cpu, is_image=False) == explicit
+
+
+def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+
+    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
+    images = from_tensor(tiny_images(32, 16))
+    train(tiny_config(tmp_path / "img", steps=4, **DCGAN, precision="auto"), data=images)
+    train(tiny_config(tmp_path / "pts", steps=4, precision="auto"))
+    assert load_checkpoint(tmp_path / "img").meta["precision"] == "bf16"
+    assert load_checkpoint(tmp_path / "pts").meta["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("reg", [{"spectral_norm": True}, {"mbstd": True}, {"pack": 2},
+                                 {"instance_noise": 0.1}, {"conditional": "projection"},
+                                 {"conditional": "acgan"}])
+def test_bf16_trains_with_each_option(tmp_path: Path, reg: dict[str, object]) -> None:
+    images, labels = tiny_images(32, 16), torch.arange(32) % 4
+    data = from_tensor(images, labels) if "conditional" in reg else from_tensor(images)
+    run = train(tiny_config(tmp_path / "r", steps=6, log_every=3, **DCGAN, precision="bf16", **reg), data=data)
+    assert run.step == 6
+    assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in run.history if "loss_d" in r)
