@@ -156,3 +156,20 @@ def test_bf16_trains_with_each_option(tmp_path: Path, reg: dict[str, object]) ->
     run = train(tiny_config(tmp_path / "r", steps=6, log_every=3, **DCGAN, precision="bf16", **reg), data=data)
     assert run.step == 6
     assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in run.history if "loss_d" in r)
+
+
+def test_auto_resumes_in_the_precision_the_run_was_trained_in(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trained where auto meant fp32, resumed where it would mean bf16: the run goes on in fp32 and
+    # ends equal to one never interrupted.
+    state_mod = importlib.import_module("gankit.train.state")
+    images = tiny_images(48, 16)
+    kw = DCGAN | {"precision": "auto"}
+    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: False)
+    train(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
+    train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
+    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
+    train(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
+          overrides={"steps": 20})
+    assert load_checkpoint(tmp_path / "part").meta["precision"] == "fp32"
+    assert_same_run(tmp_path / "full", tmp_path / "part")

@@ -281,11 +281,6 @@ def _train(
 
     # ---------------------------------------------------------------- 3. models, optimisers, RNG
     state = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
-    if main:
-        check_precision(state.precision, device)
-        if t.precision == "auto" and state.precision != "fp32":
-            print(f"precision: {state.precision} autocast (--precision auto: this {device.type} has native "
-                  f"{state.precision}; --precision fp32 to turn it off)", file=sys.stderr)
     metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None) \
         if main else NullLog()
     if resume is not None:
@@ -300,6 +295,11 @@ def _train(
         metrics.truncate_after(state.step)
         if main:
             print(f"resuming {run_dir} at step {state.step}", file=sys.stderr)
+    if main:
+        check_precision(state.precision, device)
+        if t.precision == "auto" and state.precision != "fp32":
+            print(f"precision: {state.precision} autocast (--precision auto: this {device.type} has native "
+                  f"{state.precision}; --precision fp32 to turn it off)", file=sys.stderr)
     real_points = None
     if not data.shape.is_image:
         g = torch.Generator().manual_seed(t.seed + 2)

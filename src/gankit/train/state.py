@@ -297,6 +297,9 @@ class TrainState:
             self.G_ema.load_state_dict(ckpt.module_state("G_ema"))
         optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
         optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+        if self.cfg.train.precision == "auto":  # go on in the arithmetic the run was trained in,
+            # whatever this machine would pick for a new run (checkpoints from before --precision: fp32)
+            self.precision = str(ckpt.meta.get("precision") or "fp32")
         scalers = ckpt.meta["optim"].get("scalers")
         if self.scaler_G is not None and self.scaler_D is not None and scalers:
             self.scaler_G.load_state_dict(scalers["G"])
