@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-per-class", type=int, default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--root", default="runs/conditional")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="fp32 (the scores in docs/BENCHMARKS.md were measured before --precision auto)")
     a = p.parse_args(argv)
 
     if a.threads:
@@ -60,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     for kind in a.kinds:
         out = Path(a.root) / kind
         cfg = build_config(REPO / "configs" / f"conditional-fmnist-{kind}.yaml",
-                           # fp32: the scores in docs/BENCHMARKS.md were measured before --precision auto
-                           {"steps": a.steps, "out": str(out), "progress": False, "precision": "fp32"})
+                           {"steps": a.steps, "out": str(out), "progress": False, "precision": a.precision})
         t1 = time.perf_counter()
         run = train(cfg)
         seconds = time.perf_counter() - t1

@@ -33,13 +33,13 @@ PRESETS = ("edges2fashion-pix2pix", "day2night-pix2pix", "sneaker2sandal-cyclega
 TARGET_ACC = 0.80  # issue 7: translated sneakers classified as sandals
 
 
-def train_preset(name: str, root: Path, threads: int) -> dict[str, object]:
+def train_preset(name: str, root: Path, threads: int, precision: str = "fp32") -> dict[str, object]:
     """Train configs/NAME.yaml into root/NAME; returns the command and its wall-clock."""
     out = root / name
     if out.exists():
         shutil.rmtree(out)
     cmd = [sys.executable, "-m", "gankit", "train", "--config", str(REPO / "configs" / f"{name}.yaml"),
-           "--out", str(out), "--no-progress"]
+           "--out", str(out), "--no-progress", "--precision", precision]
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -48,7 +48,7 @@ def train_preset(name: str, root: Path, threads: int) -> dict[str, object]:
     wall = time.perf_counter() - t0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     train_s = max(r.get("time", 0.0) for r in records)
-    shown = ["gankit", "train", "--config", f"configs/{name}.yaml", "--out", f"{root}/{name}"]
+    shown = ["gankit", "train", "--config", f"configs/{name}.yaml", "--out", f"{root}/{name}", "--precision", precision]
     return {"command": " ".join(shown), "wall_s": round(wall, 1), "train_s": round(train_s, 1)}
 
 
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="translation.json", help="JSON file of the scores")
     p.add_argument("--n", type=int, default=10_000, help="held-out inputs scored per task")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"],
+                   help="fp32: the scores in docs/BENCHMARKS.md were measured before --precision auto")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in a.presets:
         cfg = build_config(REPO / "configs" / f"{name}.yaml")
         row = {"steps": cfg.train.steps, "batch_size": cfg.train.batch_size, "width": cfg.model.width,
-               **train_preset(name, root, a.threads)}
+               **train_preset(name, root, a.threads, a.precision)}
         t0 = time.perf_counter()
         scores = evaluate_translator(str(root / name), a.n)
         row |= {"eval_s": round(time.perf_counter() - t0, 1), "eval_n": scores.n, "split": scores.split,

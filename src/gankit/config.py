@@ -422,7 +422,6 @@ def _gan_only() -> dict[str, str]:
         "train.reuse_fake": "the translator's step always reuses its fake batch",
         "train.compile": "not supported for translators",
         "train.sync_bn": "translators train in one process",
-        "train.precision": "translators train in fp32",
         "train.ema": "translators keep no moving average of G",
         "log.diagnose_every": "the diagnosis probe samples z",
         "eval.eval_every": "score a translator with `gankit eval RUN` instead",
@@ -463,6 +462,9 @@ def _validate_translate(cfg: Config) -> None:
         if value != default:
             raise GankitError(f"{dotted} ({flags[dotted]}) does not apply to --model {arch}: {why}; "
                               "leave it out")
+    if cfg.train.precision == "fp16":
+        raise GankitError(f"--precision fp16 is for the noise-to-image GANs (it needs their gradient "
+                          f"scalers); --model {arch} takes auto, fp32 or bf16")
     if cfg.train.loss not in TRANSLATOR_LOSSES:
         raise GankitError(f"train.loss (--loss) {cfg.train.loss!r} does not suit --model {arch}: its "
                           f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")

@@ -104,8 +104,10 @@ def test_precision_is_validated() -> None:
         build_config(overrides={"precision": "fp16", "r1": 10.0})
     with pytest.raises(GankitError, match="fp16 cannot take the R1"):  # wgan-gp implies gp 10
         build_config(overrides={"precision": "fp16", "loss": "wgan-gp"})
-    with pytest.raises(GankitError, match="precision"):
-        build_config(overrides={"model": "pix2pix", "data": "day2night", "precision": "bf16"})
+    with pytest.raises(GankitError, match="fp16 is for the noise-to-image GANs"):
+        build_config(overrides={"model": "pix2pix", "data": "day2night", "precision": "fp16"})
+    assert build_config(overrides={"model": "cyclegan", "data": "sneaker2sandal",
+                                   "precision": "bf16"}).train.precision == "bf16"
     assert build_config(overrides={"precision": "bf16", "r1": 10.0}).train.precision == "bf16"
 
 

@@ -64,7 +64,8 @@ def two_domains(tmp_path: Path) -> tuple[Path, Path]:
 
 def tiny(out: Path, **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"image_size": str(SIZE), "width": 8, "steps": 6, "batch_size": 4, "log_every": 2,
-                            "sample_every": 3, "checkpoint_every": 3, "progress": False, "out": str(out)}
+                            "sample_every": 3, "checkpoint_every": 3, "progress": False, "out": str(out),
+                            "precision": "fp32"}  # the same numbers on every machine
     return base | kw
 
 
@@ -171,15 +172,17 @@ def test_builtin_tasks_train_and_score(tmp_path: Path, capsys: pytest.CaptureFix
 # --------------------------------------------------------------------------- resume
 
 
-@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
-def test_stopped_and_resumed_equals_uninterrupted(tmp_path: Path, model: str, side_by_side: Path,
-                                                  two_domains: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize(("model", "precision"), [("pix2pix", "fp32"), ("cyclegan", "fp32"),
+                                                  ("pix2pix", "bf16"), ("cyclegan", "bf16")])
+def test_stopped_and_resumed_equals_uninterrupted(tmp_path: Path, model: str, precision: str,
+                                                  side_by_side: Path, two_domains: tuple[Path, Path]) -> None:
     # pix2pix: dropout draws from the global RNG; cyclegan: a small pool is full, so its random
     # swaps and its buffer must come back too. Both decay the learning rate over --steps.
     a_dir, b_dir = two_domains
     data = {"data": str(side_by_side)} if model == "pix2pix" else {"data": str(a_dir), "partner": str(b_dir),
                                                                    "pool_size": 3}
-    kw = tiny(tmp_path, model=model, steps=8, checkpoint_every=8, sample_every=8, log_every=1, **data)
+    kw = tiny(tmp_path, model=model, steps=8, checkpoint_every=8, sample_every=8, log_every=1,
+              precision=precision, **data)
     train(build_config(overrides=kw | {"out": str(tmp_path / "full")}))
     # stopped after its first step (a training-time budget of ~0 s), with a checkpoint
     train(build_config(overrides=kw | {"out": str(tmp_path / "part"), "max_time": 1e-9}))
@@ -187,6 +190,7 @@ def test_stopped_and_resumed_equals_uninterrupted(tmp_path: Path, model: str, si
     train(None, resume=tmp_path / "part", overrides={"max_time": 0.0})  # type: ignore[arg-type]
     full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
     assert full.step == part.step == 8
+    assert full.meta["precision"] == part.meta["precision"] == precision
     assert full.train is not None and part.train is not None
     for name, a, b in [("model", full.model, part.model), ("train", full.train, part.train)]:
         assert a.keys() == b.keys()
@@ -301,3 +305,22 @@ def test_a_translator_will_not_take_an_in_memory_dataset(tmp_path: Path) -> None
                                             ("sneaker2sneaker-x", None)])
 def test_class_pair_tasks_are_named_by_fashion_mnist_classes(task: str, pair: tuple[int, int] | None) -> None:
     assert parse_class_pair(task) == pair
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_translator_convolutions_run_in_the_asked_precision(tmp_path: Path, side_by_side: Path,
+                                                            precision: str, dtype: torch.dtype) -> None:
+    from gankit.data.base import to_float
+    from gankit.train import translation as T
+
+    cfg = build_config(overrides=tiny(tmp_path, model="pix2pix", data=str(side_by_side), precision=precision))
+    data = T.load_data(cfg)
+    s = T.TranslationState.create(cfg, data, torch.device("cpu"))
+    seen: list[torch.dtype] = []
+    for net in s.nets.values():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
+                m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    out = T.pix2pix_step(s, to_float(data.A[:4]), to_float(data.B[:4]))
+    assert set(seen) == {dtype}
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in out)  # losses in fp32

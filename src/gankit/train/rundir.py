@@ -23,7 +23,7 @@ from gankit.train.checkpoint import resolve_last
 # What may change when a run is resumed: how long it runs and how it is watched, not what it is.
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device",
                   "tensorboard", "eval_every", "eval_n", "compile",
-                  "max_time", "diagnose_every"}
+                  "max_time", "diagnose_every", "precision", "cudnn_benchmark"}
 
 
 def default_out(cfg: Config) -> Path:

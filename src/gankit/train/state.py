@@ -43,6 +43,13 @@ GRID_COLUMNS = 8  # a conditional run's grid: one row per class, 8 latents acros
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Forward passes in ``precision`` (a resolved one: fp32, bf16 or fp16) via ``torch.autocast``:
+    convolutions and matrix products in bf16 or fp16, the rest as it is. A no-op for fp32."""
+    dtype = AUTOCAST_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
 def gradient_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
     """fp16 needs a gradient scaler (Micikevicius et al. 2018, "Mixed precision training"): the
     loss is multiplied by a large factor before backward so small gradients do not flush to zero
@@ -75,6 +82,13 @@ def resolve_precision(precision: str, device: torch.device, is_image: bool) -> s
         # not emulated: pre-Ampere GPUs run bf16 through fp32 units, slower than fp32 itself
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def resumed_precision(asked: str, resolved: str, meta: dict) -> str:
+    """The precision a resumed run goes on in: with ``auto``, the one its checkpoint records (what
+    this machine would pick for a new run may differ; checkpoints from before --precision: fp32);
+    an explicit ``--precision`` given at resume wins."""
+    return str(meta.get("precision") or "fp32") if asked == "auto" else resolved
 
 
 def check_precision(precision: str, device: torch.device) -> None:
@@ -167,8 +181,7 @@ class TrainState:
         """The forward passes of G and D in the run's ``--precision`` (``torch.autocast``):
         convolutions and matrix products in bf16 or fp16, the weights, Adam's moments and the losses
         in fp32 (``judge`` hands the logits back as fp32). A no-op for fp32."""
-        dtype = AUTOCAST_DTYPES[self.precision]
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        return autocast(self.device, self.precision)
 
     @property
     def draw(self) -> Draw:
@@ -297,9 +310,7 @@ class TrainState:
             self.G_ema.load_state_dict(ckpt.module_state("G_ema"))
         optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
         optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
-        if self.cfg.train.precision == "auto":  # go on in the arithmetic the run was trained in,
-            # whatever this machine would pick for a new run (checkpoints from before --precision: fp32)
-            self.precision = str(ckpt.meta.get("precision") or "fp32")
+        self.precision = resumed_precision(self.cfg.train.precision, self.precision, ckpt.meta)
         scalers = ckpt.meta["optim"].get("scalers")
         if self.scaler_G is not None and self.scaler_D is not None and scalers:
             self.scaler_G.load_state_dict(scalers["G"])

@@ -54,7 +54,16 @@ from gankit.train.checkpoint import (
 from gankit.train.image_pool import ImagePool
 from gankit.train.loop import Meter, _StopFlag
 from gankit.train.rundir import MetricsLog, prepare_new, resume_config
-from gankit.train.state import adam, lr_factor, resolve_device, set_lr_factor
+from gankit.train.state import (
+    adam,
+    autocast,
+    check_precision,
+    lr_factor,
+    resolve_device,
+    resolve_precision,
+    resumed_precision,
+    set_lr_factor,
+)
 
 N_FIXED = 8  # inputs shown in every sample grid: one column each
 
@@ -124,6 +133,11 @@ class TranslationState:
     device: torch.device
     step: int = 0
     elapsed: float = 0.0
+    precision: str = "fp32"  # --precision, resolved (auto -> bf16 or fp32)
+
+    def autocast(self):  # type: ignore[no-untyped-def]
+        """The networks' forward passes in the run's precision (bf16 autocast, or a no-op)."""
+        return autocast(self.device, self.precision)
 
     @classmethod
     def create(cls, cfg: Config, data: Data, device: torch.device) -> TranslationState:
@@ -150,7 +164,8 @@ class TranslationState:
         }
         return cls(cfg, translator, nets, adam(gens, t.lr_g, (t.beta1, t.beta2)),
                    adam(discs, t.lr_d, (t.beta1, t.beta2)), LOSSES.get(t.loss), pools,
-                   shape_A, shape_B, data.name, domain_classes(data), device)  # type: ignore[arg-type]
+                   shape_A, shape_B, data.name, domain_classes(data), device,  # type: ignore[arg-type]
+                   precision=resolve_precision(t.precision, device, is_image=True))
 
     def generators(self) -> nn.ModuleList:
         return nn.ModuleList([self.nets[n] for n in self.translator.generators])
@@ -178,6 +193,7 @@ class TranslationState:
             "real_batches": self.step,  # batch i of the data order is a function of the seed and i
             "elapsed": elapsed,
             "config": self.cfg.to_dict(),
+            "precision": self.precision,
             "translator": {"arch": self.cfg.model.arch, "task": self.task, "paired": self.translator.paired,
                            "generators": list(self.translator.generators), "shape_A": list(self.shape_A),
                            "shape_B": list(self.shape_B), "classes": self.classes},
@@ -198,6 +214,7 @@ class TranslationState:
                                      for k, v in ckpt.train.items() if k.startswith(name + ".")}, name)
         self.step = int(ckpt.meta["step"])
         self.elapsed = float(ckpt.meta["elapsed"])
+        self.precision = resumed_precision(self.cfg.train.precision, self.precision, ckpt.meta)
 
 
 # --------------------------------------------------------------------------- one iteration each
@@ -208,12 +225,14 @@ def pix2pix_step(s: TranslationState, real_A: Tensor, real_B: Tensor) -> tuple[T
 
     Returns (loss_D, loss_G, D(real pair), D(fake pair), loss_G_GAN, loss_G_L1), all on the device."""
     G, D = s.nets["G"], s.nets["D"]
-    fake_B = G(real_A)  # (B, Cb, H, W)
+    with s.autocast():  # --precision bf16: the networks' passes; images, logits and losses stay fp32
+        fake_B = G(real_A).float()  # (B, Cb, H, W)
     # D step: a conditional GAN (section 3.1): D sees the input beside the real or the fake output.
     D.requires_grad_(True)
     s.opt_D.zero_grad(set_to_none=True)
-    logits_real = D(torch.cat([real_A, real_B], 1))  # (B, 1, H', W'): one logit per patch
-    logits_fake = D(torch.cat([real_A, fake_B.detach()], 1))
+    with s.autocast():
+        logits_real = D(torch.cat([real_A, real_B], 1)).float()  # (B, 1, H', W'): one logit per patch
+        logits_fake = D(torch.cat([real_A, fake_B.detach()], 1)).float()
     # halved as in the paper (section 3.3): slows D's learning relative to G's
     loss_D = 0.5 * s.loss.d_loss(logits_real, logits_fake)
     loss_D.backward()
@@ -221,7 +240,9 @@ def pix2pix_step(s: TranslationState, real_A: Tensor, real_B: Tensor) -> tuple[T
     # G step: fool the updated D, and stay near the true B in L1 (eq. 4: lambda = 100).
     D.requires_grad_(False)  # no gradients for D's weights from G's loss
     s.opt_G.zero_grad(set_to_none=True)
-    loss_G_GAN = s.loss.g_loss(D(torch.cat([real_A, fake_B], 1)))
+    with s.autocast():
+        logits_G = D(torch.cat([real_A, fake_B], 1)).float()
+    loss_G_GAN = s.loss.g_loss(logits_G)
     loss_G_L1 = s.cfg.translate.l1 * l1(fake_B, real_B)
     loss_G = loss_G_GAN + loss_G_L1
     loss_G.backward()
@@ -238,18 +259,23 @@ def cyclegan_step(s: TranslationState, real_A: Tensor, real_B: Tensor) -> tuple[
     Returns (loss_D, loss_G, D(real), D(fake), loss_G_GAN, loss_cycle, loss_idt), on the device."""
     G_AB, G_BA, D_A, D_B = (s.nets[n] for n in ("G_AB", "G_BA", "D_A", "D_B"))
     tr = s.cfg.translate
-    fake_B = G_AB(real_A)  # (B, Cb, H, W)
-    rec_A = G_BA(fake_B)  # F(G(A)) ~ A: forward cycle consistency (eq. 2)
-    fake_A = G_BA(real_B)
-    rec_B = G_AB(fake_A)  # G(F(B)) ~ B: backward cycle consistency
+    with s.autocast():  # --precision bf16: the networks' passes; images, logits and losses stay fp32
+        fake_B = G_AB(real_A).float()  # (B, Cb, H, W)
+        rec_A = G_BA(fake_B).float()  # F(G(A)) ~ A: forward cycle consistency (eq. 2)
+        fake_A = G_BA(real_B).float()
+        rec_B = G_AB(fake_A).float()  # G(F(B)) ~ B: backward cycle consistency
     # G step, the Ds frozen: fool D_B with fake_B and D_A with fake_A, close both cycles.
     D_A.requires_grad_(False)
     D_B.requires_grad_(False)
     s.opt_G.zero_grad(set_to_none=True)
-    loss_G_GAN = s.loss.g_loss(D_B(fake_B)) + s.loss.g_loss(D_A(fake_A))
+    with s.autocast():
+        logits_B, logits_A = D_B(fake_B).float(), D_A(fake_A).float()
+    loss_G_GAN = s.loss.g_loss(logits_B) + s.loss.g_loss(logits_A)
     loss_cycle = cycle_loss(real_A, rec_A, real_B, rec_B, tr.cycle)
     if tr.identity > 0:  # section 5.2: a G fed its own output domain should change nothing
-        loss_idt = identity_loss(real_A, G_BA(real_A), real_B, G_AB(real_B), tr.identity * tr.cycle)
+        with s.autocast():
+            same_A, same_B = G_BA(real_A).float(), G_AB(real_B).float()
+        loss_idt = identity_loss(real_A, same_A, real_B, same_B, tr.identity * tr.cycle)
     else:
         loss_idt = torch.zeros((), device=real_A.device)
     loss_G = loss_G_GAN + loss_cycle + loss_idt
@@ -259,8 +285,10 @@ def cyclegan_step(s: TranslationState, real_A: Tensor, real_B: Tensor) -> tuple[
     D_A.requires_grad_(True)
     D_B.requires_grad_(True)
     s.opt_D.zero_grad(set_to_none=True)
-    logits_real_B, logits_fake_B = D_B(real_B), D_B(s.pools["pool_B"].query(fake_B.detach()))
-    logits_real_A, logits_fake_A = D_A(real_A), D_A(s.pools["pool_A"].query(fake_A.detach()))
+    old_B, old_A = s.pools["pool_B"].query(fake_B.detach()), s.pools["pool_A"].query(fake_A.detach())
+    with s.autocast():
+        logits_real_B, logits_fake_B = D_B(real_B).float(), D_B(old_B).float()
+        logits_real_A, logits_fake_A = D_A(real_A).float(), D_A(old_A).float()
     # each D's objective halved, as in the paper's code (D learns slower than G)
     loss_D = 0.5 * (s.loss.d_loss(logits_real_B, logits_fake_B) + s.loss.d_loss(logits_real_A, logits_fake_A))
     loss_D.backward()
@@ -388,6 +416,10 @@ def train_translator(cfg: Config | None, resume: str | Path | None = None,
         s.restore(ckpt)
         metrics.truncate_after(s.step)
         print(f"resuming {run_dir} at step {s.step}", file=sys.stderr)
+    check_precision(s.precision, device)
+    if t.precision == "auto" and s.precision != "fp32":
+        print(f"precision: {s.precision} autocast (--precision auto; --precision fp32 to turn it off)",
+              file=sys.stderr)
     step_fn = pix2pix_step if s.translator.paired else cyclegan_step
     terms = TERMS[arch]
     last_ckpt, saved_now = s.step, resume is not None
