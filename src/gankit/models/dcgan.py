@@ -41,8 +41,12 @@ class Project(nn.ConvTranspose2d):
     """
 
     def forward(self, z: Tensor) -> Tensor:  # (B, latent) -> (B, ch, h0, w0)
-        out = z @ self.weight.flatten(1)  # (B, ch * h0 * w0)
-        return out.view(z.shape[0], *self.weight.shape[1:])
+        latent, ch, h0, w0 = self.weight.shape
+        # Flattened in (i, j, c) order: a view of a channels-last weight (flatten(1) would copy it,
+        # forward and backward), and the product comes out channels-last, as the next layers want.
+        w = self.weight.permute(0, 2, 3, 1).reshape(latent, h0 * w0 * ch)
+        out = z @ w  # (B, h0 * w0 * ch)
+        return out.view(z.shape[0], h0, w0, ch).permute(0, 3, 1, 2)  # (B, ch, h0, w0)
 
 
 class Readout(nn.Conv2d):
