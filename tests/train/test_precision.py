@@ -147,6 +147,9 @@ def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: py
     train(tiny_config(tmp_path / "pts", steps=4, precision="auto"))
     assert load_checkpoint(tmp_path / "img").meta["precision"] == "bf16"
     assert load_checkpoint(tmp_path / "pts").meta["precision"] == "fp32"
+    # the report says what auto meant (config.yaml keeps "auto" as written)
+    assert "precision: auto trained in bf16" in (tmp_path / "img" / "report.html").read_text()
+    assert "precision: auto trained in fp32" in (tmp_path / "pts" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("reg", [{"spectral_norm": True}, {"mbstd": True}, {"pack": 2},

@@ -193,6 +193,22 @@ def _read_png(path: Path) -> bytes | None:
 # --------------------------------------------------------------------------- config
 
 
+def _resolved_html(run: Path, cfg: dict[str, Any]) -> str:
+    """What ``precision: auto`` resolved to on the machine that trained, read from the newest
+    checkpoint's state.json (config.yaml keeps ``auto`` as written)."""
+    train = cfg.get("train")
+    if not isinstance(train, dict) or train.get("precision", "auto") != "auto":
+        return ""
+    try:
+        meta = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(meta, dict) or not meta.get("precision"):
+        return ""
+    return (f'<p class="note">precision: auto trained in {_esc(str(meta["precision"]))} '
+            f'(the newest checkpoint, step {_esc(str(meta.get("step")))}).</p>')
+
+
 def _load_config(path: Path) -> tuple[str, dict[str, Any], str | None]:
     """(text to show, parsed mapping or {}, note about problems or None)."""
     try:
@@ -445,6 +461,7 @@ def build_report(
     config_block = f'<pre class="config">{_esc(config_text)}</pre>' if config_text.strip() else ""
     if config_note:
         config_block = f'<p class="note">{_esc(config_note)}</p>' + config_block
+    config_block = _resolved_html(run, cfg) + config_block
 
     page = f"""<!DOCTYPE html>
 <html lang="en">
