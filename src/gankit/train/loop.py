@@ -296,10 +296,7 @@ def _train(
         if main:
             print(f"resuming {run_dir} at step {state.step}", file=sys.stderr)
     if main:
-        check_precision(state.precision, device)
-        if t.precision == "auto" and state.precision != "fp32":
-            print(f"precision: {state.precision} autocast (--precision auto: this {device.type} has native "
-                  f"{state.precision}; --precision fp32 to turn it off)", file=sys.stderr)
+        check_precision(state.precision, device, t.precision)
     real_points = None
     if not data.shape.is_image:
         g = torch.Generator().manual_seed(t.seed + 2)

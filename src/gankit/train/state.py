@@ -91,8 +91,12 @@ def resumed_precision(asked: str, resolved: str, meta: dict) -> str:
     return str(meta.get("precision") or "fp32") if asked == "auto" else resolved
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Warn where the asked-for precision has no fast kernels on this device (it still runs)."""
+def check_precision(precision: str, device: torch.device, asked: str = "") -> None:
+    """Say what ``--precision auto`` (``asked``) chose where it is not fp32, and warn where the
+    precision has no fast kernels on this device (it still runs)."""
+    if asked == "auto" and precision != "fp32":
+        print(f"precision: {precision} autocast (--precision auto: this {device.type} has native "
+              f"{precision}; --precision fp32 to turn it off)", file=sys.stderr)
     slow = ""
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         slow = "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated and slower than fp32"

@@ -416,10 +416,7 @@ def train_translator(cfg: Config | None, resume: str | Path | None = None,
         s.restore(ckpt)
         metrics.truncate_after(s.step)
         print(f"resuming {run_dir} at step {s.step}", file=sys.stderr)
-    check_precision(s.precision, device)
-    if t.precision == "auto" and s.precision != "fp32":
-        print(f"precision: {s.precision} autocast (--precision auto; --precision fp32 to turn it off)",
-              file=sys.stderr)
+    check_precision(s.precision, device, t.precision)
     step_fn = pix2pix_step if s.translator.paired else cyclegan_step
     terms = TERMS[arch]
     last_ckpt, saved_now = s.step, resume is not None
