@@ -19,6 +19,7 @@ no unpickling), exact resume, Ctrl-C, ``--max-time`` and the report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -135,7 +136,7 @@ class TranslationState:
     elapsed: float = 0.0
     precision: str = "fp32"  # --precision, resolved (auto -> bf16 or fp32)
 
-    def autocast(self):  # type: ignore[no-untyped-def]
+    def autocast(self) -> contextlib.AbstractContextManager:
         """The networks' forward passes in the run's precision (bf16 autocast, or a no-op)."""
         return autocast(self.device, self.precision)
 
