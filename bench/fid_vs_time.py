@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gankit.metrics import evaluate_generator
 from gankit.sampling import load_generator
-from gankit.train.checkpoint import step_dirs
+from gankit.checkpoint import step_dirs
 
 
 def main() -> None:

@@ -174,7 +174,7 @@ def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_ra
     assert event["lr_g"] == pytest.approx(0.5e-3) and event["lr_d"] == pytest.approx(0.5e-3)
     steps = [r["step"] for r in run.history if "loss_d" in r]
     assert steps == [10, 20, 30, 40]  # the diverged stretch was dropped and trained again
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "r")
     assert ck.meta["optim"]["opt_G"]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
@@ -199,7 +199,7 @@ def test_a_rollback_halves_the_base_of_a_decaying_schedule(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     nan_losses_at(monkeypatch, lambda n: n == 23)
     train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10, lr_decay_start=0.5))
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
 
     group = load_checkpoint(tmp_path / "r").meta["optim"]["opt_G"]["param_groups"][0]
     assert group["base_lr"] == pytest.approx(0.5e-3)

@@ -160,7 +160,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
-    from gankit.train.translation import is_translator_checkpoint
+    from gankit.translating import is_translator_checkpoint
 
     if is_translator_checkpoint(ns.source):
         raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
@@ -238,7 +238,7 @@ def _metric_names() -> list[str]:
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
-    from gankit.train.translation import is_translator_checkpoint
+    from gankit.translating import is_translator_checkpoint
 
     if ns.source and not (ns.real or ns.fake) and is_translator_checkpoint(ns.source):
         return cmd_eval_translator(ns)
@@ -321,8 +321,8 @@ def cmd_eval_translator(ns: argparse.Namespace) -> int:
     on the task's held-out inputs (at most --n), printed and appended to metrics.jsonl."""
     import json
 
+    from gankit.checkpoint import load_checkpoint
     from gankit.metrics.translation import evaluate_translator
-    from gankit.train.checkpoint import load_checkpoint
     from gankit.train.rundir import MetricsLog
 
     if ns.metrics or ns.features != "fmnist" or ns.per_class:
@@ -354,7 +354,7 @@ def cmd_translate(ns: argparse.Namespace) -> int:
     from gankit.data.base import to_float
     from gankit.data.folder import load_image_folder
     from gankit.images import save_png, to_uint8
-    from gankit.train.translation import load_translator, translate_images
+    from gankit.translating import load_translator, translate_images
 
     if ns.batch_size < 1:
         raise GankitError(f"--batch-size must be at least 1, got {ns.batch_size}")

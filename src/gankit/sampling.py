@@ -113,7 +113,7 @@ class LoadedGenerator:
 
 def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     """Rebuild G and D from a run directory or checkpoint (no unpickling)."""
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path, with_train_state=False)
     cfg = config_from_dict(ckpt.meta["config"], f"{ckpt.path}/state.json")

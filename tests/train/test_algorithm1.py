@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.checkpoint import load_checkpoint
 from gankit.train import TrainingDiverged, train
 from gankit.train import loop as loop_mod
-from gankit.train.checkpoint import load_checkpoint
 from tests.conftest import tiny_config
 
 

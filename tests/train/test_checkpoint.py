@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit import checkpoint as ck
 from gankit.errors import GankitError
-from gankit.train import checkpoint as ck
 from gankit.train import train
 from tests.conftest import tiny_config
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from gankit.data import from_tensor
 from gankit.data.toy import MODES
@@ -17,7 +18,6 @@ from gankit.errors import GankitError
 from gankit.images import label_rows, make_grid
 from gankit.sampling import load_generator
 from gankit.train import train
-from gankit.train.checkpoint import load_checkpoint
 from tests.conftest import needs_fmnist, tiny_config, tiny_images
 from tests.train.test_resume import assert_same_run
 

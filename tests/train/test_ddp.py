@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
-from gankit.train.checkpoint import load_checkpoint
 from tests.train.test_resume import logged
 
 COMMON = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--steps", "30",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from gankit.train import train
-from gankit.train.checkpoint import load_checkpoint
 from tests.conftest import tiny_config
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
-from gankit.train.checkpoint import load_checkpoint
 from tests.conftest import needs_fmnist
 from tests.train.test_resume import assert_same_run, logged
 
@@ -26,7 +26,8 @@ FMNIST_TINY = ["--data", "fashion-mnist", "--model", "dcgan", "--width", "8", "-
 # before its state.json), the worst moment for a save.
 CHILD = r"""
 import os, signal, sys
-from gankit.train import checkpoint as ck, loop  # (gankit.train is also the API's function)
+from gankit import checkpoint as ck
+from gankit.train import loop  # (gankit.train is also the API's function)
 from gankit.cli import main
 
 at_step, in_save = int(os.environ.get("KILL_AT_STEP", 0)), int(os.environ.get("KILL_IN_SAVE", 0))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gankit.checkpoint import load_checkpoint
 from gankit.train import loop, train
-from gankit.train.checkpoint import load_checkpoint
 from gankit.train.state import lr_factor
 from tests.conftest import tiny_config
 from tests.train.test_resume import assert_same_run

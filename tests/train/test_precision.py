@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from gankit.checkpoint import load_checkpoint
 from gankit.config import build_config
 from gankit.data import from_tensor
 from gankit.errors import GankitError
 from gankit.train import train
-from gankit.train.checkpoint import load_checkpoint
 from gankit.train.state import TrainState, resolve_precision
 from gankit.train.step import d_step, fake_for_d, g_step
 from tests.conftest import tiny_config, tiny_images

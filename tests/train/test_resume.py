@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.checkpoint import load_checkpoint
 from gankit.data import from_tensor
 from gankit.train import train
-from gankit.train.checkpoint import load_checkpoint
 from tests.conftest import tiny_config, tiny_images
 
 VOLATILE = {"time", "img_per_s"}

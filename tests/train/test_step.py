@@ -85,7 +85,7 @@ def test_ema_copy_is_what_a_run_returns_and_a_checkpoint_samples(tmp_path: Path)
     loaded = load_generator(str(tmp_path / "r"))
     for a, b in zip(run.G.state_dict().values(), loaded.G.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "r")
     assert not torch.equal(ck.model["G_ema.net.0.weight"], ck.model["G.net.0.weight"])
@@ -96,7 +96,7 @@ def test_max_time_stops_a_run_with_everything_saved(tmp_path: Path) -> None:
     run = train(tiny_config(tmp_path / "r", steps=10_000_000, max_time=1.0, log_every=50,
                             checkpoint_every=10_000_000, sample_every=10_000_000))
     assert 0 < run.step < 10_000_000
-    from gankit.train.checkpoint import load_checkpoint
+    from gankit.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tmp_path / "r")
     assert ck.step == run.step and ck.meta["elapsed"] >= 1.0

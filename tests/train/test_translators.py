@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 import gankit
+from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.paired import parse_class_pair
 from gankit.errors import GankitError
 from gankit.train import train
-from gankit.train.checkpoint import load_checkpoint
-from gankit.train.translation import TranslationRun, load_translator
+from gankit.train.translation import TranslationRun
+from gankit.translating import load_translator
 from tests.conftest import needs_fmnist
 from tests.train.test_resume import logged
 

@@ -112,7 +112,7 @@ def evaluate_translator(source: str, n: int = 10_000, device: str = "cpu", batch
     classes, and the cycle errors ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``."""
     from gankit.data.base import to_float
     from gankit.data.paired import PAIRED_TASKS, PairedData, parse_class_pair
-    from gankit.train.translation import load_data, load_translator, translate_images
+    from gankit.translating import load_data, load_translator, translate_images
 
     if n < 1:
         raise GankitError(f"--n must be at least 1, got {n}")

@@ -25,6 +25,12 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from gankit.checkpoint import (
+    clean_partial,
+    load_checkpoint,
+    mark_best,
+    save_checkpoint,
+)
 from gankit.config import Config, load_yaml
 from gankit.data import BatchOrder, InMemoryData, load_data
 from gankit.diagnosis import FAILURES, Probe, Watcher, grad_norm
@@ -36,12 +42,6 @@ from gankit.models import sample_prior
 from gankit.models.conditional import class_names, default_labels
 from gankit.sampling import d_probability_field, generate, points_extent, sample_from
 from gankit.train import distributed
-from gankit.train.checkpoint import (
-    clean_partial,
-    load_checkpoint,
-    mark_best,
-    save_checkpoint,
-)
 from gankit.train.rundir import MetricsLog, NullLog, prepare_new, resume_config
 from gankit.train.state import (
     GRID_COLUMNS,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gankit.checkpoint import resolve_last
 from gankit.config import (
     Config,
     apply_mapping,
@@ -18,7 +19,6 @@ from gankit.config import (
 )
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_text
-from gankit.train.checkpoint import resolve_last
 
 # What may change when a run is resumed: how long it runs and how it is watched, not what it is.
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device",

@@ -19,6 +19,13 @@ import torch
 from torch import Tensor, nn
 
 import gankit
+from gankit.checkpoint import (
+    Checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restore_rng,
+    rng_state_tensors,
+)
 from gankit.config import Config
 from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
@@ -26,13 +33,6 @@ from gankit.models import DataShape, models_for, sample_prior
 from gankit.models.conditional import class_rows, default_labels
 from gankit.train import distributed
 from gankit.train.augment import Draw
-from gankit.train.checkpoint import (
-    Checkpoint,
-    optimizer_from_flat,
-    optimizer_to_flat,
-    restore_rng,
-    rng_state_tensors,
-)
 
 N_FIXED_IMAGES = 64  # an 8x8 grid of samples at fixed z, saved over time
 N_FIXED_POINTS = 1024  # generated points drawn over D's field for 2-D data

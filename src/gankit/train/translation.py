@@ -20,7 +20,6 @@ no unpickling), exact resume, Ctrl-C, ``--max-time`` and the report.
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
 import sys
 import time
@@ -33,25 +32,23 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import gankit
-from gankit.config import Config, config_from_dict, load_yaml
+from gankit.checkpoint import (
+    Checkpoint,
+    clean_partial,
+    load_checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    save_checkpoint,
+)
+from gankit.config import Config, load_yaml
 from gankit.data.base import BatchOrder, to_float
-from gankit.data.paired import PairedData, UnpairedData, load_translation
+from gankit.data.paired import PairedData, UnpairedData
 from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
 from gankit.images import save_grid
 from gankit.losses import LOSSES, GANLoss, d_probability
 from gankit.losses.translation import cycle_loss, identity_loss, l1
 from gankit.models.translators import TRANSLATORS, Translator, build_translator
-from gankit.sampling import evaluating
-from gankit.train.checkpoint import (
-    Checkpoint,
-    clean_partial,
-    find_checkpoint,
-    load_checkpoint,
-    optimizer_from_flat,
-    optimizer_to_flat,
-    save_checkpoint,
-)
 from gankit.train.image_pool import ImagePool
 from gankit.train.loop import Meter, _StopFlag
 from gankit.train.rundir import MetricsLog, prepare_new, resume_config
@@ -65,6 +62,7 @@ from gankit.train.state import (
     resumed_precision,
     set_lr_factor,
 )
+from gankit.translating import generator_for, load_data, translate_images
 
 N_FIXED = 8  # inputs shown in every sample grid: one column each
 
@@ -86,13 +84,6 @@ def wants_translator(cfg: Config | None, resume: str | Path | None) -> bool:
         return False  # resume_config says what is wrong with the folder
     model = saved.get("model")
     return isinstance(model, dict) and model.get("arch") in TRANSLATORS
-
-
-def load_data(cfg: Config, split: str = "train") -> Data:
-    """The run's data (``split`` "test": Fashion-MNIST's test set for the built-in tasks)."""
-    d = cfg.data
-    return load_translation(d.source, TRANSLATORS.get(cfg.model.arch).paired, split, d.size(), d.channels,
-                            cfg.translate.partner, d.data_root, d.cache_dir or None)
 
 
 def init_weights(net: nn.Module) -> None:
@@ -307,13 +298,6 @@ TERMS = {"pix2pix": ("loss_g_gan", "loss_l1"), "cyclegan": ("loss_g_gan", "loss_
 # --------------------------------------------------------------------------- samples and the run
 
 
-def translate_images(G: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """G(x) in eval mode (batch norm's running statistics, no dropout: one output per input,
-    whatever else is in the batch), in batches. x (N, C, H, W) in [-1, 1] on G's device."""
-    with evaluating(G):
-        return torch.cat([G(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-
-
 def _rgb_if_mixed(rows: list[Tensor]) -> list[Tensor]:
     """Gray rows become RGB when another row is in colour (one grid holds both)."""
     c = max(r.shape[1] for r in rows)
@@ -359,16 +343,6 @@ class TranslationRun:
         """images (N, C, H, W) in [-1, 1] -> translations (N, C', H, W) in [-1, 1], on the CPU."""
         G = generator_for(self.nets, self.config.model.arch, direction)
         return translate_images(G, images.to(next(G.parameters()).device)).cpu()
-
-
-def generator_for(nets: dict[str, nn.Module], arch: str, direction: str) -> nn.Module:
-    """The generator translating in ``direction`` (AtoB, or BtoA for cyclegan only)."""
-    if direction not in ("AtoB", "BtoA"):
-        raise GankitError(f"--direction must be AtoB or BtoA, got {direction!r}")
-    if direction == "BtoA" and "G_BA" not in nets:
-        raise GankitError(f"--direction BtoA needs a model trained both ways (cyclegan); this {arch} run "
-                          "translates A to B only")
-    return nets["G_BA"] if direction == "BtoA" else nets["G"] if "G" in nets else nets["G_AB"]
 
 
 # --------------------------------------------------------------------------- the loop
@@ -501,49 +475,5 @@ def train_translator(cfg: Config | None, resume: str | Path | None = None,
     return TranslationRun(run_dir, s.nets, cfg, s.step, history)
 
 
-# --------------------------------------------------------------------------- loading a trained one
-
-
-@dataclass
-class LoadedTranslator:
-    """The networks of a translator checkpoint, rebuilt from its metadata alone (no unpickling)."""
-
-    nets: dict[str, nn.Module]
-    config: Config
-    meta: dict[str, Any]  # state.json's "translator": arch, task, paired, shape_A, shape_B, classes
-    step: int
-    run_dir: Path | None
-
-    def generator(self, direction: str = "AtoB") -> nn.Module:
-        return generator_for(self.nets, self.config.model.arch, direction)
-
-
-def is_translator_checkpoint(path: str | Path) -> bool:
-    """Whether the run directory or checkpoint at ``path`` holds a translator (read from its config)."""
-    try:
-        meta = json.loads((find_checkpoint(path) / "state.json").read_text())
-    except (GankitError, OSError, ValueError):
-        return False
-    return "translator" in meta
-
-
-def load_translator(path: str | Path, device: str | torch.device = "cpu") -> LoadedTranslator:
-    """Rebuild a trained translator from a run directory or checkpoint folder."""
-    ckpt = load_checkpoint(path, with_train_state=False)
-    info = ckpt.meta.get("translator")
-    if info is None:
-        raise GankitError(f"{ckpt.path} is a GAN checkpoint, not a translator's (--model pix2pix or "
-                          "cyclegan); use `gankit sample` for it")
-    cfg = config_from_dict(ckpt.meta["config"], str(ckpt.path / "state.json"))
-    nets = build_translator(info["arch"], tuple(info["shape_A"]), tuple(info["shape_B"]),  # type: ignore[arg-type]
-                            cfg.model.width)
-    for name, net in nets.items():
-        net.load_state_dict(ckpt.module_state(name))
-        net.to(device).eval().requires_grad_(False)
-    run_dir = ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else None
-    return LoadedTranslator(nets, cfg, info, ckpt.step, run_dir)
-
-
-__all__ = ["LoadedTranslator", "TranslationRun", "TranslationState", "cyclegan_step", "generator_for",
-           "is_translator", "is_translator_checkpoint", "load_translator", "pix2pix_step", "train_translator",
-           "translate_images"]
+__all__ = ["TranslationRun", "TranslationState", "cyclegan_step", "is_translator", "pix2pix_step",
+           "train_translator"]
