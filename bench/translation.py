@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from gankit.config import build_config
-    from gankit.metrics.translation import evaluate_translator
+    from gankit.translating import evaluate_translator
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="*", default=list(PRESETS), choices=list(PRESETS))

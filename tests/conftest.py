@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gankit.config import Config, build_config
+from gankit.resolve import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 FMNIST = Path(os.environ.get("GANKIT_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
@@ -26,13 +27,14 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def tiny_config(out: Path, **overrides: object) -> Config:
+    """A resolved config (as training gets it) of a run that takes well under a second."""
     base = {"data": "ring", "model": "mlp", "latent_dim": 8, "width": 16, "steps": 40, "batch_size": 32,
             "log_every": 10, "sample_every": 20, "checkpoint_every": 20, "progress": False,
             "out": str(out), "lr_g": 1e-3, "lr_d": 1e-3,
             # the suite's numbers are fp32 on every machine; tests/train/test_precision.py covers the rest
             "precision": "fp32"}
     base.update(overrides)
-    return build_config(overrides=base)
+    return resolve(build_config(overrides=base))
 
 
 def tiny_images(n: int = 48, size: int = 16, channels: int = 1, seed: int = 0) -> torch.Tensor:

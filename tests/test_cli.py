@@ -46,12 +46,12 @@ def test_ring_run_writes_every_artifact_then_report_and_sample(
 
 
 def test_sample_grid_files_and_interpolation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.api import train_config
     from gankit.data import from_tensor
-    from gankit.train import train
     from tests.conftest import tiny_config, tiny_images
 
     run = tmp_path / "img"
-    train(tiny_config(run, model="dcgan", data="tensor", steps=10, width=8), data=from_tensor(tiny_images()))
+    train_config(tiny_config(run, model="dcgan", data="tensor", steps=10, width=8), data=from_tensor(tiny_images()))
     assert run_cli(["sample", str(run), "-n", "9", "--out", str(tmp_path / "g.png")], capsys)[0] == 0
     assert Image.open(tmp_path / "g.png").size == (3 * 18 + 2, 3 * 18 + 2)  # 3x3 tiles of 16 px, padding 2
     assert run_cli(["sample", str(run / "checkpoints" / "last"), "-n", "4", "--out",
@@ -71,7 +71,7 @@ def test_sample_grid_files_and_interpolation(tmp_path: Path, capsys: pytest.Capt
     (["train", "--data", "nowhere/images"], "nowhere/images does not exist"),
     (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist)"),
     (["train", "--data", "EMPTY"], "contains no image files"),
-    (["train", "--data", "ring", "--model", "mlp", "--steps", "-3"], "train.steps must be at least 1"),
+    (["train", "--data", "ring", "--model", "mlp", "--steps", "-3"], "--steps must be at least 1"),
     (["train", "--lr-g", "fast"], "--lr-g must be a number"),
     (["train", "--bogus", "1"], "unrecognized arguments: --bogus"),
     (["train", "--config", "BAD_YAML"], "not valid YAML at line 2"),
@@ -121,3 +121,12 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     assert r.stderr.strip().startswith("gankit: error:") and "Traceback" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "gankit", "list"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "dcgan" in r.stdout and "nonsaturating" in r.stdout
+
+
+def test_list_shows_the_conditionings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("conditionings"):].splitlines()
+    assert [line.split()[0] for line in section[1:4]] == ["cgan", "acgan", "projection"]
+    assert "Mirza & Osindero 2014" in section[1] and "Odena et al. 2017" in section[2]
+    assert "Miyato & Koyama 2018" in section[3]

@@ -3,17 +3,17 @@ doctor`, and the rollback after a divergence."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from gankit.api import train_config
 from gankit.cli import main as cli_main
 from gankit.diagnosis import FAILURES, Watcher, check, diagnose_run, mean_pairwise_distance
-from gankit.train import TrainingDiverged, train
-from gankit.train import loop as loop_mod
+from gankit.train.lifecycle import TrainingDiverged
 from tests.conftest import tiny_config
+from tests.hooks import NaNLoss
 
 
 def recs(n: int, **series: object) -> list[dict[str, float]]:
@@ -132,7 +132,7 @@ def test_every_failure_names_cures() -> None:
 
 def test_a_collapsing_run_is_warned_live_and_by_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The seeds' minimax GAN on the ring with a 1-d latent collapses; diversity and coverage show it.
-    run = train(tiny_config(tmp_path / "r", loss="minimax", latent_dim=1, width=32, steps=600,
+    run = train_config(tiny_config(tmp_path / "r", loss="minimax", latent_dim=1, width=32, steps=600,
                             log_every=50, diagnose_every=100, checkpoint_every=600, lr_g=2e-3, lr_d=2e-3))
     warnings = [r for r in run.history if r.get("event") == "warning"]
     assert any(w["kind"] == "mode_collapse" for w in warnings), run.history[-3:]
@@ -152,22 +152,10 @@ def test_doctor_on_a_missing_run_is_a_clear_error(tmp_path: Path, capsys: pytest
     assert "not a gankit run" in capsys.readouterr().err
 
 
-def nan_losses_at(monkeypatch: pytest.MonkeyPatch, bad: Callable[[int], bool]) -> None:
-    """Make G's loss NaN at the generator updates (counted from 1) where ``bad(n)`` holds."""
-    real_g, n = loop_mod.g_step, [0]
-
-    def g(*a):  # type: ignore[no-untyped-def]
-        n[0] += 1
-        out = real_g(*a)
-        return out * float("nan") if bad(n[0]) else out
-
-    monkeypatch.setattr(loop_mod, "g_step", g)
-
-
 def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_rates(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nan_losses_at(monkeypatch, lambda n: n == 23)  # once, at step 23
-    run = train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
+    hook = NaNLoss(lambda n: n == 23)  # once, at step 23
+    run = train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10), hooks=[hook])
     assert run.step == 40
     (event,) = [r for r in run.history if r.get("event") == "rollback"]
     assert event["step"] == 20 and event["diverged_at"] == 23
@@ -182,25 +170,44 @@ def test_divergence_rolls_back_to_the_last_checkpoint_and_halves_the_learning_ra
 
 def test_divergence_without_a_checkpoint_stops_with_the_step(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    real_g = loop_mod.g_step
-    monkeypatch.setattr(loop_mod, "g_step", lambda *a: real_g(*a) * float("nan"))
+    hook = NaNLoss(lambda n: True)
     with pytest.raises(TrainingDiverged, match="at step 1"):
-        train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=20))
+        train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=20), hooks=[hook])
 
 
 def test_divergence_after_the_last_rollback_stops_and_says_what_was_tried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nan_losses_at(monkeypatch, lambda n: n > 10)  # diverges for good after step 10
+    hook = NaNLoss(lambda n: n > 10)  # diverges for good after step 10
     with pytest.raises(TrainingDiverged, match=r"rolled back 3 time\(s\), halving both learning rates"):
-        train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10))
+        train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10), hooks=[hook])
 
 
 def test_a_rollback_halves_the_base_of_a_decaying_schedule(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    nan_losses_at(monkeypatch, lambda n: n == 23)
-    train(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10, lr_decay_start=0.5))
+    hook = NaNLoss(lambda n: n == 23)
+    train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10, lr_decay_start=0.5), hooks=[hook])
     from gankit.checkpoint import load_checkpoint
 
     group = load_checkpoint(tmp_path / "r").meta["optim"]["opt_G"]["param_groups"][0]
     assert group["base_lr"] == pytest.approx(0.5e-3)
     assert group["lr"] == pytest.approx(0.5e-3 * (1 - 19 / 20))  # the last step's rate, from the halved base
+
+
+def test_probe_reads_the_data_traits() -> None:
+    from gankit.data.fashion_mnist import FASHION_MNIST
+    from gankit.data.toy import ring
+    from gankit.diagnosis import Probe
+    from gankit.models import DataShape
+
+    data = ring()
+    probe = Probe(data.traits, data.shape, data.batch(torch.arange(64)), torch.randn(64, 2))
+    assert probe.modes is data.traits.modes and probe.classifier is None
+
+    class AtTheCentres(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return data.traits.modes.centers[torch.arange(len(z)) % 8]  # type: ignore[union-attr]
+
+    out = probe.measure(AtTheCentres())
+    assert out["modes"] == 8 and out["modes_total"] == 8 and out["hq"] == 1.0
+    images = torch.rand(16, 1, 28, 28) * 2 - 1
+    assert Probe(FASHION_MNIST, DataShape((1, 28, 28)), images, torch.randn(16, 4)).classifier is not None

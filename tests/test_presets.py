@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from gankit.config import Config, build_config
+from gankit.resolve import resolve
 from tests.conftest import REPO
 
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
@@ -18,7 +19,7 @@ def test_there_are_presets() -> None:
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
 def test_preset_is_valid(path: Path) -> None:
-    build_config(path)
+    resolve(build_config(path))  # the schema's checks and the rules that need the registries
 
 
 def test_default_preset_is_the_default() -> None:

@@ -3,73 +3,68 @@
 The notebook API in a few lines::
 
     import gankit
-    run = gankit.train("ring", model="mlp", steps=2000, out="runs/ring")
+    run = gankit.fit("ring", model="mlp", steps=2000, out="runs/ring")
     points = run.sample(1000)                  # (1000, 2)
-    G, D = gankit.build_models("dcgan", gankit.DataShape((1, 28, 28)), latent_dim=100)
+    G, D = gankit.build_models("dcgan", gankit.DataShape((3, 64, 64)), latent_dim=100)
+
+``import gankit`` is light: it loads no torch. Each public name is imported from its module the
+first time it is used (PEP 562: a module ``__getattr__`` over the table ``_PUBLIC`` below), so
+``gankit --help``, ``gankit report`` and reading a run directory start in a moment. The training
+package is ``gankit.train``; the function that trains is ``gankit.fit``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+#: Public name -> the module that defines it (imported on first use).
+_PUBLIC: dict[str, str] = {
+    "fit": "gankit.api",
+    "sample": "gankit.api",
+    "Run": "gankit.api",
+    "TranslationRun": "gankit.api",
+    "Config": "gankit.config",
+    "build_config": "gankit.config.load",
+    "DataShape": "gankit.models",
+    "build_models": "gankit.models",
+    "sample_prior": "gankit.models",
+    "InMemoryData": "gankit.data",
+    "from_dataset": "gankit.data",
+    "from_tensor": "gankit.data",
+    "GankitError": "gankit.errors",
+    "load_generator": "gankit.sampling",
+}
 
-from torch import Tensor  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
-
-from gankit.config import Config, build_config  # noqa: E402
-from gankit.data import InMemoryData, from_dataset, from_tensor  # noqa: E402
-from gankit.errors import GankitError  # noqa: E402
-from gankit.models import DataShape, build_models, sample_prior  # noqa: E402
-from gankit.sampling import load_generator  # noqa: E402
-from gankit.train.loop import Run  # noqa: E402
-from gankit.train.translation import TranslationRun  # noqa: E402
-
-
-def train(
-    data: str | Tensor | Dataset | InMemoryData = "fashion-mnist",
-    config: Config | str | Path | None = None,
-    **overrides: Any,
-) -> Run | TranslationRun:
-    """Train a GAN and return the run (its directory, G, D, and ``.sample(n)``); with
-    ``model="pix2pix"`` or ``"cyclegan"`` an image translator on ``data`` = a task name
-    (``edges2fashion``, ``day2night``, ``sneaker2sandal``) or a folder (``partner=`` a second one),
-    returning a ``TranslationRun`` (``.translate(images, direction)``).
-
-    ``data`` is a dataset name (``ring``, ``grid``, ``fashion-mnist``), a folder path, a tensor of
-    images (N, C, H, W) (uint8, or float in [-1, 1]) or points (N, D), or a torch Dataset.
-    ``config`` is a Config or a YAML file; ``overrides`` are flat keys such as ``steps=2000``,
-    ``model="mlp"``, ``lr_g=1e-3``, ``out="runs/x"``, ``progress=False``.
-    """
-    from gankit.train.loop import train as _train
-
-    in_memory: InMemoryData | None = None
-    if isinstance(data, InMemoryData):
-        in_memory = data
-    elif isinstance(data, Tensor):
-        in_memory = from_tensor(data)
-    elif isinstance(data, Dataset):
-        in_memory = from_dataset(data)
-    else:
-        overrides = {"data": str(data), **overrides}
-    if in_memory is not None:
-        overrides.setdefault("data", in_memory.name)
-    if isinstance(config, Config):
-        cfg = build_config(overrides=overrides, base=config)
-    else:
-        cfg = build_config(config, overrides)
-    return _train(cfg, data=in_memory)
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time ``__getattr__`` imports these
+    from gankit.api import Run, TranslationRun, fit, sample
+    from gankit.config import Config, build_config
+    from gankit.data import InMemoryData, from_dataset, from_tensor
+    from gankit.errors import GankitError
+    from gankit.models import DataShape, build_models, sample_prior
+    from gankit.sampling import load_generator
 
 
-def sample(source: str | Path | Run, n: int = 64, seed: int = 0) -> Tensor:
-    """n samples from a run (or a run directory / checkpoint): images in [-1, 1] or points."""
-    if isinstance(source, Run):
-        return source.sample(n, seed)
-    return load_generator(str(source)).sample(n, seed)
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gankit' has no attribute {name!r}")
+    try:
+        return vars(importlib.import_module(module))[name]
+    except KeyError:  # the table names a module that lost the name: say so, as Python would
+        raise AttributeError(f"module 'gankit' has no attribute {name!r} ({module} defines none)") from None
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
+
+
+# The same names as ``_PUBLIC`` (tests/test_imports.py checks), written out for linters and ``import *``.
 __all__ = [
-    "Config", "DataShape", "GankitError", "InMemoryData", "Run", "__version__", "build_config",
-    "build_models", "from_dataset", "from_tensor", "load_generator", "sample", "sample_prior", "train", "TranslationRun",
+    "Config", "DataShape", "GankitError", "InMemoryData", "Run", "TranslationRun", "__version__",
+    "build_config", "build_models", "fit", "from_dataset", "from_tensor", "load_generator", "sample",
+    "sample_prior",
 ]

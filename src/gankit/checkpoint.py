@@ -15,6 +15,9 @@ A checkpoint is written into a hidden temporary folder, every file fsynced, and 
 to ``step-NNNNNN``; ``last`` moves after that. A save killed at any moment (SIGKILL, a full disk)
 therefore leaves the previous checkpoint whole and ``last`` pointing at it. Loading never unpickles:
 safetensors and JSON only.
+
+Finding checkpoints (``step_dirs``, ``resolve_link``, ``resolve_last``) is path logic and lives in
+``gankit.rundir``, which reads a run without torch; it is imported here.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +38,9 @@ from torch.optim import Optimizer
 
 from gankit.errors import GankitError
 from gankit.fsutil import fsync_dir
+from gankit.rundir import resolve_last, resolve_link, step_dirs
 
 FORMAT = 1
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 @dataclass
@@ -117,18 +119,6 @@ def _write_json(path: Path, obj: Any) -> None:
         os.fsync(f.fileno())
 
 
-def step_dirs(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    """Finished numbered checkpoints, oldest first."""
-    if not ckpt_dir.is_dir():
-        return []
-    found = []
-    for p in ckpt_dir.iterdir():
-        m = _STEP_DIR.match(p.name)
-        if m and p.is_dir() and not p.is_symlink():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def clean_partial(ckpt_dir: Path) -> None:
     """Remove temporaries left by a save that was killed."""
     if ckpt_dir.is_dir():
@@ -203,25 +193,7 @@ def mark_best(ckpt_dir: Path, step: int) -> None:
     _point(ckpt_dir, "best", f"step-{step:06d}")
 
 
-def resolve_link(ckpt_dir: Path, link_name: str) -> Path | None:
-    p = ckpt_dir / link_name
-    if p.is_symlink() or p.is_dir():
-        target = p.resolve()
-        if (target / "state.json").is_file():
-            return target
-    return None
-
-
 # --------------------------------------------------------------------------- reading
-
-
-def resolve_last(ckpt_dir: Path) -> Path | None:
-    """The checkpoint ``last`` points at, or the newest finished one if the link is missing."""
-    target = resolve_link(ckpt_dir, "last")
-    if target is not None:
-        return target
-    found = step_dirs(ckpt_dir)
-    return found[-1][1] if found else None
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

@@ -6,6 +6,7 @@ Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,17 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for opt in options():
         g = groups.setdefault(opt.section, p.add_argument_group(f"{opt.section} (YAML section '{opt.section}')"))
-        default = f" (default: {opt.default!r})" if opt.default not in ("", None) else ""
+        default = f" (default: {opt.default!r})" if opt.default is not None else ""
+        unset = " (an empty value unsets it)" if opt.optional else ""
         if opt.type is bool:
             g.add_argument(opt.flag, dest=opt.key, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=opt.help + default)
         else:
             names = _catalogue(opt)
             metavar = "{" + ",".join(names) + "}" if names else opt.type.__name__.upper()
+            metavar += "[,...]" if opt.many else ""
             g.add_argument(opt.flag, dest=opt.key, type=_typed(opt), default=argparse.SUPPRESS,
-                           metavar=metavar, help=opt.help + default)
+                           metavar=metavar, help=opt.help + default + unset)
 
 
 def _catalogue(opt: Option) -> list[str] | None:
@@ -42,7 +45,7 @@ def _catalogue(opt: Option) -> list[str] | None:
         from gankit.models.translators import TRANSLATORS
 
         return MODELS.names() + TRANSLATORS.names()
-    return reg.names() if reg else (list(opt.choices) if opt.choices else None)
+    return reg.names() if reg else ([str(c) for c in opt.choices] if opt.choices else None)
 
 
 def _typed(opt: Option) -> Any:
@@ -50,10 +53,20 @@ def _typed(opt: Option) -> Any:
         try:
             return parse_cli_value(opt, text)
         except GankitError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+            raise argparse.ArgumentTypeError(flags_for_keys(str(e))) from None
 
     convert.__name__ = opt.type.__name__
     return convert
+
+
+def flags_for_keys(message: str) -> str:
+    """A library message, as the command line user reads it: each config key it names becomes
+    its flag (``train.lr_g`` -> ``--lr-g``, ``model.arch=mlp`` -> ``--model mlp``). Keys in quotes
+    are left alone: they are YAML spellings (``unknown config key 'train.stepz'``)."""
+    flags = {o.dotted: o.flag for o in options()}
+    keys = "|".join(re.escape(k) for k in sorted(flags, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.\-/'])({keys})(?![\w'])(=?)")
+    return pattern.sub(lambda m: flags[m.group(1)] + (" " if m.group(2) else ""), message)
 
 
 def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
@@ -147,15 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
-    from gankit.train import train
+    from gankit.api import train_config
 
     overrides = _overrides(ns)
     if ns.resume:
         if ns.config:
             raise GankitError("--config cannot be combined with --resume: the run keeps its own config")
-        train(None, resume=ns.resume, overrides=overrides)  # type: ignore[arg-type]
+        train_config(None, resume=ns.resume, overrides=overrides)
     else:
-        train(build_config(ns.config, overrides))
+        train_config(build_config(ns.config, overrides))  # resolved there, once
     return 0
 
 
@@ -246,7 +259,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     from gankit.config import parse_image_size
     from gankit.metrics import evaluate_folders, evaluate_generator, parse_metrics
-    from gankit.train.rundir import MetricsLog
+    from gankit.rundir import RunDir
 
     metrics = parse_metrics(ns.metrics) if ns.metrics else None
     if ns.n < 2:
@@ -256,7 +269,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             raise GankitError("compare two folders with --real DIR --fake DIR (and no run directory)")
         size = parse_image_size(ns.image_size) if ns.image_size else None
         res = evaluate_folders(ns.real, ns.fake, metrics, ns.features, size, ns.device)
-        run_log, step = None, None
+        run, step = None, None
     else:
         if not ns.source:
             raise GankitError("give a run directory or checkpoint, or --real DIR --fake DIR")
@@ -267,7 +280,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
             return _eval_per_class(ns, lg)
         res = evaluate_generator(lg.G, lg.config, ns.n, metrics, ns.features, ns.device, ns.seed)
         step = lg.step
-        run_log = lg.run_dir / "metrics.jsonl" if lg.run_dir else None
+        run = RunDir(lg.run_dir) if lg.run_dir else None
     if ns.json:
         print(json.dumps({"step": step, **res.values, "n_fake": res.n_fake, "n_real": res.n_real,
                           "features": res.features, "seconds": round(res.seconds, 2)}))
@@ -277,9 +290,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
               f"{res.seconds:.1f} s")
         for k, v in res.values.items():
             print(f"  {k:<12} {v:.6g}")
-    if run_log is not None:
-        MetricsLog(run_log).append({"step": step, **res.values, "eval_n": res.n_fake,
-                                    "eval_features": res.features})
+    if run is not None:
+        run.append({"step": step, **res.values, "eval_n": res.n_fake, "eval_features": res.features})
     return 0
 
 
@@ -290,7 +302,7 @@ def _eval_per_class(ns: argparse.Namespace, lg: Any) -> int:
 
     from gankit.metrics import evaluate_per_class
     from gankit.models.conditional import class_names
-    from gankit.train.rundir import MetricsLog
+    from gankit.rundir import RunDir
 
     if not lg.num_classes:
         raise GankitError(f"--per-class needs a conditional run (--conditional); {ns.source} is not one")
@@ -311,8 +323,7 @@ def _eval_per_class(ns: argparse.Namespace, lg: Any) -> int:
         print(f"  {'mean':<16} {values['class_fid']:8.3f} "
               + (f"{values['class_acc']:9.3f}" if "class_acc" in values else f"{'-':>9}"))
     if lg.run_dir is not None:
-        MetricsLog(lg.run_dir / "metrics.jsonl").append({"step": lg.step, **values,
-                                                         "n_per_class": ns.n_per_class})
+        RunDir(lg.run_dir).append({"step": lg.step, **values, "n_per_class": ns.n_per_class})
     return 0
 
 
@@ -322,8 +333,8 @@ def cmd_eval_translator(ns: argparse.Namespace) -> int:
     import json
 
     from gankit.checkpoint import load_checkpoint
-    from gankit.metrics.translation import evaluate_translator
-    from gankit.train.rundir import MetricsLog
+    from gankit.rundir import RunDir
+    from gankit.translating import evaluate_translator
 
     if ns.metrics or ns.features != "fmnist" or ns.per_class:
         raise GankitError(f"{ns.source} is an image translator: it is scored by L1, PSNR, SSIM, the fmnist "
@@ -339,9 +350,9 @@ def cmd_eval_translator(ns: argparse.Namespace) -> int:
         print(f"{res.n} inputs of the {res.split} split at step {step}, {res.seconds:.1f} s")
         for k, v in res.values.items():
             print(f"  {k:<16} {v:.6g}")
-    if ckpt.path.parent.name == "checkpoints":
-        MetricsLog(ckpt.path.parent.parent / "metrics.jsonl").append(
-            {"step": step, **res.values, "eval_n": res.n})
+    run = RunDir.of_checkpoint(ckpt.path)
+    if run is not None:
+        run.append({"step": step, **res.values, "eval_n": res.n})
     return 0
 
 
@@ -386,30 +397,28 @@ def cmd_translate(ns: argparse.Namespace) -> int:
 
 def cmd_report(ns: argparse.Namespace) -> int:
     from gankit.report import build_report
+    from gankit.rundir import RunDir
 
-    print(build_report(ns.run_dir, ns.out))
+    print(build_report(RunDir(ns.run_dir), ns.out))
     return 0
 
 
 def cmd_doctor(ns: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from gankit.diagnosis import FAILURES, diagnose_run
+    from gankit.rundir import RunDir
+    from gankit.verdict import equilibrium
 
-    run = Path(ns.run_dir)
-    if not (run / "config.yaml").is_file():
-        raise GankitError(f"{run} is not a gankit run (no config.yaml); give a run directory")
+    run = RunDir(ns.run_dir)
+    if not run.is_run():
+        raise GankitError(f"{run.path} is not a gankit run (no config.yaml); give a run directory")
     findings, events, last = diagnose_run(run)
     if "step" not in last:
-        print(f"{run}: nothing logged yet")
+        print(f"{run.path}: nothing logged yet")
         return 0
-    print(f"{run}: step {last['step']}")
-    if "d_real" in last:
-        gap = last["d_real"] - last["d_fake"]
-        verdict = ("near the equilibrium D(x) = D(G(z)) = 0.5: D can barely tell real from fake"
-                   if abs(gap) < 0.1 and abs(last["d_real"] - 0.5) < 0.15 else
-                   "D still tells real from fake" if gap > 0 else "D rates the fakes above the real data")
-        print(f"  D(x) = {last['d_real']:.3f}, D(G(z)) = {last['d_fake']:.3f}: {verdict}")
+    print(f"{run.path}: step {last['step']}")
+    if "d_real" in last:  # the report's reading too (gankit.verdict)
+        print(f"  D(x) = {last['d_real']:.3f}, D(G(z)) = {last['d_fake']:.3f}")
+        print(f"  {equilibrium(last['d_real'], last['d_fake']).sentence}")
     if "grad_g" in last:
         print(f"  |grad G| = {last['grad_g']:.3g}, |grad D| = {last['grad_d']:.3g}")
     signals = [f"{k} {last[k]:.3g}" + (f" of {last[k + '_total']:.0f}" if k + "_total" in last else "")
@@ -432,9 +441,9 @@ def cmd_list(ns: argparse.Namespace) -> int:
     from gankit.data import DATASETS
     from gankit.losses import LOSSES
     from gankit.metrics import FEATURES, METRICS
-    from gankit.models import MODELS
+    from gankit.models import CONDITIONINGS, MODELS
 
-    for reg in (MODELS, LOSSES, DATASETS, METRICS, FEATURES):
+    for reg in (MODELS, CONDITIONINGS, LOSSES, DATASETS, METRICS, FEATURES):
         print(f"{reg.plural}:")
         for e in reg.entries():
             print(f"  {e.name:<16} {e.help}")
@@ -461,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return ns.func(ns)
     except GankitError as e:
-        print(f"gankit: error: {e}", file=sys.stderr)
+        print(f"gankit: error: {flags_for_keys(str(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         print(f"gankit: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)

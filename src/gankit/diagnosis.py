@@ -20,7 +20,6 @@ metrics.jsonl, so both say the same thing.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gankit.data.base import DataTraits
 from gankit.models import DataShape
+from gankit.rundir import RunDir
 
 # --------------------------------------------------------------------------- the catalogue
 
@@ -257,22 +258,14 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def diagnose_run(run_dir: str | Path) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
+def diagnose_run(run_dir: str | Path | RunDir) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
     """Replay a run's metrics.jsonl through the same rules: (findings as they started, the run's
     events such as rollbacks, a summary of the last signals)."""
-    from gankit.config import config_from_dict, load_yaml
-
-    run = Path(run_dir)
-    cfg = config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
-    records, events = [], []
-    path = run / "metrics.jsonl"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-            (events if "event" in rec else records).append(rec)
+    run = RunDir(run_dir)
+    cfg = run.config()
+    every = run.records()  # a line cut short by a kill is skipped
+    records = [r for r in every if "event" not in r]
+    events = [r for r in every if "event" in r]
     watcher = Watcher(cfg.train.loss, cfg.train.steps)
     findings = [f for rec in records for f in watcher.add(rec)]
     last: dict[str, Any] = {}
@@ -297,20 +290,22 @@ class Probe:
     """Measures G's diversity, and its mode or class coverage where the data make that possible,
     at fixed latents (the same samples every time, so changes are G's, not the noise's).
 
-    Features: the shipped Fashion-MNIST classifier's for 1x28x28 images, pixels average-pooled to at
-    most 16x16 for other images, the coordinates themselves for 2-D points."""
+    What the data are known to be comes from their traits (``InMemoryData.traits``), never from
+    their name: a 2-D mixture's modes are counted; Fashion-MNIST items at 1x28x28 are read by the
+    shipped classifier (features and classes); other images are pixels average-pooled to at most
+    16x16, and 2-D points their own coordinates."""
 
     N = 512
 
-    def __init__(self, data_name: str, shape: DataShape, real: Tensor, z: Tensor,
+    def __init__(self, traits: DataTraits, shape: DataShape, real: Tensor, z: Tensor,
                  y: Tensor | None = None, device: torch.device | str = "cpu") -> None:
-        from gankit.data.toy import MODES
-
+        if not isinstance(traits, DataTraits):
+            raise TypeError(f"Probe takes the data's traits (data.traits), not {type(traits).__name__}")
         self.shape, self.z, self.device = shape, z[: self.N].to(device), device
         self.y = None if y is None else y[: self.N].to(device)  # a conditional G's labels
-        self.modes = MODES.get(data_name)
+        self.modes = traits.modes
         self.classifier = None
-        if shape.is_image and shape.dims == (1, 28, 28) and data_name.startswith("fashion-mnist"):
+        if shape.is_image and shape.dims == (1, 28, 28) and traits.fmnist_classifier:
             from gankit.metrics.features import get_extractor
 
             self.classifier = get_extractor("fmnist", device)
@@ -336,8 +331,8 @@ class Probe:
         if self.modes is not None:
             from gankit.metrics.scores import modes_2d
 
-            centers, std = self.modes
-            modes, hq = modes_2d(fake.float().cpu().numpy(), np.asarray(centers), std)
+            centers = self.modes.centers
+            modes, hq = modes_2d(fake.float().cpu().numpy(), np.asarray(centers), self.modes.std)
             out |= {"modes": modes, "modes_total": len(centers), "hq": round(hq, 4)}
         if logits is not None:
             out |= {"classes": int(logits.argmax(1).unique().numel()), "classes_total": logits.shape[1]}

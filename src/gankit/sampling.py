@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,20 +13,7 @@ from gankit.config import Config, config_from_dict
 from gankit.errors import GankitError
 from gankit.models import DataShape, Packed, models_for, sample_prior
 from gankit.models.conditional import default_labels, num_classes_of
-
-
-@contextmanager
-def evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Eval mode (batch norm uses its running statistics) and no autograd, then back as it was."""
-    modes = [m.training for m in modules]
-    try:
-        for m in modules:
-            m.eval()
-        with torch.inference_mode():
-            yield
-    finally:
-        for m, mode in zip(modules, modes, strict=True):
-            m.train(mode)
+from gankit.nn_util import evaluating  # re-exported: its home is below metrics and models
 
 
 def generate(G: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:

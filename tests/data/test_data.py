@@ -120,3 +120,43 @@ def test_from_tensor_and_dataset() -> None:
     with pytest.raises(GankitError):
         from_tensor(torch.rand(5))
     assert math.isclose(float(from_tensor(torch.full((1, 1, 2, 2), -1.0)).batch(torch.tensor([0])).max()), -1)
+
+
+def test_built_in_sets_carry_their_traits_and_the_registry_names_them() -> None:
+    from gankit.data.base import NO_TRAITS
+    from gankit.data.toy import GRID, RING
+
+    ring = load_data(DataConfig(source="ring"))
+    assert ring.traits is RING is DATASETS.get("ring").traits
+    assert ring.traits.modes is not None and len(ring.traits.modes.centers) == 8
+    assert ring.traits.modes.std == 0.01 and not ring.traits.fmnist_classifier
+    assert load_data(DataConfig(source="grid")).traits is GRID and len(GRID.modes.centers) == 25
+    assert DATASETS.get("stacked-fashion-mnist").traits.modes_total == 1000
+    fm = DATASETS.get("fashion-mnist").traits
+    assert fm.fmnist_classifier and fm.classes == tuple(CLASSES) and fm.modes is None
+    assert from_tensor(torch.randn(10, 2), name="ring").traits is NO_TRAITS
+
+
+@pytest.mark.parametrize("name", ["ring", "fashion-mnist-copy"])
+def test_a_folder_named_like_a_dataset_gets_no_built_in_traits(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from gankit.data.base import NO_TRAITS
+    from gankit.diagnosis import Probe
+    from gankit.models import DataShape
+
+    folder = tmp_path / "work" / name
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.new("L", (28, 28), 40 * i).save(folder / f"{i}.png")
+    monkeypatch.chdir(folder.parent)
+    source = name if name != "ring" else f"./{name}"  # a bare `ring` is the built-in set
+    data = load_data(DataConfig(source=source, image_size="28", cache_dir=str(tmp_path / "cache")))
+    assert data.name == source and data.shape.dims == (1, 28, 28)
+    assert data.traits is NO_TRAITS
+    # so the diagnosis neither counts ring modes nor reads the images with the fmnist classifier
+    probe = Probe(data.traits, data.shape, data.batch(torch.arange(3)), torch.randn(3, 8))
+    assert probe.modes is None and probe.classifier is None
+    with pytest.raises(TypeError, match="traits"):
+        Probe(data.name, data.shape, data.batch(torch.arange(3)), torch.randn(3, 8))  # type: ignore[arg-type]

@@ -162,7 +162,7 @@ def test_errors_name_the_path(tmp_path: Path, kind: str) -> None:
         assert "not a folder" in message
     elif kind in ("empty", "only_text"):
         assert "contains no image files" in message and ".png" in message
-        assert "--data" in message
+        assert "data.source" in message
     else:
         assert "a.png: empty file (0 bytes)" in message
         assert "b.jpg: not an image" in message

@@ -43,12 +43,12 @@ def test_eval_two_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_eval_image_run_with_fmnist_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.api import train_config
     from gankit.data import from_tensor
-    from gankit.train import train
     from tests.conftest import tiny_config, tiny_images
 
     run = tmp_path / "r"
-    train(tiny_config(run, model="dcgan", data="tensor", steps=4, width=8), data=from_tensor(tiny_images()))
+    train_config(tiny_config(run, model="dcgan", data="tensor", steps=4, width=8), data=from_tensor(tiny_images()))
     capsys.readouterr()
     # The run's data was a tensor, which `gankit eval` cannot reload: a clear error.
     assert main(["eval", str(run)]) == 2

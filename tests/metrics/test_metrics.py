@@ -177,10 +177,10 @@ def test_evaluating_a_perfect_grid_generator_finds_all_25_modes() -> None:
     from torch import nn
 
     from gankit.config import build_config
-    from gankit.data.toy import MODES
+    from gankit.data.toy import GRID
     from gankit.metrics import evaluate_generator
 
-    centers, std = MODES["grid"]
+    centers, std = GRID.modes.centers, GRID.modes.std
 
     class PerfectG(nn.Module):  # z -> a mode centre picked by z, plus the data's own noise
         def forward(self, z: torch.Tensor) -> torch.Tensor:

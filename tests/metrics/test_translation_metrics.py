@@ -86,3 +86,30 @@ def test_gaussian_window_is_normalised_and_centred() -> None:
 def test_ssim_needs_the_window_to_fit() -> None:
     with pytest.raises(GankitError, match="at least 11x11"):
         ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))
+
+
+def test_score_translation_of_identity_generators_is_perfect() -> None:
+    from torch import nn
+
+    from gankit.data.paired import PairedData, UnpairedData
+    from gankit.metrics.translation import score_translation
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randint(0, 256, (6, 1, 16, 16), dtype=torch.uint8, generator=g)
+    same = {"AtoB": nn.Identity(), "BtoA": None}
+    paired = score_translation(same, PairedData(A, A.clone(), "same"), n=4, batch_size=3)
+    assert paired.values == {"l1": 0.0, "psnr": PSNR_CAP, "ssim": pytest.approx(1.0, abs=1e-12)}
+    assert paired.n == 4 and paired.split == "test"
+    # a generator that changes its input is measured as such
+    brighter = score_translation({"AtoB": nn.Hardtanh(-0.9, 1.0)}, PairedData(A, A.clone(), "same"))
+    assert brighter.values["l1"] > 0 and brighter.values["psnr"] < PSNR_CAP
+    # unpaired: both ways; identities reconstruct their inputs exactly
+    B = torch.randint(0, 256, (5, 1, 16, 16), dtype=torch.uint8, generator=g)
+    both = {"AtoB": nn.Identity(), "BtoA": nn.Identity()}
+    unpaired = score_translation(both, UnpairedData(A, B, "ab"), split="train")
+    assert unpaired.values == {"cycle_l1_A": 0.0, "cycle_l1_B": 0.0}  # classes "A", "B": no classifier
+    assert unpaired.n == 5 and unpaired.split == "train"
+    with pytest.raises(GankitError, match="BtoA"):
+        score_translation(same, UnpairedData(A, B, "ab"))
+    with pytest.raises(GankitError, match="at least 1"):
+        score_translation(same, PairedData(A, A.clone(), "same"), n=0)

@@ -125,3 +125,42 @@ def test_acgan_class_loss_is_the_cross_entropy_by_hand() -> None:
     logits.requires_grad_(True)
     class_loss(logits, y).backward()
     assert logits.grad[0, 0] < 0 and logits.grad[1, 1] < 0 and logits.grad[1, 2] > 0
+
+
+@pytest.mark.parametrize(("kind", "d_class"), [("cgan", CGANDiscriminator), ("acgan", ACGANDiscriminator),
+                                               ("projection", ProjectionDiscriminator)])
+def test_each_conditioning_entry_builds_its_discriminator(kind: str, d_class: type) -> None:
+    from gankit.models import CONDITIONINGS, MODELS
+    from gankit.models.conditional import ConditionalRequest
+
+    assert kind in CONDITIONINGS and CONDITIONINGS.names() == ["cgan", "acgan", "projection"]
+    request = ConditionalRequest(MODELS.get("mlp"), DataShape((2,)), 8, 16, num_classes=5, embed_dim=3)
+    G, D = CONDITIONINGS.get(kind)(request)
+    assert type(D) is d_class and isinstance(G, ConditionalG) and G.embed.weight.shape == (5, 3)
+    assert type(build_models("mlp", DataShape((2,)), 8, 16, conditional=kind, num_classes=5)[1]) is d_class
+    help_line = next(e.help for e in CONDITIONINGS.entries() if e.name == kind)
+    assert {"cgan": "Mirza & Osindero 2014", "acgan": "Odena et al. 2017",
+            "projection": "Miyato & Koyama 2018"}[kind] in help_line
+
+
+@pytest.mark.parametrize("kind", ["cgan", "acgan", "projection"])
+def test_conditional_builds_draw_as_before(kind: str) -> None:
+    """The registry's builders draw the parameters in the order the old if-chain did: the base pair
+    (G's z + embedding input), G's embedding, then (cgan) D for C + K channels, spectral norm, the head."""
+    from gankit.models import MODELS, apply_spectral_norm
+
+    build, shape, K = MODELS.get("dcgan"), SHAPE, 10
+    torch.manual_seed(5)
+    G, D = build_models("dcgan", shape, 8, 8, spectral_norm=True, conditional=kind, num_classes=K)
+    torch.manual_seed(5)
+    G0, D0 = build(shape, 8 + K, 8)
+    G0 = ConditionalG(G0, K, K)
+    if kind == "cgan":
+        _, D0 = build(DataShape((1 + K, 28, 28)), 8, 8)
+    apply_spectral_norm(D0)
+    D0 = {"cgan": lambda: CGANDiscriminator(D0, K),
+          "acgan": lambda: ACGANDiscriminator(D0, K, feature_dim(D0, shape.dims)),
+          "projection": lambda: ProjectionDiscriminator(D0, K, feature_dim(D0, shape.dims))}[kind]()
+    for new, old in ((G, G0), (D, D0)):
+        a, b = new.state_dict(), old.state_dict()
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)

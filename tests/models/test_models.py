@@ -42,7 +42,7 @@ def test_dcgan_plan(size: tuple[int, int], plan: tuple[int, int, int]) -> None:
 
 @pytest.mark.parametrize("size", [(18, 18), (30, 30), (8, 8)])
 def test_dcgan_rejects_sizes_it_cannot_make(size: tuple[int, int]) -> None:
-    with pytest.raises(GankitError, match="image-size"):
+    with pytest.raises(GankitError, match="data.image_size"):
         dcgan_plan(*size)
 
 

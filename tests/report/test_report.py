@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from gankit.errors import GankitError
-from gankit.report import build_report, describe_equilibrium, plot_field, read_metrics
+from gankit.report import build_report, plot_field
 from gankit.report.plots import FIELD_MARKER
 
 B64 = "data:image/png;base64,"
@@ -242,23 +242,6 @@ def test_eval_of_an_earlier_checkpoint_keeps_later_training_lines(tmp_path: Path
     assert "fid against step" in page
 
 
-def test_read_metrics_skips_broken_lines(tmp_path: Path) -> None:
-    path = tmp_path / "metrics.jsonl"
-    path.write_bytes(
-        b'{"step": 1, "loss_d": 0.5}\n'
-        b"\n"
-        b"not json\n"
-        b"[1, 2]\n"
-        b'{"step": 2, "loss_d": NaN, "fid": null}\n'
-        b'{"step": 3, "loss_d": 0.'
-    )
-    records = read_metrics(path)
-    assert [r["step"] for r in records] == [1, 2]
-    assert np.isnan(records[1]["loss_d"])
-    assert records[1]["fid"] is None
-    assert read_metrics(tmp_path / "missing.jsonl") == []
-
-
 def test_plot_field_returns_png() -> None:
     rng = np.random.default_rng(0)
     prob = rng.uniform(size=(40, 40))
@@ -277,21 +260,3 @@ def test_plot_field_returns_png() -> None:
         im.load()
     with pytest.raises(ValueError):
         plot_field(np.zeros((1, 2)), np.zeros((1, 2)), prob, (1, 0, 0, 1))
-
-
-@pytest.mark.parametrize(
-    ("d_real", "d_fake", "expected"),
-    [
-        (0.55, 0.47, "D can no longer tell real from fake"),
-        (0.93, 0.2, "D is winning easily"),
-        (0.75, 0.5, "In between"),
-        (None, 0.5, "Not enough data yet"),
-    ],
-)
-def test_equilibrium_sentence(d_real: float | None, d_fake: float | None, expected: str) -> None:
-    sentence = describe_equilibrium(d_real, d_fake)
-    assert sentence.startswith(expected)
-    if expected.startswith("D can no longer"):
-        assert "Goodfellow et al. 2014" in sentence
-    if expected.startswith("D is winning"):
-        assert "gradient may be diminishing" in sentence

@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
-from gankit.train import TrainingDiverged, train
-from gankit.train import loop as loop_mod
+from gankit.train import step as step_mod
+from gankit.train.lifecycle import MAX_ROLLBACKS, TrainingDiverged
 from tests.conftest import tiny_config
+from tests.hooks import NaNLoss
 
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_k_d_updates_per_g_update(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, k: int) -> None:
     calls: list[str] = []
-    real_d, real_g = loop_mod.d_step, loop_mod.g_step
+    real_d, real_g = step_mod.d_step, step_mod.g_step
 
     def d(*a):  # type: ignore[no-untyped-def]
         calls.append("D")
@@ -27,9 +29,9 @@ def test_k_d_updates_per_g_update(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         calls.append("G")
         return real_g(*a)
 
-    monkeypatch.setattr(loop_mod, "d_step", d)
-    monkeypatch.setattr(loop_mod, "g_step", g)
-    train(tiny_config(tmp_path / "r", steps=7, d_steps=k, checkpoint_every=7))
+    monkeypatch.setattr(step_mod, "d_step", d)
+    monkeypatch.setattr(step_mod, "g_step", g)
+    train_config(tiny_config(tmp_path / "r", steps=7, d_steps=k, checkpoint_every=7))
     assert calls == (["D"] * k + ["G"]) * 7
     # And the optimisers agree: Adam counts its own updates.
     ck = load_checkpoint(tmp_path / "r")
@@ -60,20 +62,12 @@ def test_g_step_leaves_d_untouched_and_d_step_leaves_g_untouched(tmp_path: Path)
 
 
 def test_nan_is_caught_at_the_step_it_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_g = loop_mod.g_step
-    n = {"calls": 0}
-
-    def g(*a):  # type: ignore[no-untyped-def]
-        n["calls"] += 1
-        out = real_g(*a)
-        return out * float("nan") if n["calls"] >= 13 else out  # from step 13 on, for good
-
-    monkeypatch.setattr(loop_mod, "g_step", g)
+    hook = NaNLoss(lambda n: n >= 13)  # from step 13 on, for good
     # pinned to step 13 although read back at step 20; rolled back to step 10 (with halved learning
     # rates) MAX_ROLLBACKS times, each diverging again at once (step 11), then stopped
     with pytest.raises(TrainingDiverged, match="at step 11.*checkpoint \\(step 10\\)"):
-        train(tiny_config(tmp_path / "r", steps=40, log_every=20, checkpoint_every=10))
+        train_config(tiny_config(tmp_path / "r", steps=40, log_every=20, checkpoint_every=10), hooks=[hook])
     assert load_checkpoint(tmp_path / "r").step == 10  # the diverged state was never saved
     events = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     rollbacks = [e for e in events if e.get("event") == "rollback"]
-    assert [e["diverged_at"] for e in rollbacks] == [13, 11, 11] == [13] + [11] * (loop_mod.MAX_ROLLBACKS - 1)
+    assert [e["diverged_at"] for e in rollbacks] == [13, 11, 11] == [13] + [11] * (MAX_ROLLBACKS - 1)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from gankit import checkpoint as ck
+from gankit.api import train_config
 from gankit.errors import GankitError
-from gankit.train import train
 from tests.conftest import tiny_config
 
 
 def test_layout_and_pruning(tmp_path: Path) -> None:
-    train(tiny_config(tmp_path / "r", steps=50, checkpoint_every=10, keep=2))
+    train_config(tiny_config(tmp_path / "r", steps=50, checkpoint_every=10, keep=2))
     d = tmp_path / "r" / "checkpoints"
     assert sorted(p.name for p in d.iterdir()) == ["last", "step-000040", "step-000050"]
     assert (d / "last").resolve().name == "step-000050"
@@ -29,7 +29,7 @@ def test_layout_and_pruning(tmp_path: Path) -> None:
 
 
 def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    train(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
+    train_config(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
     d = tmp_path / "r" / "checkpoints"
     before = ck.load_checkpoint(d)
 
@@ -45,7 +45,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pyte
 
 
 def test_leftovers_of_a_killed_save_are_ignored_and_cleaned(tmp_path: Path) -> None:
-    train(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
+    train_config(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
     d = tmp_path / "r" / "checkpoints"
     partial = d / ".tmp-step-000030-999"
     partial.mkdir()
@@ -56,13 +56,13 @@ def test_leftovers_of_a_killed_save_are_ignored_and_cleaned(tmp_path: Path) -> N
 
 
 def test_missing_last_link_falls_back_to_newest(tmp_path: Path) -> None:
-    train(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
+    train_config(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
     (tmp_path / "r" / "checkpoints" / "last").unlink()
     assert ck.load_checkpoint(tmp_path / "r").step == 20
 
 
 def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    train(tiny_config(tmp_path / "r", steps=10, checkpoint_every=10))
+    train_config(tiny_config(tmp_path / "r", steps=10, checkpoint_every=10))
     f = tmp_path / "r" / "checkpoints" / "last" / "model.safetensors"
     f.write_bytes(b"\x80\x04not safetensors")  # e.g. a pickle someone dropped in
     with pytest.raises(GankitError, match="damaged"):
@@ -92,7 +92,7 @@ def test_tensorboard_mirrors_metrics_jsonl(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard", reason="the optional extra: pip install 'gankit[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(tiny_config(tmp_path / "r", steps=30, tensorboard=True))
+    train_config(tiny_config(tmp_path / "r", steps=30, tensorboard=True))
     acc = EventAccumulator(str(tmp_path / "r" / "tensorboard"))
     acc.Reload()
     lines = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]

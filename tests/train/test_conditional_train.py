@@ -10,18 +10,18 @@ import pytest
 import torch
 from PIL import Image
 
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from gankit.data import from_tensor
-from gankit.data.toy import MODES
+from gankit.data.toy import RING
 from gankit.errors import GankitError
 from gankit.images import label_rows, make_grid
 from gankit.sampling import load_generator
-from gankit.train import train
 from tests.conftest import needs_fmnist, tiny_config, tiny_images
 from tests.train.test_resume import assert_same_run
 
-RING_CENTERS, _ = MODES["ring"]
+RING_CENTERS = RING.modes.centers
 
 
 def nearest_mode(points: torch.Tensor) -> np.ndarray:
@@ -32,7 +32,7 @@ def nearest_mode(points: torch.Tensor) -> np.ndarray:
 def test_each_class_goes_to_its_own_mode_of_the_ring(tmp_path: Path, kind: str) -> None:
     # The ring's labels are its 8 modes: a G that uses its label puts class k on mode k. An
     # unconditional G (or a D that never saw the right labels) could not.
-    run = train(tiny_config(tmp_path / kind, conditional=kind, steps=300, batch_size=128, width=32,
+    run = train_config(tiny_config(tmp_path / kind, conditional=kind, steps=300, batch_size=128, width=32,
                             lr_g=2e-3, lr_d=2e-3, ema=0.0, checkpoint_every=300, sample_every=300,
                             log_every=50, diagnose_every=0))
     assert run.classes == [f"mode {k}" for k in range(8)]
@@ -53,9 +53,9 @@ def test_conditional_resume_is_bit_identical(tmp_path: Path, kind: str) -> None:
     images, labels = tiny_images(48, 16), torch.arange(48) % 3
     kw = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 16, "data": "tensor",
           "conditional": kind, "ema": 0.9}
-    train(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images, labels))
-    train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images, labels))
-    train(None, data=from_tensor(images, labels), resume=tmp_path / "part",  # type: ignore[arg-type]
+    train_config(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images, labels))
+    train_config(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images, labels))
+    train_config(None, data=from_tensor(images, labels), resume=tmp_path / "part",  # type: ignore[arg-type]
           overrides={"steps": 20})
     assert_same_run(tmp_path / "full", tmp_path / "part")
     meta = load_checkpoint(tmp_path / "full").meta
@@ -66,17 +66,17 @@ def test_resume_with_other_classes_is_refused(tmp_path: Path) -> None:
     images = tiny_images(48, 16)
     kw = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 16, "data": "tensor",
           "conditional": "cgan"}
-    train(tiny_config(tmp_path / "r", steps=10, **kw), data=from_tensor(images, torch.arange(48) % 3))
+    train_config(tiny_config(tmp_path / "r", steps=10, **kw), data=from_tensor(images, torch.arange(48) % 3))
     with pytest.raises(GankitError, match="now have 4 classes, but .* was trained on 3"):
-        train(None, data=from_tensor(images, torch.arange(48) % 4), resume=tmp_path / "r",  # type: ignore[arg-type]
+        train_config(None, data=from_tensor(images, torch.arange(48) % 4), resume=tmp_path / "r",  # type: ignore[arg-type]
               overrides={"steps": 20})
 
 
 def test_conditional_needs_labels_and_rejects_packing(tmp_path: Path) -> None:
     with pytest.raises(GankitError, match="needs labelled data"):
-        train(tiny_config(tmp_path / "u", conditional="cgan", data="tensor"),
+        train_config(tiny_config(tmp_path / "u", conditional="cgan", data="tensor"),
               data=from_tensor(torch.randn(64, 2)))
-    with pytest.raises(GankitError, match="--pack or --unrolled"):
+    with pytest.raises(GankitError, match="reg.pack or reg.unrolled"):
         tiny_config(tmp_path / "p", conditional="cgan", pack=2)
     with pytest.raises(GankitError, match="cgan, acgan, projection"):
         tiny_config(tmp_path / "k", conditional="infogan")
@@ -85,7 +85,7 @@ def test_conditional_needs_labels_and_rejects_packing(tmp_path: Path) -> None:
 def test_grid_rows_are_classes_and_sample_class_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     images, labels = tiny_images(60, 16), torch.arange(60) % 3
     run_dir = tmp_path / "img"
-    train(tiny_config(run_dir, model="dcgan", width=8, latent_dim=8, batch_size=12, data="tensor",
+    train_config(tiny_config(run_dir, model="dcgan", width=8, latent_dim=8, batch_size=12, data="tensor",
                       conditional="projection", steps=10, sample_every=10, checkpoint_every=10),
           data=from_tensor(images, labels))
     grid = np.asarray(Image.open(run_dir / "samples" / "step-000010.png"))
@@ -104,7 +104,7 @@ def test_grid_rows_are_classes_and_sample_class_from_the_cli(tmp_path: Path, cap
     assert main(["sample", str(run_dir), "--class", "shoe", "--out", str(tmp_path / "x.png")]) == 2
     assert "not one of this run's 3 classes" in capsys.readouterr().err
     plain = tmp_path / "plain"
-    train(tiny_config(plain, steps=10))
+    train_config(tiny_config(plain, steps=10))
     assert main(["sample", str(plain), "--class", "1", "--out", str(tmp_path / "y.png")]) == 2
     assert "needs a conditional run" in capsys.readouterr().err
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
-from gankit.train import train
 from tests.conftest import tiny_config
 
 
 def test_best_checkpoint_follows_the_eval_metric(tmp_path: Path) -> None:
     run = tmp_path / "r"
-    train(tiny_config(run, steps=60, eval_every=20, eval_metric="hq", checkpoint_every=10, keep=1))
+    train_config(tiny_config(run, steps=60, eval_every=20, eval_metric="hq", checkpoint_every=10, keep=1))
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "hq" in r]
     assert [r["step"] for r in evals] == [20, 40, 60]
@@ -30,7 +30,7 @@ def test_best_checkpoint_follows_the_eval_metric(tmp_path: Path) -> None:
 
 def test_eval_cli_on_a_2d_run_appends_to_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "r"
-    train(tiny_config(run, steps=20))
+    train_config(tiny_config(run, steps=20))
     capsys.readouterr()
     assert main(["eval", str(run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -48,7 +48,7 @@ def test_eval_cli_on_a_2d_run_appends_to_the_run(tmp_path: Path, capsys: pytest.
 def test_eval_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                           message: str) -> None:
     run = tmp_path / "r"
-    train(tiny_config(run, steps=10))
+    train_config(tiny_config(run, steps=10))
     capsys.readouterr()
     assert main([str(run) if a == "RUN" else a for a in args]) == 2
     assert message in capsys.readouterr().err

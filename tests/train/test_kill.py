@@ -26,19 +26,21 @@ FMNIST_TINY = ["--data", "fashion-mnist", "--model", "dcgan", "--width", "8", "-
 # before its state.json), the worst moment for a save.
 CHILD = r"""
 import os, signal, sys
-from gankit import checkpoint as ck
-from gankit.train import loop  # (gankit.train is also the API's function)
+from gankit import api, checkpoint as ck
 from gankit.cli import main
 
 at_step, in_save = int(os.environ.get("KILL_AT_STEP", 0)), int(os.environ.get("KILL_IN_SAVE", 0))
-real_g, real_json, calls = loop.g_step, ck._write_json, [0]
+real_train, real_json = api.train_config, ck._write_json
 
-def g_step(*a):
-    calls[0] += 1
-    out = real_g(*a)
-    if calls[0] == at_step:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return out
+class KillAt:  # a lifecycle hook: SIGKILL right after generator update number at_step
+    n = 0
+    def after_iteration(self, step, logged):
+        KillAt.n += 1
+        if KillAt.n == at_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+def train_config(*a, **k):
+    return real_train(*a, **k, hooks=[KillAt()])
 
 def write_json(path, obj):
     if obj.get("step") == in_save:
@@ -46,7 +48,7 @@ def write_json(path, obj):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_json(path, obj)
 
-loop.g_step, ck._write_json = g_step, write_json
+api.train_config, ck._write_json = train_config, write_json
 sys.exit(main(sys.argv[1:]))
 """
 

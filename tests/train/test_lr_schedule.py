@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
-from gankit.train import loop, train
 from gankit.train.state import lr_factor
 from tests.conftest import tiny_config
+from tests.hooks import Signal
 from tests.train.test_resume import assert_same_run
 
 
@@ -22,7 +22,7 @@ def test_lr_factor_is_constant_then_linear_to_zero() -> None:
 
 
 def test_learning_rates_follow_the_schedule_and_are_saved(tmp_path: Path) -> None:
-    train(tiny_config(tmp_path / "r", steps=40, lr_decay_start=0.5))
+    train_config(tiny_config(tmp_path / "r", steps=40, lr_decay_start=0.5))
     ck = load_checkpoint(tmp_path / "r")
     for name in ("opt_G", "opt_D"):
         group = ck.meta["optim"][name]["param_groups"][0]
@@ -33,19 +33,9 @@ def test_learning_rates_follow_the_schedule_and_are_saved(tmp_path: Path) -> Non
 
 def test_a_decaying_run_stopped_and_resumed_equals_one_never_stopped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    train(tiny_config(tmp_path / "full", steps=40, lr_decay_start=0.25))
-    real_g, calls = loop.g_step, [0]
-
-    def g_step(*a: object) -> object:  # Ctrl-C after the 20th generator update: saved at step 20
-        calls[0] += 1
-        if calls[0] == 20:
-            signal.raise_signal(signal.SIGINT)
-        return real_g(*a)
-
-    monkeypatch.setattr(loop, "g_step", g_step)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(tmp_path / "part", steps=40, lr_decay_start=0.25))
-    monkeypatch.setattr(loop, "g_step", real_g)
+    train_config(tiny_config(tmp_path / "full", steps=40, lr_decay_start=0.25))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C after the 20th generator update: saved at step 20
+        train_config(tiny_config(tmp_path / "part", steps=40, lr_decay_start=0.25), hooks=[Signal(20)])
     assert load_checkpoint(tmp_path / "part").step == 20
-    train(None, resume=tmp_path / "part")  # type: ignore[arg-type]
+    train_config(None, resume=tmp_path / "part")  # type: ignore[arg-type]
     assert_same_run(tmp_path / "full", tmp_path / "part", logs=False)

@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.config import build_config
 from gankit.data import from_tensor
 from gankit.errors import GankitError
-from gankit.train import train
+from gankit.resolve import resolve
 from gankit.train.state import TrainState, resolve_precision
 from gankit.train.step import d_step, fake_for_d, g_step
 from tests.conftest import tiny_config, tiny_images
@@ -69,9 +70,9 @@ def test_bf16_step_follows_the_fp32_step_to_bf16_accuracy(tmp_path: Path) -> Non
 def test_resume_is_bit_identical_in_low_precision(tmp_path: Path, precision: str) -> None:
     images = tiny_images(48, 16)
     kw = DCGAN | {"precision": precision}
-    train(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
-    train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
-    train(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
+    train_config(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
+    train_config(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
+    train_config(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
           overrides={"steps": 20})
     assert_same_run(tmp_path / "full", tmp_path / "part")
     scalers = load_checkpoint(tmp_path / "full").meta["optim"].get("scalers")
@@ -88,7 +89,7 @@ def test_fp16_steps_the_scaler_skips_are_not_divergence(tmp_path: Path, monkeypa
 
     monkeypatch.setattr(state_mod, "gradient_scaler", lambda precision, device: torch.amp.GradScaler(
         device.type, init_scale=2.0**30) if precision == "fp16" else None)
-    run = train(tiny_config(tmp_path / "r", steps=40, log_every=10, precision="fp16"))
+    run = train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, precision="fp16"))
     assert run.step == 40
     assert not any(r.get("event") == "rollback" for r in run.history)
     scale = load_checkpoint(tmp_path / "r").meta["optim"]["scalers"]["G"]["scale"]
@@ -103,11 +104,11 @@ def test_precision_is_validated() -> None:
     with pytest.raises(GankitError, match="fp16 cannot take the R1"):
         build_config(overrides={"precision": "fp16", "r1": 10.0})
     with pytest.raises(GankitError, match="fp16 cannot take the R1"):  # wgan-gp implies gp 10
-        build_config(overrides={"precision": "fp16", "loss": "wgan-gp"})
+        resolve(build_config(overrides={"precision": "fp16", "loss": "wgan-gp"}))
     with pytest.raises(GankitError, match="fp16 is for the noise-to-image GANs"):
-        build_config(overrides={"model": "pix2pix", "data": "day2night", "precision": "fp16"})
-    assert build_config(overrides={"model": "cyclegan", "data": "sneaker2sandal",
-                                   "precision": "bf16"}).train.precision == "bf16"
+        resolve(build_config(overrides={"model": "pix2pix", "data": "day2night", "precision": "fp16"}))
+    assert resolve(build_config(overrides={"model": "cyclegan", "data": "sneaker2sandal",
+                                           "precision": "bf16"})).train.precision == "bf16"
     assert build_config(overrides={"precision": "bf16", "r1": 10.0}).train.precision == "bf16"
 
 
@@ -143,8 +144,8 @@ def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
     images = from_tensor(tiny_images(32, 16))
-    train(tiny_config(tmp_path / "img", steps=4, **DCGAN, precision="auto"), data=images)
-    train(tiny_config(tmp_path / "pts", steps=4, precision="auto"))
+    train_config(tiny_config(tmp_path / "img", steps=4, **DCGAN, precision="auto"), data=images)
+    train_config(tiny_config(tmp_path / "pts", steps=4, precision="auto"))
     assert load_checkpoint(tmp_path / "img").meta["precision"] == "bf16"
     assert load_checkpoint(tmp_path / "pts").meta["precision"] == "fp32"
     # the report says what auto meant (config.yaml keeps "auto" as written)
@@ -158,7 +159,7 @@ def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: py
 def test_bf16_trains_with_each_option(tmp_path: Path, reg: dict[str, object]) -> None:
     images, labels = tiny_images(32, 16), torch.arange(32) % 4
     data = from_tensor(images, labels) if "conditional" in reg else from_tensor(images)
-    run = train(tiny_config(tmp_path / "r", steps=6, log_every=3, **DCGAN, precision="bf16", **reg), data=data)
+    run = train_config(tiny_config(tmp_path / "r", steps=6, log_every=3, **DCGAN, precision="bf16", **reg), data=data)
     assert run.step == 6
     assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in run.history if "loss_d" in r)
 
@@ -171,10 +172,10 @@ def test_auto_resumes_in_the_precision_the_run_was_trained_in(tmp_path: Path,
     images = tiny_images(48, 16)
     kw = DCGAN | {"precision": "auto"}
     monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: False)
-    train(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
-    train(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
+    train_config(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
+    train_config(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
     monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
-    train(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
+    train_config(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
           overrides={"steps": 20})
     assert load_checkpoint(tmp_path / "part").meta["precision"] == "fp32"
     assert_same_run(tmp_path / "full", tmp_path / "part")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.api import train_config
 from gankit.data import from_tensor, load_data
 from gankit.sampling import load_generator
-from gankit.train import train
 from gankit.train.state import TrainState
 from gankit.train.step import d_step, fake_for_d, g_step
 from tests.conftest import tiny_config, tiny_images
@@ -56,7 +56,7 @@ def test_forwards_of_g_per_iteration(tmp_path: Path, d_steps: int, reuse: bool,
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(state_mod.TrainState, "create", counting_create)
-        train(tiny_config(tmp_path / "r", steps=5, d_steps=d_steps, reuse_fake=reuse,
+        train_config(tiny_config(tmp_path / "r", steps=5, d_steps=d_steps, reuse_fake=reuse,
                           sample_every=100, checkpoint_every=5))
     assert n["forwards"] == 5 * forwards_per_step
 
@@ -81,7 +81,7 @@ def test_ema_copy_is_what_a_run_returns_and_a_checkpoint_samples(tmp_path: Path)
     images = tiny_images(48, 16)
     cfg = tiny_config(tmp_path / "r", model="dcgan", width=8, latent_dim=8, data="tensor", steps=6,
                       checkpoint_every=6, ema=0.5)
-    run = train(cfg, data=from_tensor(images))
+    run = train_config(cfg, data=from_tensor(images))
     loaded = load_generator(str(tmp_path / "r"))
     for a, b in zip(run.G.state_dict().values(), loaded.G.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -93,7 +93,7 @@ def test_ema_copy_is_what_a_run_returns_and_a_checkpoint_samples(tmp_path: Path)
 
 
 def test_max_time_stops_a_run_with_everything_saved(tmp_path: Path) -> None:
-    run = train(tiny_config(tmp_path / "r", steps=10_000_000, max_time=1.0, log_every=50,
+    run = train_config(tiny_config(tmp_path / "r", steps=10_000_000, max_time=1.0, log_every=50,
                             checkpoint_every=10_000_000, sample_every=10_000_000))
     assert 0 < run.step < 10_000_000
     from gankit.checkpoint import load_checkpoint

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from gankit.api import train_config
 from gankit.config import RegConfig, build_config
 from gankit.data import from_tensor, load_data
 from gankit.errors import GankitError
 from gankit.losses import LOSSES
-from gankit.train import train
+from gankit.resolve import resolve
 from gankit.train.augment import cutout, diff_augment, translation
 from gankit.train.state import TrainState
 from gankit.train.step import d_input, d_step, g_step
 from tests.conftest import tiny_config, tiny_images
+from tests.hooks import Signal
 from tests.train.test_resume import assert_same_run
 
 
@@ -91,11 +93,11 @@ def test_diff_augment_is_differentiable_and_reproducible() -> None:
 
 
 def test_named_losses_imply_their_recipe_and_it_is_saved(tmp_path: Path) -> None:
-    assert build_config(overrides={"loss": "wgan"}).reg.clip == 0.01
-    assert build_config(overrides={"loss": "wgan-gp"}).reg.gp == 10.0
-    assert build_config(overrides={"loss": "wgan-gp", "gp": 1.0}).reg.gp == 1.0
-    assert build_config(overrides={"loss": "hinge"}).reg == RegConfig()
-    run = train(tiny_config(tmp_path / "r", loss="wgan-gp", steps=2, checkpoint_every=2))
+    assert resolve(build_config(overrides={"loss": "wgan"})).reg.clip == 0.01
+    assert resolve(build_config(overrides={"loss": "wgan-gp"})).reg.gp == 10.0
+    assert resolve(build_config(overrides={"loss": "wgan-gp", "gp": 1.0})).reg.gp == 1.0
+    assert resolve(build_config(overrides={"loss": "hinge"})).reg == RegConfig()
+    run = train_config(tiny_config(tmp_path / "r", loss="wgan-gp", steps=2, checkpoint_every=2))
     assert "gp: 10.0" in (run.run_dir / "config.yaml").read_text()
 
 
@@ -108,17 +110,17 @@ def test_named_losses_imply_their_recipe_and_it_is_saved(tmp_path: Path) -> None
 ])
 def test_bad_cure_settings_are_named(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(GankitError, match=message):
-        build_config(overrides=overrides)
+        resolve(build_config(overrides=overrides))
 
 
 def test_diffaugment_on_points_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(GankitError, match="augments images"):
-        train(tiny_config(tmp_path / "r", diffaugment="color", steps=2))
+        train_config(tiny_config(tmp_path / "r", diffaugment="color", steps=2))
 
 
 @pytest.mark.parametrize("loss", LOSSES.names())
 def test_every_loss_trains(tmp_path: Path, loss: str) -> None:
-    run = train(tiny_config(tmp_path / "r", loss=loss, steps=12, log_every=4, checkpoint_every=12))
+    run = train_config(tiny_config(tmp_path / "r", loss=loss, steps=12, log_every=4, checkpoint_every=12))
     assert run.step == 12
     assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["loss_g"]) for r in run.history)
 
@@ -130,7 +132,7 @@ CURES = [{"gp": 1.0}, {"r1": 0.1}, {"clip": 0.05}, {"spectral_norm": True}, {"la
 
 @pytest.mark.parametrize("cure", CURES, ids=lambda c: ",".join(c))
 def test_every_cure_trains_on_points(tmp_path: Path, cure: dict[str, object]) -> None:
-    run = train(tiny_config(tmp_path / "r", steps=12, log_every=4, checkpoint_every=12, **cure))
+    run = train_config(tiny_config(tmp_path / "r", steps=12, log_every=4, checkpoint_every=12, **cure))
     assert run.step == 12
     assert all(math.isfinite(r["loss_d"]) for r in run.history)
 
@@ -146,37 +148,21 @@ def test_images_with_all_d_cures_resume_bit_identically(tmp_path: Path,
     # DiffAugment, instance noise, PacGAN, minibatch std, spectral norm, R1, the unrolled look-ahead
     # and the EMA together: every random draw and every piece of state goes through the checkpoint.
     # The run is stopped as Ctrl-C stops it, so --steps (the noise's annealing horizon) is unchanged.
-    from gankit.train import loop as loop_mod
-
     images = tiny_images(48, 16)
     kw = {"model": "dcgan", "width": 8, "latent_dim": 8, "batch_size": 16, "data": "tensor",
           "diffaugment": "color,translation,cutout", "instance_noise": 0.1, "pack": 2, "mbstd": True,
           "spectral_norm": True, "r1": 1.0, "unrolled": 1, "ema": 0.9, "steps": 12, "checkpoint_every": 12}
-    train(tiny_config(tmp_path / "full", **kw), data=from_tensor(images))
+    train_config(tiny_config(tmp_path / "full", **kw), data=from_tensor(images))
 
-    class CtrlCAtStep6(loop_mod._StopFlag):
-        reads = 0
-
-        @property  # type: ignore[override]
-        def requested(self) -> bool:  # read once per step by the loop
-            CtrlCAtStep6.reads += 1
-            return CtrlCAtStep6.reads >= 6
-
-        @requested.setter
-        def requested(self, value: bool) -> None:
-            pass
-
-    with monkeypatch.context() as m:
-        m.setattr(loop_mod, "_StopFlag", CtrlCAtStep6)
-        with pytest.raises(KeyboardInterrupt, match="stopped at step 6"):
-            train(tiny_config(tmp_path / "part", **kw), data=from_tensor(images))
-    train(None, data=from_tensor(images), resume=tmp_path / "part")  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 6"):  # Ctrl-C after step 6
+        train_config(tiny_config(tmp_path / "part", **kw), data=from_tensor(images), hooks=[Signal(6)])
+    train_config(None, data=from_tensor(images), resume=tmp_path / "part")  # type: ignore[arg-type]
     assert_same_run(tmp_path / "full", tmp_path / "part", logs=False)  # + one log line at the stop
 
 
 def test_gradient_penalty_and_ragan_on_images(tmp_path: Path) -> None:
     images = tiny_images(48, 16)
-    run = train(tiny_config(tmp_path / "r", model="dcgan", width=8, latent_dim=8, data="tensor",
+    run = train_config(tiny_config(tmp_path / "r", model="dcgan", width=8, latent_dim=8, data="tensor",
                             loss="ragan", gp=1.0, steps=4, log_every=2, checkpoint_every=4),
                 data=from_tensor(images))
     assert all(math.isfinite(r["loss_d"]) for r in run.history)

@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 import gankit
+from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.paired import parse_class_pair
 from gankit.errors import GankitError
-from gankit.train import train
-from gankit.train.translation import TranslationRun
+from gankit.resolve import resolve
+from gankit.tasks.translation import TranslationRun
 from gankit.translating import load_translator
 from tests.conftest import needs_fmnist
 from tests.train.test_resume import logged
@@ -83,7 +84,7 @@ def grid_size(path: Path) -> tuple[int, int]:
 
 
 def test_pix2pix_trains_from_the_api(tmp_path: Path, side_by_side: Path) -> None:
-    run = gankit.train(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix"))
+    run = gankit.fit(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix"))
     assert isinstance(run, TranslationRun) and run.step == 6
     ckpt = load_checkpoint(tmp_path / "p")
     info = ckpt.meta["translator"]
@@ -108,7 +109,7 @@ def test_pix2pix_pairs_two_folders_by_name(tmp_path: Path, two_domains: tuple[Pa
     b_dir.mkdir()
     for f in sorted(a_dir.iterdir()):  # the partner of a3.png is B2/a3.jpg: its negative
         Image.fromarray(255 - np.asarray(Image.open(f))).save(b_dir / (f.stem + ".jpg"))
-    run = gankit.train(str(a_dir), **tiny(tmp_path / "p", model="pix2pix", partner=str(b_dir), steps=2))
+    run = gankit.fit(str(a_dir), **tiny(tmp_path / "p", model="pix2pix", partner=str(b_dir), steps=2))
     assert run.step == 2
 
 
@@ -116,7 +117,7 @@ def test_cyclegan_trains_without_pool_or_identity(tmp_path: Path, two_domains: t
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     a_dir, b_dir = two_domains
     (b_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    run = gankit.train(str(a_dir), **tiny(tmp_path / "c", model="cyclegan", partner=str(b_dir), steps=2,
+    run = gankit.fit(str(a_dir), **tiny(tmp_path / "c", model="cyclegan", partner=str(b_dir), steps=2,
                                           pool_size=0, identity=0.0))
     assert run.step == 2 and logged(tmp_path / "c")[-1]["loss_idt"] == 0
     assert "pool_B.images" not in (load_checkpoint(tmp_path / "c").train or {})
@@ -184,11 +185,11 @@ def test_stopped_and_resumed_equals_uninterrupted(tmp_path: Path, model: str, pr
                                                                    "pool_size": 3}
     kw = tiny(tmp_path, model=model, steps=8, checkpoint_every=8, sample_every=8, log_every=1,
               precision=precision, **data)
-    train(build_config(overrides=kw | {"out": str(tmp_path / "full")}))
+    train_config(build_config(overrides=kw | {"out": str(tmp_path / "full")}))
     # stopped after its first step (a training-time budget of ~0 s), with a checkpoint
-    train(build_config(overrides=kw | {"out": str(tmp_path / "part"), "max_time": 1e-9}))
+    train_config(build_config(overrides=kw | {"out": str(tmp_path / "part"), "max_time": 1e-9}))
     assert load_checkpoint(tmp_path / "part").step == 1
-    train(None, resume=tmp_path / "part", overrides={"max_time": 0.0})  # type: ignore[arg-type]
+    train_config(None, resume=tmp_path / "part", overrides={"max_time": 0.0})  # type: ignore[arg-type]
     full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
     assert full.step == part.step == 8
     assert full.meta["precision"] == part.meta["precision"] == precision
@@ -203,11 +204,11 @@ def test_stopped_and_resumed_equals_uninterrupted(tmp_path: Path, model: str, pr
 
 def test_a_divergence_is_named_and_nothing_diverged_is_saved(tmp_path: Path, side_by_side: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from gankit.train import translation
+    from gankit.tasks import pix2pix
 
-    monkeypatch.setattr(translation, "l1", lambda a, b: torch.tensor(float("nan")))  # G's loss NaN
+    monkeypatch.setattr(pix2pix, "l1", lambda a, b: torch.tensor(float("nan")))  # G's loss NaN
     with pytest.raises(GankitError, match="NaN or infinite at step 1"):
-        gankit.train(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix", steps=4, log_every=4))
+        gankit.fit(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix", steps=4, log_every=4))
     assert not (tmp_path / "p" / "checkpoints" / "step-000003").exists()
 
 
@@ -217,7 +218,7 @@ def test_a_divergence_is_named_and_nothing_diverged_is_saved(tmp_path: Path, sid
 def test_translate_writes_one_png_per_input_with_its_name(tmp_path: Path, side_by_side: Path,
                                                           two_domains: tuple[Path, Path],
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    run = gankit.train(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix", steps=2))
+    run = gankit.fit(str(side_by_side), **tiny(tmp_path / "p", model="pix2pix", steps=2))
     inputs = tmp_path / "in"
     (inputs / "sub").mkdir(parents=True)
     pics = shapes(3, 5)
@@ -247,7 +248,7 @@ def test_translate_writes_one_png_per_input_with_its_name(tmp_path: Path, side_b
 
     # a cyclegan run translates both ways; BtoA uses G_BA and B's shape
     a_dir, b_dir = two_domains
-    gankit.train(str(a_dir), **tiny(tmp_path / "c", model="cyclegan", partner=str(b_dir), steps=2))
+    gankit.fit(str(a_dir), **tiny(tmp_path / "c", model="cyclegan", partner=str(b_dir), steps=2))
     assert main(["translate", str(tmp_path / "c"), str(b_dir), "--out", str(tmp_path / "back"),
                  "--direction", "BtoA"]) == 0
     assert len(list((tmp_path / "back").glob("*.png"))) == 9
@@ -259,29 +260,29 @@ def test_translate_writes_one_png_per_input_with_its_name(tmp_path: Path, side_b
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"model": "pix2pix", "latent_dim": 64}, "model.latent_dim (--latent-dim) does not apply to --model pix2pix"),
-    ({"model": "cyclegan", "spectral_norm": True}, "reg.spectral_norm (--spectral-norm) does not apply"),
-    ({"model": "cyclegan", "d_steps": 2}, "train.d_steps (--d-steps) does not apply"),
-    ({"model": "pix2pix", "ema": 0.5}, "train.ema (--ema) does not apply"),
+    ({"model": "pix2pix", "latent_dim": 64}, "model.latent_dim does not apply to model.arch=pix2pix"),
+    ({"model": "cyclegan", "spectral_norm": True}, "reg.spectral_norm does not apply"),
+    ({"model": "cyclegan", "d_steps": 2}, "train.d_steps does not apply"),
+    ({"model": "pix2pix", "ema": 0.5}, "train.ema does not apply"),
     ({"model": "pix2pix", "eval_every": 100}, "gankit eval RUN"),
-    ({"model": "cyclegan", "loss": "wgan-gp"}, "'wgan-gp' does not suit --model cyclegan"),
-    ({"model": "pix2pix", "cycle": 5.0}, "translate.cycle (--cycle) is a cyclegan setting"),
-    ({"model": "cyclegan", "l1": 10.0}, "translate.l1 (--l1) is a pix2pix setting"),
+    ({"model": "cyclegan", "loss": "wgan-gp"}, "'wgan-gp' does not suit model.arch=cyclegan"),
+    ({"model": "pix2pix", "cycle": 5.0}, "translate.cycle is a cyclegan setting"),
+    ({"model": "cyclegan", "l1": 10.0}, "translate.l1 is a pix2pix setting"),
     ({"model": "cyclegan", "identity": -1.0}, "translate.identity must be 0 (off) or positive"),
-    ({"model": "dcgan", "pool_size": 10}, "translate.pool_size (--pool-size) is for image translation"),
-    ({"model": "dcgan", "partner": "x"}, "translate.partner (--partner) is for image translation"),
+    ({"model": "dcgan", "pool_size": 10}, "translate.pool_size is for image translation"),
+    ({"model": "dcgan", "partner": "x"}, "translate.partner is for image translation"),
     ({"model": "pix3pix"}, "unknown model 'pix3pix'; choose one of: mlp, mlp2-tanh, dcgan, pix2pix, cyclegan"),
 ])
 def test_options_of_the_other_kind_are_refused(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        build_config(overrides=overrides)
+        resolve(build_config(overrides=overrides))
 
 
 def test_a_translator_takes_its_papers_recipe_where_the_gan_defaults_were_left() -> None:
-    cfg = build_config(overrides={"model": "cyclegan"})
+    cfg = resolve(build_config(overrides={"model": "cyclegan"}))
     assert (cfg.train.loss, cfg.train.lr_g, cfg.train.lr_decay_start, cfg.train.ema) == ("lsgan", 2e-4, 0.5, 0.0)
     assert cfg.data.source == "sneaker2sandal" and cfg.translate.cycle == 10 and cfg.translate.identity == 0.5
-    cfg = build_config(overrides={"model": "pix2pix", "loss": "lsgan", "lr_g": 1e-3})
+    cfg = resolve(build_config(overrides={"model": "pix2pix", "loss": "lsgan", "lr_g": 1e-3}))
     assert (cfg.data.source, cfg.train.loss, cfg.train.lr_g, cfg.train.lr_d) == ("edges2fashion", "lsgan", 1e-3, 2e-4)
 
 
@@ -298,7 +299,7 @@ def test_the_cli_reports_a_wrong_task_for_the_model(capsys: pytest.CaptureFixtur
 
 def test_a_translator_will_not_take_an_in_memory_dataset(tmp_path: Path) -> None:
     with pytest.raises(GankitError, match="not from an in-memory dataset"):
-        gankit.train(torch.zeros(4, 1, 16, 16), model="pix2pix", out=str(tmp_path / "x"))
+        gankit.fit(torch.zeros(4, 1, 16, 16), model="pix2pix", out=str(tmp_path / "x"))
 
 
 @pytest.mark.parametrize(("task", "pair"), [("sneaker2sandal", (7, 5)), ("t-shirt2ankle-boot", (0, 9)),
@@ -311,17 +312,17 @@ def test_class_pair_tasks_are_named_by_fashion_mnist_classes(task: str, pair: tu
 @pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
 def test_translator_convolutions_run_in_the_asked_precision(tmp_path: Path, side_by_side: Path,
                                                             precision: str, dtype: torch.dtype) -> None:
-    from gankit.data.base import to_float
-    from gankit.train import translation as T
+    from gankit.tasks.pix2pix import Pix2PixTask
+    from gankit.train.task import Context
 
     cfg = build_config(overrides=tiny(tmp_path, model="pix2pix", data=str(side_by_side), precision=precision))
-    data = T.load_data(cfg)
-    s = T.TranslationState.create(cfg, data, torch.device("cpu"))
+    s = Pix2PixTask(Context(resolve(cfg), torch.device("cpu")))
+    s.setup()
     seen: list[torch.dtype] = []
     for net in s.nets.values():
         for m in net.modules():
             if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
                 m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
-    out = T.pix2pix_step(s, to_float(data.A[:4]), to_float(data.B[:4]))
+    out = s.iteration(0)
     assert set(seen) == {dtype}
-    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in out)  # losses in fp32
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in out.values())  # losses in fp32

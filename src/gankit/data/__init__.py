@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,25 +12,37 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from gankit.config import DataConfig
-from gankit.data.base import BatchOrder, InMemoryData
-from gankit.data.fashion_mnist import fashion_mnist, stacked_fashion_mnist
-from gankit.data.toy import grid, ring
+from gankit.data.base import NO_TRAITS, BatchOrder, DataTraits, InMemoryData
+from gankit.data.fashion_mnist import FASHION_MNIST, STACKED, fashion_mnist, stacked_fashion_mnist
+from gankit.data.toy import GRID, RING, grid, ring
 from gankit.errors import GankitError
 from gankit.registry import Registry
 
 Loader = Callable[[DataConfig, int], InMemoryData]
 
-DATASETS: Registry[Loader] = Registry("dataset")
-DATASETS.register("ring", lambda cfg, seed: ring(seed), "8 Gaussians on a circle (2-D, mode collapse)")
-DATASETS.register("grid", lambda cfg, seed: grid(seed), "5x5 Gaussians on a grid (2-D, mode collapse)")
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A registered dataset: how to load it (config, seed) -> data, and its traits, which the
+    loaded data carry too (``InMemoryData.traits``) so nothing downstream tests names."""
+
+    load: Loader
+    traits: DataTraits = NO_TRAITS
+
+
+DATASETS: Registry[BuiltinDataset] = Registry("dataset")
+DATASETS.register("ring", BuiltinDataset(lambda cfg, seed: ring(seed), RING),
+                  "8 Gaussians on a circle (2-D, mode collapse)")
+DATASETS.register("grid", BuiltinDataset(lambda cfg, seed: grid(seed), GRID),
+                  "5x5 Gaussians on a grid (2-D, mode collapse)")
 DATASETS.register(
     "fashion-mnist",
-    lambda cfg, seed: fashion_mnist(cfg.size(), cfg.channels, cfg.data_root),
+    BuiltinDataset(lambda cfg, seed: fashion_mnist(cfg.size(), cfg.channels, cfg.data_root), FASHION_MNIST),
     "Fashion-MNIST, 60,000 28x28 gray images of 10 kinds of clothing (Debian package)",
 )
 DATASETS.register(
     "stacked-fashion-mnist",
-    lambda cfg, seed: stacked_fashion_mnist(cfg.data_root, cfg.size()),
+    BuiltinDataset(lambda cfg, seed: stacked_fashion_mnist(cfg.data_root, cfg.size()), STACKED),
     "three Fashion-MNIST images in the RGB channels of one: 1000 modes (mode-collapse benchmark)",
 )
 
@@ -44,9 +57,9 @@ def load_folder(cfg: DataConfig) -> InMemoryData:
     """A folder of images (recursive), decoded in parallel once and cached."""
     from gankit.data.folder import load_image_folder  # Pillow decoding: only when needed
 
-    cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    cache = Path(cfg.cache_dir) if cfg.cache_dir is not None else default_cache_dir()
     found = load_image_folder(
-        cfg.source, cfg.size() or DEFAULT_FOLDER_SIZE, cfg.channels or None, cache, cfg.workers or None
+        cfg.source, cfg.size() or DEFAULT_FOLDER_SIZE, cfg.channels, cache, cfg.workers
     )
     return InMemoryData(
         found.images, str(cfg.source), labels=found.labels, classes=found.classes,
@@ -57,11 +70,14 @@ def load_folder(cfg: DataConfig) -> InMemoryData:
 def load_data(cfg: DataConfig, seed: int = 0) -> InMemoryData:
     """The dataset named by ``cfg.source``: a registered name, else a path to a folder of images."""
     if cfg.source in DATASETS:
-        return DATASETS.get(cfg.source)(cfg, seed)
+        entry = DATASETS.get(cfg.source)
+        data = entry.load(cfg, seed)
+        data.traits = entry.traits  # the registered traits hold, whatever the loader set
+        return data
     if os.sep in cfg.source or Path(cfg.source).exists() or cfg.source.startswith("."):
         return load_folder(cfg)
     raise GankitError(
-        f"--data {cfg.source!r} is neither a dataset ({', '.join(DATASETS.names())}) "
+        f"data.source {cfg.source!r} is neither a dataset ({', '.join(DATASETS.names())}) "
         "nor an existing folder of images"
     )
 
@@ -100,4 +116,4 @@ def from_dataset(ds: Dataset, name: str = "dataset") -> InMemoryData:
     return from_tensor(torch.stack(xs), labels, name)
 
 
-__all__ = ["DATASETS", "BatchOrder", "InMemoryData", "from_dataset", "from_tensor", "load_data"]
+__all__ = ["DATASETS", "BatchOrder", "BuiltinDataset", "DataTraits", "InMemoryData", "from_dataset", "from_tensor", "load_data"]

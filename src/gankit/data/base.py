@@ -23,6 +23,31 @@ def to_float(x: Tensor, channels_last: bool = False) -> Tensor:
     return x.contiguous(memory_format=fmt).float().div_(127.5).sub_(1.0)
 
 
+@dataclass(frozen=True, eq=False)
+class ModeMixture:
+    """A 2-D mixture of Gaussians whose modes can be counted: its centres (M, 2) and common std."""
+
+    centers: Tensor
+    std: float
+
+
+@dataclass(frozen=True)
+class DataTraits:
+    """What is known of a built-in dataset beyond its tensor: what the metrics and the diagnosis
+    may assume of it. Data given as a tensor or a folder have none (``NO_TRAITS``), whatever their
+    name: a user's folder called ``ring`` is not the ring."""
+
+    modes: ModeMixture | None = None  # 2-D mixtures: counted by the VEEGAN protocol
+    # Stacked Fashion-MNIST: modes counted by classifying each channel with the fmnist classifier
+    # (10^3 = 1000); 0 for data without such modes
+    modes_total: int = 0
+    classes: tuple[str, ...] | None = None  # the items' classes by index (Fashion-MNIST's ten)
+    fmnist_classifier: bool = False  # Fashion-MNIST items: the shipped classifier reads them
+
+
+NO_TRAITS = DataTraits()
+
+
 @dataclass
 class InMemoryData:
     """A whole dataset in one tensor, plus what the user should be told about it."""
@@ -33,6 +58,7 @@ class InMemoryData:
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)  # lines printed at the start of training
     extent: tuple[float, float, float, float] | None = None  # 2-D sets: region to draw D's field on
+    traits: DataTraits = NO_TRAITS  # what a built-in set is known to be (none for user data)
 
     @property
     def shape(self) -> DataShape:

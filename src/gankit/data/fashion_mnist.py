@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.data.base import InMemoryData
+from gankit.data.base import DataTraits, InMemoryData
 from gankit.errors import GankitError
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -24,13 +24,18 @@ CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
+# Fashion-MNIST's items: their ten classes, read by the shipped fmnist classifier
+FASHION_MNIST = DataTraits(classes=tuple(CLASSES), fmnist_classifier=True)
+STACKED_MODES = 10**3  # a class per channel
+# Stacked: its modes are counted channel by channel (VEEGAN's stacked-MNIST protocol)
+STACKED = DataTraits(modes_total=STACKED_MODES)
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
 
-def find_root(root: str = "") -> Path:
+def find_root(root: str | None = None) -> Path:
     """The folder holding the IDX files: ``root``, else $GANKIT_FASHION_MNIST, else Debian's."""
     return Path(root or os.environ.get("GANKIT_FASHION_MNIST") or DEFAULT_ROOT)
 
@@ -47,7 +52,7 @@ def _open(folder: Path, stem: str) -> bytes:
                 raise GankitError(f"cannot read {p}: {e}; the file is damaged, reinstall it") from None
     raise GankitError(
         f"Fashion-MNIST not found: no {stem}.gz in {folder}. Install it with "
-        "`apt-get install dataset-fashion-mnist`, or point --data-root (or GANKIT_FASHION_MNIST) "
+        "`apt-get install dataset-fashion-mnist`, or point data.data_root (or GANKIT_FASHION_MNIST) "
         "at a folder holding the IDX files"
     )
 
@@ -64,7 +69,7 @@ def read_idx(raw: bytes, where: str) -> np.ndarray:
     return data.reshape(tuple(dims))
 
 
-def load_arrays(split: str = "train", root: str = "") -> tuple[Tensor, Tensor]:
+def load_arrays(split: str = "train", root: str | None = None) -> tuple[Tensor, Tensor]:
     """(images (N, 1, 28, 28) uint8, labels (N,) int64) of one split."""
     folder = find_root(root)
     img_stem, lbl_stem = FILES[split]
@@ -90,7 +95,7 @@ def resize_cover(images: Tensor, size: tuple[int, int], chunk: int = 4096) -> Te
     return out
 
 
-def fashion_mnist(size: tuple[int, int] | None = None, channels: int = 0, root: str = "",
+def fashion_mnist(size: tuple[int, int] | None = None, channels: int | None = None, root: str | None = None,
                   split: str = "train") -> InMemoryData:
     """The 60,000 training images (or the 10,000 test ones) as one uint8 tensor."""
     images, labels = load_arrays(split, root)
@@ -103,13 +108,14 @@ def fashion_mnist(size: tuple[int, int] | None = None, channels: int = 0, root: 
         images, "fashion-mnist", labels=labels, classes=list(CLASSES),
         notes=[f"fashion-mnist ({split}): {len(images)} images, {images.shape[1]}x{h}x{w}, "
                f"from {find_root(root)}"],
+        traits=FASHION_MNIST,
     )
 
 
 STACKED_SIZE = 60_000
 
 
-def stacked_fashion_mnist(root: str = "", size: tuple[int, int] | None = None) -> InMemoryData:
+def stacked_fashion_mnist(root: str | None = None, size: tuple[int, int] | None = None) -> InMemoryData:
     """Stacked Fashion-MNIST: three random training images in the R, G and B channels of one
     image, giving 10^3 = 1000 modes (the stacked-MNIST protocol of VEEGAN, Srivastava et al. 2017,
     and PacGAN, Lin et al. 2018, with Fashion-MNIST in place of MNIST). The triples are fixed
@@ -126,4 +132,5 @@ def stacked_fashion_mnist(root: str = "", size: tuple[int, int] | None = None) -
         stacked, "stacked-fashion-mnist", labels=mode,
         notes=[f"stacked-fashion-mnist: {STACKED_SIZE} images, 3 Fashion-MNIST images per RGB image, "
                "1000 modes"],
+        traits=STACKED,
     )

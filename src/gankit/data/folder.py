@@ -545,12 +545,12 @@ def load_image_folder(
     root_str = os.path.abspath(os.path.expanduser(os.fspath(root)))
     if not os.path.exists(root_str):
         raise GankitError(
-            f"data folder {root_str} does not exist; check the path, or point --data at a folder "
+            f"data folder {root_str} does not exist; check the path, or point data.source at a folder "
             "of images"
         )
     if not os.path.isdir(root_str):
         raise GankitError(
-            f"data path {root_str} is a file, not a folder; point --data at the folder that "
+            f"data path {root_str} is a file, not a folder; point data.source at the folder that "
             "holds your images"
         )
 
@@ -563,7 +563,7 @@ def load_image_folder(
             other = f"; found {ignored} other file(s) ({top}) that Pillow cannot read as images"
         raise GankitError(
             f"{root_str} contains no image files (looked for {common} and the other extensions "
-            f"Pillow knows, recursively, ignoring hidden files{other}); point --data at a folder "
+            f"Pillow knows, recursively, ignoring hidden files{other}); point data.source at a folder "
             "of images"
         )
 
@@ -612,7 +612,7 @@ def load_image_folder(
         raise GankitError(
             f"none of the {n} image file(s) in {root_str} could be used:\n"
             f"{_format_skipped(skipped)}\n"
-            "fix or remove these files, or point --data at another folder"
+            "fix or remove these files, or point data.source at another folder"
         )
 
     if channels is None and bool(gray[kept_idx].all()):

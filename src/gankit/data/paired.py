@@ -199,9 +199,9 @@ def _sized(images: Tensor, size: tuple[int, int] | None) -> Tensor:
 
 
 def load_translation(source: str, paired: bool, split: str = "train", size: tuple[int, int] | None = None,
-                     channels: int = 0, partner: str = "", root: str = "",
+                     channels: int | None = None, partner: str | None = None, root: str | None = None,
                      cache_dir: str | os.PathLike | None = None) -> PairedData | UnpairedData:
-    """The data ``--data source`` names for a translator: a built-in task (``edges2fashion``,
+    """The data ``source`` (``data.source``) names for a translator: a built-in task (``edges2fashion``,
     ``day2night``, or ``A2B`` of two Fashion-MNIST classes such as ``sneaker2sandal``), or folders.
 
     ``paired`` (pix2pix): a built-in paired task, a folder of side-by-side A|B images, or with
@@ -214,30 +214,30 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
     pair = parse_class_pair(source)
     if source in PAIRED_TASKS:
         if not paired:
-            raise GankitError(f"--data {source} is a paired task (pix2pix); for --model cyclegan name two "
-                              "Fashion-MNIST classes, e.g. --data sneaker2sandal, or give --data A_DIR "
-                              "--partner B_DIR")
+            raise GankitError(f"data.source={source} is a paired task (pix2pix); for model.arch=cyclegan "
+                              "name two Fashion-MNIST classes, e.g. data.source=sneaker2sandal, or give "
+                              "data.source=A_DIR translate.partner=B_DIR")
         d = (edges2fashion if source == "edges2fashion" else day2night)(split, root)
         return PairedData(_sized(d.A, size), _sized(d.B, size), d.name, d.labels)
     if pair is not None:
         if paired:
-            raise GankitError(f"--data {source} is an unpaired task (two classes, cyclegan); --model pix2pix "
-                              f"needs pairs: --data {' or '.join(PAIRED_TASKS)}, or a folder")
+            raise GankitError(f"data.source={source} is an unpaired task (two classes, cyclegan); "
+                              f"model.arch=pix2pix needs pairs: data.source={' or '.join(PAIRED_TASKS)}, "
+                              "or a folder")
         u = fmnist_classes(str(pair[0]), str(pair[1]), split, root)
         return UnpairedData(_sized(u.A, size), _sized(u.B, size), u.name, u.classes)
     if not _is_folder(source):
-        raise GankitError(f"--data {source!r} is neither a {kind} task ("
+        raise GankitError(f"data.source {source!r} is neither a {kind} task ("
                           + (", ".join(PAIRED_TASKS) if paired else
                              "A2B of two Fashion-MNIST classes: " + ", ".join(class_pair_names()))
                           + ") nor an existing folder of images")
     size = size or (64, 64)
-    ch = channels or None
     if paired:
-        return load_paired_folder(source, size, partner or None, cache_dir, ch)
-    if not partner:
-        raise GankitError(f"--model cyclegan learns between two folders: give --data {source} --partner "
-                          "B_DIR (the other domain's images)")
-    a = load_image_folder(source, size, ch, cache_dir=cache_dir)
-    b = load_image_folder(partner, size, ch, cache_dir=cache_dir)
+        return load_paired_folder(source, size, partner, cache_dir, channels)
+    if partner is None:
+        raise GankitError(f"model.arch=cyclegan learns between two folders: give data.source={source} "
+                          "translate.partner=B_DIR (the other domain's images)")
+    a = load_image_folder(source, size, channels, cache_dir=cache_dir)
+    b = load_image_folder(partner, size, channels, cache_dir=cache_dir)
     return UnpairedData(a.images, b.images, Path(source).name, (Path(source).name, Path(partner).name),
                         a.summary().splitlines() + b.summary().splitlines())

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from gankit.data.base import InMemoryData
+from gankit.data.base import DataTraits, InMemoryData, ModeMixture
 
 N_POINTS = 65_536  # a fixed sample of the mixture; far more than any model can memorise per mode
 
@@ -31,6 +31,9 @@ def grid_centers() -> Tensor:
 
 
 RING_STD, GRID_STD = 0.01, 0.05
+# What the mode counters (gankit.metrics, gankit.diagnosis) know of each set
+RING = DataTraits(modes=ModeMixture(ring_centers(), RING_STD))
+GRID = DataTraits(modes=ModeMixture(grid_centers(), GRID_STD))
 
 
 def _mixture(centers: Tensor, std: float, n: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -45,7 +48,7 @@ def ring(seed: int = 0) -> InMemoryData:
     return InMemoryData(
         points, "ring", labels=mode, classes=[f"mode {k}" for k in range(8)],
         notes=["ring: 8 Gaussians (std 0.01) on a circle of radius 1"],
-        extent=(-1.5, 1.5, -1.5, 1.5),
+        extent=(-1.5, 1.5, -1.5, 1.5), traits=RING,
     )
 
 
@@ -54,9 +57,6 @@ def grid(seed: int = 0) -> InMemoryData:
     return InMemoryData(
         points, "grid", labels=mode, classes=[f"mode {k}" for k in range(25)],
         notes=["grid: 25 Gaussians (std 0.05) at {-4, -2, 0, 2, 4}^2"],
-        extent=(-5.5, 5.5, -5.5, 5.5),
+        extent=(-5.5, 5.5, -5.5, 5.5), traits=GRID,
     )
 
-
-# name -> (mode centres, std): what the mode counter of gankit.metrics needs to know of each set
-MODES = {"ring": (ring_centers(), RING_STD), "grid": (grid_centers(), GRID_STD)}

@@ -16,13 +16,16 @@ import torch
 from torch import Tensor, nn
 
 from gankit.config import Config
+from gankit.data.base import InMemoryData
 from gankit.errors import GankitError
 from gankit.metrics.evaluate import (
     METRICS,
     EvalResult,
+    MetricSpec,
     batches_of,
     default_metrics,
     evaluate_images,
+    from_summaries,
     generated_batches,
     higher_is_better,
     metric_for_key,
@@ -60,32 +63,25 @@ def evaluate_generator(
     extractor supports) from ``n`` samples; ``modes`` on stacked-fashion-mnist counts its 1000 modes
     in ``modes_n`` samples (default: the protocol's 26,000).
     """
-    from gankit.data import InMemoryData, load_data
-    from gankit.data.toy import MODES
+    from gankit.data import load_data
 
     t0 = time.perf_counter()
     real = data if isinstance(data, InMemoryData) else load_data(cfg.data, cfg.train.seed)
     m = cfg.model
     if not real.shape.is_image:
         if metrics and set(metrics) != {"modes"}:
-            raise GankitError(f"--metrics {','.join(metrics)} needs images; 2-D data are scored by "
-                              "--metrics modes (the mode counter of ring and grid)")
-        if cfg.data.source not in MODES:
-            raise GankitError("2-D data can only be scored by the mode counter of ring and grid")
-        centers, std = MODES[cfg.data.source]
-        pts = torch.cat(list(generated_batches(G, m.prior, m.latent_dim, N_MODES_2D, seed, device=device)))
-        modes, hq = modes_2d(pts.cpu().numpy(), centers.numpy(), std)
-        return EvalResult({"modes": float(modes), "hq": hq}, N_MODES_2D, len(real),
+            raise GankitError(f"the metrics {','.join(metrics)} need images; 2-D data are scored by "
+                              "the metric modes (the mode counter of ring and grid)")
+        return EvalResult(count_modes(G, cfg, real, device, seed), N_MODES_2D, len(real),
                           time.perf_counter() - t0, "none")
     extractor = get_extractor(features, device)
     names = metrics or default_metrics(extractor)
     values: dict[str, float] = {}
-    if "modes" in names:
-        if cfg.data.source != "stacked-fashion-mnist":
-            raise GankitError("--metrics modes on images needs --data stacked-fashion-mnist "
-                              "(or ring/grid for 2-D points)")
-        values.update(stacked_mode_count(G, cfg, device, seed, modes_n or N_MODES_STACKED))
-    rest = [x for x in names if x != "modes"]
+    for name in names:  # the metrics counted from G's samples (modes) first, as they always were
+        count = METRICS.get(name).count
+        if count is not None:
+            values.update(count(G, cfg, real, device, seed, modes_n))
+    rest = from_summaries(names)
     res = EvalResult({}, 0, len(real), 0.0, extractor.name)
     if rest:
         res = evaluate_images(generated_batches(G, m.prior, m.latent_dim, n, seed, device=device),
@@ -111,7 +107,7 @@ def evaluate_per_class(
     for class c that the classifier puts in c (``acc/<name>``). ``class_fid`` and ``class_acc`` are
     the means over the classes. FID from ``n_per_class`` samples is biased upward at small n (Chong &
     Forsyth 2020): compare runs at the same n."""
-    from gankit.data import InMemoryData, load_data
+    from gankit.data import load_data
     from gankit.metrics.evaluate import reference_summary, summarise
 
     real = data if isinstance(data, InMemoryData) else load_data(cfg.data, cfg.train.seed)
@@ -140,6 +136,25 @@ def evaluate_per_class(
     if len(accs) == len(classes):
         summary["class_acc"] = float(np.mean(accs))
     return summary | out
+
+
+def count_modes(G: nn.Module, cfg: Config, real: InMemoryData, device: torch.device | str,
+                seed: int, n: int | None = None) -> dict[str, float]:
+    """The modes G captures, by the protocol the data's traits name: a 2-D mixture's (VEEGAN,
+    ``N_MODES_2D`` samples; ``n`` is not used) -> modes, hq; stacked Fashion-MNIST's (``n``
+    samples, default ``N_MODES_STACKED``) -> modes, modes_kl. Data without known modes (a tensor,
+    a folder, whatever its name) cannot be scored so."""
+    traits, m = real.traits, cfg.model
+    if traits.modes is not None:
+        pts = torch.cat(list(generated_batches(G, m.prior, m.latent_dim, N_MODES_2D, seed, device=device)))
+        modes, hq = modes_2d(pts.cpu().numpy(), traits.modes.centers.numpy(), traits.modes.std)
+        return {"modes": float(modes), "hq": hq}
+    if traits.modes_total:
+        return stacked_mode_count(G, cfg, device, seed, n or N_MODES_STACKED)
+    if real.shape.is_image:
+        raise GankitError("the metric modes on images needs data.source=stacked-fashion-mnist "
+                          "(or ring/grid for 2-D points)")
+    raise GankitError("2-D data can only be scored by the mode counter of ring and grid")
 
 
 def stacked_mode_count(G: nn.Module, cfg: Config, device: torch.device | str, seed: int,
@@ -181,14 +196,18 @@ def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = N
     cache = default_cache_dir()
     real = load_image_folder(real_dir, size, channels, cache)
     fake = load_image_folder(fake_dir, size, channels, cache)
-    names = [x for x in (metrics or default_metrics(extractor)) if x != "modes"]
+    names = from_summaries(metrics or default_metrics(extractor))
     key = images_key(str(Path(real_dir).resolve()), real.images)
     res = evaluate_images(batches_of(fake.images), real.images, key, extractor, names)
     return res
 
 
+METRICS.register("modes", MetricSpec(("modes", "hq", "modes_kl"), (True, True, False), count=count_modes),
+                 "modes captured: 2-D mixtures (VEEGAN protocol, 2,500 samples) or "
+                 "stacked Fashion-MNIST (1000 modes, 26,000 samples)")
+
 __all__ = [
-    "FEATURES", "METRICS", "EvalResult", "evaluate_folders", "evaluate_generator", "evaluate_per_class",
+    "FEATURES", "METRICS", "MetricSpec", "count_modes", "EvalResult", "evaluate_folders", "evaluate_generator", "evaluate_per_class",
     "get_extractor",
     "higher_is_better", "metric_for_key", "parse_metrics",
 ]

@@ -15,11 +15,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from safetensors.numpy import load_file, save
-from torch import Tensor
+from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
@@ -28,34 +29,49 @@ from gankit.metrics.kid import kid
 from gankit.metrics.prdc import density_coverage, precision_recall
 from gankit.metrics.scores import class_coverage, inception_score
 from gankit.metrics.stats import FeatureStats, fid_from_stats
+from gankit.nn_util import evaluating
 from gankit.registry import Registry
+
+if TYPE_CHECKING:
+    from gankit.config import Config
+    from gankit.data.base import InMemoryData
+
+
+class SummaryScore(Protocol):
+    """A metric computed from the two sides' feature summaries: (real, fake, extractor) -> values."""
+
+    def __call__(self, real: SampleSummary, fake: SampleSummary,
+                 extractor: FeatureExtractor) -> dict[str, float]: ...
+
+
+class GeneratorScore(Protocol):
+    """A metric counted from G's own samples under the data's protocol, not from feature summaries:
+    (G, the run's config, its data, device, seed, samples or None for the protocol's) -> values."""
+
+    def __call__(self, G: nn.Module, cfg: Config, real: InMemoryData, device: torch.device | str,
+                 seed: int, n: int | None) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric as --metrics names it: the keys it writes and which way is better for each."""
+    """A metric as --metrics names it: the keys it writes, which way is better for each, and how it
+    is computed. Exactly one of ``compute`` (the two sides' feature summaries (real, fake) and the
+    extractor -> values, in ``compare``) and ``count`` (a generator's own samples, in
+    ``gankit.metrics.evaluate_generator``) is set."""
 
     keys: tuple[str, ...]
     higher_is_better: tuple[bool, ...]
+    compute: SummaryScore | None = None
+    count: GeneratorScore | None = None
     needs_classifier: bool = False
+    needs_probs: bool = False  # the fake side keeps the classifier's softmax per image
+
+    def __post_init__(self) -> None:
+        if (self.compute is None) == (self.count is None):
+            raise ValueError(f"metric {self.keys}: give exactly one of compute and count")
 
 
-METRICS: Registry[MetricSpec] = Registry("metric")
-METRICS.register("fid", MetricSpec(("fid",), (False,)),
-                 "Fréchet distance of the feature distributions (Heusel et al. 2017)")
-METRICS.register("kid", MetricSpec(("kid", "kid_std"), (False, False)),
-                 "kernel distance, unbiased, cubic kernel, mean and std over subsets (Bińkowski et al. 2018)")
-METRICS.register("is", MetricSpec(("is", "is_std"), (True, False), needs_classifier=True),
-                 "Inception Score from the classifier's softmax (Salimans et al. 2016)")
-METRICS.register("pr", MetricSpec(("precision", "recall"), (True, True)),
-                 "precision and recall, k = 3 (Kynkäänniemi et al. 2019)")
-METRICS.register("dc", MetricSpec(("density", "coverage"), (True, True)),
-                 "density and coverage, k = 5 (Naeem et al. 2020)")
-METRICS.register("classes", MetricSpec(("classes_hit", "class_kl"), (True, False), needs_classifier=True),
-                 "classes hit by the samples, and KL of their class histogram from the data's")
-METRICS.register("modes", MetricSpec(("modes", "hq", "modes_kl"), (True, True, False)),
-                 "modes captured: 2-D mixtures (VEEGAN protocol, 2,500 samples) or "
-                 "stacked Fashion-MNIST (1000 modes, 26,000 samples)")
+METRICS: Registry[MetricSpec] = Registry("metric")  # entries: below, and `modes` in gankit.metrics
 
 
 def metric_for_key(key: str) -> str:
@@ -114,30 +130,71 @@ def summarise(batches: Iterable[Tensor], extractor: FeatureExtractor, keep: int 
     return out
 
 
+# --------------------------------------------------------------------------- the metrics
+
+
+def _fid(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    return {"fid": fid_from_stats(real.stats, fake.stats)}
+
+
+def _kid(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    mean, std = kid(real.stats.features, fake.stats.features)
+    return {"kid": mean, "kid_std": std}
+
+
+def _is(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    if fake.prob.size == 0:
+        raise GankitError("the metric is needs a classifier (features fmnist or inception:PATH)")
+    mean, std = inception_score(fake.prob)
+    return {"is": mean, "is_std": std}
+
+
+def _pr(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    p, r = precision_recall(real.stats.features, fake.stats.features)
+    return {"precision": p, "recall": r}
+
+
+def _dc(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    d, c = density_coverage(real.stats.features, fake.stats.features)
+    return {"density": d, "coverage": c}
+
+
+def _classes(real: SampleSummary, fake: SampleSummary, extractor: FeatureExtractor) -> dict[str, float]:
+    if extractor.classes is None:
+        raise GankitError("the metric classes needs a classifier with known classes (features fmnist)")
+    hit, kl = class_coverage(fake.pred, real.pred, extractor.num_classes)
+    return {"classes_hit": float(hit), "class_kl": kl}
+
+
+METRICS.register("fid", MetricSpec(("fid",), (False,), _fid),
+                 "Fréchet distance of the feature distributions (Heusel et al. 2017)")
+METRICS.register("kid", MetricSpec(("kid", "kid_std"), (False, False), _kid),
+                 "kernel distance, unbiased, cubic kernel, mean and std over subsets (Bińkowski et al. 2018)")
+METRICS.register("is", MetricSpec(("is", "is_std"), (True, False), _is, needs_classifier=True, needs_probs=True),
+                 "Inception Score from the classifier's softmax (Salimans et al. 2016)")
+METRICS.register("pr", MetricSpec(("precision", "recall"), (True, True), _pr),
+                 "precision and recall, k = 3 (Kynkäänniemi et al. 2019)")
+METRICS.register("dc", MetricSpec(("density", "coverage"), (True, True), _dc),
+                 "density and coverage, k = 5 (Naeem et al. 2020)")
+METRICS.register("classes", MetricSpec(("classes_hit", "class_kl"), (True, False), _classes, needs_classifier=True),
+                 "classes hit by the samples, and KL of their class histogram from the data's")
+
+
+def from_summaries(names: Iterable[str]) -> list[str]:
+    """The metrics among ``names`` computed from feature summaries (the others count G's samples)."""
+    return [m for m in names if METRICS.get(m).compute is not None]
+
+
 def compare(real: SampleSummary, fake: SampleSummary, metrics: list[str],
             extractor: FeatureExtractor) -> dict[str, float]:
-    """The numbers asked for, from the two summaries."""
+    """The numbers asked for, from the two summaries: each metric's entry computes its own."""
     res: dict[str, float] = {}
     for m in metrics:
-        if m == "classes" and extractor.classes is None:
-            raise GankitError("--metrics classes needs a classifier with known classes (--features fmnist)")
-        if m == "fid":
-            res["fid"] = fid_from_stats(real.stats, fake.stats)
-        elif m == "kid":
-            res["kid"], res["kid_std"] = kid(real.stats.features, fake.stats.features)
-        elif m == "pr":
-            res["precision"], res["recall"] = precision_recall(real.stats.features, fake.stats.features)
-        elif m == "dc":
-            res["density"], res["coverage"] = density_coverage(real.stats.features, fake.stats.features)
-        elif m == "is":
-            if fake.prob.size == 0:
-                raise GankitError("--metrics is needs a classifier (--features fmnist or inception:PATH)")
-            res["is"], res["is_std"] = inception_score(fake.prob)
-        elif m == "classes":
-            hit, kl = class_coverage(fake.pred, real.pred, extractor.num_classes)
-            res["classes_hit"], res["class_kl"] = float(hit), kl
-        elif m != "modes":
-            METRICS.get(m)  # names the choices
+        compute = METRICS.get(m).compute
+        if compute is None:
+            raise GankitError(f"the metric {m} is counted from a generator's samples, not compared "
+                              "from two sets of images")
+        res.update(compute(real, fake, extractor))
     return res
 
 
@@ -146,7 +203,7 @@ def parse_metrics(text: str) -> list[str]:
     for m in names:
         METRICS.get(m)
     if not names:
-        raise GankitError("--metrics is empty")
+        raise GankitError("the list of metrics is empty")
     return names
 
 
@@ -172,7 +229,6 @@ def generated_batches(G: torch.nn.Module, prior: str, latent_dim: int, n: int, s
     makes every class in turn (the balanced marginal), or only class ``y_class``."""
     from gankit.models import sample_prior
     from gankit.models.conditional import num_classes_of
-    from gankit.sampling import evaluating
 
     g = torch.Generator().manual_seed(seed)
     K = num_classes_of(G)
@@ -239,6 +295,6 @@ def evaluate_images(fake: Iterable[Tensor], real_images: Tensor, real_key: dict[
     """Compare generated batches with a real image set under ``metrics``."""
     t0 = time.perf_counter()
     real = reference_summary(real_key, real_images, extractor, keep, cache)
-    fake_s = summarise(fake, extractor, keep, keep_probs="is" in metrics)
-    values = compare(real, fake_s, [m for m in metrics if m != "modes"], extractor)
+    fake_s = summarise(fake, extractor, keep, keep_probs=any(METRICS.get(m).needs_probs for m in metrics))
+    values = compare(real, fake_s, from_summaries(metrics), extractor)
     return EvalResult(values, fake_s.stats.n, real.stats.n, time.perf_counter() - t0, extractor.name)

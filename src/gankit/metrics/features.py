@@ -33,7 +33,7 @@ def _fmnist(arg: str, device: torch.device) -> FeatureExtractor:
     from gankit.metrics.fmnist_classifier import FMNISTFeatures
 
     if arg:
-        raise GankitError("--features fmnist takes no argument")
+        raise GankitError("the feature extractor fmnist takes no argument (fmnist, not fmnist:...)")
     return FMNISTFeatures(device)
 
 
@@ -42,7 +42,7 @@ def _inception(arg: str, device: torch.device) -> FeatureExtractor:
 
     if not arg:
         raise GankitError(
-            "--features inception needs the weights file: --features inception:PATH, where PATH is "
+            "the feature extractor inception needs the weights file: inception:PATH, where PATH is "
             "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (gankit never downloads it)"
         )
     return InceptionFeatures(arg, device)

@@ -335,8 +335,8 @@ def _not_found_message(path: Path) -> str:
         f"Inception weights {what} at {path}. gankit never downloads them. Get pytorch-fid's "
         f"FID Inception weights, the file {FID_WEIGHTS_NAME} (the TF inception-2015-12-05 graph "
         f"ported to PyTorch; 6726825d in its name is the start of its SHA-256), from "
-        f"{FID_WEIGHTS_URL} and pass its path with --features inception:PATH, e.g. "
-        f"--features inception:/path/to/{FID_WEIGHTS_NAME}"
+        f"{FID_WEIGHTS_URL} and name it as the feature extractor inception:PATH, e.g. "
+        f"inception:/path/to/{FID_WEIGHTS_NAME}"
     )
 
 

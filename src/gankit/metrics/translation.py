@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
+from gankit.data.base import to_float
+from gankit.data.paired import PairedData, UnpairedData
 from gankit.errors import GankitError
+from gankit.nn_util import apply_in_batches
 
 PSNR_CAP = 100.0  # dB: identical images have an infinite PSNR; averaged, they count as this
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: an 11x11 circular-symmetric Gaussian, sigma 1.5
@@ -80,7 +84,7 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
 
 @dataclass
 class TranslationScores:
-    """What ``evaluate_translator`` measured, on ``n`` held-out inputs per direction."""
+    """What ``score_translation`` measured, on ``n`` held-out inputs per direction."""
 
     values: dict[str, float]
     n: int
@@ -102,33 +106,32 @@ def _fmnist_index(name: str) -> int | None:
     return CLASSES.index(name) if name in CLASSES else None
 
 
-def evaluate_translator(source: str, n: int = 10_000, device: str = "cpu", batch_size: int = 256) -> TranslationScores:
-    """Score the translator of a run directory or checkpoint on its task's held-out data.
+def score_translation(generators: Mapping[str, nn.Module | None], data: PairedData | UnpairedData,
+                      n: int = 10_000, device: torch.device | str = "cpu", batch_size: int = 256,
+                      split: str = "test") -> TranslationScores:
+    """Score translators on held-out data: ``generators`` {"AtoB": G_AB, "BtoA": G_BA or None}, on
+    at most ``n`` inputs per direction of ``data`` (whose ``split`` is recorded in the result).
 
-    Paired runs: ``l1``, ``psnr``, ``ssim`` of G(A) against the true B; for the built-in
-    Fashion-MNIST tasks also ``class_acc`` (the classifier gives G(A) the input's class) and, for
-    reference, ``class_acc_real`` (the same for the true B). Unpaired runs: ``target_acc_AtoB``
-    (G_AB(A) is classified as B's class) and ``target_acc_BtoA`` where the domains are Fashion-MNIST
-    classes, and the cycle errors ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``."""
-    from gankit.data.base import to_float
-    from gankit.data.paired import PAIRED_TASKS, PairedData, parse_class_pair
-    from gankit.translating import load_data, load_translator, translate_images
-
+    Paired data: ``l1``, ``psnr``, ``ssim`` of G_AB(A) against the true B; with labels (the built-in
+    Fashion-MNIST tasks) also ``class_acc`` (the classifier gives G_AB(A) the input's class) and, for
+    reference, ``class_acc_real`` (the same for the true B). Unpaired data (both generators needed):
+    ``target_acc_AtoB`` (G_AB(A) is classified as B's class), ``target_acc_BtoA`` and
+    ``source_acc_A`` where the domains are Fashion-MNIST classes, and the cycle errors
+    ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``."""
     if n < 1:
-        raise GankitError(f"--n must be at least 1, got {n}")
+        raise GankitError(f"n (inputs to translate) must be at least 1, got {n}")
     t0 = time.perf_counter()
-    lt = load_translator(source, device)
-    data = load_data(lt.config, "test")
-    builtin = lt.config.data.source in PAIRED_TASKS or parse_class_pair(lt.config.data.source) is not None
-    split = "test" if builtin else "train (a folder has one split)"
     values: dict[str, float] = {}
 
-    def run(G: torch.nn.Module, x: Tensor) -> Tensor:
-        return translate_images(G, x.to(device), batch_size).cpu()
+    def run(G: nn.Module, x: Tensor) -> Tensor:
+        return apply_in_batches(G, x.to(device), batch_size).cpu()
 
+    G_AB, G_BA = generators.get("AtoB"), generators.get("BtoA")
+    if G_AB is None:
+        raise GankitError("score_translation needs the AtoB generator")
+    A, B = to_float(data.A[:n]), to_float(data.B[:n])
     if isinstance(data, PairedData):
-        A, B = to_float(data.A[:n]), to_float(data.B[:n])
-        fake_B = run(lt.generator("AtoB"), A)
+        fake_B = run(G_AB, A)
         values["l1"] = float(l1_error(fake_B, B).mean())
         values["psnr"] = float(psnr(fake_B, B).mean())
         if min(B.shape[-2:]) >= SSIM_WINDOW:
@@ -139,8 +142,9 @@ def evaluate_translator(source: str, n: int = 10_000, device: str = "cpu", batch
             values["class_acc_real"] = float((_classify(B, device) == labels).double().mean())
         count = len(A)
     else:
-        A, B = to_float(data.A[:n]), to_float(data.B[:n])
-        G_AB, G_BA = lt.generator("AtoB"), lt.generator("BtoA")
+        if G_BA is None:
+            raise GankitError("unpaired data are scored in both directions: give the BtoA generator "
+                              "too (a cyclegan's)")
         fake_B, fake_A = run(G_AB, A), run(G_BA, B)
         rec_A, rec_B = run(G_BA, fake_B), run(G_AB, fake_A)
         index = [_fmnist_index(c) for c in data.classes]
@@ -157,4 +161,4 @@ def evaluate_translator(source: str, n: int = 10_000, device: str = "cpu", batch
     return TranslationScores(values, count, split, time.perf_counter() - t0)
 
 
-__all__ = ["PSNR_CAP", "TranslationScores", "evaluate_translator", "gaussian_window", "l1_error", "psnr", "ssim"]
+__all__ = ["PSNR_CAP", "TranslationScores", "gaussian_window", "l1_error", "psnr", "score_translation", "ssim"]

@@ -9,16 +9,10 @@ from torch import Generator, Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.models.base import Builder, DataShape, DSpec, MinibatchStd, Packed
-from gankit.models.conditional import (
-    CONDITIONINGS,
-    ACGANDiscriminator,
-    CGANDiscriminator,
-    ConditionalG,
-    ProjectionDiscriminator,
-    feature_dim,
-)
+from gankit.models.conditional import CONDITIONINGS, ConditionalG, ConditionalRequest
 from gankit.models.dcgan import build_dcgan, dcgan_plan
 from gankit.models.mlp import build_mlp, build_mlp2_tanh
+from gankit.nn_util import apply_spectral_norm
 from gankit.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,46 +28,34 @@ PRIORS = ("normal", "uniform")
 
 
 def build_models(
-    arch: str, shape: DataShape, latent_dim: int = 100, width: int = 0, pack: int = 1,
-    mbstd: bool = False, spectral_norm: bool = False, conditional: str = "", num_classes: int = 0,
-    embed_dim: int = 0,
+    arch: str, shape: DataShape, latent_dim: int = 100, width: int | None = None, pack: int = 1,
+    mbstd: bool = False, spectral_norm: bool = False, conditional: str | None = None,
+    num_classes: int = 0, embed_dim: int | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """Build (G, D) of architecture ``arch`` for samples of ``shape``; ``width`` 0 = the default.
+    """Build (G, D) of architecture ``arch`` for samples of ``shape``; ``width`` None = the default.
 
     D's cures: ``pack`` m samples per decision (PacGAN), a minibatch-std feature (``mbstd``), and
     ``spectral_norm`` on each of its layers. D takes (B, *dims) and returns (B / pack,) logits.
 
     ``conditional`` (``cgan``, ``acgan`` or ``projection``, with ``num_classes`` K): G(z, y) sees
-    the label's embedding (``embed_dim``, 0 = K) beside z, and D(x, y) returns (logits (B,),
+    the label's embedding (``embed_dim``, None = K) beside z, and D(x, y) returns (logits (B,),
     class logits (B, K) or None) - see ``gankit.models.conditional``."""
     if latent_dim < 1:
-        raise GankitError(f"latent_dim must be at least 1, got {latent_dim}")
+        raise GankitError(f"model.latent_dim must be at least 1, got {latent_dim}")
     build = MODELS.get(arch)
-    if not conditional:
+    if not conditional:  # None (or an earlier version's ""): unconditional
         G, D = build(shape, latent_dim, width, DSpec(pack, mbstd))
         if spectral_norm:
             apply_spectral_norm(D)
         if pack > 1:
             D = Packed(D, pack)
         return G, D
-    if conditional not in CONDITIONINGS:
-        raise GankitError(f"unknown conditioning {conditional!r}; choose one of: {', '.join(CONDITIONINGS)}")
+    build_conditional = CONDITIONINGS.get(conditional)
     if num_classes < 2 or pack > 1:
-        raise GankitError(f"--conditional {conditional} needs labelled data of at least 2 classes "
-                          f"(got {num_classes}) and no PacGAN packing")
-    embed_dim = embed_dim or num_classes
-    G, D = build(shape, latent_dim + embed_dim, width, DSpec(1, mbstd))
-    G = ConditionalG(G, num_classes, embed_dim)
-    if conditional == "cgan":  # D is built for the image's channels plus K one-hot planes
-        c, *rest = shape.dims
-        _, D = build(DataShape((c + num_classes, *rest)), latent_dim, width, DSpec(1, mbstd))
-    if spectral_norm:
-        apply_spectral_norm(D)
-    if conditional == "cgan":
-        return G, CGANDiscriminator(D, num_classes)
-    if conditional == "acgan":
-        return G, ACGANDiscriminator(D, num_classes, feature_dim(D, shape.dims))
-    return G, ProjectionDiscriminator(D, num_classes, feature_dim(D, shape.dims))
+        raise GankitError(f"model.conditional={conditional} needs labelled data of at least 2 classes "
+                          f"(got {num_classes}) and no PacGAN packing (reg.pack)")
+    return build_conditional(ConditionalRequest(build, shape, latent_dim, width, num_classes,
+                                                embed_dim or num_classes, mbstd, spectral_norm))
 
 
 def models_for(cfg: Config, shape: DataShape, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -82,15 +64,6 @@ def models_for(cfg: Config, shape: DataShape, num_classes: int = 0) -> tuple[nn.
     m, r = cfg.model, cfg.reg
     return build_models(m.arch, shape, m.latent_dim, m.width, r.pack, r.mbstd, r.spectral_norm,
                         m.conditional, num_classes, m.embed_dim)
-
-
-def apply_spectral_norm(D: nn.Module) -> None:
-    """Miyato et al. 2018: divide each weight by its largest singular value, estimated by one step
-    of power iteration per training forward pass, so every layer (and D) is 1-Lipschitz. Applied to
-    every convolution and linear layer of D (torch's parametrisation; state-dict keys change)."""
-    for m in list(D.modules()):
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.utils.parametrizations.spectral_norm(m)
 
 
 def sample_prior(

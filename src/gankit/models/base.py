@@ -51,7 +51,7 @@ class Builder(Protocol):
     """Builds (G, D) for a data shape. G maps z (B, latent_dim) to samples (B, *dims);
     D maps samples (B / pack, pack * C, H, W) or (B / pack, pack * F) to one logit each."""
 
-    def __call__(self, shape: DataShape, latent_dim: int, width: int,
+    def __call__(self, shape: DataShape, latent_dim: int, width: int | None,
                  d: DSpec = ...) -> tuple[nn.Module, nn.Module]: ...
 
 

@@ -16,13 +16,17 @@ only ACGAN's second item is a tensor, and the trainer adds its cross-entropy whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-
-CONDITIONINGS = ("cgan", "acgan", "projection")
+from gankit.models.base import Builder, DataShape, DSpec
+from gankit.nn_util import apply_spectral_norm
+from gankit.registry import Registry
 
 
 class ConditionalG(nn.Module):
@@ -100,6 +104,71 @@ def feature_dim(base_D: nn.Module, shape: tuple[int, ...]) -> int:
     return n
 
 
+# --------------------------------------------------------------------------- the conditionings
+
+
+@dataclass(frozen=True)
+class ConditionalRequest:
+    """What a conditioning needs to build a class-conditional (G, D) pair: the architecture's
+    builder, the data's shape, and the sizes and D's cures a run asks for (no packing: a pack of
+    samples has no one label)."""
+
+    build: Builder
+    shape: DataShape
+    latent_dim: int
+    width: int | None
+    num_classes: int
+    embed_dim: int  # the label embedding's size beside z (K when none was asked for)
+    mbstd: bool = False
+    spectral_norm: bool = False
+
+    def g_and_base_d(self) -> tuple[ConditionalG, nn.Module]:
+        """G(z, y) = base G of cat(z, embed(y)), and the base D built beside it (one call to the
+        builder: G's parameters are drawn first, as for an unconditional pair)."""
+        G, D = self.build(self.shape, self.latent_dim + self.embed_dim, self.width, DSpec(1, self.mbstd))
+        return ConditionalG(G, self.num_classes, self.embed_dim), D
+
+    def cured(self, D: nn.Module) -> nn.Module:
+        """D with the cures that apply to its layers (spectral norm), before a head is added."""
+        if self.spectral_norm:
+            apply_spectral_norm(D)
+        return D
+
+
+ConditionalBuilder = Callable[[ConditionalRequest], tuple[nn.Module, nn.Module]]
+
+
+def build_cgan(r: ConditionalRequest) -> tuple[nn.Module, nn.Module]:
+    """Mirza & Osindero 2014: D is built for the sample's channels plus K one-hot planes."""
+    G, _ = r.g_and_base_d()
+    c, *rest = r.shape.dims
+    _, D = r.build(DataShape((c + r.num_classes, *rest)), r.latent_dim, r.width, DSpec(1, r.mbstd))
+    return G, CGANDiscriminator(r.cured(D), r.num_classes)
+
+
+def build_acgan(r: ConditionalRequest) -> tuple[nn.Module, nn.Module]:
+    """Odena et al. 2017: D's trunk feeds its real/fake head and a class head."""
+    G, D = r.g_and_base_d()
+    D = r.cured(D)
+    return G, ACGANDiscriminator(D, r.num_classes, feature_dim(D, r.shape.dims))
+
+
+def build_projection(r: ConditionalRequest) -> tuple[nn.Module, nn.Module]:
+    """Miyato & Koyama 2018: D's logit plus the inner product of embed(y) with D's last features."""
+    G, D = r.g_and_base_d()
+    D = r.cured(D)
+    return G, ProjectionDiscriminator(D, r.num_classes, feature_dim(D, r.shape.dims))
+
+
+CONDITIONINGS: Registry[ConditionalBuilder] = Registry("conditioning", "conditionings (--conditional)")
+CONDITIONINGS.register("cgan", build_cgan,
+                       "the label enters D's input as one-hot planes, and G's beside z (Mirza & Osindero 2014)")
+CONDITIONINGS.register("acgan", build_acgan,
+                       "D classifies its inputs with a second head, G is scored by it (Odena et al. 2017)")
+CONDITIONINGS.register("projection", build_projection,
+                       "D's logit plus <embed(y), D's features>: projection D (Miyato & Koyama 2018)")
+
+
 def default_labels(n: int, num_classes: int, device: torch.device | str = "cpu") -> Tensor:
     """0, 1, ..., K-1, 0, 1, ...: n labels spread evenly over the classes (evaluation and sampling
     of a conditional G when no class is asked for: the balanced marginal of a labelled set)."""
@@ -132,4 +201,4 @@ def parse_class(text: str, num_classes: int, classes: list[str] | None) -> int:
     if text.isdigit() and int(text) < num_classes:
         return int(text)
     shown = ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])) + (" ..." if num_classes > 20 else "")
-    raise GankitError(f"--class {text!r} is not one of this run's {num_classes} classes: {shown}")
+    raise GankitError(f"class {text!r} is not one of this run's {num_classes} classes: {shown}")

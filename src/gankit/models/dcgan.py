@@ -27,7 +27,7 @@ def dcgan_plan(h: int, w: int) -> tuple[int, int, int]:
     if n < 2:
         raise GankitError(
             f"dcgan cannot make {h}x{w} images: each side must be divisible by 4 and the smaller "
-            "at least 16 (e.g. 28, 32, 64, 128 or 48x64); choose another --image-size or --model mlp"
+            "at least 16 (e.g. 28, 32, 64, 128 or 48x64); choose another data.image_size or model.arch=mlp"
         )
     return h // 2**n, w // 2**n, n
 
@@ -118,13 +118,14 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x)
 
 
-def build_dcgan(shape: DataShape, latent_dim: int, width: int, d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
+def build_dcgan(shape: DataShape, latent_dim: int, width: int | None,
+                d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
     """DCGAN pair for image data; ``width`` is the channel count of G's last hidden layer: 32 by
-    default, half the paper's 64, which on 2 CPU cores reached a lower FID in 300 s of training
-    (2.6x the steps; docs/BENCHMARKS.md)."""
+    default (``width`` None, or an earlier version's 0), half the paper's 64, which on 2 CPU cores
+    reached a lower FID in 300 s of training (2.6x the steps; docs/BENCHMARKS.md)."""
     if not shape.is_image:
         raise GankitError(
-            f"dcgan models images, but the data are {shape.describe()}; use --model mlp for 2-D points"
+            f"dcgan models images, but the data are {shape.describe()}; use model.arch=mlp for 2-D points"
         )
     w = width or 32
     return DCGANGenerator(shape, latent_dim, w), DCGANDiscriminator(shape, w, d)

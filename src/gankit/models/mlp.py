@@ -57,11 +57,12 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-def build_mlp(shape: DataShape, latent_dim: int, width: int, d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
-    """Points: 3 hidden layers of ``width`` (default 128). Images: G widens 256 -> 512 -> 1024,
+def build_mlp(shape: DataShape, latent_dim: int, width: int | None,
+              d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
+    """Points: 3 hidden layers of ``width`` (unset: 128). Images: G widens 256 -> 512 -> 1024,
     D narrows 1024 -> 512 -> 256 (times width/256), as in the common MNIST MLP GAN."""
     if shape.is_image:
-        w = width or 256
+        w = width or 256  # None (or an earlier version's 0): the default
         g_hidden, d_hidden = [w, 2 * w, 4 * w], [4 * w, 2 * w, w]
     else:
         w = width or 128
@@ -69,7 +70,7 @@ def build_mlp(shape: DataShape, latent_dim: int, width: int, d: DSpec = PLAIN_D)
     return MLPGenerator(shape, latent_dim, g_hidden), MLPDiscriminator(shape, d_hidden, d)
 
 
-def build_mlp2_tanh(shape: DataShape, latent_dim: int, width: int,
+def build_mlp2_tanh(shape: DataShape, latent_dim: int, width: int | None,
                     d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
     """The 2-D benchmark networks of Unrolled GAN (Metz et al. 2017), VEEGAN (Srivastava et al.
     2017, Table 1) and GDPP: G and D each with two hidden layers of ``width`` (128) tanh units

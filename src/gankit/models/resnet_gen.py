@@ -35,7 +35,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         if size[0] % 4 or size[1] % 4:
             raise GankitError(f"the ResNet generator halves the image twice: sides must be divisible "
-                              f"by 4, got {size[0]}x{size[1]}; use --image-size 28, 32, 64, ...")
+                              f"by 4, got {size[0]}x{size[1]}; set data.image_size to 28, 32, 64, ...")
         # the paper: 6 blocks for 128 px, 9 for 256 px and up; small images need fewer
         n_blocks = n_blocks or (9 if min(size) >= 256 else 6 if min(size) >= 128 else 4)
         w = width

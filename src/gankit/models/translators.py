@@ -87,9 +87,9 @@ TRANSLATORS.register(
 TRANSLATOR_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge")
 
 
-def build_translator(arch: str, shape_A: Dims, shape_B: Dims, width: int = 0) -> dict[str, nn.Module]:
+def build_translator(arch: str, shape_A: Dims, shape_B: Dims, width: int | None = None) -> dict[str, nn.Module]:
     """The networks of translator ``arch`` for images of ``shape_A`` and ``shape_B`` (C, H, W);
-    ``width`` 0 = the paper's 64."""
+    ``width`` None (or an earlier version's 0) = the paper's 64."""
     t = TRANSLATORS.get(arch)
     return t.build(shape_A, shape_B, width or t.default_width)
 

@@ -34,7 +34,7 @@ class UNetGenerator(nn.Module):
         depth = depth or unet_depth(size)
         if depth < 1 or size[0] % 2**depth or size[1] % 2**depth:
             raise GankitError(f"a U-Net of depth {depth} needs image sides divisible by {2 ** max(depth, 1)}, "
-                              f"got {size[0]}x{size[1]}; use --image-size with an even size such as 32 or 64")
+                              f"got {size[0]}x{size[1]}; set data.image_size to an even size such as 32 or 64")
         self.depth = depth
         # encoder output channels per level: width, 2w, 4w, 8w, 8w, ... (C64-C128-C256-C512-C512...)
         chans = [min(width * 2**i, width * 8) for i in range(depth)]

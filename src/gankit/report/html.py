@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +19,14 @@ from typing import Any
 
 import yaml
 
+from gankit import __version__
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_text
 from gankit.report import plots
+from gankit.rundir import RunDir, step_of
+from gankit.verdict import equilibrium
 
-__all__ = ["build_report", "describe_equilibrium", "read_metrics"]
+__all__ = ["build_report"]
 
 #: Keys with their own plot or no plot; every other numeric key gets a small plot.
 STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake",
@@ -36,35 +37,10 @@ SIGNAL_OF = {"diversity": "mode_collapse", "modes": "mode_collapse", "classes": 
 #: data.source values whose samples are 2-D probability-field pictures.
 TWO_D_SOURCES = frozenset({"ring", "grid"})
 
-_SAMPLE_RE = re.compile(r"^step-(\d+)\.png$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read a JSON-lines metrics file, skipping lines that do not parse to a JSON object.
-
-    Tolerates a half-written last line (training still running), blank lines and bad
-    bytes. A missing file gives an empty list. ``NaN``/``Infinity`` literals are accepted.
-    """
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            records.append(obj)
-    return records
 
 
 def _number(value: Any) -> float | None:
@@ -118,34 +94,6 @@ def _extra_keys(records: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def describe_equilibrium(d_real: float | None, d_fake: float | None) -> str:
-    """One sentence reading D's mean outputs on real (D(x)) and generated (D(G(z))) data.
-
-    - both within 0.1 of 0.5: D can no longer tell real from fake (the minimax equilibrium);
-    - D(x) - D(G(z)) > 0.4: D is winning easily;
-    - otherwise: in between.
-    """
-    if d_real is None or d_fake is None or not math.isfinite(d_real) or not math.isfinite(d_fake):
-        return (
-            "Not enough data yet to judge the equilibrium: D(x) and D(G(z)) have not been logged."
-        )
-    gap = d_real - d_fake
-    if abs(d_real - 0.5) <= 0.1 and abs(d_fake - 0.5) <= 0.1:
-        return (
-            "D can no longer tell real from fake: D(x) and D(G(z)) are both within 0.1 of 0.5, "
-            "the equilibrium of the minimax game (Goodfellow et al. 2014)."
-        )
-    if gap > 0.4:
-        return (
-            f"D is winning easily: D(x) \u2212 D(G(z)) = {gap:.2f} > 0.4, so it separates real "
-            "from generated data with confidence and G's gradient may be diminishing."
-        )
-    return (
-        f"In between: D(x) \u2212 D(G(z)) = {gap:.2f}; D still tells real from fake to some "
-        "degree but is neither winning easily nor at the D = 0.5 equilibrium."
-    )
-
-
 # --------------------------------------------------------------------------- samples
 
 
@@ -156,18 +104,8 @@ class _Sample:
     data: bytes = b""
 
 
-def _find_samples(samples_dir: Path) -> list[_Sample]:
-    try:
-        names = os.listdir(samples_dir)
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        m = _SAMPLE_RE.match(name)
-        if m:
-            found.append(_Sample(int(m.group(1)), samples_dir / name))
-    found.sort(key=lambda s: (s.step, s.path.name))
-    return found
+def _find_samples(run: RunDir) -> list[_Sample]:
+    return [_Sample(step_of(p) or 0, p) for p in run.samples()]
 
 
 def _select_evenly(n: int, k: int) -> list[int]:
@@ -193,17 +131,14 @@ def _read_png(path: Path) -> bytes | None:
 # --------------------------------------------------------------------------- config
 
 
-def _resolved_html(run: Path, cfg: dict[str, Any]) -> str:
+def _resolved_html(run: RunDir, cfg: dict[str, Any]) -> str:
     """What ``precision: auto`` resolved to on the machine that trained, read from the newest
     checkpoint's state.json (config.yaml keeps ``auto`` as written)."""
     train = cfg.get("train")
     if not isinstance(train, dict) or train.get("precision", "auto") != "auto":
         return ""
-    try:
-        meta = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    if not isinstance(meta, dict) or not meta.get("precision"):
+    meta = run.checkpoint_state()
+    if meta is None or not meta.get("precision"):
         return ""
     return (f'<p class="note">precision: auto trained in {_esc(str(meta["precision"]))} '
             f'(the newest checkpoint, step {_esc(str(meta.get("step")))}).</p>')
@@ -273,15 +208,6 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _version() -> str:
-    try:
-        import gankit
-
-        return str(gankit.__version__)
-    except Exception:  # any failure just means "unknown"
-        return "unknown"
-
-
 def _summary_html(records: list[dict[str, Any]], metrics_exists: bool) -> str:
     if not records:
         why = "" if metrics_exists else " (metrics.jsonl not found)"
@@ -303,7 +229,7 @@ def _summary_html(records: list[dict[str, Any]], metrics_exists: bool) -> str:
     return (
         '<div class="summary"><div class="nums">'
         + " &middot; ".join(parts)
-        + f'</div><p class="verdict">{_esc(describe_equilibrium(d_real, d_fake))}</p></div>'
+        + f'</div><p class="verdict">{_esc(equilibrium(d_real, d_fake).sentence)}</p></div>'
     )
 
 
@@ -432,31 +358,19 @@ def build_report(
         GankitError: if ``run_dir`` is not a directory or has no ``config.yaml``, or if
             ``max_sample_grids`` < 1.
     """
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise GankitError(
-            f"run directory {str(run)!r} does not exist (or is not a folder); "
-            "pass the folder a training run wrote (the log.out setting)."
-        )
-    config_path = run / "config.yaml"
-    if not config_path.is_file():
-        raise GankitError(
-            f"{str(run)!r} has no config.yaml, so it does not look like a gankit run "
-            "directory; pass the folder a training run wrote."
-        )
+    run = RunDir(run_dir).require()
     if max_sample_grids < 1:
         raise GankitError(f"max_sample_grids must be at least 1, got {max_sample_grids}.")
 
-    config_text, cfg, config_note = _load_config(config_path)
+    config_text, cfg, config_note = _load_config(run.config_path)
     data_cfg = cfg.get("data")
     data_source = data_cfg.get("source") if isinstance(data_cfg, dict) else None
-    metrics_path = run / "metrics.jsonl"
-    every = _clean_records(read_metrics(metrics_path))
+    every = _clean_records(run.records())
     records = [r for r in every if "event" not in r]
     events = [r for r in every if "event" in r]  # warnings and rollbacks (gankit.diagnosis)
-    samples = _find_samples(run / "samples")
+    samples = _find_samples(run)
 
-    name = run.resolve().name or str(run)
+    name = run.path.resolve().name or str(run.path)
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
     config_block = f'<pre class="config">{_esc(config_text)}</pre>' if config_text.strip() else ""
     if config_note:
@@ -473,9 +387,9 @@ def build_report(
 </head>
 <body>
 <h1>gankit run: {_esc(name)}</h1>
-<div class="path">{_esc(run.resolve())}</div>
+<div class="path">{_esc(run.path.resolve())}</div>
 <h2>Summary</h2>
-{_summary_html(records, metrics_path.exists())}
+{_summary_html(records, run.metrics_path.exists())}
 <h2>Config</h2>
 {config_block}
 <h2>Diagnosis</h2>
@@ -484,10 +398,10 @@ def build_report(
 {_plots_html(records, events)}
 {_translation_html(cfg)}
 {_samples_html(samples, max_sample_grids, data_source)}
-<footer>Generated {_esc(generated)} by gankit {_esc(_version())}.</footer>
+<footer>Generated {_esc(generated)} by gankit {_esc(__version__)}.</footer>
 </body>
 </html>
 """
-    out_path = Path(out) if out is not None else run / "report.html"
+    out_path = Path(out) if out is not None else run.report_path
     atomic_write_text(out_path, page)
     return out_path

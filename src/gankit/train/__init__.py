@@ -1,5 +1,5 @@
-"""Training: state and checkpoints, the D and G steps, and the loop that runs Algorithm 1."""
+"""The training engine: one lifecycle (``lifecycle``) for every task (``task``), and the GAN's
+building blocks: its state and checkpoints (``state``), the D and G steps of Algorithm 1
+(``step``), DiffAugment (``augment``), torchrun (``distributed``) and CycleGAN's image pool.
 
-from gankit.train.loop import Run, TrainingDiverged, train
-
-__all__ = ["Run", "TrainingDiverged", "train"]
+The tasks themselves live in ``gankit.tasks``; ``gankit.fit`` trains one."""

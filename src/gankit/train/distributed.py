@@ -15,6 +15,7 @@ report happen on rank 0 only; the logged values are means over all ranks.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +102,21 @@ def wrap(d: Dist, module: nn.Module, device: torch.device, sync_bn: bool) -> nn.
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
+
+
+def average_gradients(d: Dist, params: Iterable[nn.Parameter]) -> None:
+    """Average the parameters' gradients over the ranks, in place, in one collective (a flat
+    buffer). What DistributedDataParallel does during backward, done after it: for networks used
+    several times in one iteration (CycleGAN's generators), or whose step freezes some of them."""
+    if not d.enabled:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= d.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()

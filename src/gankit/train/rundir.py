@@ -37,14 +37,24 @@ def default_out(cfg: Config) -> Path:
     return out
 
 
-def prepare_new(cfg: Config) -> Path:
-    """Create the run directory for a new run; refuse to overwrite another run."""
+def check_new(cfg: Config) -> Config:
+    """The config of a new run with its directory decided (``log.out``, or runs/<data>-<model>);
+    refuses a directory that holds another run. Creates nothing: a start that fails later (bad
+    data, a model that does not fit them) leaves no folder behind to block the next try."""
     out = Path(cfg.log.out) if cfg.log.out else default_out(cfg)
     if (out / "config.yaml").exists() or resolve_last(out / "checkpoints") is not None:
         raise GankitError(
             f"{out} already holds a run; continue it with `gankit train --resume {out}` "
-            "or choose another --out"
+            "or choose another log.out"
         )
+    cfg.log.out = str(out)
+    return cfg
+
+
+def create_new(cfg: Config, resolved: dict[str, tuple[Any, str]]) -> Path:
+    """Create the run directory and write its config.yaml: the values the run uses, those settled
+    from its data and networks (``resolved``: key -> (value, why)) included."""
+    out = Path(str(cfg.log.out))
     try:
         for sub in ("", "checkpoints", "samples"):
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -52,28 +62,36 @@ def prepare_new(cfg: Config) -> Path:
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:
-        raise GankitError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
-    cfg.log.out = str(out)
+        raise GankitError(f"cannot write to {out}: {e.strerror}; choose another log.out") from None
+    for key, (value, why) in resolved.items():
+        cfg.resolve_value(key, value, why)
     atomic_write_text(out / "config.yaml", cfg.to_yaml())
     return out
+
+
+def saved_config(run_dir: str | os.PathLike) -> Config:
+    """The config a run directory was started with (its config.yaml)."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").is_file():
+        raise GankitError(f"cannot resume {run}: no run there (no config.yaml); check the path")
+    return config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
 
 
 def resume_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Config:
     """The config of the run in ``run_dir``, with only the keys in RESUMABLE_KEYS overridable."""
     run = Path(run_dir)
-    if not (run / "config.yaml").is_file():
-        raise GankitError(f"cannot resume {run}: no run there (no config.yaml); check the path")
+    cfg = saved_config(run)
     if resolve_last(run / "checkpoints") is None:
         raise GankitError(f"cannot resume {run}: it has no checkpoint yet; start it again without --resume")
-    cfg = config_from_dict(load_yaml(run / "config.yaml"), str(run / "config.yaml"))
     changed = {k: v for k, v in overrides.items() if k not in RESUMABLE_KEYS}
+    by_key = options_by_key()
     for key, value in changed.items():
-        opt = options_by_key()[key]
+        opt = by_key[key]
         if getattr(getattr(cfg, opt.section), opt.name) != value:
             raise GankitError(
-                f"--{key.replace('_', '-')} cannot change when resuming {run} (it is part of what the run "
-                f"is); only {', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE_KEYS))} can. "
-                "Start a new run to change it"
+                f"{opt.dotted} cannot change when resuming {run} (it is part of what the run is); only "
+                f"{', '.join(by_key[k].dotted for k in sorted(RESUMABLE_KEYS))} can. Start a new run to "
+                "change it"
             )
     cfg = validate(apply_mapping(cfg, {k: v for k, v in overrides.items() if k in RESUMABLE_KEYS},
                                  "command line"))

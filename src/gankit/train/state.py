@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -147,6 +148,22 @@ def set_lr_factor(optimizers: Iterable[torch.optim.Optimizer], factor: float) ->
             group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
 
 
+def run_meta(cfg: Config, precision: str, step: int, elapsed: float,
+             best: dict[str, Any] | None) -> dict[str, Any]:
+    """What every checkpoint records, whatever its task: the step, the seconds of training so far,
+    the config, the precision it trained in, the best evaluation (``eval.eval_every``) and the
+    versions that wrote it."""
+    return {
+        "step": step,
+        "elapsed": elapsed,
+        "config": cfg.to_dict(),
+        "precision": precision,
+        "best": best,
+        "versions": {"gankit": gankit.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+
+
 @dataclass
 class TrainState:
     cfg: Config
@@ -161,9 +178,7 @@ class TrainState:
     fixed_z: Tensor  # (n, latent_dim): the latents the sample grids are made from
     step: int = 0  # generator updates done (iterations of Algorithm 1)
     real_batches: int = 0  # batches drawn from the data so far: the data order's position
-    elapsed: float = 0.0  # seconds of training before this process started
     extent: tuple[float, float, float, float] | None = None  # 2-D data: where D's field is drawn
-    best: dict[str, float] | None = None  # with --eval-every: {"key", "value", "step"} of the best
     dist: distributed.Dist = distributed.SINGLE
     G_train: nn.Module | None = None  # G as updated: DistributedDataParallel(G) under torchrun, else G
     D_train: nn.Module | None = None
@@ -174,6 +189,7 @@ class TrainState:
     scaler_G: torch.amp.GradScaler | None = None  # --precision fp16: one gradient scaler per player
     scaler_D: torch.amp.GradScaler | None = None
     precision: str = "fp32"  # the run's --precision, resolved (auto -> bf16 or fp32)
+    width: int = 0  # the networks' base width as built (the architecture's default if unset)
 
     def __post_init__(self) -> None:
         if self.G_train is None:
@@ -253,7 +269,8 @@ class TrainState:
         return cls(cfg, shape, device, G, D, opt_G, opt_D, LOSSES.get(t.loss), z_gen, fixed_z, dist=d,
                    G_train=G_train, D_train=D_train, G_ema=G_ema, num_classes=num_classes,
                    classes=classes, fixed_y=fixed_y, scaler_G=gradient_scaler(precision, device),
-                   scaler_D=gradient_scaler(precision, device), precision=precision)
+                   scaler_D=gradient_scaler(precision, device), precision=precision,
+                   width=m.width or 0)  # TODO default_width
 
     def z(self, n: int) -> Tensor:
         """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples").
@@ -289,20 +306,14 @@ class TrainState:
             meta["scalers"] = {"G": self.scaler_G.state_dict(), "D": self.scaler_D.state_dict()}
         return tensors, meta
 
-    def meta(self, elapsed: float) -> dict[str, object]:
+    def meta(self) -> dict[str, object]:
+        """What a checkpoint records of the GAN beside the lifecycle's step, time and config."""
         return {
-            "step": self.step,
             "real_batches": self.real_batches,
-            "elapsed": elapsed,
-            "config": self.cfg.to_dict(),
             "data_shape": list(self.shape.dims),
             "num_classes": self.num_classes,
-            "precision": self.precision,
             "classes": self.classes,
             "extent": list(self.extent) if self.extent else None,
-            "best": self.best,
-            "versions": {"gankit": gankit.__version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
         }
 
     def restore(self, ckpt: Checkpoint) -> None:
@@ -323,5 +334,3 @@ class TrainState:
         self.fixed_z = ckpt.train["fixed_z"].to(self.device)
         self.step = int(ckpt.meta["step"])
         self.real_batches = int(ckpt.meta["real_batches"])
-        self.elapsed = float(ckpt.meta["elapsed"])
-        self.best = ckpt.meta.get("best")

@@ -1,0 +1,501 @@
+"""The run configuration's schema: typed dataclasses, the one source of defaults, and the checks
+that need nothing but the values themselves (types, ranges, declared choices).
+
+Every field has exactly one flag, derived from its name (``train.lr_g`` -> ``--lr-g``) unless the
+field names another (``data.source`` -> ``--data``), and the same name works as a flat key in YAML.
+A field typed ``X | None`` is optional: None means "unset", and what unset gives is said in its
+help (usually: decided from the data or the architecture once they are known). Closed sets of
+choices are declared here, in the field's metadata; the names of registered components (models,
+losses, conditionings, datasets) are not: ``gankit.resolve`` checks them against their registries.
+
+This module imports nothing but the standard library and ``gankit.errors``, so the schema (and
+``gankit --help``) loads without torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from gankit.errors import GankitError
+
+# --------------------------------------------------------------------------- field metadata
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a number must lie in: ``[low, high]``, either end open or absent."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # ``low`` itself is refused
+    high_open: bool = False
+    zero: str = ""  # what 0 means where it is the low end, e.g. "off"
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low == 0 and self.low_open:
+            return "positive"
+        if self.low == 0:
+            return f"0{f' ({self.zero})' if self.zero else ''} or positive"
+        return f"at least {self.low:g}"
+
+
+AT_LEAST_1 = Bounds(1)
+POSITIVE = Bounds(0, low_open=True)
+UNIT = Bounds(0, 1, high_open=True)  # [0, 1): Adam's betas, decays
+
+
+def _zero_or_more(zero: str = "off") -> Bounds:
+    return Bounds(0, zero=zero)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An open set of values of one shape (``cuda:N``, ``inception:PATH``)."""
+
+    regex: str
+    describe: str
+
+
+def _f(
+    default: Any, help: str, *, flag: str | None = None, choices: tuple[Any, ...] | None = None,
+    many: bool = False, pattern: Pattern | None = None, bounds: Bounds | None = None,
+    canonical: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A config field with its metadata: ``choices`` a closed set (``many``: a comma list of
+    them), ``pattern`` an open one, ``bounds`` a number's range, ``canonical`` a function that
+    checks a value (raising GankitError) and returns its canonical spelling."""
+    meta = {"help": help, "flag": flag, "choices": choices, "many": many, "pattern": pattern,
+            "bounds": bounds, "canonical": canonical}
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- image size
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$")
+
+
+def parse_image_size(value: str | int) -> tuple[int, int]:
+    """``28`` -> (28, 28); ``"48x64"`` -> (48, 64) as (H, W)."""
+    m = _SIZE.match(str(value))
+    if not m:
+        raise GankitError(f"data.image_size {value!r} is not N or HxW (e.g. 64 or 48x64)")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) else h
+    if not (4 <= h <= 4096 and 4 <= w <= 4096):
+        raise GankitError(f"data.image_size {value!r} is out of range: each side must be 4..4096 pixels")
+    return h, w
+
+
+def _canonical_image_size(value: str) -> str:
+    """``" 32 X 16 "`` -> ``"32x16"``, ``"28"`` -> ``"28"`` (checked by parse_image_size)."""
+    h, w = parse_image_size(value)
+    return f"{h}x{w}" if "x" in value.lower() else str(h)
+
+
+# --------------------------------------------------------------------------- the sections
+
+
+@dataclass
+class DataConfig:
+    source: str = _f(
+        "fashion-mnist",
+        "a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist: see `gankit list`) "
+        "or a PATH to a folder of images (searched recursively)",
+        flag="data",
+    )
+    image_size: str | None = _f(
+        None,
+        "N or HxW; images are resized to cover it and centre-cropped. "
+        "Unset: 28 for fashion-mnist, 64 for a folder",
+        canonical=_canonical_image_size,
+    )
+    channels: int | None = _f(
+        None, "1 (gray) or 3 (RGB); unset: 1 for fashion-mnist and all-gray folders, else 3",
+        choices=(1, 3),
+    )
+    data_root: str | None = _f(
+        None, "folder holding Fashion-MNIST's IDX files "
+        "(unset: $GANKIT_FASHION_MNIST or /usr/share/datasets/fashion-mnist)"
+    )
+    cache_dir: str | None = _f(None, "cache for decoded folders (unset: $GANKIT_CACHE or ~/.cache/gankit)")
+    workers: int | None = _f(None, "processes decoding a folder of images; unset: one per core (at most 8)",
+                             bounds=AT_LEAST_1)
+
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) from ``image_size``, or None for the dataset's default."""
+        return parse_image_size(self.image_size) if self.image_size is not None else None
+
+
+@dataclass
+class ModelConfig:
+    arch: str = _f("dcgan", "architecture of G and D (see `gankit list`)", flag="model")
+    latent_dim: int = _f(100, "size of the latent vector z", bounds=AT_LEAST_1)
+    prior: str = _f("normal", "distribution of z: N(0, I) or U(-1, 1)", choices=("normal", "uniform"))
+    width: int | None = _f(None, "base width (channels or hidden units); unset: the architecture's default",
+                           bounds=AT_LEAST_1)
+    conditional: str | None = _f(
+        None, "class-conditional G(z, y) and D on labelled data (Fashion-MNIST, or a folder whose "
+        "subfolders are the classes): cgan (Mirza & Osindero 2014), acgan (Odena et al. 2017) or "
+        "projection (Miyato & Koyama 2018); unset: off"
+    )
+    embed_dim: int | None = _f(None, "size of the label embedding G sees beside z (unset: the number "
+                               "of classes)", bounds=AT_LEAST_1)
+    acgan_weight: float = _f(1.0, "with --conditional acgan: weight of the auxiliary classifier's "
+                             "cross-entropy in both players' losses", bounds=_zero_or_more(""))
+
+
+@dataclass
+class TrainConfig:
+    loss: str = _f(
+        "nonsaturating", "minimax: G descends log(1 - D(G(z))); nonsaturating: G ascends log D(G(z))",
+    )
+    d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)", bounds=AT_LEAST_1)
+    steps: int = _f(18000, "generator updates (iterations of Algorithm 1)", bounds=AT_LEAST_1)
+    max_time: float = _f(0.0, "also stop (with a checkpoint, samples and the report) once training "
+                         "has taken this many seconds in all, resumed segments included (0 = no limit)",
+                         bounds=_zero_or_more("no limit"))
+    batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake; "
+                         "under torchrun per process (global batch = processes x this)", bounds=AT_LEAST_1)
+    lr_g: float = _f(4e-4, "Adam learning rate of G (DCGAN's 2e-4 doubled: lower FID at 300 s, "
+                     "docs/BENCHMARKS.md)", bounds=POSITIVE)
+    lr_d: float = _f(4e-4, "Adam learning rate of D", bounds=POSITIVE)
+    lr_decay_start: float = _f(1.0, "share of the steps after which both learning rates fall "
+                               "linearly to zero at the last step (CycleGAN: 0.5; 1 = constant)",
+                               bounds=Bounds(0, 1))
+    beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)", bounds=UNIT)
+    beta2: float = _f(0.999, "Adam beta2", bounds=UNIT)
+    ema: float = _f(0.999, "decay of an exponential moving average of G's weights; samples and "
+                    "evaluation use the average (0 = off)", bounds=UNIT)
+    reuse_fake: bool = _f(True, "with --d-steps 1, G's step reuses the fake batch of D's step (one "
+                          "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
+    compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "
+                       "docs/BENCHMARKS.md; try it on a GPU)")
+    seed: int = _f(0, "random seed: same seed, same run (on CPU)")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)",
+                     pattern=Pattern(r"auto|cpu|cuda(:\d+)?|mps", "auto, cpu, cuda or cuda:N"))
+    sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, GPUs)")
+    precision: str = _f("auto", "auto | fp32 | bf16 | fp16: the arithmetic of G's and D's passes "
+                        "(autocast; weights, Adam and the losses stay fp32). auto: bf16 for image "
+                        "GANs where the hardware has native bf16 (AVX512-BF16 or AMX CPUs, Ampere+ "
+                        "GPUs; 1.5x the steps and a lower FID at 300 s on 2 CPU cores, "
+                        "docs/BENCHMARKS.md), else fp32. fp16 adds a gradient scaler, for older GPUs",
+                        choices=("auto", "fp32", "bf16", "fp16"))
+    cudnn_benchmark: bool = _f(True, "on a GPU, let cuDNN time its convolution algorithms for each "
+                               "shape and keep the fastest (runs are then not bit-exact)")
+
+
+@dataclass
+class RegConfig:
+    """The cures for D's side of the game (each cites its paper in gankit.losses / gankit.models)."""
+
+    gp: float = _f(0.0, "weight of the WGAN-GP gradient penalty on D (Gulrajani et al. 2017); "
+                   "--loss wgan-gp uses 10 when this is left at 0", bounds=_zero_or_more())
+    r1: float = _f(0.0, "gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real data "
+                   "(Mescheder et al. 2018), e.g. 10 for images, 0.1 for 2-D points",
+                   bounds=_zero_or_more())
+    clip: float = _f(0.0, "clip D's weights to [-c, c] after each update (WGAN, Arjovsky et al. "
+                     "2017); --loss wgan uses 0.01 when this is left at 0", bounds=_zero_or_more())
+    spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
+    label_smoothing: float = _f(0.0, "one-sided label smoothing: real label 1 - s, e.g. 0.1 "
+                                "(Salimans et al. 2016); minimax, nonsaturating, lsgan, ragan",
+                                bounds=Bounds(0, 0.5, high_open=True))
+    instance_noise: float = _f(0.0, "std of Gaussian noise added to D's inputs, real and fake, "
+                               "annealed linearly to 0 at the last step (Sonderby et al. 2016)",
+                               bounds=_zero_or_more())
+    mbstd: bool = _f(False, "a minibatch standard-deviation feature before D's last layer "
+                     "(Karras et al. 2018): D sees how varied the batch is")
+    pack: int = _f(1, "PacGAN (Lin et al. 2018): D judges m samples at once, all real or all "
+                   "fake; 1 = off. The batch size must be a multiple", bounds=AT_LEAST_1)
+    unrolled: int = _f(0, "unrolled GAN (Metz et al. 2017): G's update looks k steps into D's "
+                       "future updates (first-order); 0 = off", bounds=_zero_or_more())
+    diffaugment: str | None = _f(
+        None, "DiffAugment (Zhao et al. 2020) for small image sets: the same random differentiable "
+        "augmentation of real and fake before D, a comma list of color, translation, cutout "
+        "(e.g. color,translation,cutout); unset: off",
+        choices=("color", "translation", "cutout"), many=True,
+    )
+
+
+@dataclass
+class LogConfig:
+    out: str | None = _f(None, "run directory (unset: runs/<data>-<model>)")
+    log_every: int = _f(25, "write metrics.jsonl and refresh the progress bar every N steps",
+                        bounds=AT_LEAST_1)
+    sample_every: int = _f(250, "save a sample grid at the fixed latent vectors every N steps",
+                           bounds=AT_LEAST_1)
+    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)", bounds=AT_LEAST_1)
+    diagnose_every: int = _f(250, "measure the diversity (and mode or class coverage) of G's samples "
+                             "every N steps for the failure diagnosis; 0 = off", bounds=_zero_or_more())
+    keep: int = _f(3, "numbered checkpoints to keep, newest first (`last` names the newest)",
+                   bounds=AT_LEAST_1)
+    progress: bool = _f(True, "show the live progress bar")
+    tensorboard: bool = _f(
+        False, "also mirror metrics.jsonl to TensorBoard event files in RUN_DIR/tensorboard "
+        "(needs `pip install 'gankit[tensorboard]'`)"
+    )
+
+
+@dataclass
+class EvalConfig:
+    eval_every: int = _f(0, "evaluate G every N steps (0 = never); plotted in the report",
+                         bounds=_zero_or_more("never"))
+    eval_metric: str | None = _f(
+        None, "the number that picks the `best` checkpoint: fid, kid, precision, recall, density, "
+        "coverage, is, modes, hq ... (unset: fid for images, modes for 2-D points)"
+    )
+    eval_n: int = _f(5000, "generated samples per evaluation during training", bounds=AT_LEAST_1)
+    # The extractor's name is a registry's (gankit.metrics.FEATURES, checked by gankit.resolve);
+    # the schema checks the shape NAME or NAME:ARGUMENT.
+    eval_features: str = _f("fmnist", "fmnist | inception:PATH",
+                            pattern=Pattern(r"[a-z0-9-]+(:.+)?", "fmnist or inception:PATH"))
+
+
+@dataclass
+class TranslateConfig:
+    """Image translation (--model pix2pix or cyclegan): the weights of the reconstruction terms."""
+
+    l1: float = _f(100.0, "pix2pix: weight lambda of the L1 loss ||B - G(A)||_1 beside the "
+                   "adversarial loss (Isola et al. 2017, eq. 4: 100)", bounds=_zero_or_more())
+    cycle: float = _f(10.0, "cyclegan: weight lambda of the cycle-consistency loss (Zhu et al. "
+                      "2017, eq. 3: 10)", bounds=_zero_or_more())
+    identity: float = _f(0.5, "cyclegan: weight of the identity loss as a share of --cycle "
+                         "(Zhu et al. 2017, section 5.2: 0.5; 0 = off)", bounds=_zero_or_more())
+    pool_size: int = _f(50, "cyclegan: D sees fakes drawn half from a history of this many "
+                        "generated images (Shrivastava et al. 2017; 0 = off)", bounds=_zero_or_more())
+    partner: str | None = _f(None, "a second folder: with --data A_DIR, the B images (pix2pix: files "
+                             "matching A's by name; cyclegan: the other, unpaired domain)")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
+    "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig,
+}
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+@dataclass
+class Provenance:
+    """Where a config's values came from: the dotted keys the user set (in a YAML file, on the
+    command line or as keyword arguments), and the keys the library settled, each with why."""
+
+    user_set: list[str] = field(default_factory=list)
+    resolved: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``provenance:`` mapping of a run's config.yaml."""
+        return {"set_by_user": list(self.user_set), "resolved": dict(self.resolved)}
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    # Not part of what the run is: two configs with the same settings are equal whatever their
+    # history, and checkpoints (to_dict) do not carry it.
+    provenance: Provenance = field(default_factory=Provenance, compare=False)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The settings, section by section (what a checkpoint's metadata keeps)."""
+        return {name: asdict(getattr(self, name)) for name in SECTIONS}
+
+    def to_yaml(self) -> str:
+        """A run's config.yaml: the sections, then ``provenance:`` (who set what, and why)."""
+        import yaml  # here, not at the top: the schema itself loads with the standard library alone
+
+        return yaml.safe_dump({**self.to_dict(), "provenance": self.provenance.to_dict()},
+                              sort_keys=False)
+
+    def get(self, key: str) -> Any:
+        """The value of a dotted key such as ``train.lr_g``."""
+        opt = _option(key)
+        return getattr(getattr(self, opt.section), opt.name)
+
+    def set_user(self, key: str, value: Any) -> None:
+        """Set a dotted key to a value the user gave, and record that the user set it."""
+        opt = _option(key)
+        setattr(getattr(self, opt.section), opt.name, value)
+        if key not in self.provenance.user_set:
+            self.provenance.user_set.append(key)
+
+    def resolve_value(self, key: str, value: Any, why: str) -> None:
+        """Set a dotted key to a value the library settled, recording why (e.g.
+        ``cfg.resolve_value("data.image_size", "28", "from the data")``)."""
+        opt = _option(key)
+        if not (value is None and opt.optional) and not type_ok(opt.type, value):
+            raise GankitError(f"{key} must be {type_name(opt.type)}, got {value!r}")
+        setattr(getattr(self, opt.section), opt.name, value)
+        self.provenance.resolved[key] = why
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config field as the CLI and YAML see it."""
+
+    section: str
+    name: str  # field name in the section
+    key: str  # flat key / flag name with underscores, e.g. "lr_g", "data"
+    type: type  # the base type: int for ``int | None``
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    optional: bool = False  # typed ``X | None``: None = unset
+    many: bool = False  # a comma list of ``choices``
+    pattern: Pattern | None = None
+    bounds: Bounds | None = None
+    canonical: Callable[[Any], Any] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """``int`` -> (int, False); ``int | None`` -> (int, True)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        assert len(args) == 1, f"a config field is one type or one type | None, not {hint}"
+        return args[0], True
+    return hint, False
+
+
+def options() -> list[Option]:
+    """Every config field, in declaration order."""
+    return list(_options())
+
+
+@functools.cache
+def _options() -> tuple[Option, ...]:
+    out = []
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            base, optional = _base_type(hints[f.name])
+            m = f.metadata
+            out.append(Option(
+                section, f.name, m.get("flag") or f.name, base, default, m.get("help", ""),
+                m.get("choices"), optional, m.get("many", False), m.get("pattern"), m.get("bounds"),
+                m.get("canonical"),
+            ))
+    return tuple(out)
+
+
+def options_by_key() -> dict[str, Option]:
+    """Every config field by its flat key (the flag's name with underscores)."""
+    opts = options()
+    by_key = {o.key: o for o in opts}
+    assert len(by_key) == len(opts), "two config fields share a flag name"
+    return by_key
+
+
+def options_by_dotted() -> dict[str, Option]:
+    """Every config field by its dotted key (``train.lr_g``)."""
+    return {o.dotted: o for o in options()}
+
+
+def _option(key: str) -> Option:
+    try:
+        return options_by_dotted()[key]
+    except KeyError:
+        raise GankitError(f"unknown config key {key!r}; keys are section.name, e.g. train.lr_g") from None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(t, str(t))
+
+
+def type_ok(t: type, value: Any) -> bool:
+    """Whether ``value`` is of type ``t`` (bools are not integers; floats take ints)."""
+    if t is bool:
+        return isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, t)
+
+
+def _check_choices(opt: Option, value: Any) -> Any:
+    """The value, canonical (a comma list without blanks); an error naming the choices."""
+    choices = opt.choices or ()
+    if opt.many:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or any(p not in choices for p in parts):
+            raise GankitError(f"{opt.dotted} {value!r}: use a comma list of {', '.join(choices)}")
+        return ",".join(parts)
+    if value not in choices:
+        raise GankitError(f"{opt.dotted} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def _check_field(opt: Option, value: Any) -> Any:
+    """Check one field's value against its declaration; return it in canonical form."""
+    if value is None:
+        if not opt.optional:
+            raise GankitError(f"{opt.dotted} must be set (it is {type_name(opt.type)})")
+        return None
+    if not type_ok(opt.type, value):
+        raise GankitError(f"{opt.dotted} must be {type_name(opt.type)}, got {value!r} "
+                          f"({type(value).__name__})")
+    if opt.choices:
+        value = _check_choices(opt, value)
+    if opt.pattern and not re.fullmatch(opt.pattern.regex, value):
+        raise GankitError(f"{opt.dotted} must be {opt.pattern.describe}, got {value!r}")
+    if opt.bounds and not opt.bounds.holds(value):
+        raise GankitError(f"{opt.dotted} must be {opt.bounds.describe()}, got {value}")
+    return opt.canonical(value) if opt.canonical else value
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field's type, range, choices and shape, and the combinations that need no
+    registry; put values in canonical form (``image_size`` ``" 32 X 16 "`` -> ``"32x16"``). Raise
+    GankitError naming the key. The rules that need the registries are ``gankit.resolve``'s."""
+    for opt in options():
+        section = getattr(cfg, opt.section)
+        setattr(section, opt.name, _check_field(opt, getattr(section, opt.name)))
+    t, r = cfg.train, cfg.reg
+    if t.batch_size % r.pack:
+        raise GankitError(f"train.batch_size ({t.batch_size}) must be a multiple of reg.pack ({r.pack})")
+    if t.precision == "fp16" and (r.r1 or r.gp):
+        raise GankitError("train.precision=fp16 cannot take the R1 or gradient penalty (reg.r1, reg.gp): "
+                          "their input gradients would underflow in fp16 without a scaler of their "
+                          "own; use train.precision=bf16, which has fp32's range")
+    return cfg
+
+
+__all__ = [
+    "SECTIONS", "Bounds", "Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "Option",
+    "Pattern", "Provenance", "RegConfig", "TrainConfig", "TranslateConfig", "options", "options_by_dotted",
+    "options_by_key", "parse_image_size", "type_name", "type_ok", "validate",
+]

@@ -1,0 +1,327 @@
+"""A run directory, and the one reader (and writer) of each file in it.
+
+Layout (README, *The run directory*)::
+
+    RUN_DIR/
+        config.yaml      the resolved config
+        metrics.jsonl    one JSON object a line: training records, evaluation records, events
+        samples/         step-000250.png ...: sample grids (2-D data: D's probability field)
+        checkpoints/     step-000500/ ..., last -> the newest, best -> the best by --eval-metric
+        tensorboard/     with --tensorboard: a mirror of metrics.jsonl
+        report.html      written by ``gankit report`` and at the end of training
+
+``RunDir`` is how the report, the diagnosis and the CLI find and read these, for a finished run and
+for one still training (a half-written last line of metrics.jsonl is skipped, not an error).
+``MetricsLog`` is how training and ``gankit eval`` append to metrics.jsonl.
+
+This module is stdlib only (no torch, no safetensors; the config is imported when it is read), so
+reading a run is cheap and ``gankit.checkpoint`` can take its path logic (``step_dirs``,
+``resolve_link``, ``resolve_last``) from here without a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from gankit.config import Config
+
+__all__ = ["MetricsLog", "NullLog", "RunDir", "read_records", "resolve_last", "resolve_link",
+           "step_dirs", "step_of"]
+
+_STEP_NAME = re.compile(r"^step-(\d+)(\.png)?$")  # checkpoints: step-000500; sample grids: step-000500.png
+
+#: Keys that mark an evaluation record: ``--eval-every`` during training writes ``eval_seconds``,
+#: ``gankit eval`` writes ``eval_n`` (``n_per_class`` with ``--per-class``).
+EVAL_KEYS = frozenset({"eval_seconds", "eval_n", "n_per_class"})
+
+
+def step_of(path: Path) -> int | None:
+    """The step in a checkpoint folder's or sample grid's name (``step-000500[.png]``), else None."""
+    m = _STEP_NAME.match(path.name)
+    return int(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------- checkpoints: paths
+
+
+def step_dirs(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """Finished numbered checkpoints, oldest first (temporaries and the links are not listed)."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = []
+    for p in ckpt_dir.iterdir():
+        m = _STEP_NAME.match(p.name)
+        if m and not m.group(2) and p.is_dir() and not p.is_symlink():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def resolve_link(ckpt_dir: Path, link_name: str) -> Path | None:
+    """The checkpoint folder the link ``ckpt_dir/link_name`` (``last``, ``best``) points at, if it
+    is a finished one (holds state.json)."""
+    p = ckpt_dir / link_name
+    if p.is_symlink() or p.is_dir():
+        target = p.resolve()
+        if (target / "state.json").is_file():
+            return target
+    return None
+
+
+def resolve_last(ckpt_dir: Path) -> Path | None:
+    """The checkpoint ``last`` points at, or the newest finished one if the link is missing."""
+    target = resolve_link(ckpt_dir, "last")
+    if target is not None:
+        return target
+    found = step_dirs(ckpt_dir)
+    return found[-1][1] if found else None
+
+
+# --------------------------------------------------------------------------- metrics.jsonl
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, in file order; a missing file gives [].
+
+    Tolerant of what a running or killed run leaves: a half-written last line, blank lines, bad
+    bytes, and lines that are not objects are skipped. ``NaN`` / ``Infinity`` literals (which
+    ``json.dumps`` writes for a diverged value) are read as floats.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill, or not JSON at all
+        if isinstance(obj, dict):
+            records.append(obj)
+    return records
+
+
+def _step_at_most(line: str, step: int) -> bool:
+    """Whether a metrics.jsonl line is a record logged at ``step`` or before."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("step", 0) <= step
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per logged step, appended and flushed as it happens;
+    optionally mirrored to TensorBoard (metrics.jsonl stays the record of truth)."""
+
+    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
+        self.path = path
+        self.writer: Any = None
+        if tensorboard_dir is not None:
+            try:  # only when asked for: reading and writing metrics needs no torch
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise GankitError(
+                    "--tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
+                ) from None
+            self.writer = SummaryWriter(str(tensorboard_dir))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop lines logged after the checkpoint, so they are logged once, again."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
+                if _step_at_most(line, step)]  # a half-written last line from a killed run goes
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
+
+    def records(self) -> list[dict[str, Any]]:
+        """The lines logged so far (a half-written last line is skipped)."""
+        return read_records(self.path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record) + "\n"
+        with open(self.path, "ab+") as f:  # appends go to the end, wherever the file position is
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":  # a killed run's half-written line: do not glue onto it
+                    line = "\n" + line
+            f.write(line.encode())
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
+                    self.writer.add_scalar(key, value, record["step"])
+            self.writer.flush()
+
+
+class NullLog(MetricsLog):
+    """What ranks other than 0 log to under torchrun: nothing."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass
+
+    def records(self) -> list[dict[str, Any]]:
+        return []
+
+
+# --------------------------------------------------------------------------- the run directory
+
+
+class RunDir:
+    """A gankit run directory: where each of its files lives, and how to read it.
+
+    Nothing is read on construction; every method reads the files as they are now, so the same
+    object serves a run that is still training.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of_checkpoint(cls, ckpt: Path) -> RunDir | None:
+        """The run a checkpoint folder belongs to (RUN_DIR/checkpoints/step-N), or None for a
+        checkpoint copied out of its run."""
+        if ckpt.parent.name != "checkpoints":
+            return None
+        run = cls(ckpt.parent.parent)
+        return run if run.is_run() else None
+
+    # ------------------------------------------------------------------ where things are
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.html"
+
+    def is_run(self) -> bool:
+        """Whether this folder holds a gankit run (its config.yaml is written first)."""
+        return self.config_path.is_file()
+
+    def require(self) -> RunDir:
+        """This run directory, or a GankitError saying why it is not one."""
+        if not self.path.is_dir():
+            raise GankitError(f"run directory {str(self.path)!r} does not exist (or is not a folder); "
+                              "pass the folder a training run wrote (the log.out setting)")
+        if not self.is_run():
+            raise GankitError(f"{str(self.path)!r} has no config.yaml, so it is not a gankit run "
+                              "directory; pass the folder a training run wrote (the log.out setting)")
+        return self
+
+    # ------------------------------------------------------------------ config.yaml
+
+    def config(self) -> Config:
+        """The run's config, read and validated (GankitError if it is missing or invalid)."""
+        from gankit.config import config_from_dict, load_yaml  # the registries: only when read
+
+        return config_from_dict(load_yaml(self.config_path), str(self.config_path))
+
+    # ------------------------------------------------------------------ metrics.jsonl
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every line of metrics.jsonl, in file order (a half-written last line is skipped)."""
+        return read_records(self.metrics_path)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The event lines: warnings of the diagnosis, rollbacks after a divergence."""
+        return [r for r in self.records() if "event" in r]
+
+    def measurements(self) -> list[dict[str, Any]]:
+        """Every line that is not an event: training, diagnosis-probe and evaluation records."""
+        return [r for r in self.records() if "event" not in r]
+
+    def training_records(self) -> list[dict[str, Any]]:
+        """The lines the training loop logs every --log-every steps (they carry the losses)."""
+        return [r for r in self.records() if "event" not in r and "loss_d" in r]
+
+    def eval_records(self) -> list[dict[str, Any]]:
+        """The evaluation lines: --eval-every during training, and ``gankit eval``'s."""
+        return [r for r in self.records() if "event" not in r and not EVAL_KEYS.isdisjoint(r)]
+
+    def metrics_log(self) -> MetricsLog:
+        """A writer appending to this run's metrics.jsonl."""
+        return MetricsLog(self.metrics_path)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record to metrics.jsonl (``gankit eval`` does, after training's lines)."""
+        self.metrics_log().append(record)
+
+    # ------------------------------------------------------------------ samples and checkpoints
+
+    def samples(self) -> list[Path]:
+        """The saved sample grids (samples/step-N.png), by step; partial files (hidden
+        temporaries) are not listed."""
+        try:
+            paths = [p for p in self.samples_dir.iterdir() if p.suffix == ".png"]
+        except OSError:
+            return []
+        steps = {p: step_of(p) for p in paths}
+        return sorted((p for p, s in steps.items() if s is not None), key=lambda p: (steps[p], p.name))
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The finished numbered checkpoints, oldest first."""
+        return step_dirs(self.checkpoints_dir)
+
+    def last_checkpoint(self) -> Path | None:
+        """The checkpoint a resume would start from, or None before the first one."""
+        return resolve_last(self.checkpoints_dir)
+
+    def best_checkpoint(self) -> Path | None:
+        """With --eval-every: the best checkpoint by --eval-metric, or None."""
+        return resolve_link(self.checkpoints_dir, "best")
+
+    def checkpoint_state(self, ckpt: Path | None = None) -> dict[str, Any] | None:
+        """The JSON half of a checkpoint (default: the last one): step, precision, versions, ...;
+        None if there is none or it cannot be read."""
+        ckpt = ckpt if ckpt is not None else self.last_checkpoint()
+        if ckpt is None:
+            return None
+        try:
+            meta = json.loads((ckpt / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None

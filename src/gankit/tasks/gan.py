@@ -1,0 +1,222 @@
+"""The noise-to-data GAN (Goodfellow et al. 2014), unconditional or class-conditional.
+
+One iteration is Algorithm 1 of the paper, ``algorithm1``:
+
+    for k = d_steps times:
+        sample m real examples and m noise vectors; update D by ascending
+        log D(x) + log(1 - D(G(z)))
+    sample m noise vectors; update G by descending its loss (minimax or non-saturating)
+
+A conditional run (``model.conditional``: cgan, acgan, projection) draws each real batch's labels
+with it and asks G for uniformly drawn classes. Samples are a grid of G(fixed z) (one row per class
+when conditional), or for 2-D points D's probability field with both point sets; evaluation is FID
+and friends for images, the mode count for 2-D mixtures; the diagnosis probe measures G's
+diversity and its mode or class coverage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gankit.checkpoint import Checkpoint
+from gankit.config import Config
+from gankit.data import BatchOrder, InMemoryData, load_data
+from gankit.diagnosis import Probe, grad_norm
+from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_bytes
+from gankit.images import save_grid
+from gankit.models import sample_prior
+from gankit.models.conditional import class_names, default_labels
+from gankit.sampling import d_probability_field, generate, points_extent, sample_from
+from gankit.train import distributed, step
+from gankit.train.state import GRID_COLUMNS, TrainState
+from gankit.train.task import Task
+
+
+@dataclass
+class Run:
+    """What ``gankit.fit`` returns for a GAN: the run directory and the trained networks."""
+
+    run_dir: Path
+    G: nn.Module
+    D: nn.Module
+    config: Config
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    classes: list[str] | None = None  # a conditional run's classes, by index
+
+    def sample(self, n: int = 64, seed: int = 0, y: Tensor | None = None) -> Tensor:
+        """n samples from G (eval mode): (n, C, H, W) in [-1, 1], or (n, 2) points. A conditional
+        G makes class ``y[i]`` for sample i (default: every class in turn)."""
+        return sample_from(self.G, self.config, n, seed, y).cpu()
+
+
+def class_count(data: InMemoryData) -> tuple[int, list[str] | None]:
+    """(K, the classes' names) of labelled data, for ``model.conditional``; a clear error otherwise."""
+    if data.labels is None:
+        raise GankitError(f"model.conditional needs labelled data, and {data.name} has no labels: use "
+                          "data fashion-mnist, or a folder whose subfolders are the classes")
+    k = len(data.classes) if data.classes else int(data.labels.max()) + 1
+    if k < 2:
+        raise GankitError(f"model.conditional needs at least 2 classes; {data.name} has {k}")
+    return k, list(data.classes) if data.classes else None
+
+
+def algorithm1(s: TrainState, next_labelled: Any) -> dict[str, Tensor]:
+    """One iteration of Goodfellow et al.'s Algorithm 1: ``d_steps`` updates of D, then one of G.
+
+    ``next_labelled()`` draws the next real minibatch of the data order (and its labels if the run
+    is conditional). With ``d_steps`` 1 and ``train.reuse_fake``, G's update reuses the fake batch
+    of D's (one forward pass of G less; G's loss still goes through the *updated* D)."""
+    t = s.cfg.train
+    reuse = t.reuse_fake and t.d_steps == 1
+    for _ in range(t.d_steps):  # k discriminator updates ...
+        real, y_real = next_labelled()  # (B, *dims), and (B,) labels if conditional
+        y_fake = s.y(t.batch_size)  # (B,) classes asked of G if conditional, else None
+        fake = step.fake_for_d(s, t.batch_size, keep_graph=reuse, y=y_fake)
+        loss_d, d_real, d_fake = step.d_step(s, real, fake, y_real, y_fake)
+    # ... then one generator update (on D's fake batch when K = 1 and reuse_fake)
+    loss_g = step.g_step(s, t.batch_size, fake if reuse else None, real, lambda: next_labelled()[0],
+                         y_fake if reuse else None, y_real)
+    # gradient norms (kept on the device): the diminished-gradient and divergence signals
+    grad_g, grad_d = grad_norm(s.G), grad_norm(s.D)
+    if s.scaler_G is not None:  # fp16: a step the scaler skipped for overflowing gradients is the
+        # scaler at work, not divergence; it counts 0 in the means
+        grad_g, grad_d = (torch.where(torch.isfinite(g), g, 0.0) for g in (grad_g, grad_d))
+    return {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
+            "grad_g": grad_g, "grad_d": grad_d}
+
+
+class GANTask(Task):
+    """G: z -> data, D: data -> logit; trained by Algorithm 1 (see the module docstring)."""
+
+    def setup(self, data: InMemoryData | None = None) -> None:
+        cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
+        if data is None:
+            data = load_data(cfg.data, t.seed)
+        self.ctx.notes.extend(data.notes)
+        self.data = data = data.to(device)
+        self.unit = "img" if data.shape.is_image else "pt"
+        num_classes, classes = class_count(data) if cfg.model.conditional else (0, None)
+        # Every rank walks the same global order of world * B indices and keeps its own slice.
+        self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
+        self.state = s = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
+        self.precision = s.precision
+        self.real_points = None
+        if not data.shape.is_image:
+            g = torch.Generator().manual_seed(t.seed + 2)
+            self.real_points = data.batch(torch.randperm(len(data), generator=g)[:1024].to(device))
+            s.extent = data.extent or points_extent(self.real_points.cpu().numpy())
+        self._probe: Probe | None = None
+        if cfg.log.diagnose_every and d.is_main:
+            g = torch.Generator().manual_seed(t.seed + 3)  # its own RNG: training's streams are untouched
+            probe_real = data.batch(torch.randperm(len(data), generator=g)[:Probe.N].to(device))
+            probe_z = sample_prior(cfg.model.prior, Probe.N, cfg.model.latent_dim, generator=g)
+            probe_y = default_labels(Probe.N, num_classes) if num_classes else None
+            self._probe = Probe(data.traits, data.shape, probe_real, probe_z, y=probe_y, device=device)
+
+    def resolved(self) -> dict[str, tuple[Any, str]]:
+        shape = self.data.shape
+        out: dict[str, tuple[Any, str]] = {"model.width": (self.state.width, "the architecture's default")}
+        if shape.is_image:
+            c, h, w = shape.dims
+            out["data.image_size"] = (str(h) if h == w else f"{h}x{w}", "from the data")
+            out["data.channels"] = (c, "from the data")
+        return out
+
+    # ------------------------------------------------------------------ checkpoint round trip
+
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+        s = self.state
+        tensors, optim_meta = s.train_tensors()
+        return s.model_tensors(), tensors, s.meta() | {"optim": optim_meta}
+
+    def check_resume(self, meta: dict[str, Any]) -> None:
+        s = self.state
+        if list(meta["data_shape"]) != list(s.shape.dims):
+            raise GankitError(f"the data now give {s.shape.describe()}, but this run was trained on "
+                              f"{meta['data_shape']}; resume with the same data")
+        if int(meta.get("num_classes") or 0) != s.num_classes:
+            raise GankitError(f"the data now have {s.num_classes} classes, but this run was trained on "
+                              f"{meta.get('num_classes') or 0}; resume with the same data")
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        self.state.restore(ckpt)
+        self.precision = self.state.precision
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.state.opt_G, self.state.opt_D]
+
+    # ------------------------------------------------------------------ training
+
+    def next_labelled(self) -> tuple[Tensor, Tensor | None]:
+        """The next real minibatch of the run's data order, this rank's shard of it, with its class
+        labels for a conditional run (else None)."""
+        s, data = self.state, self.data
+        index = distributed.shard(self.dist, self.order.indices(s.real_batches))
+        s.real_batches += 1
+        labels = data.labels.index_select(0, index) if s.num_classes and data.labels is not None else None
+        return data.batch(index), labels
+
+    def iteration(self, step: int) -> dict[str, Tensor]:
+        self.state.step = step  # instance noise anneals with it
+        logged = algorithm1(self.state, self.next_labelled)
+        self.state.step = step + 1
+        return logged
+
+    # ------------------------------------------------------------------ watching and scoring
+
+    def save_samples(self, path: Path, step: int) -> None:
+        """A grid of G(fixed z) (a conditional run's: one row per class, named on the left), or for
+        2-D data D's probability field with the real and the generated points."""
+        s = self.state
+        fake = generate(s.G_sample, s.fixed_z, s.fixed_y)
+        if s.shape.is_image:
+            rows = None
+            if s.fixed_y is not None:
+                rows = class_names(s.num_classes, s.classes)[:len(s.fixed_y) // GRID_COLUMNS]
+            save_grid(fake, path, nrow=GRID_COLUMNS, row_labels=rows)
+            return
+        from gankit.report import plot_field
+
+        assert s.extent is not None and self.real_points is not None
+        prob = d_probability_field(s.D, s.extent, device=s.device)
+        png = plot_field(self.real_points.cpu().numpy(), fake.float().cpu().numpy(), prob, s.extent,
+                         title=f"step {step}")
+        atomic_write_bytes(path, png)
+
+    def default_eval_key(self) -> str:
+        return "fid" if self.data.shape.is_image else "modes"
+
+    def higher_is_better(self, key: str) -> bool:
+        from gankit.metrics import higher_is_better
+
+        return higher_is_better(key)
+
+    def evaluate(self, key: str) -> dict[str, float]:
+        from gankit.metrics import evaluate_generator, metric_for_key
+
+        ev = self.cfg.eval
+        metrics = [metric_for_key(key)] if self.data.shape.is_image else None
+        res = evaluate_generator(self.state.G_sample, self.cfg, ev.eval_n, metrics, ev.eval_features,
+                                 self.device, data=self.data)
+        if key not in res.values:
+            raise GankitError(f"eval.eval_metric {key} is not produced for this data; it gave "
+                              f"{', '.join(res.values)}")
+        return res.values
+
+    def probe(self) -> dict[str, float]:
+        return self._probe.measure(self.state.G_sample) if self._probe is not None else {}
+
+    def result(self, run_dir: Path, step: int, history: list[dict[str, Any]]) -> Run:
+        s = self.state
+        return Run(run_dir, s.G_sample, s.D, self.cfg, step, history,
+                   class_names(s.num_classes, s.classes) if s.num_classes else None)
+
+
+__all__ = ["GANTask", "Run", "algorithm1", "class_count"]
