@@ -39,9 +39,9 @@ def classifier_accuracy_on_real() -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gankit.api import train_config
     from gankit.config import build_config
     from gankit.metrics import evaluate_per_class
-    from gankit.train import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4000, help="training budget per run (G updates)")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = build_config(REPO / "configs" / f"conditional-fmnist-{kind}.yaml",
                            {"steps": a.steps, "out": str(out), "progress": False, "precision": a.precision})
         t1 = time.perf_counter()
-        run = train(cfg)
+        run = train_config(cfg)
         seconds = time.perf_counter() - t1
         assert run.classes is not None
         scores = evaluate_per_class(run.G, cfg, run.classes, a.n_per_class)

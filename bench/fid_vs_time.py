@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from gankit.metrics import evaluate_generator
+from gankit.rundir import step_dirs
 from gankit.sampling import load_generator
-from gankit.checkpoint import step_dirs
 
 
 def main() -> None:

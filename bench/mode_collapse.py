@@ -43,16 +43,16 @@ def one(recipe: str, data: str, seed: int, steps: int, root: Path) -> dict[str, 
     """Train one run and score it (in this process)."""
     import torch
 
+    from gankit.api import train_config
     from gankit.config import build_config
     from gankit.metrics import evaluate_generator
-    from gankit.train import train
 
     torch.set_num_threads(1)
     out = root / f"{recipe}-{data}-{seed}"
     cfg = build_config(RECIPES[recipe], {"data": data, "seed": seed, "steps": steps, "out": str(out),
                                          "progress": False})
     t0 = time.perf_counter()
-    run = train(cfg)
+    run = train_config(cfg)
     seconds = time.perf_counter() - t0
     res = evaluate_generator(run.G, cfg, 2500, ["modes"], seed=seed + 1000)
     return {"recipe": recipe, "data": data, "seed": seed, "modes": res.values["modes"],

@@ -41,9 +41,9 @@ def real_reference(n: int) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gankit.api import train_config
     from gankit.config import build_config
     from gankit.metrics import N_MODES_STACKED, evaluate_generator
-    from gankit.train import train
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=5000, help="training budget per run (G updates)")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  "progress": False,  # fp32: as documented
                                                  "precision": "fp32"})
             t1 = time.perf_counter()
-            run = train(cfg)
+            run = train_config(cfg)
             seconds = time.perf_counter() - t1
             res = evaluate_generator(run.G, cfg, metrics=["modes"], seed=seed + 1000, modes_n=a.samples)
             warned = sorted({str(r["kind"]) for r in run.history if r.get("event") == "warning"})

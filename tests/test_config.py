@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gankit.config import Config, build_config, config_from_dict, options, parse_image_size, validate
+from gankit.config import (
+    Config,
+    build_config,
+    config_from_dict,
+    options,
+    parse_image_size,
+    validate,
+)
 from gankit.errors import GankitError
 from gankit.resolve import resolve
 

@@ -131,7 +131,7 @@ def test_every_failure_names_cures() -> None:
 
 
 def test_a_collapsing_run_is_warned_live_and_by_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # The seeds' minimax GAN on the ring with a 1-d latent collapses; diversity and coverage show it.
+    # Goodfellow et al. 2014's minimax GAN on the ring with a 1-d latent collapses; diversity and coverage show it.
     run = train_config(tiny_config(tmp_path / "r", loss="minimax", latent_dim=1, width=32, steps=600,
                             log_every=50, diagnose_every=100, checkpoint_every=600, lr_g=2e-3, lr_d=2e-3))
     warnings = [r for r in run.history if r.get("event") == "warning"]

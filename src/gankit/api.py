@@ -23,7 +23,7 @@ from gankit.tasks.gan import Run
 from gankit.tasks.translation import TranslationRun
 from gankit.train import lifecycle
 from gankit.train.lifecycle import Hook
-from gankit.train.rundir import saved_config
+from gankit.train.rundir import resume_config
 
 
 def train_config(cfg: Config | None, resume: str | Path | None = None,
@@ -34,10 +34,10 @@ def train_config(cfg: Config | None, resume: str | Path | None = None,
     if resume is None:
         assert cfg is not None
         cfg = resolve(cfg)
-        name = task_name_for(cfg)
-    else:
-        name = task_name_for(saved_config(resume))
-    return lifecycle.run(name, TASKS.get(name).make, cfg, resume, overrides, data, hooks)
+    else:  # the run's own config, a few keys changeable (train.steps, log.*, ...)
+        cfg = resolve(resume_config(resume, overrides or {}))
+    name = task_name_for(cfg)
+    return lifecycle.run(name, TASKS.get(name).make, cfg, resume, data, hooks)
 
 
 def fit(

@@ -1,6 +1,6 @@
 """The three classic failures of GAN training, detected from cheap signals while a run goes.
 
-The seed articles end on three problems; each has a signature in numbers gankit already logs:
+GAN training has three classic failures (Goodfellow et al. 2014; Salimans et al. 2016); each has a signature in numbers gankit already logs:
 
 - **diminished gradient**: D wins outright (D(x) -> 1, D(G(z)) -> 0) and the norm of G's gradient
   collapses, so G stops learning (Goodfellow et al. 2014, section 3; Arjovsky & Bottou 2017);

@@ -1,7 +1,8 @@
 """One resolve step: a checked config becomes the config a run trains with.
 
 ``resolve(cfg)`` applies every implication once and checks what needs the registries: the names of
-the model, loss, conditioning, feature extractor and best-checkpoint metric; a translator's paper
+the model (one a registered task trains: ``gankit.tasks``), loss, conditioning, feature extractor
+and best-checkpoint metric; a translator's paper
 recipe and the GAN options it refuses; a named loss's implied values and the cures that need a
 loss with labels. Each value it settles is recorded in ``cfg.provenance.resolved`` with its reason,
 so the run's config.yaml says why it holds what it holds.
@@ -23,8 +24,10 @@ from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
 from gankit.metrics import FEATURES
 from gankit.metrics.evaluate import higher_is_better
-from gankit.models import CONDITIONINGS, MODELS
+from gankit.metrics.translation import higher_is_better as translation_higher_is_better
+from gankit.models import CONDITIONINGS
 from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
+from gankit.tasks import task_name_for
 
 T = TypeVar("T")
 
@@ -36,10 +39,7 @@ def resolve(cfg: Config) -> Config:
     to the keys the user left at their defaults (as the values of a translator's recipe or a
     loss's ``implies``), each recorded with its reason. Raises GankitError naming the key."""
     out = copy.deepcopy(cfg)
-    arch = out.model.arch
-    if arch not in TRANSLATORS and arch not in MODELS:
-        raise GankitError(f"model.arch: unknown model {arch!r}; choose one of: "
-                          f"{', '.join(MODELS.names() + TRANSLATORS.names())}")
+    task_name_for(out)  # a model some task trains (names the choices otherwise)
     _resolve_translator(out)
     loss = _named("train.loss", LOSSES.get, out.train.loss)
     _resolve_loss(out, loss)
@@ -65,8 +65,8 @@ def _imply(cfg: Config, key: str, value: object, why: str) -> None:
 
 def _gan_only() -> dict[str, str]:
     """What a translator has no use for (section.field -> why): the latent prior and every other
-    GAN model option, Algorithm 1's knobs, D's cures, evaluation during training. Left at their
-    defaults, or it is an error."""
+    GAN model option, Algorithm 1's knobs, D's cures, the feature extractor of the GAN metrics.
+    Left at their defaults, or it is an error."""
     model = {f"model.{f.name}": "a translator has no z or class input: the image is G's input"
              for f in fields(ModelConfig) if f.name not in ("arch", "width")}
     return {
@@ -74,12 +74,9 @@ def _gan_only() -> dict[str, str]:
         "train.d_steps": "D and G alternate one step each, as in the papers' code",
         "train.reuse_fake": "the translator's step always reuses its fake batch",
         "train.compile": "not supported for translators",
-        "train.sync_bn": "translators train in one process",
+        "train.sync_bn": "not supported for translators (under torchrun their gradients are "
+                         "averaged after backward, and batch norm keeps each rank's statistics)",
         "train.ema": "translators keep no moving average of G",
-        "log.diagnose_every": "the diagnosis probe samples z",
-        "eval.eval_every": "score a translator with `gankit eval RUN` instead",
-        "eval.eval_metric": "score a translator with `gankit eval RUN` instead",
-        "eval.eval_n": "score a translator with `gankit eval RUN --n N` instead",
         "eval.eval_features": "translations are scored by the fmnist classifier",
         **{f"reg.{f.name}": "D's cures are for the noise-to-data GANs" for f in fields(RegConfig)},
     }
@@ -147,11 +144,13 @@ def _check_conditional(cfg: Config) -> None:
 
 
 def _check_eval(cfg: Config) -> None:
-    """The feature extractor and the metric that picks the best checkpoint are registered names."""
+    """The feature extractor and the metric that picks the best checkpoint are known names: a
+    translator's scores (``gankit.metrics.translation``) or the GAN metrics' keys."""
     ev = cfg.eval
     _named("eval.eval_features", FEATURES.get, ev.eval_features.partition(":")[0])
     if ev.eval_metric is not None:
-        _named("eval.eval_metric", higher_is_better, ev.eval_metric)  # names the known keys
+        direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else higher_is_better
+        _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 
 __all__ = ["resolve"]

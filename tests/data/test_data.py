@@ -144,7 +144,6 @@ def test_a_folder_named_like_a_dataset_gets_no_built_in_traits(
 
     from gankit.data.base import NO_TRAITS
     from gankit.diagnosis import Probe
-    from gankit.models import DataShape
 
     folder = tmp_path / "work" / name
     folder.mkdir(parents=True)

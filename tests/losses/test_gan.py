@@ -1,4 +1,4 @@
-"""The seeds' losses against hand computations, their gradients, and their numerical range."""
+"""Goodfellow et al. 2014's losses against hand computations, their gradients, and their numerical range."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ def test_each_conditioning_entry_builds_its_discriminator(kind: str, d_class: ty
     from gankit.models.conditional import ConditionalRequest
 
     assert kind in CONDITIONINGS and CONDITIONINGS.names() == ["cgan", "acgan", "projection"]
-    request = ConditionalRequest(MODELS.get("mlp"), DataShape((2,)), 8, 16, num_classes=5, embed_dim=3)
+    request = ConditionalRequest(MODELS.get("mlp").build, DataShape((2,)), 8, 16, num_classes=5, embed_dim=3)
     G, D = CONDITIONINGS.get(kind)(request)
     assert type(D) is d_class and isinstance(G, ConditionalG) and G.embed.weight.shape == (5, 3)
     assert type(build_models("mlp", DataShape((2,)), 8, 16, conditional=kind, num_classes=5)[1]) is d_class
@@ -149,7 +149,7 @@ def test_conditional_builds_draw_as_before(kind: str) -> None:
     (G's z + embedding input), G's embedding, then (cgan) D for C + K channels, spectral norm, the head."""
     from gankit.models import MODELS, apply_spectral_norm
 
-    build, shape, K = MODELS.get("dcgan"), SHAPE, 10
+    build, shape, K = MODELS.get("dcgan").build, SHAPE, 10
     torch.manual_seed(5)
     G, D = build_models("dcgan", shape, 8, 8, spectral_norm=True, conditional=kind, num_classes=K)
     torch.manual_seed(5)

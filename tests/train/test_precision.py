@@ -85,7 +85,7 @@ def test_fp16_steps_the_scaler_skips_are_not_divergence(tmp_path: Path, monkeypa
     # A loss scale of 2^30 overflows fp16 on every backward at first: the scaler skips those
     # steps and halves the scale until the gradients fit. The run must go on (no rollback, no
     # "diverged" error) and the checkpoint must hold the reduced scale.
-    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+    from gankit.train import state as state_mod
 
     monkeypatch.setattr(state_mod, "gradient_scaler", lambda precision, device: torch.amp.GradScaler(
         device.type, init_scale=2.0**30) if precision == "fp16" else None)
@@ -129,7 +129,7 @@ def test_bf16_with_the_penalties_and_diffaugment_trains(tmp_path: Path) -> None:
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_picks_bf16_for_images_on_native_bf16_hardware_only(monkeypatch: pytest.MonkeyPatch,
                                                                   native: bool) -> None:
-    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+    from gankit.train import state as state_mod
 
     monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
@@ -140,7 +140,7 @@ def test_auto_picks_bf16_for_images_on_native_bf16_hardware_only(monkeypatch: py
 
 
 def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    state_mod = importlib.import_module("gankit.train.state")  # (gankit.train is also a function)
+    from gankit.train import state as state_mod
 
     monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
     images = from_tensor(tiny_images(32, 16))

@@ -99,6 +99,7 @@ def test_the_toy_task_is_in_the_catalogue() -> None:
 
 
 def test_sigkill_mid_run_then_resume_is_bit_exact(name: str, tmp_path: Path) -> None:
+    torch.set_num_threads(1)  # as the children run: oneDNN's sums depend on the thread count
     train_config(config(name, tmp_path / "full"))
     part = tmp_path / "part"
     r = gankit(["train", *flags(overrides(name, part))], GANKIT_TEST_KILL_AT="6")
@@ -127,8 +128,9 @@ def test_a_nan_rolls_back_to_the_last_checkpoint(name: str, tmp_path: Path) -> N
     assert rollback["lr_g"] == pytest.approx(0.5e-3) and rollback["lr_d"] == pytest.approx(0.5e-3)
     ckpt = load_checkpoint(tmp_path / "r")
     assert ckpt.step == 8
-    for opt in ("opt_G", "opt_D"):
-        assert ckpt.meta["optim"][opt]["param_groups"][0]["lr"] == pytest.approx(0.5e-3)
+    for opt in ("opt_G", "opt_D"):  # the halved rate (the base of a decaying schedule)
+        group = ckpt.meta["optim"][opt]["param_groups"][0]
+        assert group.get("base_lr", group["lr"]) == pytest.approx(0.5e-3)
 
 
 @pytest.mark.slow
@@ -144,12 +146,15 @@ def test_torchrun_on_gloo(name: str, tmp_path: Path) -> None:
         train_config(None, resume=run, overrides={"steps": 10})
         assert load_checkpoint(run).step == 10
         return
-    r = gankit(["train", *flags(overrides(name, tmp_path / "ddp", batch_size=2, **exact))], nproc=2)
+    # Two iterations: the same arithmetic up to the order of float sums, which a GAN's dynamics
+    # and Adam's normalised steps amplify over longer runs (CycleGAN: 7e-7 after 1 step, 4e-3 after 8).
+    short = {**exact, "steps": 2, "log_every": 1, "checkpoint_every": 2}
+    r = gankit(["train", *flags(overrides(name, tmp_path / "ddp", batch_size=2, **short))], nproc=2)
     assert r.returncode == 0, r.stderr[-3000:]
     torch.set_num_threads(1)
-    train_config(config(name, tmp_path / "one", batch_size=4, **exact))
+    train_config(config(name, tmp_path / "one", batch_size=4, **short))
     a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
-    assert a.step == b.step == 8
+    assert a.step == b.step == 2
     for k in b.model:
         assert torch.allclose(a.model[k].float(), b.model[k].float(), rtol=1e-4, atol=1e-5), k
     la, lb = logged(tmp_path / "ddp"), logged(tmp_path / "one")
@@ -159,7 +164,7 @@ def test_torchrun_on_gloo(name: str, tmp_path: Path) -> None:
                 assert abs(ra[key] - rb[key]) < 1e-3, (key, ra[key], rb[key])
     # only rank 0 wrote
     assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == [
-        "step-000000.png", "step-000004.png", "step-000008.png"]
+        "step-000000.png", "step-000002.png"]
 
 
 def test_sample_grids_are_written_and_show_something(name: str, tmp_path: Path) -> None:

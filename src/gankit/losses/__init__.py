@@ -29,7 +29,7 @@ from gankit.registry import Registry
 LOSSES: Registry[GANLoss] = Registry("loss", "losses")
 LOSSES.register(
     "minimax", MINIMAX,
-    "the seeds' value function: D ascends log D(x) + log(1 - D(G(z))), G descends log(1 - D(G(z)))",
+    "Goodfellow et al. 2014's value function: D ascends log D(x) + log(1 - D(G(z))), G descends log(1 - D(G(z)))",
 )
 LOSSES.register(
     "nonsaturating", NONSATURATING,

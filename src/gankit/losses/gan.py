@@ -1,6 +1,6 @@
 """Adversarial losses, as pure functions of D's logits (D's raw outputs).
 
-For the seeds' losses D outputs a logit ``l``; its probability that the input is real is
+For the losses of Goodfellow et al. 2014 D outputs a logit ``l``; its probability that the input is real is
 ``D = sigmoid(l)``. Every log of a probability is written through softplus, which is exact and
 stable at any logit:
 
@@ -44,7 +44,7 @@ def _bce(logits: Tensor, target: float) -> Tensor:
     return (target * F.softplus(-logits) + (1 - target) * F.softplus(logits)).mean()
 
 
-# --------------------------------------------------------------------------- the seeds' game
+# --------------------------------------------------------------------------- Goodfellow et al. 2014's game
 
 
 def d_loss_bce(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
@@ -61,7 +61,7 @@ def g_loss_minimax(fake_logits: Tensor, real_logits: Tensor | None = None) -> Te
     """G's loss in the original minimax game: E[log(1 - D(G(z)))], which G descends.
 
     Its gradient with respect to the logit is -sigmoid(l) = -D(G(z)): when D confidently rejects
-    the fakes (D(G(z)) -> 0) the gradient vanishes. This is the seeds' "diminished gradient"
+    the fakes (D(G(z)) -> 0) the gradient vanishes. This is the "diminished gradient" of Goodfellow et al. 2014
     (Goodfellow et al. 2014, section 3).
     """
     return -F.softplus(fake_logits).mean()

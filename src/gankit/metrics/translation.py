@@ -29,6 +29,21 @@ SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # Wang et al. 2004: an 11x11 circular-symmetr
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # their constants: C1 = (K1 L)^2, C2 = (K2 L)^2, L = 1 (the range)
 
 
+# Which way is better for each score ``score_translation`` gives (``eval.eval_metric`` during
+# training keeps the best checkpoint by one of them).
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "class_acc": True, "class_acc_real": True,
+                    "target_acc_AtoB": True, "target_acc_BtoA": True, "source_acc_A": True,
+                    "cycle_l1_A": False, "cycle_l1_B": False}
+
+
+def higher_is_better(key: str) -> bool:
+    """Direction of a translation score (``psnr`` up, ``l1`` down)."""
+    if key not in HIGHER_IS_BETTER:
+        raise GankitError(f"eval.eval_metric {key!r} is not a translation score; one of: "
+                          f"{', '.join(HIGHER_IS_BETTER)}")
+    return HIGHER_IS_BETTER[key]
+
+
 def _unit(x: Tensor) -> Tensor:
     """gankit images in [-1, 1] -> float64 pixels in [0, 1]."""
     return (x.double() + 1) / 2
@@ -161,4 +176,5 @@ def score_translation(generators: Mapping[str, nn.Module | None], data: PairedDa
     return TranslationScores(values, count, split, time.perf_counter() - t0)
 
 
-__all__ = ["PSNR_CAP", "TranslationScores", "gaussian_window", "l1_error", "psnr", "score_translation", "ssim"]
+__all__ = ["HIGHER_IS_BETTER", "PSNR_CAP", "TranslationScores", "gaussian_window", "higher_is_better", "l1_error",
+           "psnr", "score_translation", "ssim"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -10,19 +12,35 @@ from torch import Generator, Tensor, nn
 from gankit.errors import GankitError
 from gankit.models.base import Builder, DataShape, DSpec, MinibatchStd, Packed
 from gankit.models.conditional import CONDITIONINGS, ConditionalG, ConditionalRequest
-from gankit.models.dcgan import build_dcgan, dcgan_plan
-from gankit.models.mlp import build_mlp, build_mlp2_tanh
+from gankit.models.dcgan import build_dcgan, dcgan_plan, dcgan_width
+from gankit.models.mlp import build_mlp, build_mlp2_tanh, mlp2_width, mlp_width
 from gankit.nn_util import apply_spectral_norm
 from gankit.registry import Registry
 
 if TYPE_CHECKING:
     from gankit.config import Config
 
-MODELS: Registry[Builder] = Registry("model")
-MODELS.register("mlp", build_mlp, "fully connected G and D (Goodfellow et al. 2014): 2-D points and small images")
-MODELS.register("mlp2-tanh", build_mlp2_tanh,
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture: how to build its (G, D) pair, and the width it takes when
+    ``model.width`` is unset (recorded in a run's config.yaml as the value it used)."""
+
+    build: Builder
+    default_width: Callable[[DataShape], int]
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+MODELS.register("mlp", ModelEntry(build_mlp, mlp_width),
+                "fully connected G and D (Goodfellow et al. 2014): 2-D points and small images")
+MODELS.register("mlp2-tanh", ModelEntry(build_mlp2_tanh, mlp2_width),
                 "two 128-unit tanh layers in G and D: the 2-D mode-collapse benchmark's networks (VEEGAN)")
-MODELS.register("dcgan", build_dcgan, "DCGAN (Radford et al. 2015): transposed convolutions; 28, 32, 64, 128 px or HxW")
+MODELS.register("dcgan", ModelEntry(build_dcgan, dcgan_width),
+                "DCGAN (Radford et al. 2015): transposed convolutions; 28, 32, 64, 128 px or HxW")
+
+
+def default_width(arch: str, shape: DataShape) -> int:
+    """The width ``arch`` is built with for ``shape`` when ``model.width`` is unset."""
+    return MODELS.get(arch).default_width(shape)
 
 PRIORS = ("normal", "uniform")
 
@@ -42,7 +60,7 @@ def build_models(
     class logits (B, K) or None) - see ``gankit.models.conditional``."""
     if latent_dim < 1:
         raise GankitError(f"model.latent_dim must be at least 1, got {latent_dim}")
-    build = MODELS.get(arch)
+    build = MODELS.get(arch).build
     if not conditional:  # None (or an earlier version's ""): unconditional
         G, D = build(shape, latent_dim, width, DSpec(pack, mbstd))
         if spectral_norm:
@@ -79,4 +97,4 @@ def sample_prior(
 
 
 __all__ = ["CONDITIONINGS", "MODELS", "PRIORS", "ConditionalG", "DSpec", "DataShape", "MinibatchStd", "Packed", "apply_spectral_norm",
-           "build_models", "dcgan_plan", "models_for", "sample_prior"]
+           "ModelEntry", "build_models", "dcgan_plan", "default_width", "models_for", "sample_prior"]

@@ -118,6 +118,11 @@ class DCGANDiscriminator(nn.Module):
         return self.net(x)
 
 
+def dcgan_width(shape: DataShape) -> int:
+    """DCGAN's default width: 32 channels in G's last hidden layer, for every image size."""
+    return 32
+
+
 def build_dcgan(shape: DataShape, latent_dim: int, width: int | None,
                 d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
     """DCGAN pair for image data; ``width`` is the channel count of G's last hidden layer: 32 by
@@ -127,5 +132,5 @@ def build_dcgan(shape: DataShape, latent_dim: int, width: int | None,
         raise GankitError(
             f"dcgan models images, but the data are {shape.describe()}; use model.arch=mlp for 2-D points"
         )
-    w = width or 32
+    w = width or dcgan_width(shape)
     return DCGANGenerator(shape, latent_dim, w), DCGANDiscriminator(shape, w, d)

@@ -57,6 +57,16 @@ class MLPDiscriminator(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
+def mlp_width(shape: DataShape) -> int:
+    """The MLP's default width: 256 for images (G widens to 1024), 128 units for points."""
+    return 256 if shape.is_image else 128
+
+
+def mlp2_width(shape: DataShape) -> int:
+    """The 2-D benchmark networks' width: 128 tanh units (VEEGAN, Table 1)."""
+    return 128
+
+
 def build_mlp(shape: DataShape, latent_dim: int, width: int | None,
               d: DSpec = PLAIN_D) -> tuple[nn.Module, nn.Module]:
     """Points: 3 hidden layers of ``width`` (unset: 128). Images: G widens 256 -> 512 -> 1024,
@@ -75,6 +85,6 @@ def build_mlp2_tanh(shape: DataShape, latent_dim: int, width: int | None,
     """The 2-D benchmark networks of Unrolled GAN (Metz et al. 2017), VEEGAN (Srivastava et al.
     2017, Table 1) and GDPP: G and D each with two hidden layers of ``width`` (128) tanh units
     (the papers feed G 256-d noise: ``--latent-dim 256``)."""
-    w = width or 128
+    w = width or mlp2_width(shape)
     return (MLPGenerator(shape, latent_dim, [w, w], nn.Tanh),
             MLPDiscriminator(shape, [w, w], d, nn.Tanh))

@@ -69,9 +69,9 @@ TRANSLATORS.register(
     "pix2pix",
     Translator(build_pix2pix, paired=True, generators=("G",), default_width=64, channels_last=True,
                # the paper: vanilla GAN loss (BCE), Adam 2e-4, beta1 0.5; its code decays the rate
-               # linearly over the second half of training. No EMA of G, no diagnosis probe.
+               # linearly over the second half of training. No EMA of G.
                implies={"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5,
-                        "ema": 0.0, "diagnose_every": 0, "data": "edges2fashion"}),
+                        "ema": 0.0, "data": "edges2fashion"}),
     "pix2pix (Isola et al. 2017): U-Net G + PatchGAN D on (A, B) pairs, adversarial + L1 (paired)",
 )
 TRANSLATORS.register(
@@ -79,7 +79,7 @@ TRANSLATORS.register(
     Translator(build_cyclegan, paired=False, generators=("G_AB", "G_BA"), default_width=64, channels_last=False,
                # the paper: least-squares loss (section 4), Adam 2e-4, constant then linear decay
                implies={"loss": "lsgan", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5,
-                        "ema": 0.0, "diagnose_every": 0, "data": "sneaker2sandal"}),
+                        "ema": 0.0, "data": "sneaker2sandal"}),
     "CycleGAN (Zhu et al. 2017): two ResNet Gs + PatchGAN Ds, cycle + identity losses (unpaired)",
 )
 

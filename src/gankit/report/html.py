@@ -324,7 +324,7 @@ def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: An
     return body
 
 
-#: What the rows of an image translator's sample grids are (gankit.train.translation.sample_rows).
+#: What the rows of an image translator's sample grids are (the tasks' sample_rows, gankit.tasks).
 TRANSLATION_ROWS = {
     "pix2pix": "row 1: the input A; row 2: the output G(A); row 3: the target, the true B",
     "cyclegan": "rows 1-3: the input A, its translation G_AB(A), and the cycle back G_BA(G_AB(A)); "

@@ -121,13 +121,13 @@ class GANTask(Task):
             self._probe = Probe(data.traits, data.shape, probe_real, probe_z, y=probe_y, device=device)
 
     def resolved(self) -> dict[str, tuple[Any, str]]:
-        shape = self.data.shape
+        """The width the networks were built with; for images, the size and channels of the data."""
         out: dict[str, tuple[Any, str]] = {"model.width": (self.state.width, "the architecture's default")}
-        if shape.is_image:
-            c, h, w = shape.dims
+        if self.data.shape.is_image:
+            c, h, w = self.data.shape.dims
             out["data.image_size"] = (str(h) if h == w else f"{h}x{w}", "from the data")
             out["data.channels"] = (c, "from the data")
-        return out
+        return {k: v for k, v in out.items() if self.cfg.get(k) is None}  # what the user set stays
 
     # ------------------------------------------------------------------ checkpoint round trip
 

@@ -133,11 +133,12 @@ class TranslationTask(Task):
         """Refuse domain shapes the task cannot translate between (CycleGAN's identity loss)."""
 
     def resolved(self) -> dict[str, tuple[Any, str]]:
+        """The width the networks were built with, the size and channels of the data."""
         c, h, w = self.shape_A
-        return {"data.image_size": (str(h) if h == w else f"{h}x{w}", "from the data"),
-                "data.channels": (c, "from the data (domain A)"),
-                "model.width": (self.cfg.model.width or self.translator.default_width,
-                                "the translator's default")}
+        out = {"data.image_size": (str(h) if h == w else f"{h}x{w}", "from the data"),
+               "data.channels": (c, "from the data (domain A)"),
+               "model.width": (self.translator.default_width, "the translator's default")}
+        return {k: v for k, v in out.items() if self.cfg.get(k) is None}  # what the user set stays
 
     # ------------------------------------------------------------------ one iteration's helpers
 

@@ -33,13 +33,15 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gankit.checkpoint import clean_partial, load_checkpoint, mark_best, save_checkpoint
-from gankit.config import Config, load_yaml
+from gankit.config import Config
 from gankit.diagnosis import FAILURES, Watcher
 from gankit.errors import GankitError
+from gankit.rundir import MetricsLog, NullLog
 from gankit.train import distributed
-from gankit.train.rundir import MetricsLog, NullLog, check_new, create_new, resume_config
+from gankit.train.rundir import check_new, create_new, save_config
 from gankit.train.state import check_precision, lr_factor, resolve_device, run_meta, set_lr_factor
 from gankit.train.task import Context, Task
+from gankit.verdict import equilibrium
 
 MAX_ROLLBACKS = 3  # divergences a run recovers from (each halves the learning rates) before it stops
 
@@ -137,33 +139,15 @@ class StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def device_name(cfg: Config | None, resume: str | Path | None, overrides: dict[str, Any] | None) -> str:
-    """The device a run will use, known before the run directory is read in full (the process
-    group's backend depends on it)."""
-    if resume is None and cfg is not None:
-        return cfg.train.device
-    if overrides and "device" in overrides:
-        return str(overrides["device"])
-    try:
-        saved = load_yaml(Path(str(resume)) / "config.yaml")
-        return str(saved.get("train", {}).get("device", "auto"))
-    except (GankitError, AttributeError):
-        return "auto"
-
-
-def run(name: str, make_task: Any, cfg: Config | None, resume: str | Path | None = None,
-        overrides: dict[str, Any] | None = None, data: Any | None = None,
-        hooks: Sequence[Hook] = ()) -> Any:
-    """Train the task ``make_task(ctx)`` builds (registered as ``name``) as ``cfg`` says; with
-    ``resume``, continue the run in that directory (``cfg`` is then read from it, ``overrides``
-    its changeable keys).
-
-    ``make_task`` receives the resolved config inside the ``Context`` (a resumed run's config is
-    only known here). Under ``torchrun`` this runs in every process, data-parallel."""
+def run(name: str, make_task: Any, cfg: Config, resume: str | Path | None = None,
+        data: Any | None = None, hooks: Sequence[Hook] = ()) -> Any:
+    """Train the task ``make_task(ctx)`` builds (registered as ``name``) as the resolved ``cfg``
+    says; with ``resume``, continue the run in that directory (``cfg``: its config, with the keys
+    changed at resume). Under ``torchrun`` this runs in every process, data-parallel."""
     d = distributed.from_env()
-    distributed.init(d, resolve_device(device_name(cfg, resume, overrides), d.local_rank))
+    distributed.init(d, resolve_device(cfg.train.device, d.local_rank))
     try:
-        out = _run(d, name, make_task, cfg, resume, overrides, data, hooks)
+        out = _run(d, name, make_task, cfg, resume, data, hooks)
         # Leave together: a rank that tore its process group down while rank 0 was still writing
         # the report was seen to abort in gloo ("terminate called without an active exception").
         distributed.barrier(d)
@@ -172,18 +156,17 @@ def run(name: str, make_task: Any, cfg: Config | None, resume: str | Path | None
         distributed.shutdown(d)
 
 
-def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config | None, resume: str | Path | None,
-         overrides: dict[str, Any] | None, data: Any | None, hooks: Sequence[Hook]) -> Any:
+def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: str | Path | None,
+         data: Any | None, hooks: Sequence[Hook]) -> Any:
     # ---------------------------------------------------------------- 1. config and run directory
     main = d.is_main
-    if main:  # rank 0 owns the run directory; the others receive its resolved config
-        if resume is not None:
-            cfg = resume_config(resume, overrides or {})
-        else:
-            assert cfg is not None
-            cfg = check_new(cfg)  # refuses an --out that holds a run; creates nothing yet
-    cfg = distributed.broadcast_object(d, cfg)
     assert cfg is not None
+    if main:  # rank 0 owns the run directory; the others receive its config
+        if resume is not None:
+            save_config(cfg)  # with the keys changed at resume
+        else:
+            cfg = check_new(cfg)  # refuses a log.out that holds a run; creates nothing yet
+    cfg = distributed.broadcast_object(d, cfg)
     run_dir = Path(str(cfg.log.out))
     t, lg, ev = cfg.train, cfg.log, cfg.eval
     device = resolve_device(t.device, d.local_rank)
@@ -389,11 +372,13 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config | None, res
 
 
 def _postfix(rec: dict[str, Any], unit: str, watcher: Watcher) -> str:
-    """The progress bar's line: speed, losses, D(x) and D(G(z)), diversity, active warnings."""
+    """The progress bar's line: speed, losses, D(x) and D(G(z)) with the equilibrium verdict,
+    diversity, active warnings."""
     last = watcher.records[-1] if watcher.records else {}
     warn = ",".join(sorted(watcher.active))
+    game = equilibrium(rec["d_real"], rec["d_fake"]).label  # the words doctor and the report use
     return (f"{unit}/s={rec['img_per_s']:.0f} loss_d={rec['loss_d']:.3f} loss_g={rec['loss_g']:.3f} "
-            f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f}"
+            f"D(x)={rec['d_real']:.2f} D(G(z))={rec['d_fake']:.2f} ({game})"
             + (f" div={last['diversity']:.2f}" if "diversity" in last else "")
             + (f" WARNING: {warn}" if warn else ""))
 

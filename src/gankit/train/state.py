@@ -30,7 +30,7 @@ from gankit.checkpoint import (
 from gankit.config import Config
 from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
-from gankit.models import DataShape, models_for, sample_prior
+from gankit.models import DataShape, default_width, models_for, sample_prior
 from gankit.models.conditional import class_rows, default_labels
 from gankit.train import distributed
 from gankit.train.augment import Draw
@@ -270,7 +270,7 @@ class TrainState:
                    G_train=G_train, D_train=D_train, G_ema=G_ema, num_classes=num_classes,
                    classes=classes, fixed_y=fixed_y, scaler_G=gradient_scaler(precision, device),
                    scaler_D=gradient_scaler(precision, device), precision=precision,
-                   width=m.width or 0)  # TODO default_width
+                   width=m.width or default_width(m.arch, shape))
 
     def z(self, n: int) -> Tensor:
         """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples").

@@ -145,7 +145,7 @@ def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Ten
         if next_real is None:
             raise ValueError("the unrolled G step needs next_real to draw D's future batches")
         saved = unroll_d(s, r.unrolled, next_real)
-    s.D.requires_grad_(False)  # "fix the discriminator's weights" (the seeds' training recipe)
+    s.D.requires_grad_(False)  # "fix the discriminator's weights" (Goodfellow et al. 2014's training recipe)
     try:
         # G_train: under DDP G's gradients are averaged across ranks; D is only looked through.
         with s.autocast():

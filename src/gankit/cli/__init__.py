@@ -1,0 +1,120 @@
+"""The ``gankit`` command: train, sample, report, eval, doctor, translate, list.
+
+Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, and exit status 2.
+The library's messages name config keys (``train.lr_g``); here they are shown as flags (``--lr-g``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gankit.cli.commands import cmd_doctor, cmd_list, cmd_report, cmd_sample, cmd_train
+from gankit.cli.evaluate import cmd_eval, cmd_translate, metric_names
+from gankit.cli.flags import add_config_flags, flags_for_keys
+from gankit.errors import GankitError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gankit import __version__
+
+    p = argparse.ArgumentParser(
+        prog="gankit", description="Train, watch and sample generative adversarial networks.")
+    p.add_argument("--version", action="version", version=f"gankit {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a GAN (defaults: DCGAN on Fashion-MNIST)",
+                       description="Train a GAN. Every flag can also live in --config FILE.yaml; "
+                                   "flags override the file.")
+    t.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings (flat keys or sections)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint, exactly")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained G")
+    s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    s.add_argument("-n", type=int, default=64, help="number of samples or interpolation frames (64)")
+    s.add_argument("--out", required=True, metavar="FILE.png|DIR",
+                   help="a .png file gets one grid (or strip); any other path is a folder of N PNGs")
+    s.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (0)")
+    s.add_argument("--interpolate", action="store_true",
+                   help="a strip of N frames walking the latent space between two random z")
+    s.add_argument("--class", dest="cls", metavar="NAME|INDEX",
+                   help="a conditional run: all samples of this class (default: a grid with one row "
+                        "per class, ceil(N / classes) samples each, one latent per column)")
+    s.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    s.set_defaults(func=cmd_sample)
+
+    r = sub.add_parser("report", help="(re)build RUN_DIR/report.html, also while the run trains")
+    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("--out", metavar="FILE.html", help="where to write it (RUN_DIR/report.html)")
+    r.set_defaults(func=cmd_report)
+
+    e = sub.add_parser(
+        "eval", help="measure samples: FID, KID, IS, precision/recall, density/coverage, classes, modes",
+        description="Evaluate a run or checkpoint against its training data, or two folders of images. "
+                    "Nothing is downloaded: features come from gankit's shipped Fashion-MNIST classifier "
+                    "(fmnist) or from an Inception weights file you provide (inception:PATH).")
+    e.add_argument("source", nargs="?", metavar="RUN_DIR|CHECKPOINT")
+    e.add_argument("--real", metavar="DIR", help="folder of real images (with --fake, instead of a run)")
+    e.add_argument("--fake", metavar="DIR", help="folder of generated images")
+    e.add_argument("--metrics", help="comma-separated: " + ", ".join(metric_names())
+                   + " (default: all the features allow; modes for 2-D runs)")
+    e.add_argument("--n", type=int, default=10_000, help="generated samples (10000)")
+    e.add_argument("--features", default="fmnist", help="fmnist | inception:PATH (fmnist)")
+    e.add_argument("--image-size", help="N or HxW to decode folders at (28 for fmnist, 299 for inception)")
+    e.add_argument("--seed", type=int, default=12345, help="seed of the latent vectors (12345)")
+    e.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    e.add_argument("--per-class", action="store_true",
+                   help="a conditional run: FID of each class against its real images, and the fmnist "
+                        "classifier's accuracy on each class asked for (Fashion-MNIST classes)")
+    e.add_argument("--n-per-class", type=int, default=1000, help="samples per class with --per-class (1000)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    dr = sub.add_parser("doctor", help="diagnose a run: diminished gradient, mode collapse, "
+                        "non-convergence, divergence, with the cures to try",
+                        description="Replay RUN_DIR/metrics.jsonl through the same rules the trainer "
+                                    "applies live, for a finished or running run.")
+    dr.add_argument("run_dir", metavar="RUN_DIR")
+    dr.set_defaults(func=cmd_doctor)
+
+    tr = sub.add_parser(
+        "translate", help="apply a trained image translator (pix2pix, cyclegan) to a folder of images",
+        description="Translate every image of INPUT_DIR (searched recursively; files that cannot be used "
+                    "are skipped and listed) with the generator of RUN, and write one PNG per input to "
+                    "OUT_DIR under the same relative name. Inputs are scaled to cover the run's image size "
+                    "and centre-cropped.")
+    tr.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
+    tr.add_argument("input_dir", metavar="INPUT_DIR")
+    tr.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for the translated PNGs")
+    tr.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
+                    help="AtoB (default), or BtoA for a cyclegan run (its G_BA)")
+    tr.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
+    tr.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    tr.set_defaults(func=cmd_translate)
+
+    ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gankit`` console script."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return ns.func(ns)
+    except GankitError as e:
+        print(f"gankit: error: {flags_for_keys(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt as e:
+        print(f"gankit: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

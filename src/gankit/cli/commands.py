@@ -1,0 +1,168 @@
+"""``gankit train``, ``sample``, ``report``, ``doctor`` and ``list``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gankit.cli.flags import config_overrides
+from gankit.config import build_config
+from gankit.errors import GankitError
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from gankit.api import train_config
+
+    changes = config_overrides(ns)
+    if ns.resume:
+        if ns.config:
+            raise GankitError("--config cannot be combined with --resume: the run keeps its own config")
+        train_config(None, resume=ns.resume, overrides=changes)
+    else:
+        train_config(build_config(ns.config, changes))  # resolved there, once
+    return 0
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    from gankit.translating import is_translator_checkpoint
+
+    if is_translator_checkpoint(ns.source):
+        raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
+                          f"with `gankit translate {ns.source} INPUT_DIR --out OUT_DIR`")
+    import math
+
+    import torch
+
+    from gankit.images import save_each, save_grid
+    from gankit.models import sample_prior
+    from gankit.models.conditional import class_names, class_rows, default_labels, parse_class
+    from gankit.sampling import generate, interpolate_latents, load_generator
+
+    if ns.n < 1:
+        raise GankitError(f"-n must be at least 1, got {ns.n}")
+    lg = load_generator(ns.source, ns.device)
+    m = lg.config.model
+    K = lg.num_classes
+    if ns.cls is not None and not K:
+        raise GankitError(f"--class needs a conditional run (--conditional); {ns.source} is not one")
+    g = torch.Generator().manual_seed(ns.seed)
+    n, nrow, rows, y = ns.n, ns.n if ns.interpolate else None, None, None
+    if ns.interpolate:
+        ends = sample_prior(m.prior, 2, m.latent_dim, generator=g)
+        z = interpolate_latents(ends[0], ends[1], n, m.prior)
+    elif K and ns.cls is None and lg.shape.is_image:
+        # one row per class, the same latent down each column: what changes across a row is the
+        # style z, down a column the class y
+        nrow = math.ceil(n / K)
+        y = class_rows(K, nrow, max_rows=K)
+        z = sample_prior(m.prior, nrow, m.latent_dim, generator=g)[torch.arange(len(y)) % nrow]
+        n, rows = len(y), class_names(K, lg.classes)
+    else:
+        z = sample_prior(m.prior, n, m.latent_dim, generator=g)
+    if K and y is None:
+        y = torch.full((n,), parse_class(ns.cls, K, lg.classes)) if ns.cls is not None \
+            else default_labels(n, K)
+    x = generate(lg.G, z.to(ns.device), None if y is None else y.to(ns.device)).cpu()
+    out = Path(ns.out)
+    try:
+        if not lg.shape.is_image:
+            _save_points(lg, x, out)
+        elif out.suffix.lower() == ".png":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_grid(x, out, nrow=nrow, row_labels=rows)
+        else:
+            save_each(x, out)
+    except OSError as e:
+        raise GankitError(f"cannot write {out}: {e.strerror}; choose another --out") from None
+    what = f" of class {class_names(K, lg.classes)[int(y[0])]}" if ns.cls is not None and y is not None else ""
+    print(f"{n} {'frames' if ns.interpolate else 'samples'}{what} from step {lg.step} -> {out}")
+    return 0
+
+
+def _save_points(lg: Any, x: Any, out: Path) -> None:
+    from gankit.fsutil import atomic_write_bytes, atomic_write_text
+    from gankit.report import plot_field
+    from gankit.sampling import d_probability_field, points_extent
+
+    pts = x.numpy()
+    if out.suffix.lower() == ".png":
+        extent = lg.extent or points_extent(pts)
+        prob = d_probability_field(lg.D, extent)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, plot_field(pts[:0], pts, prob, extent, title=f"{len(pts)} samples"))
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "points.csv", "x,y\n" + "".join(f"{a:.6g},{b:.6g}\n" for a, b in pts))
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from gankit.report import build_report
+    from gankit.rundir import RunDir
+
+    print(build_report(RunDir(ns.run_dir), ns.out))
+    return 0
+
+
+def cmd_doctor(ns: argparse.Namespace) -> int:
+    from gankit.diagnosis import FAILURES, diagnose_run
+    from gankit.rundir import RunDir
+    from gankit.verdict import equilibrium
+
+    run = RunDir(ns.run_dir)
+    if not run.is_run():
+        raise GankitError(f"{run.path} is not a gankit run (no config.yaml); give a run directory")
+    findings, events, last = diagnose_run(run)
+    if "step" not in last:
+        print(f"{run.path}: nothing logged yet")
+        return 0
+    print(f"{run.path}: step {last['step']}")
+    if "d_real" in last:  # the report's reading too (gankit.verdict)
+        print(f"  D(x) = {last['d_real']:.3f}, D(G(z)) = {last['d_fake']:.3f}")
+        print(f"  {equilibrium(last['d_real'], last['d_fake']).sentence}")
+    if "grad_g" in last:
+        print(f"  |grad G| = {last['grad_g']:.3g}, |grad D| = {last['grad_d']:.3g}")
+    signals = [f"{k} {last[k]:.3g}" + (f" of {last[k + '_total']:.0f}" if k + "_total" in last else "")
+               for k in ("diversity", "modes", "hq", "classes") if k in last]
+    if signals:
+        print("  samples: " + ", ".join(signals) + " (diversity relative to the real data's)")
+    for e in events:
+        print(f"  step {e['step']}: {e.get('event')}: {e.get('message', '')}")
+    if not findings:
+        print("  no failure seen: no diminished gradient, mode collapse or non-convergence")
+    for f in findings:
+        status = "still present" if f.kind in last["active"] else "since cleared"
+        print(f"  {f.line()} ({status})")
+    if last["active"]:
+        print("now: " + "; ".join(FAILURES[k].title for k in last["active"]))
+    return 0
+
+
+def cmd_list(ns: argparse.Namespace) -> int:
+    from gankit.data import DATASETS
+    from gankit.losses import LOSSES
+    from gankit.metrics import FEATURES, METRICS
+    from gankit.models import CONDITIONINGS, MODELS
+    from gankit.tasks import TASKS
+
+    print("tasks (what --model trains):")
+    for e in TASKS.entries():
+        print(f"  {e.name:<16} {e.help}; --model {', '.join(e.obj.models())}")
+    for reg in (MODELS, CONDITIONINGS, LOSSES, DATASETS, METRICS, FEATURES):
+        print(f"{reg.plural}:")
+        for e in reg.entries():
+            print(f"  {e.name:<16} {e.help}")
+    print("datasets also: PATH to a folder of images")
+    from gankit.data.paired import PAIRED_TASKS, class_pair_names
+    from gankit.models.translators import TRANSLATORS
+
+    print("translators (gankit train --model NAME; gankit translate):")
+    for e in TRANSLATORS.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("translation tasks (--data):")
+    print(f"  {PAIRED_TASKS[0]:<16} pix2pix: Fashion-MNIST edges -> items")
+    print(f"  {PAIRED_TASKS[1]:<16} pix2pix: a Fashion-MNIST item by day (gray) -> at night (dark, blue)")
+    print(f"  {'A2B':<16} cyclegan: two Fashion-MNIST classes as the domains, e.g. sneaker2sandal; "
+          f"classes: {', '.join(class_pair_names())}")
+    print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
+    return 0
