@@ -210,8 +210,8 @@ def test_resolve_records_what_a_loss_and_a_translator_imply() -> None:
     cfg = resolve(build_config(overrides={"model": "pix2pix", "lr_g": 1e-3}))
     assert (cfg.data.source, cfg.train.lr_g, cfg.train.lr_d, cfg.train.ema) == ("edges2fashion", 1e-3, 2e-4, 0.0)
     why = cfg.provenance.resolved
-    assert set(why) == {"data.source", "train.loss", "train.lr_d", "train.lr_decay_start", "train.ema",
-                        "log.diagnose_every"}  # not lr_g: the user set it
+    assert set(why) == {"data.source", "train.loss", "train.lr_d", "train.lr_decay_start",
+                        "train.ema"}  # not lr_g: the user set it
     assert all("model.arch=pix2pix" in w for w in why.values())
 
 

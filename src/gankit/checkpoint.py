@@ -168,7 +168,7 @@ def save_checkpoint(
         kept = f"; the previous checkpoint {prev.name} is intact" if prev else ""
         raise GankitError(
             f"could not write checkpoint {final}: {e.strerror or e}{kept}. "
-            "Free some disk space (or choose another --out) and resume with --resume"
+            "Free some disk space (or choose another log.out) and resume the run"
         ) from None
     # Prune: the newest ``keep`` numbered checkpoints stay, and never one that ``best`` names.
     best = resolve_link(ckpt_dir, "best")
@@ -210,7 +210,7 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
         if found is not None:
             return found
     raise GankitError(f"{p} holds no checkpoint yet (looked for checkpoints/last); "
-                      "train longer than --checkpoint-every steps, or check the path")
+                      "train longer than log.checkpoint_every steps, or check the path")
 
 
 def load_checkpoint(path: str | os.PathLike, with_train_state: bool = True) -> Checkpoint:

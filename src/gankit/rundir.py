@@ -132,7 +132,7 @@ class MetricsLog:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise GankitError(
-                    "--tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
+                    "log.tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
                 ) from None
             self.writer = SummaryWriter(str(tensorboard_dir))
 

@@ -14,6 +14,7 @@ from gankit.errors import GankitError
 from gankit.models import DataShape, Packed, models_for, sample_prior
 from gankit.models.conditional import default_labels, num_classes_of
 from gankit.nn_util import evaluating  # re-exported: its home is below metrics and models
+from gankit.rundir import RunDir
 
 
 def generate(G: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:
@@ -113,8 +114,7 @@ def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
     except RuntimeError as e:
         raise GankitError(f"checkpoint {ckpt.path} does not match its own config: {e}") from None
     extent = ckpt.meta.get("extent")
-    run = ckpt.path.parent.parent  # RUN_DIR/checkpoints/step-N
+    run = RunDir.of_checkpoint(ckpt.path)  # RUN_DIR/checkpoints/step-N, or a copied-out checkpoint
     return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,
-                           tuple(extent) if extent else None,
-                           run if (run / "config.yaml").is_file() else None, num_classes,
+                           tuple(extent) if extent else None, run.path if run else None, num_classes,
                            ckpt.meta.get("classes"))

@@ -29,6 +29,7 @@ from gankit.data.paired import (
 from gankit.errors import GankitError
 from gankit.models.translators import TRANSLATORS, build_translator
 from gankit.nn_util import apply_in_batches
+from gankit.rundir import RunDir
 
 if TYPE_CHECKING:
     from gankit.metrics.translation import TranslationScores
@@ -95,8 +96,8 @@ def load_translator(path: str | Path, device: str | torch.device = "cpu") -> Loa
     for name, net in nets.items():
         net.load_state_dict(ckpt.module_state(name))
         net.to(device).eval().requires_grad_(False)
-    run_dir = ckpt.path.parent.parent if ckpt.path.parent.name == "checkpoints" else None
-    return LoadedTranslator(nets, cfg, info, ckpt.step, run_dir)
+    run = RunDir.of_checkpoint(ckpt.path)
+    return LoadedTranslator(nets, cfg, info, ckpt.step, run.path if run else None)
 
 
 def evaluate_translator(source: str | Path, n: int = 10_000, device: str = "cpu",

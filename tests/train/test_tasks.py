@@ -31,8 +31,9 @@ import tests.toy_task  # noqa: F401  (registers the toy task)
 from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.config import build_config, options_by_key
+from gankit.rundir import RunDir
 from gankit.tasks import TASKS
-from tests.conftest import HAS_FMNIST, REPO
+from tests.conftest import HAS_FMNIST, REPO, needs_fmnist
 from tests.hooks import NaNLoss, Signal
 from tests.train.test_resume import logged
 
@@ -169,6 +170,11 @@ def test_torchrun_on_gloo(name: str, tmp_path: Path) -> None:
 
 def test_sample_grids_are_written_and_show_something(name: str, tmp_path: Path) -> None:
     train_config(config(name, tmp_path / "r"))
+    # config.yaml holds what the run used, and says who chose it
+    saved = RunDir(tmp_path / "r").config()
+    assert saved.log.out == str(tmp_path / "r") and "log.out" in saved.provenance.user_set
+    for key, why in saved.provenance.resolved.items():
+        assert saved.get(key) is not None and why, key
     grids = sorted((tmp_path / "r" / "samples").iterdir())
     assert [p.name for p in grids] == ["step-000000.png", "step-000004.png", "step-000008.png"]
     with Image.open(grids[-1]) as im:
@@ -185,3 +191,19 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(name: str, tmp_pat
     assert best.is_symlink() and (best / "state.json").is_file()
     meta = json.loads((best / "state.json").read_text())
     assert meta["best"]["key"] in evals[0] and meta["best"]["step"] in (4, 8)
+
+
+@needs_fmnist
+def test_an_image_run_saves_its_real_image_size_channels_and_width(tmp_path: Path) -> None:
+    p2p = {k: v for k, v in overrides("pix2pix", tmp_path / "p", steps=1).items()
+           if k not in ("image_size", "width")}  # left unset: the run settles them
+    train_config(build_config(overrides=p2p))
+    train_config(build_config(overrides={**BASE, "data": "fashion-mnist", "model": "dcgan", "steps": 1,
+                                         "latent_dim": 8, "out": str(tmp_path / "d")}))
+    for run, size, width in (("p", "28", 64), ("d", "28", 32)):
+        text = (tmp_path / run / "config.yaml").read_text()
+        saved = RunDir(tmp_path / run).config()
+        assert (saved.data.image_size, saved.data.channels, saved.model.width) == (size, 1 if run == "d" else 3, width)
+        assert "image_size: ''" not in text and "width: 0" not in text
+        assert saved.provenance.resolved["data.image_size"] == "from the data"
+        assert "model.width" in saved.provenance.resolved and "train.steps" in saved.provenance.user_set

@@ -264,7 +264,7 @@ def test_translate_writes_one_png_per_input_with_its_name(tmp_path: Path, side_b
     ({"model": "cyclegan", "spectral_norm": True}, "reg.spectral_norm does not apply"),
     ({"model": "cyclegan", "d_steps": 2}, "train.d_steps does not apply"),
     ({"model": "pix2pix", "ema": 0.5}, "train.ema does not apply"),
-    ({"model": "pix2pix", "eval_every": 100}, "gankit eval RUN"),
+    ({"model": "pix2pix", "eval_metric": "fid"}, "eval.eval_metric: 'fid' is not a translation score"),
     ({"model": "cyclegan", "loss": "wgan-gp"}, "'wgan-gp' does not suit model.arch=cyclegan"),
     ({"model": "pix2pix", "cycle": 5.0}, "translate.cycle is a cyclegan setting"),
     ({"model": "cyclegan", "l1": 10.0}, "translate.l1 is a pix2pix setting"),

@@ -39,7 +39,7 @@ HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "class_acc": True, 
 def higher_is_better(key: str) -> bool:
     """Direction of a translation score (``psnr`` up, ``l1`` down)."""
     if key not in HIGHER_IS_BETTER:
-        raise GankitError(f"eval.eval_metric {key!r} is not a translation score; one of: "
+        raise GankitError(f"{key!r} is not a translation score; one of: "
                           f"{', '.join(HIGHER_IS_BETTER)}")
     return HIGHER_IS_BETTER[key]
 

@@ -232,7 +232,7 @@ class TranslationTask(Task):
                 "BtoA": self.nets.get("G_BA")}
         values = score_translation(gens, load_data(self.cfg, "test"), self.cfg.eval.eval_n, self.device).values
         if key not in values:
-            raise GankitError(f"eval.eval_metric {key} is not produced for --model {self.cfg.model.arch} on "
+            raise GankitError(f"eval.eval_metric {key} is not produced for model.arch={self.cfg.model.arch} on "
                               f"this data; it gives {', '.join(values)}")
         return values
 

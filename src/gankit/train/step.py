@@ -156,7 +156,7 @@ def g_step(s: TrainState, batch_size: int, fake: Tensor | None = None, real: Ten
             real_logits = None
             if s.loss.g_needs_real:
                 if real is None:
-                    raise ValueError(f"--loss {s.cfg.train.loss} needs a real batch in G's step")
+                    raise ValueError(f"train.loss {s.cfg.train.loss} needs a real batch in G's step")
                 real_logits = judge(s.D, d_input(s, real), y_real)[0]
         loss_g = s.loss.g_loss(fake_logits, real_logits)
         if fake_classes is not None and y_fake is not None:  # ACGAN: G makes fakes D classes as y
