@@ -14,14 +14,15 @@ import torch
 
 from gankit.config import build_config
 from gankit.data import BatchOrder, load_data
+from gankit.resolve import resolve
 from gankit.train.state import TrainState
 from gankit.train.step import d_step, g_step
 
 
 def main() -> None:
     mode, size, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    cfg = build_config(overrides={"model": "dcgan", "image_size": str(size), "batch_size": batch,
-                                  "precision": "fp32"})
+    cfg = resolve(build_config(overrides={"model": "dcgan", "image_size": str(size), "batch_size": batch,
+                                  "precision": "fp32"}))
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     if "cl" in mode:

@@ -57,12 +57,13 @@ def run_case(model: str, size: int, batch: int, seconds: float, reuse: bool = Tr
 
     from gankit.config import build_config
     from gankit.data import BatchOrder, load_data
+    from gankit.resolve import resolve
     from gankit.train.state import TrainState
     from gankit.train.step import d_step, fake_for_d, g_step
 
-    cfg = build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch,
+    cfg = resolve(build_config(overrides={"model": model, "image_size": str(size), "batch_size": batch,
                                   "reuse_fake": reuse, "compile": compile_, "width": width,
-                                  "precision": precision})
+                                  "precision": precision}))
     data = load_data(cfg.data)
     s = TrainState.create(cfg, data.shape, torch.device("cpu"))
     if adam != "fused":  # the trainer's default is fused; compare with torch's other two
