@@ -96,16 +96,16 @@ def check_precision(precision: str, device: torch.device, asked: str = "") -> No
     """Say what ``--precision auto`` (``asked``) chose where it is not fp32, and warn where the
     precision has no fast kernels on this device (it still runs)."""
     if asked == "auto" and precision != "fp32":
-        print(f"precision: {precision} autocast (train.precision auto: this {device.type} has native "
-              f"{precision}; train.precision fp32 turns it off)", file=sys.stderr)
+        print(f"precision: {precision} autocast (precision auto: this {device.type} has native "
+              f"{precision}; precision fp32 turns it off)", file=sys.stderr)
     slow = ""
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         slow = "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated and slower than fp32"
     if device.type == "cpu" and precision == "fp16":
         slow = ("oneDNN has no fast fp16 convolution backward on CPUs (1-2 GFLOP/s measured on this "
-                "project's Zen 4, against ~270 in fp32): use train.precision bf16 on a CPU")
+                "project's Zen 4, against ~270 in fp32): use precision bf16 on a CPU")
     if slow:
-        print(f"gankit: warning: train.precision {precision}: {slow}", file=sys.stderr)
+        print(f"gankit: warning: precision {precision}: {slow}", file=sys.stderr)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
