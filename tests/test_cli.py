@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from gankit.cli import main
+from gankit.config import options_by_key
 
 TINY = ["--latent-dim", "8", "--width", "16", "--batch-size", "32", "--no-progress"]
 
@@ -65,6 +66,57 @@ def test_sample_grid_files_and_interpolation(tmp_path: Path, capsys: pytest.Capt
     run_cli(["sample", str(run), "-n", "9", "--seed", "1", "--out", str(tmp_path / "g3.png")], capsys)
     b = (tmp_path / "g.png").read_bytes()
     assert b == (tmp_path / "g2.png").read_bytes() != (tmp_path / "g3.png").read_bytes()
+    # --out honours the extension it is given: one JPEG (not a folder named s.jpg)
+    assert run_cli(["sample", str(run), "-n", "9", "--out", str(tmp_path / "s.jpg")], capsys)[0] == 0
+    assert (tmp_path / "s.jpg").is_file() and (tmp_path / "s.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    with Image.open(tmp_path / "s.jpg") as im:
+        assert im.format == "JPEG" and im.size == (3 * 18 + 2, 3 * 18 + 2)
+
+
+def test_a_2d_run_samples_to_a_jpeg_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.api import train_config
+    from tests.conftest import tiny_config
+
+    train_config(tiny_config(tmp_path / "r", steps=20, checkpoint_every=20))
+    assert run_cli(["sample", str(tmp_path / "r"), "-n", "50", "--out", str(tmp_path / "f.jpeg")], capsys)[0] == 0
+    with Image.open(tmp_path / "f.jpeg") as im:
+        assert im.format == "JPEG"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["train", "--step", "5"], ["--steps"]),  # no abbreviation is taken silently
+    (["train", "--lr", "1e-3"], ["--lr-g", "--lr-d"]),  # nor an ambiguous one
+    (["train", "--latnt-dim", "8"], ["--latent-dim"]),
+    (["eval", "--per_class"], ["--per-class"]),
+])
+def test_a_mistyped_flag_is_one_line_naming_the_flags_meant(
+        capsys: pytest.CaptureFixture[str], args: list[str], named: list[str]) -> None:
+    code, err = run_cli(args, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gankit: error: ") and "usage:" not in err
+    assert "did you mean" in err and all(flag in err for flag in named)
+
+
+def test_every_command_has_the_same_device_default() -> None:
+    from gankit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    defaults = {name: next(a.default for a in p._actions if a.dest == "device")
+                for name, p in sub.choices.items()
+                if name != "train" and any(a.dest == "device" for a in p._actions)}
+    assert defaults.keys() == {"sample", "eval", "translate"}
+    assert set(defaults.values()) == {options_by_key()["device"].default} == {"auto"}  # as train
+
+
+def test_class_names_have_one_spelling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.data.fashion_mnist import CLASSES
+    from gankit.data.paired import class_pair_names
+    from gankit.models.conditional import parse_class
+
+    # what `gankit list` prints for the translation tasks is what --class takes, and the other way
+    for slug, name in zip(class_pair_names(), CLASSES, strict=True):
+        assert parse_class(slug, 10, CLASSES) == parse_class(name, 10, CLASSES) == CLASSES.index(name)
 
 
 @pytest.mark.parametrize(("args", "message"), [

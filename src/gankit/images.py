@@ -124,11 +124,26 @@ def _to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
+# The formats a single image file is written in, by the file name's extension (anything else is
+# PNG). JPEG at quality 95: sample grids are for looking at, not for scoring.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
+
+
 def png_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 HxW (grey) or HxWx3 (RGB) array as PNG and return the file bytes."""
+    return image_bytes(array, "PNG")
+
+
+def image_bytes(array: np.ndarray, fmt: str) -> bytes:
+    """Encode a uint8 HxW (grey) or HxWx3 (RGB) array in ``fmt`` (a Pillow format name)."""
     buf = io.BytesIO()
-    _to_pil(array).save(buf, format="PNG")
+    _to_pil(array).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buf.getvalue()
+
+
+def format_of(path: str | os.PathLike) -> str | None:
+    """The image format a file name asks for (``.jpg`` -> JPEG), or None for no image suffix."""
+    return IMAGE_FORMATS.get(Path(path).suffix.lower())
 
 
 def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
@@ -165,12 +180,13 @@ def label_rows(grid: np.ndarray, labels: list[str], row_height: int, padding: in
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
               row_labels: list[str] | None = None) -> None:
-    """Tile ``images`` (float (N, C, H, W) in [-1, 1]) with :func:`make_grid` and save as PNG;
-    ``row_labels`` names the rows in a margin on the left (:func:`label_rows`)."""
+    """Tile ``images`` (float (N, C, H, W) in [-1, 1]) with :func:`make_grid` and save it in the
+    format its extension names (PNG otherwise), atomically; ``row_labels`` names the rows in a
+    margin on the left (:func:`label_rows`)."""
     grid = make_grid(images, nrow=nrow)
     if row_labels:
         grid = label_rows(grid, row_labels, images.shape[2])
-    save_png(grid, path)
+    atomic_write_bytes(path, image_bytes(grid, format_of(path) or "PNG"))
 
 
 def save_each(

@@ -7,7 +7,10 @@ The library's messages name config keys (``train.lr_g``); here they are shown as
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
+from typing import Any, NoReturn
 
 from gankit.cli.commands import cmd_doctor, cmd_list, cmd_report, cmd_sample, cmd_train
 from gankit.cli.evaluate import cmd_eval, cmd_translate, metric_names
@@ -15,13 +18,48 @@ from gankit.cli.flags import add_config_flags, flags_for_keys
 from gankit.errors import GankitError
 
 EXIT_USAGE = 2
+DEVICE_HELP = "auto (a GPU if torch sees one, else the CPU, as gankit train) | cpu | cuda | cuda:N"
+
+
+class UsageError(Exception):
+    """A command line argparse could not take (its message, one line)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a flag must be spelled in full (``--step`` is not ``--steps``) and a mistake
+    raises ``UsageError`` instead of printing the whole usage block: ``main`` says it in one line,
+    with the flags it may have meant."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def did_you_mean(parser: argparse.ArgumentParser, argv: list[str], message: str) -> str:
+    """``message`` with the flags of the command in ``argv`` that an unknown flag may have meant:
+    those it begins (``--lr`` -> ``--lr-g``, ``--lr-d``, ...) or that are spelled like it."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    target = sub.choices.get(command, parser) if sub is not None and command else parser
+    known = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for word in re.findall(r"(--[\w-]+)", message):
+        if word in known:
+            continue
+        near = [o for o in known if o.startswith(word + "-")] or difflib.get_close_matches(word, known, n=3)
+        if near:
+            hints.append(f"did you mean {' or '.join(near[:4])} (for {word})?")
+    return message + ("; " + " ".join(hints) if hints else "") + (
+        f" (gankit {command} --help lists the flags)" if command in (sub.choices if sub else {}) else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from gankit import __version__
 
-    p = argparse.ArgumentParser(
-        prog="gankit", description="Train, watch and sample generative adversarial networks.")
+    p = Parser(prog="gankit", description="Train, watch and sample generative adversarial networks.")
     p.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -37,15 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained G")
     s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
     s.add_argument("-n", type=int, default=64, help="number of samples or interpolation frames (64)")
-    s.add_argument("--out", required=True, metavar="FILE.png|DIR",
-                   help="a .png file gets one grid (or strip); any other path is a folder of N PNGs")
+    s.add_argument("--out", required=True, metavar="FILE.png|FILE.jpg|DIR",
+                   help="a .png, .jpg, .jpeg, .webp or .bmp file gets one grid (or strip) in that format; "
+                        "any other path is a folder of N PNGs")
     s.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (0)")
     s.add_argument("--interpolate", action="store_true",
                    help="a strip of N frames walking the latent space between two random z")
     s.add_argument("--class", dest="cls", metavar="NAME|INDEX",
                    help="a conditional run: all samples of this class (default: a grid with one row "
                         "per class, ceil(N / classes) samples each, one latent per column)")
-    s.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.set_defaults(func=cmd_sample)
 
     r = sub.add_parser("report", help="(re)build RUN_DIR/report.html, also while the run trains")
@@ -67,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--features", default="fmnist", help="fmnist | inception:PATH (fmnist)")
     e.add_argument("--image-size", help="N or HxW to decode folders at (28 for fmnist, 299 for inception)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the latent vectors (12345)")
-    e.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.add_argument("--per-class", action="store_true",
                    help="a conditional run: FID of each class against its real images, and the fmnist "
                         "classifier's accuracy on each class asked for (Fashion-MNIST classes)")
@@ -94,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--direction", default="AtoB", choices=("AtoB", "BtoA"),
                     help="AtoB (default), or BtoA for a cyclegan run (its G_BA)")
     tr.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
-    tr.add_argument("--device", default="cpu", help="cpu | cuda (cpu)")
+    tr.add_argument("--device", default="auto", help=DEVICE_HELP)
     tr.set_defaults(func=cmd_translate)
 
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
@@ -105,8 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gankit`` console script."""
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        ns = parser.parse_args(argv)
+    except UsageError as e:  # one line, not argparse's usage block
+        print(f"gankit: error: {did_you_mean(parser, argv, str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if vars(ns).get("device"):  # sample, eval, translate: one default with train (auto)
+            from gankit.train.state import resolve_device
+
+            ns.device = str(resolve_device(ns.device))
         return ns.func(ns)
     except GankitError as e:
         print(f"gankit: error: {flags_for_keys(str(e))}", file=sys.stderr)

@@ -34,7 +34,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
     import torch
 
-    from gankit.images import save_each, save_grid
+    from gankit.images import format_of, save_each, save_grid
     from gankit.models import sample_prior
     from gankit.models.conditional import class_names, class_rows, default_labels, parse_class
     from gankit.sampling import generate, interpolate_latents, load_generator
@@ -68,7 +68,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     try:
         if not lg.shape.is_image:
             _save_points(lg, x, out)
-        elif out.suffix.lower() == ".png":
+        elif format_of(out):  # one image file, in the format its extension names
             out.parent.mkdir(parents=True, exist_ok=True)
             save_grid(x, out, nrow=nrow, row_labels=rows)
         else:
@@ -81,16 +81,26 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
 
 def _save_points(lg: Any, x: Any, out: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
     from gankit.fsutil import atomic_write_bytes, atomic_write_text
+    from gankit.images import format_of, image_bytes
     from gankit.report import plot_field
     from gankit.sampling import d_probability_field, points_extent
 
     pts = x.numpy()
-    if out.suffix.lower() == ".png":
+    fmt = format_of(out)
+    if fmt:  # D's field and the points, as one image in the format the extension names
         extent = lg.extent or points_extent(pts)
         prob = d_probability_field(lg.D, extent)
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, plot_field(pts[:0], pts, prob, extent, title=f"{len(pts)} samples"))
+        png = plot_field(pts[:0], pts, prob, extent, title=f"{len(pts)} samples")
+        with Image.open(io.BytesIO(png)) as im:
+            data = png if fmt == "PNG" else image_bytes(np.asarray(im.convert("RGB")), fmt)
+        atomic_write_bytes(out, data)
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "points.csv", "x,y\n" + "".join(f"{a:.6g},{b:.6g}\n" for a, b in pts))

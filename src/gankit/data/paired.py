@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.errors import GankitError
+from gankit.models.conditional import class_slug
 
 
 @dataclass
@@ -163,17 +164,12 @@ def load_paired_folder(path: str | os.PathLike, size: tuple[int, int], partner: 
 PAIRED_TASKS = ("edges2fashion", "day2night")
 
 
-def _class_slug(name: str) -> str:
-    """"T-shirt/top" -> "t-shirt-top", "Ankle boot" -> "ankle-boot": a class name fit for ``A2B``."""
-    return name.lower().replace("/", "-").replace(" ", "-")
-
-
 def parse_class_pair(source: str) -> tuple[int, int] | None:
     """``sneaker2sandal`` -> (7, 5): two Fashion-MNIST class slugs joined by ``2`` (None if not)."""
     from gankit.data.fashion_mnist import CLASSES
 
-    slugs = {_class_slug(c): i for i, c in enumerate(CLASSES)}
-    slugs.update({_class_slug(c.split("/")[0]): i for i, c in enumerate(CLASSES) if "/" in c})  # t-shirt
+    slugs = {class_slug(c): i for i, c in enumerate(CLASSES)}
+    slugs.update({class_slug(c.split("/")[0]): i for i, c in enumerate(CLASSES) if "/" in c})  # t-shirt
     for cut in (i for i, ch in enumerate(source) if ch == "2"):
         a, b = source[:cut].lower(), source[cut + 1:].lower()
         if a in slugs and b in slugs:
@@ -185,7 +181,7 @@ def class_pair_names() -> list[str]:
     """The Fashion-MNIST class slugs an ``A2B`` task may join."""
     from gankit.data.fashion_mnist import CLASSES
 
-    return [_class_slug(c) for c in CLASSES]
+    return [class_slug(c) for c in CLASSES]
 
 
 def _is_folder(source: str) -> bool:

@@ -16,6 +16,7 @@ only ACGAN's second item is a tensor, and the trainer adds its cross-entropy whe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -192,12 +193,18 @@ def class_names(num_classes: int, classes: list[str] | None) -> list[str]:
     return list(classes) if classes else [str(i) for i in range(num_classes)]
 
 
+def class_slug(name: str) -> str:
+    """A class name as the command line and task names spell it: lower case, words joined by
+    dashes ("T-shirt/top" -> "t-shirt-top", "Ankle boot" -> "ankle-boot")."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def parse_class(text: str, num_classes: int, classes: list[str] | None) -> int:
     """``--class NAME|INDEX`` -> the class index; a clear error naming the choices otherwise."""
     names = class_names(num_classes, classes)
-    lowered = [n.lower() for n in names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
+    slugs = [class_slug(n) for n in names]  # "Ankle boot", "ankle-boot", "ANKLE_BOOT" alike
+    if class_slug(text) in slugs:
+        return slugs.index(class_slug(text))
     if text.isdigit() and int(text) < num_classes:
         return int(text)
     shown = ", ".join(f"{i} {n}" for i, n in enumerate(names[:20])) + (" ..." if num_classes > 20 else "")
