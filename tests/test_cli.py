@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.config import options_by_key
+from tests.train.test_resume import logged
 
 TINY = ["--latent-dim", "8", "--width", "16", "--batch-size", "32", "--no-progress"]
 
@@ -182,3 +184,31 @@ def test_list_shows_the_conditionings(capsys: pytest.CaptureFixture[str]) -> Non
     assert [line.split()[0] for line in section[1:4]] == ["cgan", "acgan", "projection"]
     assert "Mirza & Osindero 2014" in section[1] and "Odena et al. 2017" in section[2]
     assert "Miyato & Koyama 2018" in section[3]
+
+
+def test_a_failed_start_leaves_nothing_and_the_fixed_command_trains(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "X"
+    code, err = run_cli(["train", "--data", "ring", "--model", "dcgan", "--out", str(out)], capsys)
+    assert code == 2 and "--model mlp" in err  # dcgan on 2-D points: refused ...
+    assert not out.exists()  # ... before anything was created
+    code, err = run_cli(["train", "--image-size", "7", "--out", str(out)], capsys)
+    assert code == 2 and not out.exists()
+    assert run_cli(["train", "--data", "ring", "--model", "mlp", "--steps", "10", "--out", str(out), *TINY],
+                   capsys)[0] == 0
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_with_the_same_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r"
+    args = ["train", "--data", "ring", "--model", "mlp", "--steps", "10", "--out", str(out), *TINY]
+    assert run_cli(args, capsys)[0] == 0
+    full = logged(out)
+    shutil.rmtree(out / "checkpoints")  # what a kill before the first save leaves: no checkpoint
+    (out / "checkpoints").mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 5, "loss_d": 1.0}\n{"step": 7, "lo')  # and a torn log
+    code, err = run_cli(["train", "--resume", str(out)], capsys)
+    assert code == 2 and "start it again without --resume" in err
+    code, err = run_cli(args, capsys)  # the same command as the first time
+    assert code == 0 and "never saved a checkpoint" in err
+    assert logged(out) == full  # the old log is gone, the new one is as the first run's

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,20 @@ def default_out(cfg: Config) -> Path:
 
 def check_new(cfg: Config) -> Config:
     """The config of a new run with its directory decided (``log.out``, or runs/<data>-<model>);
-    refuses a directory that holds another run. Creates nothing: a start that fails later (bad
-    data, a model that does not fit them) leaves no folder behind to block the next try."""
+    refuses a directory that holds another run's checkpoint. Creates nothing: a start that fails
+    later (bad data, a model that does not fit them) leaves no folder behind to block the next try.
+    A folder whose run never saved a checkpoint (killed early) holds nothing to resume: the new run
+    starts in it again (``create_new`` clears that run's log and samples)."""
     out = Path(cfg.log.out) if cfg.log.out else default_out(cfg)
-    if RunDir(out).is_run() or RunDir(out).last_checkpoint() is not None:
+    run = RunDir(out)
+    if run.last_checkpoint() is not None:
         raise GankitError(
             f"{out} already holds a run; continue it with `gankit train --resume {out}` "
             "or choose another log.out"
         )
+    if run.is_run():
+        print(f"{out} holds a run that never saved a checkpoint (stopped before its first): starting "
+              "it again", file=sys.stderr)
     if cfg.log.out is None:
         cfg.resolve_value("log.out", str(out), "unset: runs/<data>-<model>")
     return cfg
@@ -60,6 +67,9 @@ def create_new(cfg: Config, resolved: dict[str, tuple[Any, str]]) -> Path:
         probe = out / ".write-test"
         probe.write_text("ok")
         probe.unlink()
+        # what a run that never saved a checkpoint left: its log and its grids (nothing else)
+        for stale in [out / "metrics.jsonl", out / "report.html", *(out / "samples").glob("step-*.png")]:
+            stale.unlink(missing_ok=True)
     except OSError as e:
         raise GankitError(f"cannot write to {out}: {e.strerror}; choose another log.out") from None
     for key, (value, why) in resolved.items():
