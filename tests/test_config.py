@@ -155,16 +155,19 @@ def test_legacy_unset_spellings_load_as_none(tmp_path: Path) -> None:
 
 
 def test_the_cli_takes_optional_flags_and_an_empty_value_unsets(capsys: pytest.CaptureFixture[str]) -> None:
-    from gankit.cli import build_parser
+    from gankit.cli import UsageError, build_parser, main
     from gankit.config import parse_cli_value
 
     by_key = {o.key: o for o in options()}
     assert parse_cli_value(by_key["width"], "16") == 16 and parse_cli_value(by_key["width"], "") is None
     ns = build_parser().parse_args(["train", "--width", "16", "--image-size", "32", "--conditional", ""])
     assert (ns.width, ns.image_size, ns.conditional) == (16, "32", None)
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="--width must be an integer, got 'wide'"):
         build_parser().parse_args(["train", "--width", "wide"])
-    assert "--width must be an integer, got 'wide'" in capsys.readouterr().err
+    assert main(["train", "--width", "wide"]) == 2  # said in one line
+    err = capsys.readouterr().err
+    assert err.startswith("gankit: error: argument --width: --width must be an integer, got 'wide'")
+    assert len(err.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- provenance
