@@ -102,6 +102,7 @@ class TranslationTask(Task):
         # paired: B follows A's order; unpaired: B in its own order, as CycleGAN's unaligned loader
         self.order_B = self.order_A if self.translator.paired else \
             BatchOrder(len(self.B), t.batch_size * d.world, t.seed + 1, device)
+        self.held_out = held_out  # scored by ``evaluate``, kept on the CPU
         self.fixed_A = to_float(held_out.A[:N_FIXED]).to(device)
         self.fixed_B = to_float(held_out.B[:N_FIXED]).to(device)
         self._build(data)
@@ -230,7 +231,7 @@ class TranslationTask(Task):
 
         gens = {"AtoB": generator_for(self.nets, self.cfg.model.arch, "AtoB"),
                 "BtoA": self.nets.get("G_BA")}
-        values = score_translation(gens, load_data(self.cfg, "test"), self.cfg.eval.eval_n, self.device).values
+        values = score_translation(gens, self.held_out, self.cfg.eval.eval_n, self.device).values
         if key not in values:
             raise GankitError(f"eval.eval_metric {key} is not produced for model.arch={self.cfg.model.arch} on "
                               f"this data; it gives {', '.join(values)}")
