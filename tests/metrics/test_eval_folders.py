@@ -78,3 +78,26 @@ def test_eval_stacked_fashion_mnist_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["eval", str(run), "--metrics", "modes", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert 1 <= out["modes"] <= 600 and out["modes_kl"] > 0
+
+
+def test_eval_warns_about_mismatched_folders_and_tiny_samples(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    real = _folder(tmp_path / "real", rng.integers(0, 256, (200, 28, 28), dtype=np.uint8))  # gray 28 px
+    fake = _folder(tmp_path / "fake", rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8))  # colour 32 px
+    assert main(["eval", "--real", str(real), "--fake", str(fake), "--metrics", "fid,kid"]) == 0
+    out, err = capsys.readouterr()
+    assert "the real images are 28x28 and the generated 32x32" in err
+    assert "the real images have 1 channel and the generated 3" in err
+    assert "generated side: 40 images: fid, kid on 40 images is dominated by bias; use >= 2,000" in err
+    assert "real side: 200 images" in err
+    assert "fid          " in out and "↓" in out  # each number says which way is better
+    # the same folders compared with themselves at a size that suffices: no size or channel warning
+    assert main(["eval", "--real", str(real), "--fake", str(real), "--metrics", "fid"]) == 0
+    assert "resized" not in capsys.readouterr().err
+
+
+def test_eval_table_says_which_way_is_better() -> None:
+    from gankit.metrics import higher_is_better
+
+    assert not higher_is_better("fid") and higher_is_better("recall") and higher_is_better("coverage")

@@ -25,7 +25,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     import json
 
     from gankit.config import parse_image_size
-    from gankit.metrics import evaluate_folders, evaluate_generator, parse_metrics
+    from gankit.metrics import evaluate_folders, evaluate_generator, higher_is_better, parse_metrics
     from gankit.rundir import RunDir
 
     metrics = parse_metrics(ns.metrics) if ns.metrics else None
@@ -35,7 +35,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         if not (ns.real and ns.fake) or ns.source:
             raise GankitError("compare two folders with --real DIR --fake DIR (and no run directory)")
         size = parse_image_size(ns.image_size) if ns.image_size else None
-        res = evaluate_folders(ns.real, ns.fake, metrics, ns.features, size, ns.device)
+        res = evaluate_folders(ns.real, ns.fake, metrics, ns.features, size, ns.device, progress=True)
         run, step = None, None
     else:
         if not ns.source:
@@ -45,18 +45,22 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         lg = load_generator(ns.source, ns.device)
         if ns.per_class:
             return _eval_per_class(ns, lg)
-        res = evaluate_generator(lg.G, lg.config, ns.n, metrics, ns.features, ns.device, ns.seed)
+        res = evaluate_generator(lg.G, lg.config, ns.n, metrics, ns.features, ns.device, ns.seed,
+                                 progress=True)
         step = lg.step
         run = RunDir(lg.run_dir) if lg.run_dir else None
+    for warning in res.warnings:
+        print(f"gankit: warning: {warning}", file=sys.stderr)
     if ns.json:
         print(json.dumps({"step": step, **res.values, "n_fake": res.n_fake, "n_real": res.n_real,
-                          "features": res.features, "seconds": round(res.seconds, 2)}))
+                          "features": res.features, "seconds": round(res.seconds, 2),
+                          "warnings": res.warnings}))
     else:
         where = f" at step {step}" if step is not None else ""
         print(f"{res.n_fake} generated vs {res.n_real} real{where}, features {res.features}, "
-              f"{res.seconds:.1f} s")
+              f"{res.seconds:.1f} s (↑ higher is better, ↓ lower)")
         for k, v in res.values.items():
-            print(f"  {k:<12} {v:.6g}")
+            print(f"  {k:<12} {v:<12.6g} {'↑' if higher_is_better(k) else '↓'}")
     if run is not None:
         run.append({"step": step, **res.values, "eval_n": res.n_fake, "eval_features": res.features})
     return 0

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -56,6 +58,7 @@ def evaluate_generator(
     seed: int = 12345,
     data: object | None = None,
     modes_n: int | None = None,
+    progress: bool = False,
 ) -> EvalResult:
     """Evaluate G (trained under ``cfg``) against its own training data.
 
@@ -85,7 +88,8 @@ def evaluate_generator(
     res = EvalResult({}, 0, len(real), 0.0, extractor.name)
     if rest:
         res = evaluate_images(generated_batches(G, m.prior, m.latent_dim, n, seed, device=device),
-                              real.data.cpu(), images_key(cfg.data.source, real.data), extractor, rest)
+                              real.data.cpu(), images_key(cfg.data.source, real.data), extractor, rest,
+                              progress=progress)
     res.values = {**values, **res.values}
     res.seconds = time.perf_counter() - t0
     return res
@@ -184,8 +188,10 @@ def count_stacked_modes(batches: Iterable[Tensor], device: torch.device | str = 
 
 def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = None,
                      features: str = "fmnist", size: tuple[int, int] | None = None,
-                     device: torch.device | str = "cpu") -> EvalResult:
-    """Compare two folders of images (decoded once, cached like training data)."""
+                     device: torch.device | str = "cpu", progress: bool = False) -> EvalResult:
+    """Compare two folders of images (decoded once, cached like training data). The result's
+    warnings say when the two sides' images differ in size or channels (both are resized to the
+    extractor's input, which hides it) or are too few for the metrics."""
     from gankit.data import default_cache_dir
     from gankit.data.folder import load_image_folder
 
@@ -198,8 +204,37 @@ def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = N
     fake = load_image_folder(fake_dir, size, channels, cache)
     names = from_summaries(metrics or default_metrics(extractor))
     key = images_key(str(Path(real_dir).resolve()), real.images)
-    res = evaluate_images(batches_of(fake.images), real.images, key, extractor, names)
+    res = evaluate_images(batches_of(fake.images), real.images, key, extractor, names, progress=progress)
+    res.warnings = shape_warnings(real_dir, real.files, fake_dir, fake.files) + res.warnings
     return res
+
+
+def _shapes(root: str, files: list[str], k: int = 64) -> Counter[tuple[int, int, int]]:
+    """(width, height, channels) of up to ``k`` of a folder's images, read from their headers."""
+    from PIL import Image
+
+    seen: Counter[tuple[int, int, int]] = Counter()
+    for name in files[:k]:
+        with contextlib.suppress(OSError), Image.open(Path(root) / name) as im:
+            seen[(im.width, im.height, len(im.getbands()) if im.mode != "P" else 3)] += 1
+    return seen
+
+
+def shape_warnings(real_dir: str, real_files: list[str], fake_dir: str, fake_files: list[str]) -> list[str]:
+    """Warnings where the two folders' images are of different sizes or channel counts: the
+    metrics then also measure the resizing, not only the images."""
+    real, fake = _shapes(real_dir, real_files), _shapes(fake_dir, fake_files)
+    if not real or not fake:
+        return []
+    (rw, rh, rc), (fw, fh, fc) = real.most_common(1)[0][0], fake.most_common(1)[0][0]
+    out = []
+    if (rw, rh) != (fw, fh):
+        out.append(f"the real images are {rw}x{rh} and the generated {fw}x{fh}: both are resized to the "
+                   "extractor's input, so the scores also measure the resizing; compare images of one size")
+    if (rc > 1) != (fc > 1):
+        out.append(f"the real images have {'3 channels' if rc > 1 else '1 channel'} and the generated "
+                   f"{'3' if fc > 1 else '1'}: compare images of the same kind (gray or colour)")
+    return out
 
 
 METRICS.register("modes", MetricSpec(("modes", "hq", "modes_kl"), (True, True, False), count=count_modes),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes
@@ -113,10 +115,14 @@ class SampleSummary:
 
 
 def summarise(batches: Iterable[Tensor], extractor: FeatureExtractor, keep: int = DEFAULT_KEEP,
-              keep_probs: bool = False) -> SampleSummary:
-    """Featurise image batches (N, C, H, W) in [-1, 1] into running statistics."""
+              keep_probs: bool = False, progress: str | None = None, total: int | None = None) -> SampleSummary:
+    """Featurise image batches (N, C, H, W) in [-1, 1] into running statistics. ``progress``: a
+    progress bar on stderr with this description (``total`` images)."""
     out = SampleSummary(FeatureStats(extractor.dim, keep))
+    bar = tqdm(total=total, desc=progress, unit="img", file=sys.stderr, disable=progress is None,
+               dynamic_ncols=True, leave=False)
     for x in batches:
+        bar.update(len(x))
         feats, logits = extractor.features_and_logits(x)
         out.stats.update(feats)
         if logits is None:
@@ -125,6 +131,7 @@ def summarise(batches: Iterable[Tensor], extractor: FeatureExtractor, keep: int 
             out.preds.append(logits.argmax(1).cpu().numpy())
         if keep_probs:  # the Inception Score works with any classifier's softmax
             out.probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    bar.close()
     if out.stats.n < 2:
         raise GankitError("evaluation needs at least 2 images on each side")
     return out
@@ -256,8 +263,9 @@ def _cache_dir() -> Path:
 
 
 def reference_summary(key: dict[str, object], images: Tensor, extractor: FeatureExtractor,
-                      keep: int = DEFAULT_KEEP, cache: bool = True) -> SampleSummary:
-    """The real side, computed once and cached by (dataset, size, extractor, keep) in safetensors."""
+                      keep: int = DEFAULT_KEEP, cache: bool = True, progress: bool = False) -> SampleSummary:
+    """The real side, computed once and cached by (dataset, size, extractor, keep) in safetensors.
+    ``progress``: a progress bar while it is computed (the first time: 60,000 images take minutes)."""
     digest = hashlib.sha256(json.dumps({**key, "extractor": extractor.name, "dim": extractor.dim,
                                         "keep": keep, "v": 1}, sort_keys=True).encode()).hexdigest()[:24]
     path = _cache_dir() / f"{digest}.safetensors"
@@ -270,7 +278,8 @@ def reference_summary(key: dict[str, object], images: Tensor, extractor: Feature
             pass
     # The real side keeps `keep` features chosen at random, not the first ones (the data may be sorted).
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    summary = summarise(batches_of(images[perm]), extractor, keep)
+    summary = summarise(batches_of(images[perm]), extractor, keep, total=len(images),
+                        progress="featurising the real images (once, then cached)" if progress else None)
     if cache:
         arrays = summary.stats.to_arrays()
         if summary.preds:
@@ -287,14 +296,32 @@ class EvalResult:
     n_real: int
     seconds: float
     features: str
+    warnings: list[str] = field(default_factory=list)  # what makes the numbers less meaningful
+
+
+# Below this many images a side, FID, KID and the nearest-neighbour metrics are dominated by their
+# bias: FID's expected value falls as 1/n (Chong & Forsyth 2020, "Effectively unbiased FID and
+# Inception Score"); 2,000 is the smallest sample the FID literature reports with.
+MIN_IMAGES = 2_000
+
+
+def size_warnings(n_real: int, n_fake: int, metrics: list[str]) -> list[str]:
+    """A warning per side with fewer images than the metrics need to mean much."""
+    sample_based = [m for m in metrics if m in ("fid", "kid", "pr", "dc")]
+    if not sample_based:
+        return []
+    return [f"{name} side: {n:,} images: {', '.join(sample_based)} on {n:,} images is dominated by bias; "
+            f"use >= {MIN_IMAGES:,}" for name, n in (("real", n_real), ("generated", n_fake)) if n < MIN_IMAGES]
 
 
 def evaluate_images(fake: Iterable[Tensor], real_images: Tensor, real_key: dict[str, object],
                     extractor: FeatureExtractor, metrics: list[str], keep: int = DEFAULT_KEEP,
-                    cache: bool = True) -> EvalResult:
-    """Compare generated batches with a real image set under ``metrics``."""
+                    cache: bool = True, progress: bool = False) -> EvalResult:
+    """Compare generated batches with a real image set under ``metrics`` (``progress``: bars on
+    stderr while the real side is first featurised)."""
     t0 = time.perf_counter()
-    real = reference_summary(real_key, real_images, extractor, keep, cache)
+    real = reference_summary(real_key, real_images, extractor, keep, cache, progress)
     fake_s = summarise(fake, extractor, keep, keep_probs=any(METRICS.get(m).needs_probs for m in metrics))
     values = compare(real, fake_s, from_summaries(metrics), extractor)
-    return EvalResult(values, fake_s.stats.n, real.stats.n, time.perf_counter() - t0, extractor.name)
+    return EvalResult(values, fake_s.stats.n, real.stats.n, time.perf_counter() - t0, extractor.name,
+                      size_warnings(real.stats.n, fake_s.stats.n, metrics))
