@@ -292,6 +292,10 @@ class RunDir:
 
     # ------------------------------------------------------------------ samples and checkpoints
 
+    def sample_path(self, step: int) -> Path:
+        """Where the sample grid of ``step`` is written: samples/step-NNNNNN.png."""
+        return self.samples_dir / f"step-{step:06d}.png"
+
     def samples(self) -> list[Path]:
         """The saved sample grids (samples/step-N.png), by step; partial files (hidden
         temporaries) are not listed."""

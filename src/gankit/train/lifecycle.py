@@ -36,7 +36,7 @@ from gankit.checkpoint import clean_partial, load_checkpoint, mark_best, save_ch
 from gankit.config import Config
 from gankit.diagnosis import FAILURES, Watcher
 from gankit.errors import GankitError
-from gankit.rundir import MetricsLog, NullLog
+from gankit.rundir import MetricsLog, NullLog, RunDir
 from gankit.train import distributed
 from gankit.train.rundir import check_new, create_new, save_config
 from gankit.train.state import check_precision, lr_factor, resolve_device, run_meta, set_lr_factor
@@ -168,6 +168,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             cfg = check_new(cfg)  # refuses a log.out that holds a run; creates nothing yet
     cfg = distributed.broadcast_object(d, cfg)
     run_dir = Path(str(cfg.log.out))
+    run = RunDir(run_dir)
     t, lg, ev = cfg.train, cfg.log, cfg.eval
     device = resolve_device(t.device, d.local_rank)
     if device.type == "cuda":  # shapes are fixed for the run: timing cuDNN's algorithms once pays
@@ -182,10 +183,10 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     if main:
         if resume is None:  # only now, with data and networks built, is there a run to keep
             create_new(cfg, task.resolved())
-        clean_partial(run_dir / "checkpoints")
+        clean_partial(run.checkpoints_dir)
     distributed.barrier(d)
-    ckpt_dir = run_dir / "checkpoints"
-    metrics = MetricsLog(run_dir / "metrics.jsonl", run_dir / "tensorboard" if lg.tensorboard else None) \
+    ckpt_dir = run.checkpoints_dir
+    metrics = MetricsLog(run.metrics_path, run.tensorboard_dir if lg.tensorboard else None) \
         if main else NullLog()
     step, elapsed_before, best = 0, 0.0, None
     if resume is not None:
@@ -279,7 +280,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     out_of_time = False
     t_log, step_log = t0, step
     if step == 0 and main:
-        task.save_samples(run_dir / "samples" / f"step-{step:06d}.png", step)
+        task.save_samples(run.sample_path(step), step)
     bar = tqdm(total=t.steps, initial=step, disable=not (lg.progress and main), unit="it",
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop:
@@ -330,7 +331,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             if log_now:
                 bar.set_postfix_str(_postfix(rec, task.unit, watcher), refresh=False)
             if main and (step % lg.sample_every == 0 or final):
-                task.save_samples(run_dir / "samples" / f"step-{step:06d}.png", step)
+                task.save_samples(run.sample_path(step), step)
             if ev.eval_every and (step % ev.eval_every == 0 or final):
                 better = False
                 if main:
@@ -367,7 +368,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved. "
                                 f"Continue with: gankit train --resume {run_dir}")
     if main:
-        print(f"samples: {run_dir / 'samples'}\nreport:  {report}", file=sys.stderr)
+        print(f"samples: {run.samples_dir}\nreport:  {report}", file=sys.stderr)
     return task.result(run_dir, step, history)
 
 

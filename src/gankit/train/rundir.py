@@ -30,7 +30,7 @@ def default_out(cfg: Config) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(cfg.data.source).name or "data").strip("-")
     base = Path("runs") / f"{name}-{cfg.model.arch}"
     out, i = base, 1
-    while (out / "config.yaml").exists():
+    while RunDir(out).is_run():
         i += 1
         out = base.with_name(f"{base.name}-{i}")
     return out
@@ -61,20 +61,21 @@ def create_new(cfg: Config, resolved: dict[str, tuple[Any, str]]) -> Path:
     """Create the run directory and write its config.yaml: the values the run uses, those settled
     from its data and networks (``resolved``: key -> (value, why)) included."""
     out = Path(str(cfg.log.out))
+    run = RunDir(out)
     try:
-        for sub in ("", "checkpoints", "samples"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (out, run.checkpoints_dir, run.samples_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
         probe.write_text("ok")
         probe.unlink()
         # what a run that never saved a checkpoint left: its log and its grids (nothing else)
-        for stale in [out / "metrics.jsonl", out / "report.html", *(out / "samples").glob("step-*.png")]:
+        for stale in [run.metrics_path, run.report_path, *run.samples_dir.glob("step-*.png")]:
             stale.unlink(missing_ok=True)
     except OSError as e:
         raise GankitError(f"cannot write to {out}: {e.strerror}; choose another log.out") from None
     for key, (value, why) in resolved.items():
         cfg.resolve_value(key, value, why)
-    atomic_write_text(out / "config.yaml", cfg.to_yaml())
+    atomic_write_text(run.config_path, cfg.to_yaml())
     return out
 
 
@@ -105,4 +106,4 @@ def resume_config(run_dir: str | os.PathLike, overrides: dict[str, Any]) -> Conf
 
 def save_config(cfg: Config) -> None:
     """Write the run's config.yaml (a resumed run's, with the keys changed at resume)."""
-    atomic_write_text(Path(str(cfg.log.out)) / "config.yaml", cfg.to_yaml())
+    atomic_write_text(RunDir(str(cfg.log.out)).config_path, cfg.to_yaml())

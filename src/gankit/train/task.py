@@ -103,7 +103,9 @@ class Task(ABC):
 
     @abstractmethod
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        """Every optimiser (the schedule scales, and a rollback halves, their learning rates)."""
+        """Every optimiser (the schedule scales, and a rollback halves, their learning rates):
+        the generators' first and the discriminators' last (the rollback event logs their rates
+        as lr_g and lr_d)."""
 
     # ------------------------------------------------------------------ training
 
