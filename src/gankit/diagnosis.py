@@ -53,11 +53,14 @@ FAILURES = {
     "mode_collapse": Failure(
         "mode_collapse", "mode collapse",
         "--pack 4 (PacGAN), --mbstd, --unrolled 5, --loss wgan-gp, or --diffaugment "
-        "color,translation,cutout on small image sets"),
+        "color,translation,cutout on small image sets. The samples judged come from the moving "
+        "average of G's weights (--ema), which lags G: if this appears only early, a smaller "
+        "--ema or --ema-rampup shows G's own progress sooner"),
     "non_convergence": Failure(
         "non_convergence", "non-convergence",
         "lower learning rates (--lr-g, --lr-d), --r1 10 (0.1 for 2-D points), --spectral-norm, "
-        "--ema 0.999, or TTUR (--lr-d 4e-4 --lr-g 1e-4)"),
+        "--ema 0.999 (sample from an average of G's weights, which smooths the oscillation; "
+        "Yazici et al. 2019), or TTUR (--lr-d 4e-4 --lr-g 1e-4)"),
     "divergence": Failure(
         "divergence", "divergence",
         "lower learning rates, --loss nonsaturating, --r1 or --gp, --spectral-norm"),
@@ -127,7 +130,13 @@ def _diminished_gradient(recs: list[dict[str, Any]], probabilities: bool, minima
 
 def _mode_collapse(recs: list[dict[str, Any]]) -> str | None:
     div = _series(recs, "diversity")
-    if len(div) >= 2:
+    # With known modes (2-D data), samples that are mostly near none of them are "not on the data
+    # yet" (a freshly initialised G is one small blob; it then sweeps towards the data as a thin
+    # band): their low variety is G still learning, not G collapsing. Collapse is variety lost
+    # *on* the data, which the coverage rule below (and these rules, once hq is up) catch.
+    probes = [r for r in recs if "diversity" in r]
+    off_data = bool(probes) and probes[-1].get("hq", 1.0) < HQ_FOR_COVERAGE
+    if len(div) >= 2 and not off_data:
         best = max(v for _, v in div)
         recent = [v for _, v in div[-2:]]
         if all(v < DIVERSITY_LOW for v in recent):

@@ -177,8 +177,16 @@ def build_config(
 
 def config_from_dict(data: dict[str, Any], where: str) -> Config:
     """Rebuild a saved config (a run's config.yaml or a checkpoint's metadata): it was resolved
-    when the run began, so only the schema checks it; its ``provenance:`` is restored."""
-    return validate(apply_mapping(Config(), data, where))
+    when the run began, so only the schema checks it; its ``provenance:`` is restored. A key it
+    lacks because it was saved before that key existed takes the key's ``absent`` value (what
+    such runs did), not today's default, so an old run resumes as it trained."""
+    cfg = apply_mapping(Config(), data, where)
+    present = {k for k, v in data.items() if not isinstance(v, dict)}
+    present |= {k for v in data.values() if isinstance(v, dict) for k in v}
+    for opt in options_by_key().values():
+        if opt.absent and opt.key not in present and opt.name not in present:
+            setattr(getattr(cfg, opt.section), opt.name, opt.absent[0])
+    return validate(cfg)
 
 
 __all__ = ["apply_mapping", "build_config", "coerce", "config_from_dict", "load_yaml", "parse_cli_value"]

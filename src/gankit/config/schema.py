@@ -73,13 +73,15 @@ class Pattern:
 def _f(
     default: Any, help: str, *, flag: str | None = None, choices: tuple[Any, ...] | None = None,
     many: bool = False, pattern: Pattern | None = None, bounds: Bounds | None = None,
-    canonical: Callable[[Any], Any] | None = None,
+    canonical: Callable[[Any], Any] | None = None, absent: Any = MISSING,
 ) -> Any:
     """A config field with its metadata: ``choices`` a closed set (``many``: a comma list of
     them), ``pattern`` an open one, ``bounds`` a number's range, ``canonical`` a function that
-    checks a value (raising GankitError) and returns its canonical spelling."""
+    checks a value (raising GankitError) and returns its canonical spelling. ``absent``: for a
+    field added after runs were saved without it, the value such a saved config means (what
+    those runs did), so they resume as they trained; unset: the default."""
     meta = {"help": help, "flag": flag, "choices": choices, "many": many, "pattern": pattern,
-            "bounds": bounds, "canonical": canonical}
+            "bounds": bounds, "canonical": canonical, "absent": absent}
     return field(default=default, metadata=meta)
 
 
@@ -178,8 +180,13 @@ class TrainConfig:
                                bounds=Bounds(0, 1))
     beta1: float = _f(0.5, "Adam beta1 (0.5 as in DCGAN)", bounds=UNIT)
     beta2: float = _f(0.999, "Adam beta2", bounds=UNIT)
-    ema: float = _f(0.999, "decay of an exponential moving average of G's weights; samples and "
-                    "evaluation use the average (0 = off)", bounds=UNIT)
+    ema: float = _f(0.999, "decay of an exponential moving average of G's weights, per step once "
+                    "warmed up; samples and evaluation use the average (0 = off)", bounds=UNIT)
+    ema_rampup: float = _f(0.05, "EMA warm-up (Karras et al. 2020): the average's half-life is at most "
+                           "this share of the steps done, so a short run's samples show what G has "
+                           "learned, not its first steps; reaches --ema's half-life (693 steps at "
+                           "0.999) after half-life / this steps (0 = no warm-up)",
+                           bounds=UNIT, absent=0.0)
     reuse_fake: bool = _f(True, "with --d-steps 1, G's step reuses the fake batch of D's step (one "
                           "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
     compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "
@@ -367,6 +374,8 @@ class Option:
     pattern: Pattern | None = None
     bounds: Bounds | None = None
     canonical: Callable[[Any], Any] | None = None
+    # What a saved config without this key means (``_f``'s ``absent``), as a 1-tuple; () = the default.
+    absent: tuple[Any, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -403,7 +412,7 @@ def _options() -> tuple[Option, ...]:
             out.append(Option(
                 section, f.name, m.get("flag") or f.name, base, default, m.get("help", ""),
                 m.get("choices"), optional, m.get("many", False), m.get("pattern"), m.get("bounds"),
-                m.get("canonical"),
+                m.get("canonical"), () if m.get("absent", MISSING) is MISSING else (m["absent"],),
             ))
     return tuple(out)
 

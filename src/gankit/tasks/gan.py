@@ -185,8 +185,12 @@ class GANTask(Task):
         from gankit.report import plot_field
 
         assert s.extent is not None and self.real_points is not None
+        # D's field was trained against G itself, not its moving average: the points drawn over it
+        # are G's own, so the picture shows the game as it is played (the average is what
+        # `gankit sample` and evaluation use; it lags G by the EMA's half-life).
+        played = generate(s.G, s.fixed_z, s.fixed_y) if s.G_ema is not None else fake
         prob = d_probability_field(s.D, s.extent, device=s.device)
-        png = plot_field(self.real_points.cpu().numpy(), fake.float().cpu().numpy(), prob, s.extent,
+        png = plot_field(self.real_points.cpu().numpy(), played.float().cpu().numpy(), prob, s.extent,
                          title=f"step {step}")
         atomic_write_bytes(path, png)
 

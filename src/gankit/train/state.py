@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import platform
 import re
 import sys
@@ -164,6 +165,21 @@ def run_meta(cfg: Config, precision: str, step: int, elapsed: float,
     }
 
 
+def ema_beta(decay: float, rampup: float, step: int) -> float:
+    """The EMA's decay at G update ``step`` (1, 2, ...): ``decay`` once warmed up.
+
+    Karras et al. (2020, StyleGAN2-ADA) and Huang et al. (2024, R3GAN) give the average a
+    half-life, in images, that grows with the images seen: min(half-life, rampup x images so
+    far). A fixed decay of 0.999 instead averages over ~700 steps from the start, so a 300-step
+    run's average is still mostly the random initial G (grey images, one blob at the origin).
+    In steps: half-life h = ln(1/2) / ln(decay), capped at rampup x step, and
+    beta = (1/2) ** (1 / h). ``rampup`` 0 is the plain fixed decay."""
+    if decay <= 0.0 or rampup <= 0.0 or decay >= 1.0:
+        return decay
+    half_life = min(math.log(0.5) / math.log(decay), rampup * step)
+    return 0.5 ** (1.0 / half_life)
+
+
 @dataclass
 class TrainState:
     cfg: Config
@@ -217,11 +233,12 @@ class TrainState:
     @torch.no_grad()
     def update_ema(self) -> None:
         """theta_ema <- beta * theta_ema + (1 - beta) * theta, after each G update (Yazici et al.
-        2019, "The unusual effectiveness of averaging in GAN training"). Batch-norm statistics are
-        copied, not averaged. Runs on the device with foreach kernels: no host synchronisation."""
+        2019, "The unusual effectiveness of averaging in GAN training"), beta warmed up by
+        :func:`ema_beta`. Batch-norm statistics are copied, not averaged. Runs on the device with
+        foreach kernels (beta is a host number from the step count): no host synchronisation."""
         if self.G_ema is None:
             return
-        beta = self.cfg.train.ema
+        beta = ema_beta(self.cfg.train.ema, self.cfg.train.ema_rampup, self.step + 1)
         ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
         torch._foreach_lerp_(ema_p, p, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
