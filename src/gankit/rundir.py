@@ -7,7 +7,8 @@ Layout (README, *The run directory*)::
         metrics.jsonl    one JSON object a line: training records, evaluation records, events
         samples/         step-000250.png ...: sample grids (2-D data: D's probability field)
         checkpoints/     step-000500/ ..., last -> the newest, best -> the best by --eval-metric
-        tensorboard/     with --tensorboard: a mirror of metrics.jsonl
+        tensorboard/     with --tensorboard: a mirror of metrics.jsonl (numbers as scalars,
+                         warnings and rollbacks as text) and of the sample grids (images)
         report.html      written by ``gankit report`` and at the end of training
 
 ``RunDir`` is how the report, the diagnosis and the CLI find and read these, for a finished run and
@@ -120,28 +121,57 @@ def _step_at_most(line: str, step: int) -> bool:
     return isinstance(record, dict) and record.get("step", 0) <= step
 
 
+def _summary_writer(tensorboard_dir: Path, purge_step: int | None = None) -> Any:
+    try:  # only when asked for: reading and writing metrics needs no torch
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise GankitError(
+            "log.tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
+        ) from None
+    return SummaryWriter(str(tensorboard_dir), purge_step=purge_step)
+
+
+def _event_text(record: dict[str, Any]) -> tuple[str, str]:
+    """An event record as TensorBoard text (markdown): its tag (``warnings/mode_collapse``,
+    ``events/rollback``) and what it says, with its other fields (e.g. a rollback's halved
+    learning rates) listed after the sentence."""
+    event = str(record["event"])
+    if event == "warning":
+        kind = str(record.get("kind", "warning"))
+        tag, head = f"warnings/{kind}", f"**warning** at step {record['step']}: {kind.replace('_', ' ')}"
+    else:
+        tag, head = f"events/{event}", f"**{event}** at step {record['step']}"
+    rest = [f"- {k}: {v}" for k, v in record.items() if k not in ("step", "event", "kind", "message")]
+    return tag, "\n\n".join([head, str(record.get("message", "")), "\n".join(rest)]).strip() + "\n"
+
+
 class MetricsLog:
     """metrics.jsonl: one JSON object per logged step, appended and flushed as it happens;
-    optionally mirrored to TensorBoard (metrics.jsonl stays the record of truth)."""
+    optionally mirrored to TensorBoard (metrics.jsonl stays the record of truth).
+
+    The mirror: a record's numbers are scalars (training, probe and evaluation records); an event
+    (a diagnosis warning, a rollback) is text under ``warnings/KIND`` or ``events/EVENT``; and each
+    image the run writes (``image``: the sample grids, a 2-D run's probability field) is an image
+    under its tag, at its step."""
 
     def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
         self.path = path
         self.writer: Any = None
+        self.tensorboard_dir = tensorboard_dir
         if tensorboard_dir is not None:
-            try:  # only when asked for: reading and writing metrics needs no torch
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise GankitError(
-                    "log.tensorboard needs the tensorboard package: pip install 'gankit[tensorboard]'"
-                ) from None
-            self.writer = SummaryWriter(str(tensorboard_dir))
+            self.writer = _summary_writer(tensorboard_dir)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
     def truncate_after(self, step: int) -> None:
-        """On resume: drop lines logged after the checkpoint, so they are logged once, again."""
+        """On resume: drop lines logged after the checkpoint, so they are logged once, again.
+        The TensorBoard mirror drops them too (TensorBoard discards what a log holds after a
+        restart's ``purge_step``), so a step logged again is shown once."""
+        if self.writer is not None and self.tensorboard_dir is not None:
+            self.writer.close()
+            self.writer = _summary_writer(self.tensorboard_dir, purge_step=step + 1)
         if not self.path.exists():
             return
         keep = [line for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
@@ -162,10 +192,32 @@ class MetricsLog:
                     line = "\n" + line
             f.write(line.encode())
         if self.writer is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
-                    self.writer.add_scalar(key, value, record["step"])
+            if "event" in record:  # words, not numbers: the doctor's sentence and its cures
+                tag, text = _event_text(record)
+                self.writer.add_text(tag, text, record["step"])
+            else:
+                for key, value in record.items():
+                    if key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
+                        self.writer.add_scalar(key, value, record["step"])
             self.writer.flush()
+
+    def image(self, path: Path, step: int, tag: str = "samples") -> None:
+        """The run wrote the image ``path`` (a PNG: a sample grid) at ``step``: mirror it to
+        TensorBoard under ``tag``, pixel for pixel (a gray grid stays gray). metrics.jsonl holds no
+        images, so without TensorBoard this does nothing; a task that wrote no file is skipped."""
+        if self.writer is None:
+            return
+        import numpy as np  # gankit's own dependencies, imported only for the mirror
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                gray = im.mode in ("1", "L", "I", "I;16", "F")
+                pixels = np.asarray(im.convert("L" if gray else "RGB"))
+        except FileNotFoundError:
+            return
+        self.writer.add_image(tag, pixels, step, dataformats="HW" if gray else "HWC")
+        self.writer.flush()
 
 
 class NullLog(MetricsLog):
@@ -173,6 +225,7 @@ class NullLog(MetricsLog):
 
     def __init__(self) -> None:
         self.writer = None
+        self.tensorboard_dir = None
 
     def truncate_after(self, step: int) -> None:
         pass

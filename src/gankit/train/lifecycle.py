@@ -279,8 +279,13 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     meter = Meter(device, step, d)
     out_of_time = False
     t_log, step_log = t0, step
-    if step == 0 and main:
+
+    def save_samples() -> None:  # the task's grid, and the log's TensorBoard mirror of it
         task.save_samples(run.sample_path(step), step)
+        metrics.image(run.sample_path(step), step)
+
+    if step == 0 and main:
+        save_samples()
     bar = tqdm(total=t.steps, initial=step, disable=not (lg.progress and main), unit="it",
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop:
@@ -331,7 +336,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             if log_now:
                 bar.set_postfix_str(_postfix(rec, task.unit, watcher), refresh=False)
             if main and (step % lg.sample_every == 0 or final):
-                task.save_samples(run.sample_path(step), step)
+                save_samples()
             if ev.eval_every and (step % ev.eval_every == 0 or final):
                 better = False
                 if main:
