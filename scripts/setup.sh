@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Set up gankit on a fresh machine: Debian's Fashion-MNIST and jemalloc, a virtual environment in
-# .venv, torch 2.13.0 (CPU build) first, then gankit itself (its torch requirement is a range, so
-# an existing GPU build of torch in the environment is kept). Safe to run again: it skips what is done.
+# Set up gankit on a fresh machine: Debian's Fashion-MNIST, jemalloc and Chromium, a virtual
+# environment in .venv, torch 2.13.0 (CPU build) first, then gankit itself with its dev tools (its
+# torch requirement is a range, so an existing GPU build of torch in the environment is kept).
+# Chromium is for the tests that open the report in a real browser (tests/browser): Playwright
+# drives Debian's build, so `playwright install` (a download of its own browsers) is never needed.
+# Safe to run again: it skips what is done.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,6 +12,7 @@ need_apt=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 ] \
   || need_apt+=(libjemalloc2)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,7 +20,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: no apt-get here; install Fashion-MNIST yourself and set GANKIT_FASHION_MNIST" >&2
+    echo "setup: no apt-get here; install ${need_apt[*]} yourself (Fashion-MNIST: set" \
+      "GANKIT_FASHION_MNIST; a Chromium elsewhere than PATH: set GANKIT_CHROMIUM)" >&2
   fi
 fi
 
@@ -26,7 +31,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU build)"
   .venv/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 fi
-if ! .venv/bin/python -c "import gankit, pytest, ruff" 2>/dev/null; then
+if ! .venv/bin/python -c "import gankit, pytest, ruff, playwright" 2>/dev/null; then
   echo "setup: installing gankit"
   .venv/bin/pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
 fi

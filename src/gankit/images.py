@@ -8,6 +8,8 @@ the HTML report never sees a half-written file.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import math
 import os
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from gankit.fsutil import atomic_write_bytes
 
@@ -156,25 +158,57 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, png_bytes(array))
 
 
+#: Where a TrueType font for row labels is looked for first (Debian's fonts-dejavu-core).
+SYSTEM_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@functools.lru_cache(maxsize=8)
+def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """DejaVu Sans at ``size`` pixels: the system's copy, else matplotlib's (a dependency, so it is
+    always there), else Pillow's built-in scalable font. Pillow's old bitmap default is 11 px
+    whatever the tiles, and blurs into "Ank.e boo:" once a grid is enlarged."""
+    with contextlib.suppress(OSError):
+        return ImageFont.truetype(str(SYSTEM_FONT), size)
+    with contextlib.suppress(OSError, ImportError):
+        import matplotlib  # only here: importing it costs a training run a few tenths of a second
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the bitmap font only
+        return ImageFont.load_default()
+
+
+def label_size(row_height: int) -> int:
+    """Pixel size of the row labels for tiles ``row_height`` pixels high: half a tile, so a name
+    stays as legible as the tiles at any zoom, and never under 10 px (tiny tiles), nor over 28."""
+    return min(28, max(10, round(row_height * 0.5)))
+
+
 def label_rows(grid: np.ndarray, labels: list[str], row_height: int, padding: int = 2) -> np.ndarray:
     """Widen a grid from :func:`make_grid` with a white margin on the left naming each row
     (``labels[r]`` beside row r, tiles ``row_height`` pixels high): class-per-row and
-    input/output/target grids say what each row is."""
-    from PIL import ImageDraw, ImageFont
-
-    font = ImageFont.load_default()
+    input/output/target grids say what each row is. The names are set in DejaVu Sans at
+    :func:`label_size` pixels (:func:`label_font`), so the margin grows with the tiles."""
+    font = label_font(label_size(row_height))
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    margin = int(max(probe.textlength(t, font=font) for t in labels)) + 2 * padding + 4 if labels else 0
+    gap = max(3, round(getattr(font, "size", 9) / 3))  # white space either side of the names
+    margin = int(max(probe.textlength(t, font=font) for t in labels)) + padding + 2 * gap if labels else 0
     rgb = grid.ndim == 3
     out = np.full((grid.shape[0], grid.shape[1] + margin, *grid.shape[2:]), 255, dtype=np.uint8)
     out[:, margin:] = grid
     img = _to_pil(out)
     draw = ImageDraw.Draw(img)
+    truetype = isinstance(font, ImageFont.FreeTypeFont)
     for r, text in enumerate(labels):
         top = padding + r * (row_height + padding)
-        bbox = draw.textbbox((0, 0), text, font=font)
-        y = top + max(0, (row_height - (bbox[3] - bbox[1])) // 2) - bbox[1]
-        draw.text((padding + 2, y), text, fill=(0, 0, 0) if rgb else 0, font=font)
+        fill = (0, 0, 0) if rgb else 0
+        if truetype:  # anchor "lm": the text's left end, its middle on the row's middle
+            draw.text((padding + gap, top + row_height / 2), text, fill=fill, font=font, anchor="lm")
+        else:
+            bbox = draw.textbbox((0, 0), text, font=font)
+            y = top + max(0, (row_height - (bbox[3] - bbox[1])) // 2) - bbox[1]
+            draw.text((padding + gap, y), text, fill=fill, font=font)
     return np.asarray(img)
 
 

@@ -44,9 +44,9 @@ def _write_metrics(run: Path, n: int = 12, d_real: float = 0.55, d_fake: float =
             "time": 0.5 * i,
             "img_per_s": 1000.0,
         }
-        if i % 4 == 3:
-            rec["fid"] = 50.0 - i
         lines.append(json.dumps(rec))
+        if i % 4 == 3:  # an --eval-every evaluation, as training logs it
+            lines.append(json.dumps({"step": rec["step"], "fid": 50.0 - i, "eval_seconds": 1.5}))
     lines.insert(3, json.dumps({"step": 175, "loss_d": None, "loss_g": float("nan")}))
     text = "\n".join(lines) + '\n{"step": 9999, "loss_d": 1.'  # half-written last line
     (run / "metrics.jsonl").write_text(text)
@@ -91,24 +91,28 @@ def test_build_report_full_page(image_run: Path) -> None:
     assert "<link" not in page.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # config text is escaped
 
-    # 2 main plots (losses, D beliefs) + 1 "fid" plot + 3 sample grids; not a 2-D run.
+    # 2 curves (D beliefs, losses) + the latest grid large + 3 grids over time; no plot per
+    # evaluated number (fid is a table); not a 2-D run.
     assert page.count(B64) == 6
-    assert "D&#x27;s probability field (latest)" not in page
-    assert "D's probability field (latest)" not in page
+    assert "probability field" not in page
     for step in (500, 1000, 1500):
         assert f"step {step}</figcaption>" in page
-    assert 'alt="fid against step"' in page
-    assert "Losses" in page and "What D believes" in page
+    assert "fid against step" not in page and "<th>fid \u2193</th>" in page
+    assert 'alt="D(x) and D(G(z)) against step"' in page and 'alt="Losses: loss_d and loss_g against step"' in page
 
-    # Config rendered as YAML, nested mappings included.
+    # Config rendered as YAML, nested mappings included, folded away at the end.
     for text in ("nonsaturating", "latent_dim: 2", "lr_g: 0.0002", "deep_key: 7", "source: mnist"):
         assert text in page
+    config = page.index('<details id="config">')
+    assert page.index("latent_dim: 2") > config and "<details open" not in page
     assert "run-img" in page  # title
 
-    # Summary: latest parsed step (half-written line skipped) and the equilibrium sentence.
-    assert "latest step <b>600</b>" in page
+    # Summary: what ran, the latest parsed step (half-written line skipped), the equilibrium.
+    assert "<b>mlp</b> on <b>mnist</b>" in page
+    assert "step <b>600</b> of 2000 (30%)" in page
     assert "D can no longer tell real from fake" in page
-    assert "equilibrium D = 0.5" in page
+    assert "Latest evaluation (step 600): fid <b>39</b> \u2193" in page
+    assert "No failure warning is active" in page
     assert "gankit" in page and "Generated" in page
 
     # Every embedded image decodes; samples are embedded byte for byte.
@@ -130,6 +134,20 @@ def test_build_report_full_page(image_run: Path) -> None:
     ]
 
 
+def test_the_page_leads_with_the_result(image_run: Path) -> None:
+    # summary, latest samples, D(x)/D(G(z)) then the losses, the evaluations, the diagnosis,
+    # the samples over time, and the config last
+    page = build_report(image_run).read_text()
+    marks = ['id="summary"', 'id="latest"', 'alt="D(x) and D(G(z)) against step"', 'alt="Losses',
+             'id="evaluation"', 'id="diagnosis"', 'id="history"', '<details id="config">', "<footer>"]
+    where = [page.index(m) for m in marks]
+    assert where == sorted(where), dict(zip(marks, where, strict=True))
+    # the latest grid is enlarged by a whole factor (20 px -> 540 px, the most shown), its pixels square
+    latest = page[page.index('id="latest"'):page.index('id="curves"')]
+    assert 'width="540" height="540"' in latest and "step 1500" in latest
+    assert 'class="latest pixel"' in latest
+
+
 def test_build_report_custom_out_and_rebuild(image_run: Path, tmp_path: Path) -> None:
     out = build_report(image_run, out=tmp_path / "elsewhere" / "r.html")
     assert out == tmp_path / "elsewhere" / "r.html"
@@ -140,7 +158,7 @@ def test_build_report_custom_out_and_rebuild(image_run: Path, tmp_path: Path) ->
         f.write('\n{"step": 2000, "loss_d": 1.0, "d_real": 0.95, "d_fake": 0.2}\n')
     page = build_report(image_run).read_text()
     assert "step 2000</figcaption>" in page
-    assert "latest step <b>2000</b>" in page
+    assert "step <b>2000</b> of 2000 (finished)" in page
     assert "D is winning easily" in page
 
 
@@ -165,8 +183,9 @@ def test_sample_selection_even_with_first_and_latest(tmp_path: Path) -> None:
     captions = [int(s) for s in re.findall(r"step (\d+)</figcaption>", page)]
     assert len(captions) == 5
     assert captions[0] == 500 and captions[-1] == 10000
-    # No metrics file in this run: plots are replaced by a note; only the 5 samples embed.
-    assert page.count(B64) == 5
+    # No metrics file in this run: plots are replaced by a note; the 5 samples embed, and the
+    # latest once more, large.
+    assert page.count(B64) == 6
     assert "No metrics logged yet" in page
 
 
@@ -183,9 +202,11 @@ def test_two_d_run_shows_latest_field_large(tmp_path: Path) -> None:
         data = plot_field(rng.normal(size=(50, 2)), rng.normal(size=(40, 2)), prob, (-2, 2, -2, 2))
         (run / "samples" / f"step-{s:04d}.png").write_bytes(data)
     page = build_report(run).read_text()
-    assert "D&#x27;s probability field (latest)" in page or "D's probability field (latest)" in page
-    # 2 main plots + fid + 2 samples + the latest again, large.
-    assert page.count(B64) == 6
+    assert "Latest samples: D&#x27;s probability field" in page
+    # 2 main curves + 2 samples over time + the latest again, large (a rendered plot: its own size).
+    assert page.count(B64) == 5
+    latest = page[page.index('id="latest"'):page.index('id="curves"')]
+    assert 'class="latest"' in latest and 'width="620" height="500"' in latest
     assert "D is winning easily" in page
 
 
@@ -196,8 +217,8 @@ def test_field_detected_from_png_marker(tmp_path: Path) -> None:
     data = plot_field(np.zeros((3, 2)), np.ones((3, 2)), np.full((8, 8), 0.7), (-1, 2, -1, 2))
     (run / "samples" / "step-500.png").write_bytes(data)
     page = build_report(run).read_text()
-    assert "probability field (latest)" in page
-    assert page.count(B64) == 2
+    assert "probability field" in page
+    assert page.count(B64) == 1  # the latest only: one picture has no history
 
 
 def test_config_only_run_still_builds(tmp_path: Path) -> None:
@@ -234,12 +255,14 @@ def test_eval_of_an_earlier_checkpoint_keeps_later_training_lines(tmp_path: Path
     run = tmp_path / "evaluated"
     _write_config(run)
     rows = [{"step": s, "loss_d": 1.0, "d_real": 0.52, "d_fake": 0.49} for s in (100, 200, 300)]
-    rows += [{"step": 200, "fid": 12.5}, {"step": 100, "fid": 20.0}]  # gankit eval, appended later
+    rows += [{"step": 200, "fid": 12.5, "eval_n": 500}, {"step": 100, "fid": 20.0, "eval_n": 500}]  # gankit eval, later
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     page = build_report(run).read_text()
-    assert "latest step <b>300</b>" in page
+    assert "step <b>300</b> of 2000" in page
     assert "D can no longer tell real from fake" in page
-    assert "fid against step" in page
+    table = page[page.index('<table class="evals">'):page.index("</table>")]
+    assert table.index("<td>100</td>") < table.index("<td>200</td>")  # rows by step
+    assert '<td class="best">12.5</td>' in table
 
 
 def test_plot_field_returns_png() -> None:
@@ -247,7 +270,7 @@ def test_plot_field_returns_png() -> None:
     prob = rng.uniform(size=(40, 40))
     data = plot_field(
         rng.normal(size=(100, 2)), rng.normal(size=(80, 2)), prob, (-3, 3, -2, 2), title="t"
-    )
+    )  # 620 x 500: shown at its own size as a 2-D run's latest samples
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert FIELD_MARKER.encode() in data
     with Image.open(io.BytesIO(data)) as im:
@@ -260,3 +283,17 @@ def test_plot_field_returns_png() -> None:
         im.load()
     with pytest.raises(ValueError):
         plot_field(np.zeros((1, 2)), np.zeros((1, 2)), prob, (1, 0, 0, 1))
+
+
+@pytest.mark.parametrize(("size", "pixels", "shown", "square"), [
+    ((242, 242), True, (484, 484), True),  # Fashion-MNIST 8 x 8: twice, beside the summary
+    ((330, 302), True, (590, 540), True),  # ten named class rows: as high as is shown
+    ((335, 92), True, (1005, 276), True),  # a translator's three rows: 3x, under the summary
+    ((1042, 1042), True, (540, 540), False),  # 128 px tiles: shrunk, smoothed
+    ((620, 500), False, (620, 500), False),  # D's field, a rendered plot: its own size
+])
+def test_the_latest_samples_are_shown_large(size: tuple[int, int], pixels: bool,
+                                            shown: tuple[int, int], square: bool) -> None:
+    from gankit.report.parts import _display_size
+
+    assert _display_size(*size, pixels=pixels) == (shown, square)

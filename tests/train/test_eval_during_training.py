@@ -25,7 +25,7 @@ def test_best_checkpoint_follows_the_eval_metric(tmp_path: Path) -> None:
     assert os.readlink(ckpts / "best") == f"step-{best['step']:06d}"
     assert (ckpts / "best" / "state.json").exists()  # kept despite --keep 1
     assert load_checkpoint(ckpts / "best").meta["best"]["value"] == best["hq"]
-    assert "hq against step" in (run / "report.html").read_text()
+    assert "<th>hq \u2191</th>" in (run / "report.html").read_text()
 
 
 def test_eval_cli_on_a_2d_run_appends_to_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

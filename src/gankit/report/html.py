@@ -1,6 +1,9 @@
 """Assemble a self-contained HTML report for a gankit run directory.
 
-The page needs no JavaScript and no network: plots and sample pictures are embedded as
+The page leads with the result: a summary (what ran, how far, D's equilibrium verdict, any failure
+warning still active), the latest samples large, then the curves (D(x) and D(G(z)) against 0.5
+first), the evaluations as a table, the diagnosis, the samples over time, and the config folded
+away. It needs no JavaScript and no network: plots and sample pictures are embedded as
 ``data:image/png;base64,...``. It is safe to build while training is still running: a
 half-written last line of ``metrics.jsonl`` is skipped, and missing metrics or samples are
 reported in the page instead of failing.
@@ -8,11 +11,8 @@ reported in the page instead of failing.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,109 +23,78 @@ from gankit import __version__
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_text
 from gankit.report import plots
+from gankit.report.parts import (
+    ARROW,
+    SUMMARY_MIN_PX,
+    THUMB_MIN_PX,
+    TOP_GAP_PX,
+    curves_html,
+    diagnosis_html,
+    esc,
+    eval_html,
+    fmt,
+    headline,
+    history_html,
+    latest_html,
+    read_samples,
+    score,
+)
+from gankit.report.records import (
+    Diagnosis,
+    EvalTable,
+    clean_records,
+    diagnose,
+    eval_table,
+    is_eval,
+    last,
+    per_class_table,
+)
 from gankit.rundir import RunDir, step_of
 from gankit.verdict import equilibrium
 
 __all__ = ["build_report"]
 
-#: Keys with their own plot or no plot; every other numeric key gets a small plot.
-STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake",
-                           "modes_total", "classes_total", "eval_seconds"})
-#: The diagnosis signal each failure is read from: its warnings are marked on that plot.
-SIGNAL_OF = {"diversity": "mode_collapse", "modes": "mode_collapse", "classes": "mode_collapse",
-             "grad_g": "diminished_gradient", "grad_d": "divergence"}
-#: data.source values whose samples are 2-D probability-field pictures.
-TWO_D_SOURCES = frozenset({"ring", "grid"})
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def _number(value: Any) -> float | None:
-    """A JSON value as float, or None if it is not a number (bools are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _clean_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records with a numeric step, sorted by step (stable). gankit never logs a step twice for
-    training (a resumed run drops the lines past its checkpoint), but ``gankit eval`` may append
-    the metrics of an earlier checkpoint after later training lines."""
-    out: list[dict[str, Any]] = []
-    for rec in records:
-        step = _number(rec.get("step"))
-        if step is None or not math.isfinite(step):
-            continue
-        out.append({**rec, "step": int(step) if step.is_integer() else step})
-    out.sort(key=lambda r: r["step"])
-    return out
-
-
-def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    """(steps, values) for the records whose ``key`` holds a finite number."""
-    xs, ys = [], []
-    for rec in records:
-        v = _number(rec.get(key))
-        if v is not None and math.isfinite(v):
-            xs.append(float(rec["step"]))
-            ys.append(v)
-    return xs, ys
-
-
-def _last(records: list[dict[str, Any]], key: str) -> float | None:
-    """Value of ``key`` in the last record that has it as a number (may be NaN)."""
-    for rec in reversed(records):
-        v = _number(rec.get(key))
-        if v is not None:
-            return v
-    return None
-
-
-def _extra_keys(records: list[dict[str, Any]]) -> list[str]:
-    """Numeric keys beyond the standard ones, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for rec in records:
-        for key, value in rec.items():
-            if key not in STANDARD_KEYS and key not in seen and _number(value) is not None:
-                seen[key] = None
-    return list(seen)
-
-
-# --------------------------------------------------------------------------- samples
-
-
-@dataclass
-class _Sample:
-    step: int
-    path: Path
-    data: bytes = b""
-
-
-def _find_samples(run: RunDir) -> list[_Sample]:
-    return [_Sample(step_of(p) or 0, p) for p in run.samples()]
-
-
-def _select_evenly(n: int, k: int) -> list[int]:
-    """Up to k indices of range(n), evenly spaced, always with the first and the last."""
-    if n <= k:
-        return list(range(n))
-    if k == 1:
-        return [n - 1]
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
-def _read_png(path: Path) -> bytes | None:
-    """The file's bytes if it is a complete PNG, else None (vanished, partial, not PNG)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(_PNG_SIGNATURE) or data[-8:-4] != b"IEND":
-        return None
-    return data
+#: The page's style: one column as wide as the curves are drawn (``plots.PLOT_WIDTH_PX``), so
+#: they are shown at their own size, their text as large as it was set.
+CSS = f"""
+body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0 auto;
+ max-width:{plots.PLOT_WIDTH_PX}px;padding:12px 24px;line-height:1.45;background:#fff}}
+header{{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 16px}}
+h1{{font-size:1.45em;margin:.1em 0 0}}
+h2{{font-size:1.15em;margin:1.3em 0 .45em;border-bottom:1px solid #ddd;padding-bottom:.15em}}
+h2 .sub{{font-weight:normal;color:#666;font-size:.85em}}
+.path{{color:#666;font-size:.85em;word-break:break-all}}
+.top{{display:flex;flex-wrap:wrap;gap:0 {TOP_GAP_PX}px;align-items:flex-start}}
+.top h2{{margin-top:.6em}}
+#summary{{flex:1 1 {SUMMARY_MIN_PX}px}}
+#latest{{flex:0 1 auto}}
+.summary{{background:#f5f7fa;border:1px solid #e1e5ea;border-radius:6px;padding:6px 14px;margin-top:.8em}}
+.summary p{{margin:.3em 0}}
+.nums,table{{font-variant-numeric:tabular-nums}}
+.badge{{display:inline-block;background:#2166ac;color:#fff;border-radius:4px;padding:0 6px;font-size:.9em}}
+.warn{{color:#9a1b0f}}
+.ok{{color:#1b6b3a}}
+.note{{color:#666;font-style:italic}}
+figure{{margin:0 0 14px}}
+figure img{{max-width:100%;height:auto;display:block}}
+figcaption{{font-size:.9em;color:#555}}
+.pixel img{{image-rendering:pixelated}}
+.latest img{{border:1px solid #ddd}}
+.grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax({THUMB_MIN_PX}px,1fr));gap:12px}}
+.grid figure{{text-align:center}}
+.grid img{{width:100%;border:1px solid #eee}}
+.table{{overflow-x:auto}}
+table{{border-collapse:collapse;margin:.3em 0 .6em;font-size:.93em}}
+th,td{{padding:3px 7px;text-align:right;border-bottom:1px solid #e4e4e4;white-space:nowrap}}
+th:first-child,td:first-child{{text-align:left}}
+td.best{{font-weight:bold}}
+li.active{{color:#9a1b0f}}
+details{{margin:1.3em 0}}
+details summary{{cursor:pointer;font-weight:bold;font-size:1.1em}}
+pre.config{{background:#f8f8f8;border:1px solid #e4e4e4;border-radius:6px;padding:10px 14px;
+ overflow-x:auto;font-size:.88em}}
+footer{{margin-top:2em;color:#888;font-size:.85em;border-top:1px solid #eee;padding-top:.5em}}
+"""
 
 
 # --------------------------------------------------------------------------- config
@@ -140,8 +109,8 @@ def _resolved_html(run: RunDir, cfg: dict[str, Any]) -> str:
     meta = run.checkpoint_state()
     if meta is None or not meta.get("precision"):
         return ""
-    return (f'<p class="note">precision: auto trained in {_esc(str(meta["precision"]))} '
-            f'(the newest checkpoint, step {_esc(str(meta.get("step")))}).</p>')
+    return (f'<p class="note">precision: auto trained in {esc(str(meta["precision"]))} '
+            f'(the newest checkpoint, step {esc(str(meta.get("step")))}).</p>')
 
 
 def _load_config(path: Path) -> tuple[str, dict[str, Any], str | None]:
@@ -163,184 +132,121 @@ def _load_config(path: Path) -> tuple[str, dict[str, Any], str | None]:
     return shown, cfg, None
 
 
-# --------------------------------------------------------------------------- page
+def _section(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    value = cfg.get(name)
+    return value if isinstance(value, dict) else {}
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
- max-width:1180px;margin:0 auto;padding:16px 24px;line-height:1.45;background:#fff}
-h1{font-size:1.5em;margin:.2em 0}
-h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd;padding-bottom:.2em}
-.path{color:#666;font-size:.9em;word-break:break-all}
-.summary{background:#f5f7fa;border:1px solid #e1e5ea;border-radius:6px;padding:10px 14px}
-.summary .nums{font-variant-numeric:tabular-nums}
-.verdict{margin:.4em 0 0}
-.note{color:#666;font-style:italic}
-pre.config{background:#f8f8f8;border:1px solid #e4e4e4;border-radius:6px;padding:10px 14px;
- overflow-x:auto;font-size:.88em}
-.plots{display:flex;flex-wrap:wrap;gap:12px}
-.plots figure{margin:0}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:12px}
-.grid figure{margin:0;text-align:center}
-figure img{max-width:100%;height:auto;border:1px solid #eee}
-.pixel img{image-rendering:pixelated;width:100%}
-figcaption{font-size:.85em;color:#555}
-.field img{width:auto;max-width:100%}
-footer{margin-top:2.5em;color:#888;font-size:.85em;border-top:1px solid #eee;padding-top:.5em}
-"""
+def _what_ran(cfg: dict[str, Any]) -> str:
+    """One line: the model, the data, the loss (``dcgan on fashion-mnist (28 px), nonsaturating
+    loss, conditional cgan``), from config.yaml; empty if it says nothing usable."""
+    model, data, train = _section(cfg, "model"), _section(cfg, "data"), _section(cfg, "train")
+    if not model.get("arch") and not data.get("source"):
+        return ""
+    text = f"<b>{esc(model.get('arch') or '?')}</b> on <b>{esc(data.get('source') or '?')}</b>"
+    size = data.get("image_size")
+    if size not in (None, "", 0, "0"):
+        text += f" ({esc(size)} px)"
+    if train.get("loss") and model.get("arch") not in TRANSLATORS:  # translators' loss is their own
+        text += f", {esc(train['loss'])} loss"
+    if model.get("conditional"):
+        text += f", conditional ({esc(model['conditional'])})"
+    return text
 
 
-def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
-def _img(data: bytes, alt: str, css_class: str = "") -> str:
-    cls = f' class="{_esc(css_class)}"' if css_class else ""
-    b64 = base64.b64encode(data).decode("ascii")
-    return f'<img{cls} alt="{_esc(alt)}" src="data:image/png;base64,{b64}">'
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "\u2013"
-    if math.isnan(value):
-        return "nan"
-    return f"{value:.4g}"
-
-
-def _summary_html(records: list[dict[str, Any]], metrics_exists: bool) -> str:
-    if not records:
-        why = "" if metrics_exists else " (metrics.jsonl not found)"
-        return (
-            '<div class="summary"><p class="note">No metrics logged yet'
-            f"{_esc(why)}. The page will fill in as training logs steps.</p></div>"
-        )
-    d_real, d_fake = _last(records, "d_real"), _last(records, "d_fake")
-    parts = [
-        f"latest step <b>{_esc(records[-1]['step'])}</b>",
-        f"loss_d {_esc(_fmt(_last(records, 'loss_d')))}",
-        f"loss_g {_esc(_fmt(_last(records, 'loss_g')))}",
-        f"D(x) {_esc(_fmt(d_real))}",
-        f"D(G(z)) {_esc(_fmt(d_fake))}",
-    ]
-    ips = _last(records, "img_per_s")
-    if ips is not None:
-        parts.append(f"{_esc(_fmt(ips))} img/s")
-    return (
-        '<div class="summary"><div class="nums">'
-        + " &middot; ".join(parts)
-        + f'</div><p class="verdict">{_esc(equilibrium(d_real, d_fake).sentence)}</p></div>'
-    )
-
-
-def _plots_html(records: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> str:
-    if not records:
-        return '<p class="note">No metrics yet, so nothing to plot.</p>'
-    events = events or []
-    out = []
-    d_x, d_y = _series(records, "loss_d")
-    g_x, g_y = _series(records, "loss_g")
-    if d_y or g_y:
-        png = plots.plot_losses((d_x, d_y), (g_x, g_y))
-        out.append(f"<figure>{_img(png, 'Losses: loss_d and loss_g against step')}</figure>")
-    else:
-        out.append('<p class="note">No loss_d / loss_g values logged yet.</p>')
-    r_x, r_y = _series(records, "d_real")
-    f_x, f_y = _series(records, "d_fake")
-    if r_y or f_y:
-        png = plots.plot_d_beliefs((r_x, r_y), (f_x, f_y))
-        out.append(
-            f"<figure>{_img(png, 'What D believes: D(x) and D(G(z)) against step')}"
-            "<figcaption>Mean probability &ldquo;real&rdquo; that D gives real data, D(x), and "
-            "generated data, D(G(z)). Dashed: the equilibrium D = 0.5, where D cannot tell "
-            "them apart.</figcaption></figure>"
-        )
-    else:
-        out.append('<p class="note">No d_real / d_fake values logged yet.</p>')
-    body = '<div class="plots">' + "".join(out) + "</div>"
-    extra = _extra_keys(records)
-    if extra:
-        figs = []
-        for key in extra:
-            xs, ys = _series(records, key)
-            marks = [float(e["step"]) for e in events if e.get("kind") == SIGNAL_OF.get(key)]
-            png = plots.plot_metric(key, xs, ys, marks, log=key.startswith("grad_"))
-            figs.append(f"<figure>{_img(png, f'{key} against step')}</figure>")
-        body += ("<h2>Other metrics and diagnosis signals</h2>"
-                 '<p class="note">grad_g, grad_d: norms of G\'s and D\'s gradients; diversity: mean '
-                 "pairwise distance of samples at fixed z in feature space, relative to real data's "
-                 "(1 = as varied); modes / classes: how many of the data's known modes or classes "
-                 "the samples hit.</p>"
-                 '<div class="plots">' + "".join(figs) + "</div>")
-    return body
-
-
-def _diagnosis_html(events: list[dict[str, Any]]) -> str:
-    """The failures the trainer (or ``gankit doctor``) saw, tied to their steps."""
-    if not events:
-        return ('<p>No failure seen: no diminished gradient, mode collapse, non-convergence or '
-                "divergence was detected.</p>")
-    items = "".join(
-        f"<li><b>step {_esc(e['step'])}</b>: {_esc(e.get('kind') or e.get('event'))}: "
-        f"{_esc(e.get('message', ''))}</li>" for e in events)
-    return f"<ul>{items}</ul>"
-
-
-def _samples_html(samples: list[_Sample], max_sample_grids: int, data_source: Any) -> str:
-    if not samples:
-        return '<h2>Samples over time</h2><p class="note">No samples yet.</p>'
-    chosen = [samples[i] for i in _select_evenly(len(samples), max_sample_grids)]
-    shown = []
-    for s in chosen:
-        data = _read_png(s.path)
-        if data is not None:
-            s.data = data
-            shown.append(s)
-    note = f"{len(shown)} of {len(samples)} saved sample pictures, evenly spaced over the run."
-    if not shown:
-        return (
-            '<h2>Samples over time</h2><p class="note">Sample files exist but none could be '
-            "read yet (still being written?).</p>"
-        )
-    latest = shown[-1]
-    is_field = str(data_source) in TWO_D_SOURCES or plots.FIELD_MARKER.encode() in latest.data
-    figs = "".join(
-        f"<figure>{_img(s.data, f'samples at step {s.step}')}"
-        f"<figcaption>step {_esc(s.step)}</figcaption></figure>"
-        for s in shown
-    )
-    grid_class = "grid" if is_field else "grid pixel"
-    body = (
-        f'<h2>Samples over time</h2><p class="note">{_esc(note)}</p>'
-        f'<div class="{grid_class}">{figs}</div>'
-    )
-    if is_field:
-        body += (
-            "<h2>D's probability field (latest)</h2>"
-            f'<figure class="field">{_img(latest.data, f"D probability field at step {latest.step}")}'
-            f"<figcaption>step {_esc(latest.step)}: blue = D says real, red = D says fake, "
-            "white = 0.5; real and generated points on top.</figcaption></figure>"
-        )
-    return body
-
-
-#: What the rows of an image translator's sample grids are (the tasks' sample_rows, gankit.tasks).
-TRANSLATION_ROWS = {
+#: Image translators: their sample grids' rows (the tasks' sample_rows, gankit.tasks).
+TRANSLATORS = {
     "pix2pix": "row 1: the input A; row 2: the output G(A); row 3: the target, the true B",
     "cyclegan": "rows 1-3: the input A, its translation G_AB(A), and the cycle back G_BA(G_AB(A)); "
                 "rows 4-6 the same from B: B, G_BA(B), G_AB(G_BA(B))",
 }
 
 
-def _translation_html(cfg: dict[str, Any]) -> str:
-    """For image-translation runs: how to read the sample grids (empty for GANs)."""
-    model = cfg.get("model")
-    rows = TRANSLATION_ROWS.get(model.get("arch")) if isinstance(model, dict) else None
-    if rows is None:
-        return ""
-    return (f'<h2>Image translation</h2><p>Each sample grid shows 8 held-out inputs, one per column: '
-            f"{_esc(rows)}. Scores (L1, PSNR, SSIM, classifier accuracy, cycle error) come from "
-            "<code>gankit eval RUN</code> and are plotted below once measured.</p>")
+def _grid_caption(cfg: dict[str, Any]) -> str:
+    """How to read a sample grid of this run."""
+    model = _section(cfg, "model")
+    rows = TRANSLATORS.get(str(model.get("arch")))
+    if rows is not None:
+        return (f"Image translation: held-out inputs, one per column; {rows}. Scores: gankit eval RUN "
+                "(the Evaluation table below).")
+    if model.get("conditional"):
+        return "One row per class, named on the left; each column one fixed z."
+    return "G(z) at the same fixed z at every step, so the grids over time compare like with like."
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _warnings_html(diag: Diagnosis) -> str:
+    """The summary's warning line: every failure still active, one line each with the step it
+    started at; else whether any was seen."""
+    if not diag.rechecked and diag.findings:
+        kinds = ", ".join(sorted({diag.title(f["kind"]) for f in diag.findings}))
+        return (f'<p class="warn">&#9888; Training warned of: {esc(kinds)} (not re-checked, so it may '
+                f'have cleared: {esc(diag.why)}). <a href="#diagnosis">Diagnosis</a></p>')
+    active = [f for f in diag.findings if f["kind"] in diag.active]
+    latest_start = {f["kind"]: f for f in active}  # a failure that came back: its last start
+    lines = []
+    for kind in sorted(diag.active):
+        f = latest_start.get(kind)
+        # the problem only: the cures ("... Try --pack 4, ...") are in the diagnosis below
+        detail = f" since step {esc(f['step'])}: {esc(f['message'].split('. Try ')[0])}." if f else "."
+        lines.append(f'<p class="warn">&#9888; <b>Active: {esc(diag.title(kind))}</b>{detail} '
+                     '<a href="#diagnosis">What to try</a></p>')
+    if lines:
+        return "".join(lines)
+    cleared = len(diag.findings)
+    return ('<p class="ok">No failure warning is active'
+            + (f" ({cleared} earlier warning{'s' * (cleared != 1)} cleared; "
+               '<a href="#diagnosis">Diagnosis</a>)' if cleared else "")
+            + ".</p>")
+
+
+def _summary_html(cfg: dict[str, Any], records: list[dict[str, Any]], table: EvalTable,
+                  diag: Diagnosis, metrics_exists: bool) -> str:
+    what = _what_ran(cfg)
+    head = f'<p class="ran">{what}</p>' if what else ""
+    if not records:
+        why = "" if metrics_exists else " (metrics.jsonl not found)"
+        return (f'<div class="summary">{head}<p class="note">No metrics logged yet{esc(why)}. The page '
+                "will fill in as training logs steps.</p></div>")
+    step = records[-1]["step"]
+    total = _section(cfg, "train").get("steps")
+    progress = f"step <b>{esc(step)}</b>"
+    if isinstance(total, int) and total > 0:
+        progress += f" of {esc(total)}" + (" (finished)" if step >= total else f" ({100 * step / total:.0f}%)")
+    for key, form in (("time", lambda v: f"in {_duration(v)}"), ("img_per_s", lambda v: f"{v:,.0f} img/s")):
+        v = last(records, key)
+        if v is not None and math.isfinite(v):
+            progress += f" &middot; {esc(form(v))}"
+    d_real, d_fake = last(records, "d_real"), last(records, "d_fake")
+    verdict = equilibrium(d_real, d_fake)
+    body = (f'{head}<p class="nums">{progress}</p>'
+            f'<p class="verdict"><span class="badge">{esc(verdict.label)}</span> '
+            f"D(x) <b>{esc(fmt(d_real))}</b> &middot; D(G(z)) <b>{esc(fmt(d_fake))}</b>: "
+            f"{esc(verdict.sentence)}</p>")
+    if table.steps:
+        row, at = table.rows[-1], table.steps[-1]
+        scores = ", ".join(f"{esc(k)} <b>{esc(score(row, k))}</b>{ARROW[table.higher.get(k)]}"
+                           for k in headline(table, _section(cfg, "eval").get("eval_metric")) if k in row)
+        body += (f'<p class="nums">Latest evaluation (step {esc(at)}): {scores}. '
+                 '<a href="#evaluation">All scores</a></p>')
+    rollbacks = [e for e in diag.events if e.get("event") == "rollback"]
+    if rollbacks:
+        body += (f'<p class="warn">&#9888; Diverged and rolled back {len(rollbacks)} time'
+                 f"{'s' * (len(rollbacks) != 1)} (last at step {esc(rollbacks[-1]['step'])}).</p>")
+    return f'<div class="summary">{body}{_warnings_html(diag)}</div>'
+
+
+# --------------------------------------------------------------------------- page
 
 
 def build_report(
@@ -363,42 +269,44 @@ def build_report(
         raise GankitError(f"max_sample_grids must be at least 1, got {max_sample_grids}.")
 
     config_text, cfg, config_note = _load_config(run.config_path)
-    data_cfg = cfg.get("data")
-    data_source = data_cfg.get("source") if isinstance(data_cfg, dict) else None
-    every = _clean_records(run.records())
-    records = [r for r in every if "event" not in r]
-    events = [r for r in every if "event" in r]  # warnings and rollbacks (gankit.diagnosis)
-    samples = _find_samples(run)
+    data_source = _section(cfg, "data").get("source")
+    every = clean_records(run.records())
+    measured = [r for r in every if "event" not in r]
+    records = [r for r in measured if not is_eval(r)]  # training and diagnosis-probe records
+    evals = [r for r in measured if is_eval(r)]
+    table = eval_table(evals)  # directions from the metric registries: torch, where there are any
+    diag = diagnose(run, [r for r in every if "event" in r])
+    samples = read_samples(run.samples(), max_sample_grids)
 
     name = run.path.resolve().name or str(run.path)
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-    config_block = f'<pre class="config">{_esc(config_text)}</pre>' if config_text.strip() else ""
+    config_block = f'<pre class="config">{esc(config_text)}</pre>' if config_text.strip() else ""
     if config_note:
-        config_block = f'<p class="note">{_esc(config_note)}</p>' + config_block
+        config_block = f'<p class="note">{esc(config_note)}</p>' + config_block
     config_block = _resolved_html(run, cfg) + config_block
+    what = _what_ran(cfg)
+    best = run.best_checkpoint()
 
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>gankit report: {_esc(name)}</title>
-<style>{_CSS}</style>
+<title>gankit report: {esc(name)}</title>
+<style>{CSS}</style>
 </head>
 <body>
-<h1>gankit run: {_esc(name)}</h1>
-<div class="path">{_esc(run.path.resolve())}</div>
-<h2>Summary</h2>
-{_summary_html(records, run.metrics_path.exists())}
-<h2>Config</h2>
-{config_block}
-<h2>Diagnosis</h2>
-{_diagnosis_html(events)}
-<h2>Training curves</h2>
-{_plots_html(records, events)}
-{_translation_html(cfg)}
-{_samples_html(samples, max_sample_grids, data_source)}
-<footer>Generated {_esc(generated)} by gankit {_esc(__version__)}.</footer>
+<header><h1>gankit run: {esc(name)}</h1><div class="path">{esc(run.path.resolve())}</div></header>
+<div class="top">
+<section id="summary">{_summary_html(cfg, records, table, diag, run.metrics_path.exists())}</section>
+{latest_html(samples, data_source, _grid_caption(cfg))}
+</div>
+{curves_html(records, diag)}
+{eval_html(table, per_class_table(evals), step_of(best) if best else None)}
+{diagnosis_html(records, diag)}
+{history_html(samples)}
+<details id="config"><summary>Config{f": {what}" if what else ""}</summary>{config_block}</details>
+<footer>Generated {esc(generated)} by gankit {esc(__version__)}.</footer>
 </body>
 </html>
 """

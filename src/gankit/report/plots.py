@@ -12,16 +12,21 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 __all__ = [
     "FIELD_MARKER",
+    "PLOT_WIDTH_PX",
+    "Curve",
     "Series",
+    "draw_curves",
+    "plot_curves",
     "plot_d_beliefs",
     "plot_field",
     "plot_losses",
     "plot_metric",
     "smooth",
+    "step_label",
 ]
 
 #: Text stored in a PNG tEXt chunk by :func:`plot_field`, so a report can tell field plots
@@ -29,14 +34,20 @@ __all__ = [
 FIELD_MARKER = "gankit:probability-field"
 
 DPI = 100
-WIDE = (6.0, 3.2)
-SMALL = (4.6, 2.6)
+#: Width in pixels of the report's curves: the width of the page's text column (``gankit.report.html``
+#: shows them at their own size), so their text is as large on the page as it is set here.
+PLOT_WIDTH_PX = 1120
+MAIN_HEIGHT_PX = 330  # D(x) / D(G(z)), the losses
+SMALL_HEIGHT_PX = 250  # diagnosis signals and the other logged values
+TICK_PT, LABEL_PT, TITLE_PT, LEGEND_PT = 11, 12, 13, 11
 
 # Colours that stay readable on a white background and on each other.
 C_D = "#d95f02"  # loss_d / D
 C_G = "#1b9e77"  # loss_g / G
 C_REAL = "#2166ac"  # D(x)
 C_FAKE = "#b2182b"  # D(G(z))
+C_OTHER = ("#5e3c99", "#e66101", "#1b7837", "#762a83")
+C_WARN = "#d7301f"
 
 
 def _new_figure(figsize: tuple[float, float]) -> Figure:
@@ -71,6 +82,15 @@ def smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def step_label(x: float, _pos: object = None) -> str:
+    """A step as a short tick label: 800, 1.5k, 12k, 2M. Long plain numbers ran into each other
+    ("80001000012000") once a run passed 10,000 steps."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:g}"
+
+
 def _plot_series(ax, x: np.ndarray, y: np.ndarray, color: str, label: str) -> None:
     """Raw series as a faint line plus a lightly smoothed curve (or markers if few points)."""
     n = int(np.isfinite(y).sum())
@@ -78,95 +98,126 @@ def _plot_series(ax, x: np.ndarray, y: np.ndarray, color: str, label: str) -> No
         return
     window = max(1, len(y) // 25)
     if n < 2:
-        ax.plot(x, y, "o", color=color, label=label, markersize=5)
+        ax.plot(x, y, "o", color=color, label=label, markersize=6)
     elif window >= 2:
-        ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8)
-        ax.plot(x, smooth(y, window), color=color, linewidth=1.6, label=label)
+        ax.plot(x, y, color=color, alpha=0.25, linewidth=0.9)
+        ax.plot(x, smooth(y, window), color=color, linewidth=2.0, label=label)
     else:
         marker = "o" if len(y) <= 30 else None
-        ax.plot(x, y, color=color, linewidth=1.4, marker=marker, markersize=3, label=label)
+        ax.plot(x, y, color=color, linewidth=1.8, marker=marker, markersize=4, label=label)
 
 
-def _finish(ax, xlabel: str = "step") -> None:
-    ax.set_xlabel(xlabel)
+def _finish(ax, title: str, ylabel: str, legend: bool) -> None:
+    """Title on the left, legend on the right above the axes (never over the data), steps as
+    at most 8 short ticks, and every text at a size readable where the report shows it."""
+    ax.set_title(title, fontsize=TITLE_PT, loc="left", fontweight="bold")
+    ax.set_xlabel("step", fontsize=LABEL_PT)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=LABEL_PT)
+    ax.tick_params(labelsize=TICK_PT)
     ax.grid(True, alpha=0.3, linewidth=0.6)
-    ax.ticklabel_format(axis="x", style="plain", useOffset=False)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(step_label))
+    if legend:
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, fontsize=LEGEND_PT,
+                  frameon=False, borderaxespad=0.2, handlelength=1.8)
 
 
 def _empty_note(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4",
+            fontsize=LABEL_PT)
 
 
 Series = tuple[Sequence[float], Sequence[float | None]]
 """(steps, values) of one curve; values may hold None/NaN (drawn as gaps)."""
 
+Curve = tuple[str, Series, str]
+"""(legend label, (steps, values), colour) of one line of :func:`plot_curves`."""
 
-def plot_losses(loss_d: Series, loss_g: Series) -> bytes:
+
+def _minor_label(y: float, _pos: object = None) -> str:
+    """Minor ticks of a log axis named at 2 and 5 times a power of ten only: all eight crowd."""
+    mantissa = y / 10 ** np.floor(np.log10(y)) if y > 0 else 0.0
+    return f"{y:g}" if round(mantissa, 6) in (2.0, 5.0) else ""
+
+
+def draw_curves(title: str, curves: Sequence[Curve], ylabel: str = "", marks: Sequence[float] = (),
+                log: bool = False, ylim: tuple[float, float] | None = None,
+                hline: tuple[float, str] | None = None, height_px: int = SMALL_HEIGHT_PX,
+                xlim: tuple[float, float] | None = None) -> Figure:
+    """The figure :func:`plot_curves` saves (drawn, not yet saved: tests measure its ticks)."""
+    fig = _new_figure((PLOT_WIDTH_PX / DPI, height_px / DPI))
+    ax = fig.add_subplot()
+    if hline is not None:
+        ax.axhline(hline[0], color="0.35", linestyle="--", linewidth=1.2, label=hline[1])
+    finite = []
+    for label, (xs, ys), color in curves:
+        y = _as_float(ys)
+        _plot_series(ax, _as_float(xs), y, color, label)
+        finite.append(y[np.isfinite(y)])
+    values = np.concatenate(finite) if finite else np.zeros(0)
+    if not values.size:
+        _empty_note(ax, "no values logged yet")
+    elif log and (values > 0).all():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))  # 20, not 2 x 10^1
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label) if values.max() / values.min() < 100
+                                     else NullFormatter())
+    for i, m in enumerate(marks):
+        ax.axvline(m, color=C_WARN, linewidth=1.2, linestyle="--", label="warning" if i == 0 else None)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if xlim is not None and xlim[0] < xlim[1]:  # every plot of a run over the same steps
+        pad = 0.02 * (xlim[1] - xlim[0])
+        ax.set_xlim(xlim[0] - pad, xlim[1] + pad)
+    # one curve alone is named by the title; a legend would only repeat it
+    _finish(ax, title, ylabel, legend=bool(values.size) and (len(curves) > 1 or hline is not None or bool(marks)))
+    return fig
+
+
+def plot_curves(title: str, curves: Sequence[Curve], ylabel: str = "", marks: Sequence[float] = (),
+                log: bool = False, ylim: tuple[float, float] | None = None,
+                hline: tuple[float, str] | None = None, height_px: int = SMALL_HEIGHT_PX,
+                xlim: tuple[float, float] | None = None) -> bytes:
+    """A full-width plot (``PLOT_WIDTH_PX`` wide) of one or more curves against step.
+
+    ``marks``: steps of diagnosis warnings, drawn as dashed red vertical lines; ``log``: a log
+    y-axis when every value is positive; ``hline``: (y, label) of a dashed reference line;
+    ``xlim``: the steps to show (default: the data's). Returns PNG bytes.
+    """
+    return _to_png(draw_curves(title, curves, ylabel, marks, log, ylim, hline, height_px, xlim))
+
+
+def plot_losses(loss_d: Series, loss_g: Series, xlim: tuple[float, float] | None = None) -> bytes:
     """Plot ``loss_d`` and ``loss_g`` against step, each given as (steps, values).
 
     Many points: a faint raw line plus a lightly smoothed curve; few points: markers.
     Returns PNG bytes.
     """
-    fig = _new_figure(WIDE)
-    ax = fig.add_subplot()
-    d = _as_float(loss_d[1])
-    g = _as_float(loss_g[1])
-    _plot_series(ax, _as_float(loss_d[0]), d, C_D, "loss_d (discriminator)")
-    _plot_series(ax, _as_float(loss_g[0]), g, C_G, "loss_g (generator)")
-    if np.isfinite(d).any() or np.isfinite(g).any():
-        ax.legend(loc="best", fontsize=8, frameon=False)
-    else:
-        _empty_note(ax, "no loss values yet")
-    ax.set_title("Losses", fontsize=11)
-    ax.set_ylabel("loss")
-    _finish(ax)
-    return _to_png(fig)
+    return plot_curves("Losses", [("loss_d (discriminator)", loss_d, C_D),
+                                  ("loss_g (generator)", loss_g, C_G)], ylabel="loss",
+                       height_px=MAIN_HEIGHT_PX, xlim=xlim)
 
 
-def plot_d_beliefs(d_real: Series, d_fake: Series) -> bytes:
+def plot_d_beliefs(d_real: Series, d_fake: Series, marks: Sequence[float] = (),
+                   xlim: tuple[float, float] | None = None) -> bytes:
     """Plot D(x) and D(G(z)) (mean probability "real"), each as (steps, values), in [0, 1].
 
-    A dashed line marks the equilibrium D = 0.5. Returns PNG bytes.
+    A dashed line marks the equilibrium D = 0.5; ``marks`` the steps of warnings about the game
+    (non-convergence, a diminished gradient). Returns PNG bytes.
     """
-    fig = _new_figure(WIDE)
-    ax = fig.add_subplot()
-    r = _as_float(d_real[1])
-    f = _as_float(d_fake[1])
-    ax.axhline(0.5, color="0.35", linestyle="--", linewidth=1.0, label="equilibrium D = 0.5")
-    _plot_series(ax, _as_float(d_real[0]), r, C_REAL, "D(x): real data")
-    _plot_series(ax, _as_float(d_fake[0]), f, C_FAKE, "D(G(z)): generated data")
-    if not (np.isfinite(r).any() or np.isfinite(f).any()):
-        _empty_note(ax, "no D(x) / D(G(z)) values yet")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("What D believes", fontsize=11)
-    ax.set_ylabel("mean D output (prob. real)")
-    ax.legend(loc="best", fontsize=8, frameon=False)
-    _finish(ax)
-    return _to_png(fig)
+    return plot_curves("What D believes",
+                       [("D(x): real data", d_real, C_REAL), ("D(G(z)): generated data", d_fake, C_FAKE)],
+                       ylabel="mean P(real)", marks=marks, ylim=(-0.02, 1.02),
+                       hline=(0.5, "equilibrium 0.5"), height_px=MAIN_HEIGHT_PX, xlim=xlim)
 
 
 def plot_metric(name: str, steps: Sequence[float], values: Sequence[float | None],
-                marks: Sequence[float] = (), log: bool = False) -> bytes:
-    """Small plot of one extra metric (e.g. ``fid``) against step; ``marks``: steps of warnings
-    about it, drawn as red vertical lines. Returns PNG bytes."""
-    x = _as_float(steps)
-    y = _as_float(values)
-    fig = _new_figure(SMALL)
-    ax = fig.add_subplot()
-    ok = np.isfinite(y)
-    if ok.any():
-        marker = "o" if ok.sum() <= 40 else None
-        ax.plot(x[ok], y[ok], color="#5e3c99", linewidth=1.3, marker=marker, markersize=3)
-        if log and (y[ok] > 0).all():
-            ax.set_yscale("log")
-    else:
-        _empty_note(ax, "no finite values yet")
-    for m in marks:
-        ax.axvline(m, color="#d7301f", linewidth=1.0, linestyle="--")
-    ax.set_title(name + ("  (red: warnings)" if marks else ""), fontsize=10)
-    _finish(ax)
-    return _to_png(fig)
+                marks: Sequence[float] = (), log: bool = False,
+                xlim: tuple[float, float] | None = None) -> bytes:
+    """A full-width, short plot of one logged value (e.g. ``loss_l1``) against step; ``marks``:
+    steps of warnings about it, drawn as red vertical lines. Returns PNG bytes."""
+    return plot_curves(name, [(name, (steps, values), C_OTHER[0])], marks=marks, log=log, xlim=xlim)
 
 
 def plot_field(
@@ -204,7 +255,7 @@ def plot_field(
     hx = (xmax - xmin) / (2 * max(cols - 1, 1))
     hy = (ymax - ymin) / (2 * max(rows - 1, 1))
 
-    fig = _new_figure((5.0, 4.2))
+    fig = _new_figure((6.2, 5.0))  # shown at this size as a run's latest samples (500 px high)
     ax = fig.add_subplot()
     im = ax.imshow(
         np.ma.masked_invalid(prob),
@@ -256,7 +307,7 @@ def plot_field(
     ax.set_xlim(xmin, xmax)
     ax.set_ylim(ymin, ymax)
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.85, markerscale=1.3)
+    ax.legend(loc="upper right", fontsize=10, framealpha=0.85, markerscale=1.3)
     if title:
-        ax.set_title(title, fontsize=11)
+        ax.set_title(title, fontsize=12)
     return _to_png(fig, metadata={"Description": FIELD_MARKER})
