@@ -190,7 +190,7 @@ def test_divergence_without_a_checkpoint_stops_with_the_step(tmp_path: Path,
 def test_divergence_after_the_last_rollback_stops_and_says_what_was_tried(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hook = NaNLoss(lambda n: n > 10)  # diverges for good after step 10
-    with pytest.raises(TrainingDiverged, match=r"rolled back 3 time\(s\), halving both learning rates"):
+    with pytest.raises(TrainingDiverged, match=r"rolled back 3 time\(s\), halving the learning rates"):
         train_config(tiny_config(tmp_path / "r", steps=40, log_every=10, checkpoint_every=10), hooks=[hook])
 
 

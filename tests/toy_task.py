@@ -85,6 +85,9 @@ class ToyTask(Task):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.opt_G, self.opt_D]
 
+    def generators(self) -> list[torch.Generator]:
+        return [self.z_gen]
+
     def save_samples(self, path: Path, step: int) -> None:
         with torch.no_grad():  # 8 tiles, each a point's two coordinates as two gray bars
             pts = self.G(torch.randn(8, 4, generator=torch.Generator().manual_seed(0)).to(self.device))

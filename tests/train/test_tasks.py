@@ -5,7 +5,8 @@ For each task, on its registry entry's ``smoke`` run of a few seconds:
 - SIGKILL in the middle of training, then ``--resume``: the same weights, optimiser state, RNG
   state and log as a run never killed;
 - Ctrl-C saves a checkpoint where it stopped, and resuming ends as the uninterrupted run;
-- a NaN loss rolls the run back to its last checkpoint with halved learning rates;
+- a NaN loss rolls the run back to its last checkpoint with halved learning rates; a second
+  one halves them again and draws fresh noise, and the budget of rollbacks survives a resume;
 - torchrun on gloo: 2 ranks at batch B equal 1 process at 2B (tasks whose networks allow it;
   the others train, checkpoint and resume under torchrun);
 - its sample grids are written;
@@ -33,6 +34,7 @@ from gankit.checkpoint import load_checkpoint
 from gankit.config import build_config, options_by_key
 from gankit.rundir import RunDir
 from gankit.tasks import TASKS
+from gankit.train.lifecycle import TrainingDiverged
 from tests.conftest import HAS_FMNIST, REPO, needs_fmnist
 from tests.hooks import NaNLoss, Signal
 from tests.train.test_resume import logged
@@ -132,6 +134,38 @@ def test_a_nan_rolls_back_to_the_last_checkpoint(name: str, tmp_path: Path) -> N
     for opt in ("opt_G", "opt_D"):  # the halved rate (the base of a decaying schedule)
         group = ckpt.meta["optim"][opt]["param_groups"][0]
         assert group.get("base_lr", group["lr"]) == pytest.approx(0.5e-3)
+
+
+class LossAt:
+    """Remember loss_d of each attempt at iteration ``step`` (0-based): computed before the
+    update, it depends only on the restored weights, the data and the noise drawn."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.seen = step, []
+
+    def after_iteration(self, step: int, logged: dict[str, Any]) -> None:
+        if step == self.step:
+            self.seen.append(float(logged["loss_d"]))
+
+
+def test_repeated_rollbacks_learn_and_the_budget_survives_a_resume(name: str, tmp_path: Path) -> None:
+    # steps 1-6, NaN at 6 -> back to 4; step 5 retried, NaN again -> back to 4 once more
+    seen = LossAt(4)
+    train_config(config(name, tmp_path / "r"), hooks=[seen, NaNLoss(lambda n: n in (6, 7))])
+    events = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    first, second = [e for e in events if e.get("event") == "rollback"]
+    assert (first["step"], second["step"]) == (4, 4)
+    # the second halves the first's rates, not the checkpoint's again
+    assert second["lr_g"] == pytest.approx(0.25e-3) and second["lr_d"] == pytest.approx(0.25e-3)
+    assert len(seen.seen) == 3 and all(np.isfinite(seen.seen))
+    if name in ("gan", "toy"):  # a fresh draw of z for each retry (translators draw no noise per step)
+        assert len(set(seen.seen)) == 3, seen.seen
+    assert load_checkpoint(tmp_path / "r").meta["rollbacks"] == 2
+    # one rollback left after a resume: a divergence at once uses it, the next (at the first retried
+    # step, iteration 3: a NaN is seen at the log step after it) stops the run
+    with pytest.raises(TrainingDiverged, match=r"rolled back 3 time"):
+        train_config(None, resume=tmp_path / "r", overrides={"steps": 16},
+                     hooks=[NaNLoss(lambda n: n in (1, 3))])
 
 
 @pytest.mark.slow

@@ -152,6 +152,9 @@ class GANTask(Task):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.state.opt_G, self.state.opt_D]
 
+    def generators(self) -> list[torch.Generator]:
+        return [self.state.z_gen]  # every z, and the regularisers' noise (TrainState.draw)
+
     # ------------------------------------------------------------------ training
 
     def next_labelled(self) -> tuple[Tensor, Tensor | None]:

@@ -210,6 +210,9 @@ class TranslationTask(Task):
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return [self.opt_G, self.opt_D]
 
+    def generators(self) -> list[torch.Generator]:
+        return [torch.default_generator]  # the data order, and dropout in pix2pix's U-Net
+
     # ------------------------------------------------------------------ watching and scoring
 
     def sample_rows(self) -> list[Tensor]:

@@ -109,11 +109,23 @@ class Meter:
         return dict(zip(self.names, means, strict=True))
 
 
-def diverged(step: int, last_good: int) -> TrainingDiverged:
+def diverged(step: int, last_good: int | None) -> TrainingDiverged:
+    kept = (f"The last checkpoint (step {last_good}) is kept" if last_good is not None
+            else "No checkpoint had been saved yet")
     return TrainingDiverged(step, (
-        f"the losses became NaN or infinite at step {step}: training diverged. The last checkpoint "
-        f"(step {last_good}) is intact. Try lower learning rates (train.lr_g, train.lr_d), or "
-        "train.loss nonsaturating, and start a new run"))
+        f"the losses became NaN or infinite at step {step}: training diverged. {kept}. Try lower "
+        "learning rates (train.lr_g, train.lr_d), or train.loss nonsaturating, and start a new run"))
+
+
+def rollback_seed(seed: int, rollbacks: int) -> int:
+    """The seed of the random streams after rollback number ``rollbacks`` (1, 2, ...): fresh noise
+    for the retried steps, and the same on every rerun of the run (a function of the run's seed)."""
+    return (seed * 1_000_003 + 7_919 * rollbacks) % 2**63
+
+
+def all_finite(tensors: dict[str, Tensor]) -> bool:
+    """Whether every floating-point tensor is finite (a checkpoint is intact only then)."""
+    return all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point())
 
 
 class StopFlag:
@@ -189,11 +201,13 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     metrics = MetricsLog(run.metrics_path, run.tensorboard_dir if lg.tensorboard else None) \
         if main else NullLog()
     step, elapsed_before, best = 0, 0.0, None
+    rollbacks = 0  # the run's divergences recovered from, kept in its checkpoints: a resume keeps the budget
     if resume is not None:
         ckpt = load_checkpoint(run_dir)
         task.check_resume(ckpt.meta)
         task.restore(ckpt)
         step, elapsed_before, best = ckpt.step, float(ckpt.meta["elapsed"]), ckpt.meta.get("best")
+        rollbacks = int(ckpt.meta.get("rollbacks", 0))
         metrics.truncate_after(step)
         if main:
             print(f"resuming {run_dir} at step {step}", file=sys.stderr)
@@ -210,7 +224,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     def check_finite() -> None:
         bad = meter.first_bad_step()
         if bad >= 0:
-            raise diverged(bad, last_ckpt)
+            raise diverged(bad, last_ckpt if saved_now else None)
 
     def checkpoint() -> None:
         nonlocal last_ckpt, saved_now
@@ -219,7 +233,8 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         check_finite()  # never save a diverged model (a collective under torchrun)
         if main:  # the replicas are identical: rank 0 writes for all
             model, train, meta = task.checkpoint()
-            meta = run_meta(cfg, task.precision, step, elapsed(), best) | {"task": name} | meta
+            meta = run_meta(cfg, task.precision, step, elapsed(), best) | {"task": name,
+                                                                           "rollbacks": rollbacks} | meta
             save_checkpoint(ckpt_dir, step, model, train, meta, lg.keep)
         distributed.barrier(d)
         last_ckpt, saved_now = step, True
@@ -230,7 +245,6 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         if "event" not in old:
             watcher.add(old)
     history: list[dict[str, Any]] = []
-    rollbacks = 0
 
     def record(rec: dict[str, Any]) -> None:
         """Log a record, and any failure it reveals (rank 0 decides; all ranks log nothing else)."""
@@ -242,23 +256,34 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             bar.write("gankit: warning: " + finding.line(), file=sys.stderr)
 
     def rollback(e: TrainingDiverged) -> None:
-        """Divergence: return to the last checkpoint with both learning rates halved, log the event
-        and go on. After MAX_ROLLBACKS, or with no checkpoint yet to return to, stop with the error."""
+        """Divergence: return to the last checkpoint with the learning rates of the attempt that
+        diverged halved and fresh noise for the retried steps, log the event and go on. After
+        MAX_ROLLBACKS in the run (resumes included), or with no intact checkpoint to return to,
+        stop with the error."""
         nonlocal rollbacks, meter, t_log, step_log, step, best
         if rollbacks >= MAX_ROLLBACKS or not saved_now:
             if rollbacks:  # say what was tried before giving up
                 raise TrainingDiverged(e.step, f"{e}; gankit had already rolled back {rollbacks} "
-                                               f"time(s), halving both learning rates each time") from None
+                                               f"time(s), halving the learning rates each time") from None
             raise e
-        rollbacks += 1
+        # the rates of the attempt that diverged: the checkpoint's may be higher (a second rollback
+        # to the same checkpoint would otherwise retry the first one's rates, noise and data exactly)
+        tried = [[g.get("base_lr", g["lr"]) for g in opt.param_groups] for opt in task.optimizers()]
         ckpt = load_checkpoint(run_dir)
+        if not all_finite(ckpt.model):
+            raise TrainingDiverged(e.step, f"{e}. The checkpoint of step {ckpt.step} ({ckpt.path}) "
+                                           "holds non-finite weights, so there is nothing intact to "
+                                           "roll back to") from None
+        rollbacks += 1
         task.restore(ckpt)
         step, best = ckpt.step, ckpt.meta.get("best")
-        for opt in task.optimizers():
-            for group in opt.param_groups:
-                group["lr"] *= 0.5
-                if "base_lr" in group:  # a decaying schedule scales the halved rate
-                    group["base_lr"] *= 0.5
+        factor = lr_factor(step, t.steps, t.lr_decay_start)
+        for opt, rates in zip(task.optimizers(), tried, strict=True):
+            for group, rate in zip(opt.param_groups, rates, strict=True):
+                group["base_lr"] = 0.5 * rate
+                group["lr"] = group["base_lr"] * factor
+        for g in task.generators():
+            g.manual_seed(rollback_seed(t.seed, rollbacks))
         meter = Meter(device, step, d)
         metrics.truncate_after(step)
         watcher.truncate_after(step)
@@ -266,7 +291,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         event = {"step": step, "event": "rollback", "diverged_at": e.step,
                  "lr_g": opts[0].param_groups[0]["lr"], "lr_d": opts[-1].param_groups[0]["lr"],
                  "message": f"the losses became NaN or infinite at step {e.step}; rolled back to the "
-                            f"checkpoint of step {step} and halved both learning rates "
+                            f"checkpoint of step {step}, halved the learning rates and drew fresh noise "
                             f"(rollback {rollbacks} of at most {MAX_ROLLBACKS}). Cures for divergence: "
                             f"{FAILURES['divergence'].cures}"}
         metrics.append(event)

@@ -107,6 +107,11 @@ class Task(ABC):
         the generators' first and the discriminators' last (the rollback event logs their rates
         as lr_g and lr_d)."""
 
+    @abstractmethod
+    def generators(self) -> list[torch.Generator]:
+        """The random streams training draws from (checkpointed with the run): a rollback reseeds
+        them, so the retried steps draw fresh noise instead of repeating the ones that diverged."""
+
     # ------------------------------------------------------------------ training
 
     @abstractmethod
