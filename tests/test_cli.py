@@ -123,7 +123,7 @@ def test_class_names_have_one_spelling(tmp_path: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize(("args", "message"), [
     (["train", "--data", "nowhere/images"], "nowhere/images does not exist"),
-    (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist)"),
+    (["train", "--data", "fashion"], "is neither a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist,"),
     (["train", "--data", "EMPTY"], "contains no image files"),
     (["train", "--data", "ring", "--model", "mlp", "--steps", "-3"], "--steps must be at least 1"),
     (["train", "--lr-g", "fast"], "--lr-g must be a number"),

@@ -13,13 +13,22 @@ import functools
 import io
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gankit.fsutil import atomic_write_bytes
+from gankit.fsutil import (
+    UMASK,
+    atomic_write_bytes,
+    clean_stale_temps,
+    fsync_dir,
+    temp_prefix,
+    writing,
+)
 
 __all__ = ["label_rows", "make_grid", "png_bytes", "save_each", "save_grid", "save_png", "to_uint8"]
 
@@ -228,16 +237,45 @@ def save_each(
 ) -> list[Path]:
     """Save each image of a float (N, C, H, W) batch as its own PNG.
 
-    Files are named ``f"{prefix}-{i:05d}.png"`` for i = 0..N-1 inside ``directory``
-    (created if missing). Returns the written paths in order.
+    Files are named ``f"{prefix}-{i:05d}.png"`` for i = 0..N-1 inside ``directory``. Returns the
+    written paths in order.
+
+    All N are written first into a hidden temporary folder beside ``directory``
+    (``.NAME.<pid>.XXXX.tmp``, fsynced), so a save that is killed or fails (a full disk) never
+    leaves fewer files than asked under the name: a new ``directory`` is that folder renamed into
+    place, whole. Into a folder that exists already (its other files are kept) the N files are then
+    moved, one rename each: only a save killed during those renames leaves part of the set. A
+    killed save's temporary folder is removed by the next ``save_each`` beside it; a full disk
+    raises ``gankit.fsutil.DiskFull`` naming ``directory``.
     """
     _check_batch(images)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    parent, name = directory.parent, directory.name or "samples"
     pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
-    paths = []
-    for i, pic in enumerate(pixels):
-        path = directory / f"{prefix}-{i:05d}.png"
-        save_png(pic, path)
-        paths.append(path)
-    return paths
+    names = [f"{prefix}-{i:05d}.png" for i in range(len(pixels))]
+    with writing(directory):
+        parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(parent, name)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=temp_prefix(name), suffix=".tmp"))
+        try:
+            os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp's folder is the owner's only
+            for file, pic in zip(names, pixels, strict=True):
+                with open(tmp / file, "wb") as f:
+                    f.write(png_bytes(pic))
+                    f.flush()
+                    os.fsync(f.fileno())
+            fsync_dir(tmp)
+            try:
+                if os.path.lexists(directory):
+                    raise FileExistsError(directory)
+                os.rename(tmp, directory)  # the whole set appears at once
+            except OSError:  # an existing folder: move the files in
+                directory.mkdir(parents=True, exist_ok=True)
+                for file in names:
+                    os.replace(tmp / file, directory / file)
+                tmp.rmdir()
+            fsync_dir(parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return [directory / file for file in names]

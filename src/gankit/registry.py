@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, short_repr
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class Registry(Generic[T]):
             return self._entries[name].obj
         except KeyError:
             raise GankitError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {short_repr(name)}; choose one of: {', '.join(self.names())}"
             ) from None
 
     def names(self) -> list[str]:

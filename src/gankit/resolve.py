@@ -7,6 +7,9 @@ recipe and the GAN options it refuses; a named loss's implied values and the cur
 loss with labels. Each value it settles is recorded in ``cfg.provenance.resolved`` with its reason,
 so the run's config.yaml says why it holds what it holds.
 
+Before anything is allocated it also refuses a batch that cannot fit: the real and the fake batch
+alone (float32, the least any task holds) must fit in this machine's memory (``os.sysconf``).
+
 The data that drives the rules stays with its owner: a loss's ``implies`` and ``smoothable``
 (``gankit.losses``), a translator's ``implies`` and ``paired`` (``gankit.models.translators``), the
 conditionings (``gankit.models.CONDITIONINGS``), the metric keys (``gankit.metrics``).
@@ -15,17 +18,29 @@ conditionings (``gankit.models.CONDITIONINGS``), the metric keys (``gankit.metri
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TypeVar
 
-from gankit.config import Config, ModelConfig, RegConfig, TranslateConfig, options_by_key, validate
-from gankit.errors import GankitError
+from gankit.config import (
+    Config,
+    ModelConfig,
+    RegConfig,
+    TextConfig,
+    TranslateConfig,
+    options_by_key,
+    validate,
+)
+from gankit.data.base import gib, physical_memory
+from gankit.errors import GankitError, short_repr
 from gankit.losses import LOSSES, GANLoss
 from gankit.metrics import FEATURES
 from gankit.metrics.evaluate import higher_is_better
+from gankit.metrics.text2image import higher_is_better as text_higher_is_better
 from gankit.metrics.translation import higher_is_better as translation_higher_is_better
 from gankit.models import CONDITIONINGS
+from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
 from gankit.tasks import task_name_for
 
@@ -39,13 +54,61 @@ def resolve(cfg: Config) -> Config:
     to the keys the user left at their defaults (as the values of a translator's recipe or a
     loss's ``implies``), each recorded with its reason. Raises GankitError naming the key."""
     out = copy.deepcopy(cfg)
+    _check_name_lengths(out)
     task_name_for(out)  # a model some task trains (names the choices otherwise)
     _resolve_translator(out)
+    _resolve_text(out)
     loss = _named("train.loss", LOSSES.get, out.train.loss)
     _resolve_loss(out, loss)
     _check_conditional(out)
     _check_eval(out)
-    return validate(out)  # the schema again: the implied values and the user's together
+    out = validate(out)  # the schema again: the implied values and the user's together
+    check_memory(out)
+    return out
+
+
+MAX_NAME = 64
+"""The longest name of a registered component: longer is no name, refused without echoing it."""
+
+_NAMED = ("model.arch", "train.loss", "model.conditional", "eval.eval_metric")
+
+
+def _check_name_lengths(cfg: Config) -> None:
+    for key in _NAMED:
+        value = cfg.get(key)
+        if isinstance(value, str) and len(value) > MAX_NAME:
+            raise GankitError(f"{key} {short_repr(value)} is no known name (names are at most "
+                              f"{MAX_NAME} characters; `gankit list` shows them)")
+    features = cfg.eval.eval_features.partition(":")[0]
+    if len(features) > MAX_NAME:
+        raise GankitError(f"eval.eval_features {short_repr(features)} is no known extractor (fmnist "
+                          "or inception:PATH)")
+
+
+POINT_SETS = ("ring", "grid")
+
+
+def first_batch_bytes(cfg: Config) -> int:
+    """The least memory the first iteration needs, in bytes: a real and a fake batch as float32
+    (2-D points for the point sets, else images of ``data.image_size``: unset, the smallest
+    default, 28x28; channels unset: 1) and the latent batch. Networks and activations come on
+    top, so a config over it cannot run, and one under it may still not."""
+    t, d = cfg.train, cfg.data
+    per_sample = 2 if d.source in POINT_SETS else (d.channels or 1) * math.prod(d.size() or (28, 28))
+    return 4 * t.batch_size * (2 * per_sample + cfg.model.latent_dim)
+
+
+def check_memory(cfg: Config, memory: int | None = None) -> None:
+    """Refuse, naming the keys and the limit, a config whose first batch alone
+    (``first_batch_bytes``) is more than this machine's memory."""
+    memory = physical_memory() if memory is None else memory
+    need = first_batch_bytes(cfg)
+    if memory is not None and need > memory:
+        size = cfg.data.image_size or "the default image size"
+        raise GankitError(
+            f"train.batch_size {cfg.train.batch_size} at data.image_size {size} needs at least "
+            f"{gib(need)} for one real and one fake batch, more than this machine's {gib(memory)} "
+            "of memory; lower train.batch_size or data.image_size")
 
 
 def _named(key: str, get: Callable[[str], T], name: str) -> T:
@@ -108,14 +171,46 @@ def _resolve_translator(cfg: Config) -> None:
     if cfg.train.precision == "fp16":
         raise GankitError(f"train.precision=fp16 is for the noise-to-image GANs (it needs their "
                           f"gradient scalers); model.arch={arch} takes auto, fp32 or bf16")
-    if cfg.train.loss not in TRANSLATOR_LOSSES:
-        raise GankitError(f"train.loss {cfg.train.loss!r} does not suit model.arch={arch}: its "
+    if cfg.train.loss not in translator.losses:
+        if translator.losses != TRANSLATOR_LOSSES:  # a translator with a loss of its own (dtn)
+            raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: it "
+                              f"trains with its paper's loss ({', '.join(translator.losses)}); leave train.loss out")
+        raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its "
                           f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
-    other = "cyclegan" if translator.paired else "pix2pix"
-    for name in ("cycle", "identity", "pool_size") if translator.paired else ("l1",):
-        if getattr(tr, name) != getattr(defaults, name):
-            raise GankitError(f"translate.{name} is a {other} setting; model.arch={arch} does not "
+    for name in (f.name for f in fields(tr) if f.name != "partner"):
+        if name not in translator.settings and getattr(tr, name) != getattr(defaults, name):
+            users = [e.name for e in TRANSLATORS.entries() if name in e.obj.settings]
+            raise GankitError(f"translate.{name} is a {' and '.join(users)} setting; model.arch={arch} does not "
                               "use it: leave it out")
+
+
+def _resolve_text(cfg: Config) -> None:
+    """Text -> image (``model.arch`` gan-int-cls) against the rest: text.* is its alone, and it
+    refuses the GAN options it has no use for (its loss is Reed et al.'s matching-aware BCE)."""
+    tx, defaults, arch = cfg.text, TextConfig(), cfg.model.arch
+    if arch != TEXT_ARCH:
+        changed = [f.name for f in fields(tx) if getattr(tx, f.name) != getattr(defaults, f.name)]
+        if changed:
+            raise GankitError(f"text.{changed[0]} is for text -> image (model.arch={TEXT_ARCH}), not for "
+                              f"model.arch={arch}; leave it out")
+        return
+    refused = {**{f"model.{n}": "G's condition is the caption, not a class" for n in
+                  ("conditional", "embed_dim", "acgan_weight")},
+               "train.d_steps": "D and G alternate one step each (Reed et al. 2016, Algorithm 1)",
+               "train.reuse_fake": "G's step always reuses the fake batch of D's",
+               "train.compile": "not supported for text -> image",
+               "train.sync_bn": "not supported for text -> image (batch norm keeps each rank's statistics)",
+               **{f"reg.{f.name}": "D's cures are for the noise-to-data GANs" for f in fields(RegConfig)}}
+    by_dotted = {o.dotted: o for o in options_by_key().values()}
+    for dotted, why in refused.items():
+        if cfg.get(dotted) != by_dotted[dotted].default:
+            raise GankitError(f"{dotted} does not apply to model.arch={arch}: {why}; leave it out")
+    if cfg.train.loss != "nonsaturating":
+        raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its D is "
+                          "matching-aware with the logistic loss (nonsaturating)")
+    if cfg.train.precision == "fp16":
+        raise GankitError(f"train.precision=fp16 is for the noise-to-image GANs (it needs their gradient "
+                          f"scalers); model.arch={arch} takes auto, fp32 or bf16")
 
 
 def _resolve_loss(cfg: Config, loss: GANLoss) -> None:
@@ -149,8 +244,9 @@ def _check_eval(cfg: Config) -> None:
     ev = cfg.eval
     _named("eval.eval_features", FEATURES.get, ev.eval_features.partition(":")[0])
     if ev.eval_metric is not None:
-        direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else higher_is_better
+        direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else \
+            text_higher_is_better if cfg.model.arch == TEXT_ARCH else higher_is_better
         _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 
-__all__ = ["resolve"]
+__all__ = ["check_memory", "first_batch_bytes", "resolve"]

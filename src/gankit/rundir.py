@@ -25,17 +25,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
 from gankit.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
     from gankit.config import Config
 
-__all__ = ["MetricsLog", "NullLog", "RunDir", "read_records", "resolve_last", "resolve_link",
-           "step_dirs", "step_of"]
+__all__ = ["MetricsLog", "NullLog", "RunDir", "note_skipped", "read_records", "record_problem", "resolve_last",
+           "resolve_link", "step_dirs", "step_of"]
 
 _STEP_NAME = re.compile(r"^step-(\d+)(\.png)?$")  # checkpoints: step-000500; sample grids: step-000500.png
 
@@ -69,10 +70,13 @@ def resolve_link(ckpt_dir: Path, link_name: str) -> Path | None:
     """The checkpoint folder the link ``ckpt_dir/link_name`` (``last``, ``best``) points at, if it
     is a finished one (holds state.json)."""
     p = ckpt_dir / link_name
-    if p.is_symlink() or p.is_dir():
-        target = p.resolve()
-        if (target / "state.json").is_file():
-            return target
+    try:
+        if p.is_symlink() or p.is_dir():
+            target = p.resolve(strict=True)
+            if (target / "state.json").is_file():
+                return target
+    except (OSError, RuntimeError):  # a link loop, or to nothing: no checkpoint (gankit.checkpoint
+        pass  # says what is wrong with it when one is loaded)
     return None
 
 
@@ -88,37 +92,98 @@ def resolve_last(ckpt_dir: Path) -> Path | None:
 # --------------------------------------------------------------------------- metrics.jsonl
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file, in file order; a missing file gives [].
+#: Values of a measurement record that are numbers: the diagnosis and the report compute with them
+#: (and with every ``loss*`` and ``grad*``).
+NUMERIC_KEYS = frozenset({"d_real", "d_fake", "time", "img_per_s", "diversity", "modes", "modes_total", "hq",
+                          "classes", "classes_total", "first_diversity", "eval_seconds", "eval_n", "lr_g",
+                          "lr_d"})
 
-    Tolerant of what a running or killed run leaves: a half-written last line, blank lines, bad
-    bytes, and lines that are not objects are skipped. ``NaN`` / ``Infinity`` literals (which
-    ``json.dumps`` writes for a diverged value) are read as floats.
-    """
+#: the largest step a record may hold (as ``gankit.validate.MAX_COUNT``)
+MAX_STEP = 10**15
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes a metrics.jsonl line unusable (None if nothing): not an object, no whole
+    non-negative ``step``, an event whose name is not a string, or a measurement whose loss,
+    gradient norm, D output or probe signal is not a number."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    step = record.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        return "its step is not a whole number >= 0"
+    if "event" in record:
+        return None if isinstance(record["event"], str) else "its event is not a string"
+    for key, value in record.items():
+        if (key in NUMERIC_KEYS or key.startswith(("loss", "grad"))) and not (
+                value is None or isinstance(value, int | float)):
+            return f"its {key[:40]!r} is not a number"
+    return None
+
+
+def _lines(path: Path) -> tuple[list[str], bool] | None:
+    """The lines of the JSON-lines file ``path`` and whether it ends with a newline (None if there
+    is no file). Only a regular file is read: a FIFO or device is ``Damaged``, not waited on."""
+    from gankit.validate import read_regular  # stdlib only; rundir imports nothing else at load
+
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except FileNotFoundError:
-        return []
-    records = []
-    for line in raw.decode("utf-8", errors="replace").splitlines():
+        return None
+    return raw.decode("utf-8", errors="replace").splitlines(), raw.endswith(b"\n")
+
+
+def _classify(lines: list[str], complete: bool) -> list[tuple[int, Any, str | None]]:
+    """(line number, record, problem) of each non-blank line; a last line without its newline
+    that does not parse is a line a killed run was writing: problem "" (skipped, not noted)."""
+    out = []
+    for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill, or not JSON at all
-        if isinstance(obj, dict):
-            records.append(obj)
+            record: Any = json.loads(line)
+            problem = record_problem(record)
+        except (ValueError, RecursionError):
+            record, problem = None, "not JSON"
+            if i == len(lines) and not complete:
+                problem = ""
+        out.append((i, record, problem))
+    return out
+
+
+_noted: set[tuple[str, tuple[int, ...]]] = set()
+
+
+def note_skipped(path: Path, damaged: list[tuple[int, str]]) -> None:
+    """Say once per process, in one line on stderr, which damaged lines of ``path`` were skipped."""
+    key = (str(path), tuple(i for i, _ in damaged))
+    if not damaged or key in _noted:
+        return
+    _noted.add(key)
+    shown = "; ".join(f"line {i}: {why}" for i, why in damaged[:3])
+    more = f"; and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    print(f"gankit: note: {display_path(path)}: skipped {len(damaged)} damaged line(s) ({shown}{more}); "
+          "the other lines are used", file=sys.stderr)
+
+
+def read_records(path: Path, damaged: list[tuple[int, str]] | None = None) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file, in file order; a missing file gives [].
+
+    Tolerant of what a running or killed run leaves, and of damage: a half-written last line, blank
+    lines, bad bytes, lines that are not objects and records ``record_problem`` finds unusable are
+    skipped; the damaged ones (all but a half-written last line) are added to ``damaged`` as (line
+    number, what is wrong). ``NaN`` / ``Infinity`` literals (which ``json.dumps`` writes for a
+    diverged value) are read as floats.
+    """
+    found = _lines(path)
+    if found is None:
+        return []
+    records = []
+    for i, record, problem in _classify(*found):
+        if problem is None:
+            records.append(record)
+        elif problem and damaged is not None:
+            damaged.append((i, problem))
     return records
-
-
-def _step_at_most(line: str, step: int) -> bool:
-    """Whether a metrics.jsonl line is a record logged at ``step`` or before."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(record, dict) and record.get("step", 0) <= step
 
 
 def _summary_writer(tensorboard_dir: Path, purge_step: int | None = None) -> Any:
@@ -172,18 +237,32 @@ class MetricsLog:
         if self.writer is not None and self.tensorboard_dir is not None:
             self.writer.close()
             self.writer = _summary_writer(self.tensorboard_dir, purge_step=step + 1)
-        if not self.path.exists():
+        found = _lines(self.path)
+        if found is None:
             return
-        keep = [line for line in self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
-                if _step_at_most(line, step)]  # a half-written last line from a killed run goes
+        lines = found[0]
+        keep, damaged = [], []
+        for i, record, problem in _classify(*found):
+            if problem is None and record["step"] <= step:
+                keep.append(lines[i - 1])
+            elif problem:  # a half-written last line from a killed run goes without a word
+                damaged.append((i, problem))
+        note_skipped(self.path, damaged)
         atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
     def records(self) -> list[dict[str, Any]]:
-        """The lines logged so far (a half-written last line is skipped)."""
-        return read_records(self.path)
+        """The lines logged so far (a half-written last line is skipped; damaged ones too, noted)."""
+        damaged: list[tuple[int, str]] = []
+        records = read_records(self.path, damaged)
+        note_skipped(self.path, damaged)
+        return records
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record) + "\n"
+        if os.path.lexists(self.path) and not self.path.is_file():  # a FIFO would block, a loop fail
+            from gankit.validate import Damaged
+
+            raise Damaged(self.path, "it is not a regular file", "move it aside (gankit starts a new log)")
         with open(self.path, "ab+") as f:  # appends go to the end, wherever the file position is
             end = f.seek(0, os.SEEK_END)
             if end:
@@ -310,14 +389,36 @@ class RunDir:
     def config(self) -> Config:
         """The run's config, read and validated (GankitError if it is missing or invalid)."""
         from gankit.config import config_from_dict, load_yaml  # the registries: only when read
+        from gankit.validate import Damaged, read_regular
 
-        return config_from_dict(load_yaml(self.config_path), str(self.config_path))
+        path = self.config_path
+        fix = ("restore it from a backup (each checkpoint's state.json holds the config the run "
+               "trained with, under \"config\")")
+        try:
+            read_regular(path).decode("utf-8")  # a FIFO is refused, not waited on; binary is no YAML
+        except FileNotFoundError:
+            raise GankitError(f"{display_path(path)} does not exist, so {display_path(self.path)} is not a "
+                              "gankit run directory; pass the folder a training run wrote") from None
+        except UnicodeDecodeError:
+            raise Damaged(path, "it is not UTF-8 text (config.yaml is YAML)", fix) from None
+        except Damaged as e:
+            raise e.with_fix(fix) from None
+        try:
+            return config_from_dict(load_yaml(path), str(path))
+        except RecursionError:
+            raise Damaged(path, "it is nested too deeply to be a config", fix) from None
+        except GankitError as e:
+            raise GankitError(f"{e}; {fix}") from None
 
     # ------------------------------------------------------------------ metrics.jsonl
 
     def records(self) -> list[dict[str, Any]]:
-        """Every line of metrics.jsonl, in file order (a half-written last line is skipped)."""
-        return read_records(self.metrics_path)
+        """Every line of metrics.jsonl, in file order (a half-written last line is skipped; damaged
+        lines too, noted once on stderr)."""
+        damaged: list[tuple[int, str]] = []
+        records = read_records(self.metrics_path, damaged)
+        note_skipped(self.metrics_path, damaged)
+        return records
 
     def events(self) -> list[dict[str, Any]]:
         """The event lines: warnings of the diagnosis, rollbacks after a divergence."""
@@ -377,8 +478,10 @@ class RunDir:
         ckpt = ckpt if ckpt is not None else self.last_checkpoint()
         if ckpt is None:
             return None
+        from gankit.validate import read_regular
+
         try:
-            meta = json.loads((ckpt / "state.json").read_text())
-        except (OSError, ValueError):
+            meta = json.loads(read_regular(ckpt / "state.json", 64 << 20))
+        except (GankitError, OSError, ValueError, RecursionError):  # damaged: no state to show
             return None
         return meta if isinstance(meta, dict) else None

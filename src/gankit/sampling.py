@@ -9,12 +9,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gankit.checkpoint import MODEL, STATE, Checkpoint, check_module, load_checkpoint
 from gankit.config import Config, config_from_dict
-from gankit.errors import GankitError
-from gankit.models import DataShape, Packed, models_for, sample_prior
+from gankit.errors import GankitError, display_path, short_repr
+from gankit.models import MODELS, DataShape, Packed, models_for, sample_prior
 from gankit.models.conditional import default_labels, num_classes_of
 from gankit.nn_util import evaluating  # re-exported: its home is below metrics and models
 from gankit.rundir import RunDir
+from gankit.validate import Damaged
 
 
 def generate(G: nn.Module, z: Tensor, y: Tensor | None = None, batch_size: int = 256) -> Tensor:
@@ -97,22 +99,70 @@ class LoadedGenerator:
         return sample_from(self.G, self.config, n, seed, y)
 
 
-def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
-    """Rebuild G and D from a run directory or checkpoint (no unpickling)."""
-    from gankit.checkpoint import load_checkpoint
+def check_gan_meta(ckpt: Checkpoint) -> None:
+    """``Damaged`` unless state.json holds what a GAN's checkpoint has, of the right types and
+    ranges: the task (gan), ``real_batches``, ``data_shape``, ``num_classes``, ``classes``,
+    ``extent``, and a config whose ``model.arch`` is a GAN model."""
+    f = ckpt.fields()
+    task = f.string("task", default="gan")
+    if task != "gan":
+        if task in ckpt.meta or "translator" in ckpt.meta:  # another task's own, not damage
+            raise GankitError(f"{display_path(ckpt.path)} is a {short_repr(task)} checkpoint, not a GAN's: "
+                              "gankit sample and gankit eval draw from a GAN's generator")
+        raise f.bad("task", f"is {short_repr(task)}, not 'gan', and the checkpoint holds nothing of another task")
+    f.integer("real_batches")  # the data order's position: every GAN checkpoint has it
+    shape = f.integers("data_shape", lo=1, hi=1 << 16, min_len=1, max_len=3)
+    if len(shape) == 2:
+        raise f.bad("data_shape", f"must be [D] (points) or [C, H, W] (images), got {shape}")
+    k = f.integer("num_classes", hi=1 << 20, default=0)
+    classes = f.strings("classes", default=None)
+    if classes is not None and len(classes) != k:
+        raise f.bad("classes", f"must name the {k} classes of num_classes, got {len(classes)} names")
+    extent = f.numbers("extent", 4, 4, default=None)
+    if extent is not None and not (extent[0] < extent[1] and extent[2] < extent[3]):
+        raise f.bad("extent", f"must be [xmin, xmax, ymin, ymax] with min < max, got {extent}")
+    arch = f.object("config").object("model").string("arch")  # type: ignore[union-attr]
+    if arch not in MODELS.names():
+        raise Damaged(ckpt.path / STATE, f"its config's model.arch {arch!r} is no GAN model gankit has "
+                                         f"({', '.join(MODELS.names())})")
 
-    ckpt = load_checkpoint(path, with_train_state=False)
-    cfg = config_from_dict(ckpt.meta["config"], f"{ckpt.path}/state.json")
+
+def _rebuild(ckpt: Checkpoint) -> tuple[nn.Module, nn.Module, Config, DataShape, int]:
+    """G and D as the checkpoint's config builds them, its weights loaded (``Damaged`` if they do
+    not fit); G is the moving average where the run kept one."""
+    check_gan_meta(ckpt)
+    state = ckpt.path / STATE
+    cfg = config_from_dict(ckpt.meta["config"], str(state))
     shape = DataShape(tuple(ckpt.meta["data_shape"]))
     num_classes = int(ckpt.meta.get("num_classes") or 0)
-    G, D = models_for(cfg, shape, num_classes)
     try:
-        # With --ema the moving average is the generator to sample from (it is what the run's
-        # samples, report and evaluation showed); ``G_ema`` exists only in such checkpoints.
-        G.load_state_dict(ckpt.module_state("G_ema") or ckpt.module_state("G"))
+        G, D = models_for(cfg, shape, num_classes)
+    except (GankitError, ValueError, RuntimeError, TypeError) as e:
+        raise Damaged(state, f"its config and data_shape {list(shape.dims)} build no networks ({e})") from None
+    # With --ema the moving average is the generator to sample from (it is what the run's samples,
+    # report and evaluation showed); ``G_ema`` exists only in such checkpoints.
+    g_prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
+    check_module(ckpt, g_prefix, G)
+    check_module(ckpt, "D", D)
+    try:
+        G.load_state_dict(ckpt.module_state(g_prefix))
         D.load_state_dict(ckpt.module_state("D"))
     except RuntimeError as e:
-        raise GankitError(f"checkpoint {ckpt.path} does not match its own config: {e}") from None
+        raise Damaged(ckpt.path / MODEL, f"its weights do not fit the networks of its own config ({e})") from None
+    return G, D, cfg, shape, num_classes
+
+
+def load_generator(path: str, device: str = "cpu") -> LoadedGenerator:
+    """Rebuild G and D from a run directory or checkpoint (no unpickling), verified first
+    (``gankit.checkpoint.load_checkpoint``: a damaged checkpoint is a clear error naming the file
+    and the newest intact checkpoint to use instead)."""
+    built: dict[Path, tuple[nn.Module, nn.Module, Config, DataShape, int]] = {}
+
+    def check(c: Checkpoint) -> None:
+        built[c.path] = _rebuild(c)
+
+    ckpt = load_checkpoint(path, with_train_state=False, check=check)
+    G, D, cfg, shape, num_classes = built[ckpt.path]
     extent = ckpt.meta.get("extent")
     run = RunDir.of_checkpoint(ckpt.path)  # RUN_DIR/checkpoints/step-N, or a copied-out checkpoint
     return LoadedGenerator(G.to(device), D.to(device), cfg, shape, ckpt.step,

@@ -1,4 +1,4 @@
-"""Applying a trained image translator (pix2pix, CycleGAN): rebuilding its generators from a
+"""Applying a trained image translator (pix2pix, CycleGAN, DTN): rebuilding its generators from a
 checkpoint (no unpickling), the run's two domains of data, G(x) in batches, and scoring a run
 (``evaluate_translator``: load, then hand the generators and data to the metrics).
 
@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
-from gankit.checkpoint import find_checkpoint, load_checkpoint
+from gankit.checkpoint import (
+    MODEL,
+    STATE,
+    Checkpoint,
+    check_module,
+    find_checkpoint,
+    load_checkpoint,
+)
 from gankit.config import Config, config_from_dict
 from gankit.data.paired import (
     PAIRED_TASKS,
@@ -26,10 +33,11 @@ from gankit.data.paired import (
     load_translation,
     parse_class_pair,
 )
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
 from gankit.models.translators import TRANSLATORS, build_translator
 from gankit.nn_util import apply_in_batches
 from gankit.rundir import RunDir
+from gankit.validate import Damaged, read_regular
 
 if TYPE_CHECKING:
     from gankit.metrics.translation import TranslationScores
@@ -75,29 +83,87 @@ class LoadedTranslator:
 
 
 def is_translator_checkpoint(path: str | Path) -> bool:
-    """Whether the run directory or checkpoint at ``path`` holds a translator (read from its config)."""
+    """Whether the run directory or checkpoint at ``path`` holds a translator: read from its
+    state.json, or where that cannot be read (a damaged checkpoint) from the run's config.yaml."""
     try:
-        meta = json.loads((find_checkpoint(path) / "state.json").read_text())
-    except (GankitError, OSError, ValueError):
-        return False
-    return "translator" in meta
+        folder = find_checkpoint(path)
+    except GankitError:
+        folder = None
+    if folder is not None:
+        try:
+            meta = json.loads(read_regular(folder / STATE, 64 << 20))
+            if isinstance(meta, dict):
+                return "translator" in meta
+        except (GankitError, OSError, ValueError, RecursionError):
+            pass
+    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):  # a run, or a folder in one
+        run = RunDir(run_dir)
+        if run.is_run():
+            try:
+                return run.config().model.arch in TRANSLATORS.names()
+            except GankitError:
+                return False
+    return False
+
+
+def check_translator_meta(ckpt: Checkpoint) -> None:
+    """``Damaged`` unless state.json's ``translator`` says how to rebuild the generators, with the
+    right types and ranges, and agrees with the checkpoint's config."""
+    f = ckpt.fields()
+    t = f.object("translator")
+    assert t is not None
+    arch = t.string("arch", TRANSLATORS.names())
+    t.string("task")
+    t.boolean("paired")
+    t.strings("generators", 1, 4)
+    for key in ("shape_A", "shape_B"):
+        t.integers(key, lo=1, hi=1 << 16, min_len=3, max_len=3)
+    t.strings("classes", default=None)
+    task = f.string("task", default=arch)
+    if task != arch:
+        raise f.bad("task", f"is {task!r}, but its translator is {arch!r}")
+    cfg_arch = f.object("config").object("model").string("arch")  # type: ignore[union-attr]
+    if cfg_arch != arch:
+        raise t.bad("arch", f"is {arch!r}, but its config's model.arch is {cfg_arch!r}")
+
+
+def _rebuild(ckpt: Checkpoint) -> tuple[dict[str, nn.Module], Config]:
+    """The translator's networks as its metadata builds them, weights loaded (``Damaged`` if they
+    do not fit)."""
+    check_translator_meta(ckpt)
+    info = ckpt.meta["translator"]
+    cfg = config_from_dict(ckpt.meta["config"], str(ckpt.path / STATE))
+    try:
+        nets = build_translator(info["arch"], tuple(info["shape_A"]), tuple(info["shape_B"]),  # type: ignore[arg-type]
+                                cfg.model.width)
+    except (GankitError, ValueError, RuntimeError, TypeError) as e:
+        raise Damaged(ckpt.path / STATE, f"its translator's shapes build no networks ({e})") from None
+    for name, net in nets.items():
+        check_module(ckpt, name, net)
+        try:
+            net.load_state_dict(ckpt.module_state(name))
+        except RuntimeError as e:
+            raise Damaged(ckpt.path / MODEL, f"its weights do not fit the networks of its own config ({e})") from None
+    return nets, cfg
 
 
 def load_translator(path: str | Path, device: str | torch.device = "cpu") -> LoadedTranslator:
-    """Rebuild a trained translator from a run directory or checkpoint folder."""
-    ckpt = load_checkpoint(path, with_train_state=False)
-    info = ckpt.meta.get("translator")
-    if info is None:
-        raise GankitError(f"{ckpt.path} is a GAN checkpoint, not a translator's (model.arch=pix2pix or "
-                          "cyclegan); use `gankit sample` for it")
-    cfg = config_from_dict(ckpt.meta["config"], str(ckpt.path / "state.json"))
-    nets = build_translator(info["arch"], tuple(info["shape_A"]), tuple(info["shape_B"]),  # type: ignore[arg-type]
-                            cfg.model.width)
-    for name, net in nets.items():
-        net.load_state_dict(ckpt.module_state(name))
+    """Rebuild a trained translator from a run directory or checkpoint folder, verified first
+    (``gankit.checkpoint.load_checkpoint``)."""
+    built: dict[Path, tuple[dict[str, nn.Module], Config]] = {}
+
+    def check(c: Checkpoint) -> None:
+        if c.meta.get("translator") is None:
+            raise GankitError(f"{display_path(c.path)} is a GAN checkpoint, not a translator's "
+                              f"(model.arch={', '.join(TRANSLATORS.names())}); use `gankit sample` for it")
+        built[c.path] = _rebuild(c)
+
+    ckpt = load_checkpoint(path, with_train_state=False, check=check)
+    nets, cfg = built[ckpt.path]
+    for net in nets.values():
         net.to(device).eval().requires_grad_(False)
     run = RunDir.of_checkpoint(ckpt.path)
-    return LoadedTranslator(nets, cfg, info, ckpt.step, run.path if run else None)
+    return LoadedTranslator(nets, cfg, ckpt.meta["translator"], ckpt.step, run.path if run else None)
 
 
 def evaluate_translator(source: str | Path, n: int = 10_000, device: str = "cpu",
@@ -119,5 +185,5 @@ def evaluate_translator(source: str | Path, n: int = 10_000, device: str = "cpu"
     return scores
 
 
-__all__ = ["Data", "LoadedTranslator", "evaluate_translator", "generator_for", "is_translator_checkpoint",
+__all__ = ["Data", "LoadedTranslator", "check_translator_meta", "evaluate_translator", "generator_for", "is_translator_checkpoint",
            "load_data", "load_translator", "translate_images"]

@@ -37,7 +37,7 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path: Path, monkeypatch: pyte
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ck, "_write_json", disk_full)
-    with pytest.raises(GankitError, match="No space left on device.*step-000020 is intact"):
+    with pytest.raises(GankitError, match="No space left on device.*step-000020 is kept"):
         ck.save_checkpoint(d, 30, before.model, before.train or {}, {"config": {}}, keep=3)
     after = ck.load_checkpoint(d)
     assert after.path.name == "step-000020"

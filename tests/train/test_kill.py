@@ -84,9 +84,9 @@ def test_dcgan_fashion_mnist_killed_twice_then_resumed_equals_uninterrupted(tmp_
 
 
 def ring_args(checkpoint_every: int) -> list[str]:
-    """A 3000-step ring run, long enough (a few seconds) to be interrupted from outside."""
+    """A 1500-step ring run, long enough (a few seconds) to be interrupted from outside."""
     return ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--batch-size", "32",
-            "--steps", "3000", "--log-every", "50", "--sample-every", "3000",
+            "--steps", "1500", "--log-every", "50", "--sample-every", "1500",
             "--checkpoint-every", str(checkpoint_every), "--no-progress"]
 
 
@@ -123,7 +123,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_equals_uninterrupted(tmp_path: Pat
         pytest.skip("the run finished before Ctrl-C arrived")
     assert p.returncode == 130 and "checkpoint saved" in err and "--resume" in err
     step = load_checkpoint(run).step
-    assert 0 < step < 3000 and step % 1000 != 0  # saved where it stopped, not at a scheduled step
+    assert 0 < step < 1500 and step % 1000 != 0  # saved where it stopped, not at a scheduled step
     assert main(["train", "--resume", str(run)]) == 0
     assert main(["train", *args, "--out", str(tmp_path / "full")]) == 0
     # Weights, optimisers and RNG end identical. The logs differ by design around the stop: the

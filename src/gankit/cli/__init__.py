@@ -2,6 +2,9 @@
 
 Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, and exit status 2.
 The library's messages name config keys (``train.lr_g``); here they are shown as flags (``--lr-g``).
+Nothing in a message reaches the terminal raw: control characters (ESC, BEL, CR, ...) and bytes of
+file names that are not UTF-8 are printed as escapes (``gankit.errors.escape_text``), and a line is
+cut at ``MAX_LINE`` characters.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any, NoReturn
 from gankit.cli.commands import cmd_doctor, cmd_list, cmd_report, cmd_sample, cmd_train
 from gankit.cli.evaluate import cmd_eval, cmd_translate, metric_names
 from gankit.cli.flags import add_config_flags, flags_for_keys
-from gankit.errors import GankitError
+from gankit.errors import GankitError, escape_text
+from gankit.fsutil import DiskFull, disk_full_reason, is_disk_full, written_path
 
 EXIT_USAGE = 2
+MAX_LINE = 2000
+"""The most characters of one line of an error message (a value given whole is cut before it)."""
 DEVICE_HELP = "auto (a GPU if torch sees one, else the CPU, as gankit train) | cpu | cuda | cuda:N"
 
 
@@ -47,13 +53,21 @@ def did_you_mean(parser: argparse.ArgumentParser, argv: list[str], message: str)
     known = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
     hints = []
     for word in re.findall(r"(--[\w-]+)", message):
-        if word in known:
+        if word in known or len(word) > 100:  # difflib's cost grows with the word
             continue
         near = [o for o in known if o.startswith(word + "-")] or difflib.get_close_matches(word, known, n=3)
         if near:
             hints.append(f"did you mean {' or '.join(near[:4])} (for {word})?")
     return message + ("; " + " ".join(hints) if hints else "") + (
         f" (gankit {command} --help lists the flags)" if command in (sub.choices if sub else {}) else "")
+
+
+def say_error(message: str, prefix: str = "gankit: error: ") -> None:
+    """Print an error to stderr, escaped: its own line breaks kept (a list of skipped files), every
+    other control character, and any line beyond ``MAX_LINE`` characters, made harmless."""
+    lines = escape_text(message, keep="\n").split("\n")
+    text = "\n".join(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in lines)
+    print(prefix + text, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class", dest="cls", metavar="NAME|INDEX",
                    help="a conditional run: all samples of this class (default: a grid with one row "
                         "per class, ceil(N / classes) samples each, one latent per column)")
+    s.add_argument("--text", action="append", metavar="CAPTION",
+                   help="a text -> image run (--model gan-int-cls): N images of this caption; repeat it "
+                        "for one row per caption, the same noise down each column")
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.set_defaults(func=cmd_sample)
 
@@ -122,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     dr.set_defaults(func=cmd_doctor)
 
     tr = sub.add_parser(
-        "translate", help="apply a trained image translator (pix2pix, cyclegan) to a folder of images",
+        "translate", help="apply a trained image translator (pix2pix, cyclegan, dtn) to a folder of images",
         description="Translate every image of INPUT_DIR (searched recursively; files that cannot be used "
                     "are skipped and listed) with the generator of RUN, and write one PNG per input to "
                     "OUT_DIR under the same relative name. Inputs are scaled to cover the run's image size "
@@ -148,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = parser.parse_args(argv)
     except UsageError as e:  # one line, not argparse's usage block
-        print(f"gankit: error: {did_you_mean(parser, argv, str(e))}", file=sys.stderr)
+        say_error(did_you_mean(parser, argv, str(e)))
         return EXIT_USAGE
     try:
         if vars(ns).get("device"):  # sample, eval, translate: one default with train (auto)
@@ -157,11 +174,19 @@ def main(argv: list[str] | None = None) -> int:
             ns.device = str(resolve_device(ns.device))
         return ns.func(ns)
     except GankitError as e:
-        print(f"gankit: error: {flags_for_keys(str(e))}", file=sys.stderr)
+        say_error(flags_for_keys(str(e)))
         return EXIT_USAGE
     except KeyboardInterrupt as e:
-        print(f"gankit: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
-        return 130
+        signum = getattr(e, "signum", 2)  # gankit.train.lifecycle.Stopped: SIGTERM's stop says so itself
+        say_error(str(e), "gankit: " if signum != 2 else "gankit: interrupted" + (": " if str(e) else ""))
+        return 128 + signum
+    except Exception as e:  # a full disk that no message named yet (ENOSPC, EDQUOT): one line too
+        if not is_disk_full(e):
+            raise
+        path = written_path(e)
+        say_error(str(DiskFull(path, e)) if path else f"{disk_full_reason(e)} ({e}): free some space and run "
+                                                      "it again")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ from typing import Any
 
 from gankit.cli.flags import config_overrides
 from gankit.config import build_config
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
+from gankit.fsutil import DiskFull, clean_stale_temps
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
@@ -25,7 +26,11 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_sample(ns: argparse.Namespace) -> int:
+    from gankit.cli.text2image import cmd_sample_text, wants_text
     from gankit.translating import is_translator_checkpoint
+
+    if wants_text(ns):  # --text, or a text -> image run (gankit.cli.text2image)
+        return cmd_sample_text(ns)
 
     if is_translator_checkpoint(ns.source):
         raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
@@ -65,6 +70,7 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             else default_labels(n, K)
     x = generate(lg.G, z.to(ns.device), None if y is None else y.to(ns.device)).cpu()
     out = Path(ns.out)
+    clean_stale_temps(out.parent, out.name)  # what a killed `gankit sample` to this --out left
     try:
         if not lg.shape.is_image:
             _save_points(lg, x, out)
@@ -72,11 +78,13 @@ def cmd_sample(ns: argparse.Namespace) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             save_grid(x, out, nrow=nrow, row_labels=rows)
         else:
-            save_each(x, out)
+            save_each(x, out)  # written whole into a hidden folder first, then put in place
+    except DiskFull:
+        raise
     except OSError as e:
-        raise GankitError(f"cannot write {out}: {e.strerror}; choose another --out") from None
+        raise GankitError(f"cannot write {display_path(out)}: {e.strerror}; choose another --out") from None
     what = f" of class {class_names(K, lg.classes)[int(y[0])]}" if ns.cls is not None and y is not None else ""
-    print(f"{n} {'frames' if ns.interpolate else 'samples'}{what} from step {lg.step} -> {out}")
+    print(f"{n} {'frames' if ns.interpolate else 'samples'}{what} from step {lg.step} -> {display_path(out)}")
     return 0
 
 
@@ -103,6 +111,7 @@ def _save_points(lg: Any, x: Any, out: Path) -> None:
         atomic_write_bytes(out, data)
     else:
         out.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(out, "points.csv")
         atomic_write_text(out / "points.csv", "x,y\n" + "".join(f"{a:.6g},{b:.6g}\n" for a, b in pts))
 
 
@@ -110,7 +119,9 @@ def cmd_report(ns: argparse.Namespace) -> int:
     from gankit.report import build_report
     from gankit.rundir import RunDir
 
-    print(build_report(RunDir(ns.run_dir), ns.out))
+    out = Path(ns.out) if ns.out else RunDir(ns.run_dir).report_path
+    clean_stale_temps(out.parent, out.name)  # what a killed `gankit report` left
+    print(display_path(str(build_report(RunDir(ns.run_dir), ns.out))))
     return 0
 
 
@@ -121,12 +132,12 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
 
     run = RunDir(ns.run_dir)
     if not run.is_run():
-        raise GankitError(f"{run.path} is not a gankit run (no config.yaml); give a run directory")
+        raise GankitError(f"{display_path(run.path)} is not a gankit run (no config.yaml); give a run directory")
     findings, events, last = diagnose_run(run)
     if "step" not in last:
-        print(f"{run.path}: nothing logged yet")
+        print(f"{display_path(run.path)}: nothing logged yet")
         return 0
-    print(f"{run.path}: step {last['step']}")
+    print(f"{display_path(run.path)}: step {last['step']}")
     if "d_real" in last:  # the report's reading too (gankit.verdict)
         print(f"  D(x) = {last['d_real']:.3f}, D(G(z)) = {last['d_fake']:.3f}")
         print(f"  {equilibrium(last['d_real'], last['d_fake']).sentence}")
@@ -162,7 +173,8 @@ def cmd_list(ns: argparse.Namespace) -> int:
         print(f"{reg.plural}:")
         for e in reg.entries():
             print(f"  {e.name:<16} {e.help}")
-    print("datasets also: PATH to a folder of images")
+    print("datasets also: PATH to a folder of images; for --model gan-int-cls (text -> image) one with a "
+          "metadata.jsonl, a {\"file_name\": ..., \"text\": ...} object per line")
     from gankit.data.paired import PAIRED_TASKS, class_pair_names
     from gankit.models.translators import TRANSLATORS
 
@@ -174,5 +186,6 @@ def cmd_list(ns: argparse.Namespace) -> int:
     print(f"  {PAIRED_TASKS[1]:<16} pix2pix: a Fashion-MNIST item by day (gray) -> at night (dark, blue)")
     print(f"  {'A2B':<16} cyclegan: two Fashion-MNIST classes as the domains, e.g. sneaker2sandal; "
           f"classes: {', '.join(class_pair_names())}")
+    print(f"  {'fashion2emoji':<16} dtn, cyclegan: Fashion-MNIST photos -> clothing emoji (Debian's emoji sets)")
     print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
     return 0

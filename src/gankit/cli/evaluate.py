@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
+from gankit.fsutil import clean_stale_temps
 
 
 def metric_names() -> list[str]:
@@ -22,6 +23,12 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     if ns.source and not (ns.real or ns.fake) and is_translator_checkpoint(ns.source):
         return cmd_eval_translator(ns)
+    from gankit.text_sampling import is_text_checkpoint
+
+    if ns.source and is_text_checkpoint(ns.source):  # text -> image: gankit.cli.text2image
+        from gankit.cli.text2image import cmd_eval_text
+
+        return cmd_eval_text(ns)
     import json
 
     from gankit.config import parse_image_size
@@ -144,10 +151,12 @@ def cmd_translate(ns: argparse.Namespace) -> int:
     G = lt.generator(ns.direction)
     c, h, w = lt.meta["shape_A" if ns.direction == "AtoB" else "shape_B"]
     if not Path(ns.input_dir).is_dir():
-        raise GankitError(f"INPUT_DIR {ns.input_dir} is not a folder; give the folder of images to translate")
+        raise GankitError(f"INPUT_DIR {display_path(ns.input_dir)} is not a folder; give the folder of "
+                          "images to translate")
     found = load_image_folder(ns.input_dir, (h, w), c)  # corrupt files are skipped and listed
     print(found.summary(), file=sys.stderr)
     out = Path(ns.out)
+    clean_stale_temps(out)  # the half-written files of a killed `gankit translate` into this folder
     # x.jpg -> x.png; where two inputs would share that name (x.jpg, x.png), both keep theirs + .png
     stems = Counter(str(Path(f).with_suffix("")) for f in found.files)
     names = [str(Path(f).with_suffix(".png")) if stems[str(Path(f).with_suffix(""))] == 1 else f + ".png"
@@ -161,6 +170,7 @@ def cmd_translate(ns: argparse.Namespace) -> int:
                 try:
                     save_png(pic, target)
                 except OSError as e:
-                    raise GankitError(f"cannot write {target}: {e.strerror}; choose another --out") from None
-    print(f"{len(found.files)} images translated {ns.direction} at step {lt.step} -> {out}")
+                    raise GankitError(f"cannot write {display_path(target)}: {e.strerror}; choose another "
+                                      "--out") from None
+    print(f"{len(found.files)} images translated {ns.direction} at step {lt.step} -> {display_path(out)}")
     return 0

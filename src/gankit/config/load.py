@@ -6,6 +6,13 @@ keys and wrong types are errors that name the key and the file. What the user se
 ``Config.provenance``; the rules that need the registries (a model's recipe, a loss's implied
 values, the names of registered components) are applied by ``gankit.resolve.resolve``.
 
+Every YAML file gankit reads (``--config``, a run's ``config.yaml``) goes through ``load_yaml``,
+which refuses, in one line naming the file and before building anything large: a file over
+``MAX_YAML_BYTES``, one that is not UTF-8 text, nesting deeper than ``MAX_YAML_DEPTH``, more than
+``MAX_YAML_ALIASES`` aliases, and documents that expand (aliases counted as copies) to more than
+``MAX_YAML_NODES`` values, so a "billion laughs" of a few hundred bytes fails in milliseconds.
+Messages show at most ``gankit.errors.SHORT`` characters of a value.
+
 Earlier versions spelled "unset" as ``""`` (strings) and ``0`` (``width``, ``channels``,
 ``workers``, ``embed_dim``); both still load, as None, so every saved config.yaml and checkpoint
 resumes.
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent
 
 from gankit.config.schema import (
     SECTIONS,
@@ -32,9 +40,20 @@ from gankit.config.schema import (
     type_ok,
     validate,
 )
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path, short_repr
 
 PROVENANCE_KEY = "provenance"
+
+MAX_YAML_BYTES = 1 << 20
+"""1 MiB: a run's config.yaml is about 3 KB; the pure-Python parser reads 1 MiB in under a second."""
+MAX_YAML_DEPTH = 20
+"""Nesting levels (a config needs 4: sections, provenance, its lists): deeper is refused before
+Python's recursion limit is near."""
+MAX_YAML_ALIASES = 100
+"""``*alias`` references in one file: a config needs none; a few anchors for shared values pass."""
+MAX_YAML_NODES = 10_000
+"""Values in one document, each alias counted as a copy of what it names (a full config with its
+provenance has about 300)."""
 
 
 def _legacy_unset(opt: Option, value: Any) -> bool:
@@ -56,9 +75,16 @@ def coerce(opt: Option, value: Any, where: str) -> Any:
         value = str(value)
     if not type_ok(opt.type, value):
         raise GankitError(
-            f"{where}: {opt.dotted} must be {type_name(opt.type)}, got {value!r} ({type(value).__name__})"
+            f"{where}: {opt.dotted} must be {type_name(opt.type)}, got {short_repr(value)} "
+            f"({type(value).__name__})"
         )
-    return float(value) if opt.type is float else value
+    if opt.type is float:
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond any float: the schema's check names the key
+            raise GankitError(f"{where}: {opt.dotted} must be a finite number, got "
+                              f"{short_repr(value)}") from None
+    return value
 
 
 def parse_cli_value(opt: Option, text: str) -> Any:
@@ -71,17 +97,17 @@ def parse_cli_value(opt: Option, text: str) -> Any:
             return int(text)
         if opt.type is float:
             return float(text)
-    except ValueError:
-        raise GankitError(f"{opt.dotted} must be {type_name(opt.type)}, got {text!r}") from None
+    except ValueError:  # also an integer of more than 4300 digits
+        raise GankitError(f"{opt.dotted} must be {type_name(opt.type)}, got {short_repr(text)}") from None
     return text
 
 
 def _unknown(key: str, known: list[str], where: str) -> GankitError:
     # The names are quoted: they are YAML spellings, which the CLI leaves as they are (not flags).
-    near = difflib.get_close_matches(key, known, n=3)
+    near = difflib.get_close_matches(key, known, n=3) if len(key) <= 100 else []  # cost: len(key)
     hint = (f"; did you mean {' or '.join(map(repr, near))}?" if near
             else f"; known keys: {', '.join(map(repr, known))}")
-    return GankitError(f"{where}: unknown config key {key!r}{hint}")
+    return GankitError(f"{where}: unknown config key {short_repr(key)}{hint}")
 
 
 def _provenance(value: Any, where: str) -> Provenance:
@@ -116,7 +142,7 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], where: str, *, user: boo
 
     for key, value in mapping.items():
         if not isinstance(key, str):
-            raise GankitError(f"{where}: config keys must be strings, got {key!r}")
+            raise GankitError(f"{where}: config keys must be strings, got {short_repr(key)}")
         if key == PROVENANCE_KEY:
             if not user:
                 cfg.provenance = _provenance(value, where)
@@ -133,25 +159,107 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], where: str, *, user: boo
     return cfg
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing at most ``MAX_YAML_DEPTH`` levels, ``MAX_YAML_ALIASES``
+    aliases and ``MAX_YAML_NODES`` values (an alias counted as the values it names)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = self.aliases = self.nodes = 0
+        self.sizes: dict[int, int] = {}  # id(node) -> values it holds, aliases expanded
+
+    def _count(self, n: int, mark: Any) -> None:
+        self.nodes += n
+        if self.nodes > MAX_YAML_NODES:
+            raise _Refused(f"holds more than {MAX_YAML_NODES} values (aliases counted as copies of what "
+                           "they name)", mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise _Refused(f"uses more than {MAX_YAML_ALIASES} aliases (*name)", event.start_mark)
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self._count(self.sizes.get(id(node), 1), event.start_mark)
+            return super().compose_node(parent, index)
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            raise _Refused(f"is nested more than {MAX_YAML_DEPTH} levels deep", mark)
+        before = self.nodes
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self._count(1, mark)
+        self.sizes[id(node)] = self.nodes - before
+        return node
+
+
+class _Refused(Exception):
+    """A YAML document over one of the loader's limits (what it exceeds, and where)."""
+
+    def __init__(self, what: str, mark: Any) -> None:
+        super().__init__(what)
+        self.what, self.mark = what, mark
+
+
+def _at(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping, turning every I/O or syntax problem into a clear error."""
+    """Read a YAML mapping, turning every I/O, encoding, syntax or size problem into one line
+    naming the file (see the module's limits)."""
     p = Path(path)
+    name = display_path(p)
     try:
-        text = p.read_text()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)  # never more, whatever the file (or device) holds
     except FileNotFoundError:
-        raise GankitError(f"config file {p} does not exist") from None
+        raise GankitError(f"config file {name} does not exist") from None
     except OSError as e:
-        raise GankitError(f"cannot read config file {p}: {e.strerror}") from None
+        raise GankitError(f"cannot read config file {name}: {e.strerror or e}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise GankitError(f"config file {name} is over the limit of {MAX_YAML_BYTES / 2**20:g} MiB (a config "
+                          "is a few KB); give a YAML file of settings")
+    if b"\0" in raw:
+        raise GankitError(f"config file {name} is binary (it holds NUL bytes), not YAML text; "
+                          "give a YAML file of settings")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise GankitError(f"config file {name} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                          f"{e.start}); give a YAML file of settings, saved as UTF-8") from None
+    loader = None
+    try:
+        loader = _BoundedLoader(text)  # the reader checks the characters here
+        data = loader.get_single_data()
+    except _Refused as e:
+        raise GankitError(f"config file {name} {e.what}{_at(e.mark)}; a config is a mapping of "
+                          "settings: write the values out") from None
+    except yaml.reader.ReaderError as e:
+        raise GankitError(f"config file {name} is not YAML text: character #x{e.character:04x} at "
+                          f"offset {e.position} is not allowed" if isinstance(e.character, int) else
+                          f"config file {name} is not YAML text ({e.reason})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise GankitError(f"config file {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+        problem = str(getattr(e, "problem", None) or e).splitlines()[0]
+        raise GankitError(f"config file {name} is not valid YAML{_at(mark)}: {problem}") from None
+    except (ValueError, OverflowError) as e:  # an integer of more than 4300 digits, a 13th month
+        what = ("an integer of more than 4300 digits" if "digits" in str(e)
+                else short_repr(str(e).splitlines()[0] if str(e) else type(e).__name__))
+        raise GankitError(f"config file {name} holds a value YAML cannot read: {what}; check its "
+                          "numbers and dates") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GankitError(f"config file {p} must hold a mapping of keys to values, not {type(data).__name__}")
+        raise GankitError(f"config file {name} must hold a mapping of keys to values, not {type(data).__name__}")
     return data
 
 
@@ -165,13 +273,13 @@ def build_config(
     ``gankit.resolve.resolve`` to the result before training with it."""
     cfg = copy.deepcopy(base) if base is not None else Config()
     if yaml_path is not None:
-        apply_mapping(cfg, load_yaml(yaml_path), str(yaml_path), user=True)
+        apply_mapping(cfg, load_yaml(yaml_path), display_path(yaml_path), user=True)
     if overrides:
         apply_mapping(cfg, overrides, "command line", user=True)
     try:
         return validate(cfg)
     except GankitError as e:  # say where the offending value may have come from
-        where = " + ".join(w for w in (yaml_path and str(yaml_path), overrides and "command line") if w)
+        where = " + ".join(w for w in (yaml_path and display_path(yaml_path), overrides and "command line") if w)
         raise GankitError(f"{where}: {e}" if where else str(e)) from None
 
 
@@ -189,4 +297,7 @@ def config_from_dict(data: dict[str, Any], where: str) -> Config:
     return validate(cfg)
 
 
-__all__ = ["apply_mapping", "build_config", "coerce", "config_from_dict", "load_yaml", "parse_cli_value"]
+__all__ = [
+    "MAX_YAML_ALIASES", "MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "apply_mapping",
+    "build_config", "coerce", "config_from_dict", "load_yaml", "parse_cli_value",
+]

@@ -15,6 +15,7 @@ This module imports nothing but the standard library and ``gankit.errors``, so t
 from __future__ import annotations
 
 import functools
+import math
 import re
 import types
 import typing
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, short_repr
 
 # --------------------------------------------------------------------------- field metadata
 
@@ -36,16 +37,25 @@ class Bounds:
     low_open: bool = False  # ``low`` itself is refused
     high_open: bool = False
     zero: str = ""  # what 0 means where it is the low end, e.g. "off"
+    # ``high`` is a sanity limit (no run needs more), not part of what the number means: a value
+    # under ``low`` is told only the low end, one over ``high`` only the limit
+    limit: bool = False
 
     def holds(self, value: float) -> bool:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
-    def describe(self) -> str:
+    def describe(self, value: float | None = None) -> str:
+        """What the number must be; for a ``limit``, the end that ``value`` misses."""
+        if self.limit and self.high is not None:
+            if value is not None and value > self.high:
+                return f"at most {_num(self.high)}"
+            return Bounds(self.low, zero=self.zero, low_open=self.low_open).describe()
         if self.high is not None:
-            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
-                    f"{')' if self.high_open else ']'}")
+            zero = f" ({self.zero})" if self.zero and self.low == 0 else ""
+            return (f"in {'(' if self.low_open else '['}{_num(self.low or 0)}, {_num(self.high)}"
+                    f"{')' if self.high_open else ']'}{zero}")
         if self.low == 0 and self.low_open:
             return "positive"
         if self.low == 0:
@@ -53,13 +63,32 @@ class Bounds:
         return f"at least {self.low:g}"
 
 
+def _num(x: float) -> str:
+    """A bound as written: ``65536``, ``1000000000``, ``0.5``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
+
+
 AT_LEAST_1 = Bounds(1)
 POSITIVE = Bounds(0, low_open=True)
 UNIT = Bounds(0, 1, high_open=True)  # [0, 1): Adam's betas, decays
 
+# The upper ends of the counts and sizes: far beyond any run gankit is for, and low enough that
+# a typo (an extra digit or three) is refused by name before anything is allocated. What fits in
+# memory together (batch x image size) is checked by gankit.resolve against the machine's memory.
+MANY = 10**9  # steps and every-N-steps cadences: 10^9 steps take weeks at 1000 steps a second
+
+
+def _upto(high: int, low: int = 1, zero: str = "") -> Bounds:
+    """At least ``low`` (what ``zero`` means, if 0), and at most the sanity limit ``high``."""
+    return Bounds(low, high, zero=zero, limit=True)
+
 
 def _zero_or_more(zero: str = "off") -> Bounds:
     return Bounds(0, zero=zero)
+
+
+MAX_TEXT = 4096
+"""The longest text value (PATH_MAX on Linux): paths, names."""
 
 
 @dataclass(frozen=True)
@@ -87,18 +116,27 @@ def _f(
 
 # --------------------------------------------------------------------------- image size
 
+MAX_SIDE = 4096
+"""The largest image side, in pixels."""
+
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$")
 
 
 def parse_image_size(value: str | int) -> tuple[int, int]:
     """``28`` -> (28, 28); ``"48x64"`` -> (48, 64) as (H, W)."""
-    m = _SIZE.match(str(value))
+    text = str(value)
+    m = _SIZE.match(text) if len(text) <= 64 else None
     if not m:
-        raise GankitError(f"data.image_size {value!r} is not N or HxW (e.g. 64 or 48x64)")
-    h = int(m.group(1))
-    w = int(m.group(2)) if m.group(2) else h
-    if not (4 <= h <= 4096 and 4 <= w <= 4096):
-        raise GankitError(f"data.image_size {value!r} is out of range: each side must be 4..4096 pixels")
+        raise GankitError(f"data.image_size {short_repr(value)} is not N or HxW (e.g. 64 or 48x64)")
+    sides = [g for g in m.groups() if g]
+    if any(len(g) > 5 for g in sides):  # never int() a thousand digits
+        h = w = 0
+    else:
+        h = int(sides[0])
+        w = int(sides[1]) if len(sides) > 1 else h
+    if not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):
+        raise GankitError(f"data.image_size {short_repr(value)} is out of range: each side must be "
+                          f"4..{MAX_SIDE} pixels")
     return h, w
 
 
@@ -106,6 +144,20 @@ def _canonical_image_size(value: str) -> str:
     """``" 32 X 16 "`` -> ``"32x16"``, ``"28"`` -> ``"28"`` (checked by parse_image_size)."""
     h, w = parse_image_size(value)
     return f"{h}x{w}" if "x" in value.lower() else str(h)
+
+
+def _canonical_source(value: str) -> str:
+    """``data.source`` as given; an empty or blank one is refused (it would read as this folder)."""
+    if not value.strip():
+        raise GankitError("data.source is empty: give a dataset name (ring, grid, fashion-mnist, ...: "
+                          "see `gankit list`) or the path of a folder of images (`.` for this one)")
+    return value
+
+
+def _canonical_partner(value: str) -> str:
+    if not value.strip():
+        raise GankitError("translate.partner is blank: give the path of the B folder, or leave it out")
+    return value
 
 
 # --------------------------------------------------------------------------- the sections
@@ -117,7 +169,7 @@ class DataConfig:
         "fashion-mnist",
         "a dataset (ring, grid, fashion-mnist, stacked-fashion-mnist: see `gankit list`) "
         "or a PATH to a folder of images (searched recursively)",
-        flag="data",
+        flag="data", canonical=_canonical_source,
     )
     image_size: str | None = _f(
         None,
@@ -135,7 +187,7 @@ class DataConfig:
     )
     cache_dir: str | None = _f(None, "cache for decoded folders (unset: $GANKIT_CACHE or ~/.cache/gankit)")
     workers: int | None = _f(None, "processes decoding a folder of images; unset: one per core (at most 8)",
-                             bounds=AT_LEAST_1)
+                             bounds=_upto(256))
 
     def size(self) -> tuple[int, int] | None:
         """(H, W) from ``image_size``, or None for the dataset's default."""
@@ -145,17 +197,17 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     arch: str = _f("dcgan", "architecture of G and D (see `gankit list`)", flag="model")
-    latent_dim: int = _f(100, "size of the latent vector z", bounds=AT_LEAST_1)
+    latent_dim: int = _f(100, "size of the latent vector z", bounds=_upto(4096))
     prior: str = _f("normal", "distribution of z: N(0, I) or U(-1, 1)", choices=("normal", "uniform"))
     width: int | None = _f(None, "base width (channels or hidden units); unset: the architecture's default",
-                           bounds=AT_LEAST_1)
+                           bounds=_upto(1024))
     conditional: str | None = _f(
         None, "class-conditional G(z, y) and D on labelled data (Fashion-MNIST, or a folder whose "
         "subfolders are the classes): cgan (Mirza & Osindero 2014), acgan (Odena et al. 2017) or "
         "projection (Miyato & Koyama 2018); unset: off"
     )
     embed_dim: int | None = _f(None, "size of the label embedding G sees beside z (unset: the number "
-                               "of classes)", bounds=AT_LEAST_1)
+                               "of classes)", bounds=_upto(4096))
     acgan_weight: float = _f(1.0, "with --conditional acgan: weight of the auxiliary classifier's "
                              "cross-entropy in both players' losses", bounds=_zero_or_more(""))
 
@@ -165,13 +217,13 @@ class TrainConfig:
     loss: str = _f(
         "nonsaturating", "minimax: G descends log(1 - D(G(z))); nonsaturating: G ascends log D(G(z))",
     )
-    d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)", bounds=AT_LEAST_1)
-    steps: int = _f(18000, "generator updates (iterations of Algorithm 1)", bounds=AT_LEAST_1)
+    d_steps: int = _f(1, "K: discriminator updates per generator update (Algorithm 1)", bounds=_upto(1000))
+    steps: int = _f(18000, "generator updates (iterations of Algorithm 1)", bounds=_upto(MANY))
     max_time: float = _f(0.0, "also stop (with a checkpoint, samples and the report) once training "
                          "has taken this many seconds in all, resumed segments included (0 = no limit)",
                          bounds=_zero_or_more("no limit"))
     batch_size: int = _f(64, "samples per batch (m in Algorithm 1), for real and for fake; "
-                         "under torchrun per process (global batch = processes x this)", bounds=AT_LEAST_1)
+                         "under torchrun per process (global batch = processes x this)", bounds=_upto(65536))
     lr_g: float = _f(4e-4, "Adam learning rate of G (DCGAN's 2e-4 doubled: lower FID at 300 s, "
                      "docs/BENCHMARKS.md)", bounds=POSITIVE)
     lr_d: float = _f(4e-4, "Adam learning rate of D", bounds=POSITIVE)
@@ -191,7 +243,7 @@ class TrainConfig:
                           "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
     compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "
                        "docs/BENCHMARKS.md; try it on a GPU)")
-    seed: int = _f(0, "random seed: same seed, same run (on CPU)")
+    seed: int = _f(0, "random seed: same seed, same run (on CPU)", bounds=_upto(2**32 - 1, low=0))
     device: str = _f("auto", "auto | cpu | cuda | cuda:N (under torchrun: each rank's own GPU)",
                      pattern=Pattern(r"auto|cpu|cuda(:\d+)?|mps", "auto, cpu, cuda or cuda:N"))
     sync_bn: bool = _f(False, "under torchrun: batch-norm statistics over all ranks (SyncBatchNorm, GPUs)")
@@ -226,9 +278,9 @@ class RegConfig:
     mbstd: bool = _f(False, "a minibatch standard-deviation feature before D's last layer "
                      "(Karras et al. 2018): D sees how varied the batch is")
     pack: int = _f(1, "PacGAN (Lin et al. 2018): D judges m samples at once, all real or all "
-                   "fake; 1 = off. The batch size must be a multiple", bounds=AT_LEAST_1)
+                   "fake; 1 = off. The batch size must be a multiple", bounds=_upto(1024))
     unrolled: int = _f(0, "unrolled GAN (Metz et al. 2017): G's update looks k steps into D's "
-                       "future updates (first-order); 0 = off", bounds=_zero_or_more())
+                       "future updates (first-order); 0 = off", bounds=_upto(100, low=0, zero="off"))
     diffaugment: str | None = _f(
         None, "DiffAugment (Zhao et al. 2020) for small image sets: the same random differentiable "
         "augmentation of real and fake before D, a comma list of color, translation, cutout "
@@ -241,30 +293,30 @@ class RegConfig:
 class LogConfig:
     out: str | None = _f(None, "run directory (unset: runs/<data>-<model>)")
     log_every: int = _f(25, "write metrics.jsonl and refresh the progress bar every N steps",
-                        bounds=AT_LEAST_1)
+                        bounds=_upto(MANY))
     sample_every: int = _f(250, "save a sample grid at the fixed latent vectors every N steps",
-                           bounds=AT_LEAST_1)
-    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)", bounds=AT_LEAST_1)
+                           bounds=_upto(MANY))
+    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and at the end)", bounds=_upto(MANY))
     diagnose_every: int = _f(250, "measure the diversity (and mode or class coverage) of G's samples "
-                             "every N steps for the failure diagnosis; 0 = off", bounds=_zero_or_more())
+                             "every N steps for the failure diagnosis; 0 = off", bounds=_upto(MANY, low=0, zero="off"))
     keep: int = _f(3, "numbered checkpoints to keep, newest first (`last` names the newest)",
-                   bounds=AT_LEAST_1)
+                   bounds=_upto(10**6))
     progress: bool = _f(True, "show the live progress bar")
     tensorboard: bool = _f(
-        False, "also mirror metrics.jsonl to TensorBoard event files in RUN_DIR/tensorboard "
-        "(needs `pip install 'gankit[tensorboard]'`)"
+        False, "also mirror metrics.jsonl, the sample grids and the warnings to TensorBoard "
+        "event files in RUN_DIR/tensorboard (needs `pip install 'gankit[tensorboard]'`)"
     )
 
 
 @dataclass
 class EvalConfig:
-    eval_every: int = _f(0, "evaluate G every N steps (0 = never); plotted in the report",
-                         bounds=_zero_or_more("never"))
+    eval_every: int = _f(0, "evaluate G every N steps (0 = never); a table over steps in the report",
+                         bounds=_upto(MANY, low=0, zero="never"))
     eval_metric: str | None = _f(
         None, "the number that picks the `best` checkpoint: fid, kid, precision, recall, density, "
         "coverage, is, modes, hq ... (unset: fid for images, modes for 2-D points)"
     )
-    eval_n: int = _f(5000, "generated samples per evaluation during training", bounds=AT_LEAST_1)
+    eval_n: int = _f(5000, "generated samples per evaluation during training", bounds=_upto(10**6))
     # The extractor's name is a registry's (gankit.metrics.FEATURES, checked by gankit.resolve);
     # the schema checks the shape NAME or NAME:ARGUMENT.
     eval_features: str = _f("fmnist", "fmnist | inception:PATH",
@@ -273,7 +325,7 @@ class EvalConfig:
 
 @dataclass
 class TranslateConfig:
-    """Image translation (--model pix2pix or cyclegan): the weights of the reconstruction terms."""
+    """Image translation (--model pix2pix, cyclegan or dtn): the weights of the reconstruction terms."""
 
     l1: float = _f(100.0, "pix2pix: weight lambda of the L1 loss ||B - G(A)||_1 beside the "
                    "adversarial loss (Isola et al. 2017, eq. 4: 100)", bounds=_zero_or_more())
@@ -282,14 +334,45 @@ class TranslateConfig:
     identity: float = _f(0.5, "cyclegan: weight of the identity loss as a share of --cycle "
                          "(Zhu et al. 2017, section 5.2: 0.5; 0 = off)", bounds=_zero_or_more())
     pool_size: int = _f(50, "cyclegan: D sees fakes drawn half from a history of this many "
-                        "generated images (Shrivastava et al. 2017; 0 = off)", bounds=_zero_or_more())
+                        "generated images (Shrivastava et al. 2017; 0 = off)", bounds=_upto(1000, low=0, zero="off"))
     partner: str | None = _f(None, "a second folder: with --data A_DIR, the B images (pix2pix: files "
-                             "matching A's by name; cyclegan: the other, unpaired domain)")
+                             "matching A's by name; cyclegan, dtn: the other, unpaired domain)",
+                             canonical=_canonical_partner)
+    const: float = _f(15.0, "dtn: weight alpha of the f-constancy loss ||f(x) - f(G(x))||^2 (Taigman et al. "
+                      "2017: 15 for digits, 100 for faces)", bounds=_zero_or_more())
+    tid: float = _f(15.0, "dtn: weight beta of the target-identity loss ||t - G(t)||^2 on target images "
+                    "(Taigman et al. 2017: 15 for digits, 1 for faces)", bounds=_zero_or_more())
+    tv: float = _f(0.0, "dtn: weight gamma of the total-variation loss on G(x) (Taigman et al. 2017: 0 for "
+                   "digits, 0.05 for faces; 0 = off)", bounds=_zero_or_more())
+    dtn_f: str = _f("fmnist", "dtn: the fixed feature function f: fmnist (the shipped Fashion-MNIST "
+                    "classifier's 128-d features) or a PATH.safetensors of that network's weights, "
+                    "e.g. adapted to read both domains (bench/train_dtn_f.py)")
+
+
+@dataclass
+class TextConfig:
+    """Text -> image (--model gan-int-cls, Reed et al. 2016): the text code and its extra losses."""
+
+    cond_dim: int = _f(128, "gan-int-cls: size of the text code c that G sees beside z, drawn by "
+                       "conditioning augmentation c = mu + sigma * eps from the caption's embedding "
+                       "(Zhang et al. 2017)", bounds=_upto(4096))
+    kl_weight: float = _f(1.0, "gan-int-cls: weight lambda of conditioning augmentation's "
+                          "KL(N(mu, sigma^2) || N(0, I)) in G's loss, per dimension of c (StackGAN, "
+                          "Zhang et al. 2017: 1; 0 = off)", bounds=_zero_or_more())
+    int_weight: float = _f(1.0, "gan-int-cls: weight of GAN-INT's term: G also fools D on the "
+                           "embeddings halfway between two captions (Reed et al. 2016; 0 = off)",
+                           bounds=_zero_or_more())
+    text_dims: int = _f(64, "gan-int-cls: principal directions of the training captions' embeddings "
+                        "that G and D read (what a new wording adds outside them is dropped; "
+                        "384 keeps them all)",
+                        bounds=_upto(384))
+    caption_items: int = _f(60000, "--data captioned-fashion: items in its training split "
+                            "(Fashion-MNIST's 60,000 training images, reused beyond)", bounds=_upto(10**6))
 
 
 SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
-    "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig,
+    "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig, "text": TextConfig,
 }
 
 
@@ -318,6 +401,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     # Not part of what the run is: two configs with the same settings are equal whatever their
     # history, and checkpoints (to_dict) do not carry it.
     provenance: Provenance = field(default_factory=Provenance, compare=False)
@@ -350,7 +434,7 @@ class Config:
         ``cfg.resolve_value("data.image_size", "28", "from the data")``)."""
         opt = _option(key)
         if not (value is None and opt.optional) and not type_ok(opt.type, value):
-            raise GankitError(f"{key} must be {type_name(opt.type)}, got {value!r}")
+            raise GankitError(f"{key} must be {type_name(opt.type)}, got {short_repr(value)}")
         setattr(getattr(self, opt.section), opt.name, value)
         self.provenance.resolved[key] = why
 
@@ -434,7 +518,7 @@ def _option(key: str) -> Option:
     try:
         return options_by_dotted()[key]
     except KeyError:
-        raise GankitError(f"unknown config key {key!r}; keys are section.name, e.g. train.lr_g") from None
+        raise GankitError(f"unknown config key {short_repr(key)}; keys are section.name, e.g. train.lr_g") from None
 
 
 # --------------------------------------------------------------------------- checks
@@ -461,10 +545,10 @@ def _check_choices(opt: Option, value: Any) -> Any:
     if opt.many:
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if not parts or any(p not in choices for p in parts):
-            raise GankitError(f"{opt.dotted} {value!r}: use a comma list of {', '.join(choices)}")
+            raise GankitError(f"{opt.dotted} {short_repr(value)}: use a comma list of {', '.join(choices)}")
         return ",".join(parts)
     if value not in choices:
-        raise GankitError(f"{opt.dotted} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        raise GankitError(f"{opt.dotted} must be one of {', '.join(map(str, choices))}, got {short_repr(value)}")
     return value
 
 
@@ -475,15 +559,31 @@ def _check_field(opt: Option, value: Any) -> Any:
             raise GankitError(f"{opt.dotted} must be set (it is {type_name(opt.type)})")
         return None
     if not type_ok(opt.type, value):
-        raise GankitError(f"{opt.dotted} must be {type_name(opt.type)}, got {value!r} "
+        raise GankitError(f"{opt.dotted} must be {type_name(opt.type)}, got {short_repr(value)} "
                           f"({type(value).__name__})")
+    if opt.type is float and not _finite(value):
+        raise GankitError(f"{opt.dotted} must be a finite number, got {short_repr(value)}")
+    if opt.type is str:
+        if len(value) > MAX_TEXT:
+            raise GankitError(f"{opt.dotted} is {len(value)} characters long, over the limit of "
+                              f"{MAX_TEXT}: {short_repr(value)}")
+        if "\0" in value:
+            raise GankitError(f"{opt.dotted} must not hold a NUL character, got {short_repr(value)}")
     if opt.choices:
         value = _check_choices(opt, value)
     if opt.pattern and not re.fullmatch(opt.pattern.regex, value):
-        raise GankitError(f"{opt.dotted} must be {opt.pattern.describe}, got {value!r}")
+        raise GankitError(f"{opt.dotted} must be {opt.pattern.describe}, got {short_repr(value)}")
     if opt.bounds and not opt.bounds.holds(value):
-        raise GankitError(f"{opt.dotted} must be {opt.bounds.describe()}, got {value}")
+        raise GankitError(f"{opt.dotted} must be {opt.bounds.describe(value)}, got {short_repr(value)}")
     return opt.canonical(value) if opt.canonical else value
+
+
+def _finite(value: float) -> bool:
+    """Whether a number is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def validate(cfg: Config) -> Config:
@@ -504,7 +604,9 @@ def validate(cfg: Config) -> Config:
 
 
 __all__ = [
-    "SECTIONS", "Bounds", "Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "Option",
-    "Pattern", "Provenance", "RegConfig", "TrainConfig", "TranslateConfig", "options", "options_by_dotted",
-    "options_by_key", "parse_image_size", "type_name", "type_ok", "validate",
+    "MAX_SIDE", "MAX_TEXT", "SECTIONS", "Bounds", "Config", "DataConfig", "EvalConfig", "LogConfig",
+    "ModelConfig", "Option", "Pattern", "Provenance", "RegConfig", "TextConfig", "TrainConfig",
+    "TranslateConfig",
+    "options", "options_by_dotted", "options_by_key", "parse_image_size", "type_name", "type_ok",
+    "validate",
 ]

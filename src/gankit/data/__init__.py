@@ -13,9 +13,10 @@ from torch.utils.data import Dataset
 
 from gankit.config import DataConfig
 from gankit.data.base import NO_TRAITS, BatchOrder, DataTraits, InMemoryData
+from gankit.data.captioned import CAPTIONED, cache_root, captioned_fashion
 from gankit.data.fashion_mnist import FASHION_MNIST, STACKED, fashion_mnist, stacked_fashion_mnist
 from gankit.data.toy import GRID, RING, grid, ring
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path, short_repr
 from gankit.registry import Registry
 
 Loader = Callable[[DataConfig, int], InMemoryData]
@@ -46,6 +47,14 @@ DATASETS.register(
     "three Fashion-MNIST images in the RGB channels of one: 1000 modes (mode-collapse benchmark)",
 )
 
+DATASETS.register(
+    "captioned-fashion",
+    BuiltinDataset(lambda cfg, seed: captioned_fashion("train", root=cfg.data_root,
+                                                       cache_dir=cache_root(cfg)).as_images(), CAPTIONED),
+    "60,000 captioned 48x48 canvases of a Fashion-MNIST item at 9 places, 2 sizes, 2 brightnesses "
+    "(text -> image: --model gan-int-cls)",
+)
+
 DEFAULT_FOLDER_SIZE = (64, 64)
 
 
@@ -62,13 +71,16 @@ def load_folder(cfg: DataConfig) -> InMemoryData:
         cfg.source, cfg.size() or DEFAULT_FOLDER_SIZE, cfg.channels, cache, cfg.workers
     )
     return InMemoryData(
-        found.images, str(cfg.source), labels=found.labels, classes=found.classes,
+        found.images, display_path(cfg.source), labels=found.labels, classes=found.classes,
         notes=found.summary().splitlines(),
     )
 
 
 def load_data(cfg: DataConfig, seed: int = 0) -> InMemoryData:
     """The dataset named by ``cfg.source``: a registered name, else a path to a folder of images."""
+    if not cfg.source.strip():  # Path("") is this folder: never read it unasked
+        raise GankitError("data.source is empty: give a dataset name (see `gankit list`) or the path "
+                          "of a folder of images (`.` for this one)")
     if cfg.source in DATASETS:
         entry = DATASETS.get(cfg.source)
         data = entry.load(cfg, seed)
@@ -77,7 +89,7 @@ def load_data(cfg: DataConfig, seed: int = 0) -> InMemoryData:
     if os.sep in cfg.source or Path(cfg.source).exists() or cfg.source.startswith("."):
         return load_folder(cfg)
     raise GankitError(
-        f"data.source {cfg.source!r} is neither a dataset ({', '.join(DATASETS.names())}) "
+        f"data.source {short_repr(cfg.source)} is neither a dataset ({', '.join(DATASETS.names())}) "
         "nor an existing folder of images"
     )
 

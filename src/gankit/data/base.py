@@ -7,6 +7,7 @@ sets are kept as float32 (N, 2).
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -14,6 +15,20 @@ import torch
 from torch import Tensor
 
 from gankit.models.base import DataShape
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (``os.sysconf``), or None where it cannot be told."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * size if pages > 0 and size > 0 else None
+
+
+def gib(n: float) -> str:
+    """Bytes as GiB for a message: ``12.5 GiB``."""
+    return f"{n / 2**30:.1f} GiB"
 
 
 def to_float(x: Tensor, channels_last: bool = False) -> Tensor:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.data.base import DataTraits, InMemoryData
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASSES = [
@@ -49,9 +49,9 @@ def _open(folder: Path, stem: str) -> bytes:
                 with opener(p, "rb") as f:
                     return f.read()
             except (OSError, EOFError) as e:
-                raise GankitError(f"cannot read {p}: {e}; the file is damaged, reinstall it") from None
+                raise GankitError(f"cannot read {display_path(p)}: {e}; the file is damaged, reinstall it") from None
     raise GankitError(
-        f"Fashion-MNIST not found: no {stem}.gz in {folder}. Install it with "
+        f"Fashion-MNIST not found: no {stem}.gz in {display_path(folder)}. Install it with "
         "`apt-get install dataset-fashion-mnist`, or point data.data_root (or GANKIT_FASHION_MNIST) "
         "at a folder holding the IDX files"
     )
@@ -60,12 +60,12 @@ def _open(folder: Path, stem: str) -> bytes:
 def read_idx(raw: bytes, where: str) -> np.ndarray:
     """Parse an IDX file (LeCun's MNIST format): magic 0x00 0x00 0x08 ndim, big-endian sizes, uint8."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise GankitError(f"{where} is not an IDX file of unsigned bytes")
+        raise GankitError(f"{display_path(where)} is not an IDX file of unsigned bytes")
     ndim = raw[3]
     dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise GankitError(f"{where} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
+        raise GankitError(f"{display_path(where)} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
     return data.reshape(tuple(dims))
 
 

@@ -39,6 +39,16 @@ Decoding runs in ``workers`` processes (in-process for small folders or ``worker
 ``<key>.json`` describing it; the key covers the folder's absolute path, the requested size and
 channels, and every candidate file's relative path, byte size and modification time, so editing,
 adding or removing an image triggers a fresh decode. The cache holds no pickles.
+
+File names are bytes to the system: a name that is not UTF-8 (``b"\xff.png"``) is read like any
+other (Python holds it as ``os.fsdecode`` does). Wherever a name is shown -- the summary, skipped
+files, errors, class names taken from subfolders -- it goes through
+:func:`gankit.errors.display_path`, so such a name reads ``\xff.png`` and a name holding a terminal
+escape sequence cannot act on the terminal. ``files`` and ``skipped`` keep the names as they are.
+
+Before decoding, the ``(N, C, H, W)`` buffer is checked against the machine's memory: a folder
+that cannot fit at the requested size is refused by name instead of being decoded until the
+system runs out.
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path, short_repr
 from gankit.fsutil import atomic_write
 
 if TYPE_CHECKING:
@@ -103,14 +113,14 @@ class FolderImages:
     def summary(self) -> str:
         """Multi-line summary for people: counts, shape, and every skipped file with its reason."""
         n, c, h, w = self.images.shape
-        head = f"{n} images from {self.root} ({c} channel{'' if c == 1 else 's'}, {h}x{w})"
+        head = f"{n} images from {display_path(self.root)} ({c} channel{'' if c == 1 else 's'}, {h}x{w})"
         if self.from_cache:
             head += ", from cache"
         head += f"; {len(self.skipped)} skipped"
         if not self.skipped:
             return head
         lines = [head + ":"]
-        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        lines += [f"  {display_path(path)}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
 
@@ -385,7 +395,7 @@ def _scan(root: str) -> tuple[list[str], int, Counter[str]]:
     ignored_exts: Counter[str] = Counter()
 
     def onerror(exc: OSError) -> None:
-        warnings.warn(f"cannot list {exc.filename}: {exc.strerror}; skipping it", stacklevel=4)
+        warnings.warn(f"cannot list {display_path(exc.filename)}: {exc.strerror}; skipping it", stacklevel=4)
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=onerror):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -426,7 +436,8 @@ def _cache_key(
             sig = (st.st_size, st.st_mtime_ns)
         except OSError:
             sig = (-1, -1)
-        digest.update(f"\n{rel}\0{sig[0]}\0{sig[1]}".encode())
+        # surrogateescape: a name that is not UTF-8 hashes as its bytes
+        digest.update(f"\n{rel}\0{sig[0]}\0{sig[1]}".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -464,7 +475,8 @@ def _cache_write(folder: Path, key: str, array: np.ndarray, meta: dict) -> None:
         atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta).encode()))
     except Exception as exc:
         warnings.warn(
-            f"could not write the image cache in {folder} ({type(exc).__name__}: {_short(exc)}); "
+            f"could not write the image cache in {display_path(folder)} ({type(exc).__name__}: "
+            f"{_short(exc)}); "
             "continuing without it (the folder will be decoded again next time)",
             RuntimeWarning,
             stacklevel=3,
@@ -472,7 +484,9 @@ def _cache_write(folder: Path, key: str, array: np.ndarray, meta: dict) -> None:
 
 
 def _labels_for(files: Sequence[str]) -> tuple[list[int] | None, list[str] | None]:
-    """Class = first-level subfolder, when every file lies in one; else (None, None)."""
+    """Class = first-level subfolder, when every file lies in one; else (None, None). A class is
+    named as it is shown (``display_path``: a folder name that is not UTF-8 or holds control
+    characters is escaped), since its name is only ever a label."""
     tops = []
     for rel in files:
         parts = rel.split("/")
@@ -483,11 +497,11 @@ def _labels_for(files: Sequence[str]) -> tuple[list[int] | None, list[str] | Non
         return None, None
     classes = sorted(set(tops))
     index = {name: i for i, name in enumerate(classes)}
-    return [index[t] for t in tops], classes
+    return [index[t] for t in tops], [display_path(c) for c in classes]
 
 
 def _format_skipped(skipped: Sequence[tuple[str, str]], limit: int = 20) -> str:
-    lines = [f"  {path}: {reason}" for path, reason in skipped[:limit]]
+    lines = [f"  {display_path(path)}: {reason}" for path, reason in skipped[:limit]]
     if len(skipped) > limit:
         lines.append(f"  ... and {len(skipped) - limit} more")
     return "\n".join(lines)
@@ -502,13 +516,13 @@ def _check_args(
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise GankitError(f"image size must be two positive integers (height, width), got {size!r}")
+        raise GankitError(f"image size must be two positive integers (height, width), got {short_repr(size)}")
     if channels not in (None, 1, 3):
-        raise GankitError(f"channels must be 1, 3 or None (automatic), got {channels!r}")
+        raise GankitError(f"channels must be 1, 3 or None (automatic), got {short_repr(channels)}")
     if workers is None:
         workers = _default_workers()
     elif not isinstance(workers, int) or workers < 1:
-        raise GankitError(f"workers must be a positive integer, got {workers!r}")
+        raise GankitError(f"workers must be a positive integer, got {short_repr(workers)}")
     return (height, width), workers
 
 
@@ -540,17 +554,26 @@ def load_image_folder(
     """
     import torch
 
+    from gankit.data.base import gib, physical_memory
+
     (height, width), workers = _check_args(size, channels, workers)
     size = (height, width)
-    root_str = os.path.abspath(os.path.expanduser(os.fspath(root)))
+    given = os.fspath(root)
+    if isinstance(given, bytes):
+        given = os.fsdecode(given)
+    if not given.strip():
+        raise GankitError("the data folder's path is empty; point data.source at a folder of images "
+                          "(`.` for this one)")
+    root_str = os.path.abspath(os.path.expanduser(given))
+    shown = display_path(root_str)
     if not os.path.exists(root_str):
         raise GankitError(
-            f"data folder {root_str} does not exist; check the path, or point data.source at a folder "
+            f"data folder {shown} does not exist; check the path, or point data.source at a folder "
             "of images"
         )
     if not os.path.isdir(root_str):
         raise GankitError(
-            f"data path {root_str} is a file, not a folder; point data.source at the folder that "
+            f"data path {shown} is a file, not a folder; point data.source at the folder that "
             "holds your images"
         )
 
@@ -562,7 +585,7 @@ def load_image_folder(
             top = ", ".join(ext for ext, _ in ignored_exts.most_common(5))
             other = f"; found {ignored} other file(s) ({top}) that Pillow cannot read as images"
         raise GankitError(
-            f"{root_str} contains no image files (looked for {common} and the other extensions "
+            f"{shown} contains no image files (looked for {common} and the other extensions "
             f"Pillow knows, recursively, ignoring hidden files{other}); point data.source at a folder "
             "of images"
         )
@@ -581,7 +604,7 @@ def load_image_folder(
                 skipped=meta["skipped"],
                 ignored=int(meta["ignored"]),
                 labels=None if labels is None else torch.tensor(labels, dtype=torch.int64),
-                classes=None if classes is None else [str(c) for c in classes],
+                classes=None if classes is None else [display_path(str(c)) for c in classes],
                 from_cache=True,
                 root=root_str,
             )
@@ -589,6 +612,12 @@ def load_image_folder(
     # Decode straight into a (n, C, H, W) buffer; with channels=None it has 3 channels and gray
     # images are replicated, then channel 0 is taken if every kept image turned out gray.
     n = len(candidates)
+    need, memory = n * (channels or 3) * height * width, physical_memory()
+    if memory is not None and need > memory:
+        raise GankitError(
+            f"{n} images at {height}x{width} need {gib(need)} decoded, more than this machine's "
+            f"{gib(memory)} of memory; lower data.image_size or give a folder of fewer images"
+        )
     buffer = np.empty((n, channels or 3, height, width), dtype=np.uint8)
     kept = np.zeros(n, dtype=bool)
     gray = np.zeros(n, dtype=bool)
@@ -610,7 +639,7 @@ def load_image_folder(
     kept_idx = np.flatnonzero(kept)
     if kept_idx.size == 0:
         raise GankitError(
-            f"none of the {n} image file(s) in {root_str} could be used:\n"
+            f"none of the {n} image file(s) in {shown} could be used:\n"
             f"{_format_skipped(skipped)}\n"
             "fix or remove these files, or point data.source at another folder"
         )

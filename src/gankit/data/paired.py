@@ -9,7 +9,9 @@ the translation can be scored:
   binomial filter, white where it exceeds 0.25 of the full range), B = the item;
 - ``day2night``: A = the item as a daylight photo (gray), B = the same at night: gamma 2
   (midtones sink), brightness x 0.6, and a blue cast (R x 0.55, G x 0.75, B x 1.0), in RGB;
-- unpaired ``sneaker2sandal`` (any two classes): A = one class's images, B = another's.
+- unpaired ``sneaker2sandal`` (any two classes): A = one class's images, B = another's;
+- unpaired ``fashion2emoji``: A = the photos, B = clothing emoji of the same ten classes
+  (``gankit.data.emoji``), the classes of both known.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path, short_repr
 from gankit.models.conditional import class_slug
 
 
@@ -55,6 +57,11 @@ class UnpairedData:
     name: str
     classes: tuple[str, str] = ("A", "B")
     notes: list[str] = field(default_factory=list)  # what the folders held: counts, skipped files
+    # built-in tasks whose domains share classes (fashion2emoji): each image's class, and the name
+    # of the classifier that reads domain B (``gankit.metrics.translation`` scores class agreement)
+    labels_A: Tensor | None = None
+    labels_B: Tensor | None = None
+    target_classifier: str | None = None
 
 
 # --------------------------------------------------------------------------- fixed transforms
@@ -115,11 +122,11 @@ def fmnist_classes(a: str = "sneaker", b: str = "sandal", split: str = "train", 
             return int(c)
         if c.lower() in names:
             return names.index(c.lower())
-        raise GankitError(f"unknown Fashion-MNIST class {c!r}; one of: {', '.join(CLASSES)} (or 0-9)")
+        raise GankitError(f"unknown Fashion-MNIST class {short_repr(c)}; one of: {', '.join(CLASSES)} (or 0-9)")
 
     ia, ib = index(a), index(b)
     if ia == ib:
-        raise GankitError(f"the two domains must be different classes, got {a!r} twice")
+        raise GankitError(f"the two domains must be different classes, got {short_repr(a)} twice")
     images, labels = load_arrays(split, root)
     # Unpaired for real: each domain is its class's images, in no relation to the other's.
     name = f"{CLASSES[ia]}2{CLASSES[ib]}".lower().replace("/", "-")
@@ -139,7 +146,8 @@ def load_paired_folder(path: str | os.PathLike, size: tuple[int, int], partner: 
         h, w = size
         both = load_image_folder(path, (h, 2 * w), channels, cache_dir=cache_dir)  # (N, C, H, 2W)
         return PairedData(both.images[..., :w].contiguous(), both.images[..., w:].contiguous(),
-                          Path(path).name, names=both.files, notes=both.summary().splitlines())
+                          display_path(Path(path).name), names=both.files,
+                          notes=both.summary().splitlines())
     a = load_image_folder(path, size, channels, cache_dir=cache_dir)
     b = load_image_folder(partner, size, channels, cache_dir=cache_dir)
     stem = lambda f: str(Path(f).with_suffix(""))  # noqa: E731
@@ -148,14 +156,16 @@ def load_paired_folder(path: str | os.PathLike, size: tuple[int, int], partner: 
     missing_b = [f for f in a.files if stem(f) not in index_b]
     missing_a = [f for f in b.files if stem(f) not in index_a]
     if missing_b or missing_a:
-        lines = [f"{Path(path) / f}: no file of that name in {partner}" for f in missing_b[:10]]
-        lines += [f"{Path(partner) / f}: no file of that name in {path}" for f in missing_a[:10]]
+        lines = [f"{display_path(Path(path) / f)}: no file of that name in {display_path(partner)}"
+                 for f in missing_b[:10]]
+        lines += [f"{display_path(Path(partner) / f)}: no file of that name in {display_path(path)}"
+                  for f in missing_a[:10]]
         more = len(missing_a) + len(missing_b) - len(lines)
         raise GankitError("paired folders must hold the same file names (extensions may differ):\n  "
                           + "\n  ".join(lines) + (f"\n  ... and {more} more" if more > 0 else "")
                           + "\nadd the partners, or remove the unpaired files")
     order = [index_b[stem(f)] for f in a.files]
-    return PairedData(a.images, b.images[order], Path(path).name, names=a.files,
+    return PairedData(a.images, b.images[order], display_path(Path(path).name), names=a.files,
                       notes=a.summary().splitlines() + b.summary().splitlines())
 
 
@@ -207,6 +217,8 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
     from gankit.data.folder import load_image_folder
 
     kind = "pix2pix" if paired else "cyclegan"
+    if not source.strip():  # Path("") is this folder: never read it unasked
+        raise GankitError(f"data.source is empty: give a {kind} task or the path of a folder of images")
     pair = parse_class_pair(source)
     if source in PAIRED_TASKS:
         if not paired:
@@ -215,6 +227,13 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
                               "data.source=A_DIR translate.partner=B_DIR")
         d = (edges2fashion if source == "edges2fashion" else day2night)(split, root)
         return PairedData(_sized(d.A, size), _sized(d.B, size), d.name, d.labels)
+    if source == "fashion2emoji":
+        if paired:
+            raise GankitError("data.source=fashion2emoji is an unpaired task (photos and emoji in no "
+                              "correspondence): train it with model.arch=dtn or cyclegan")
+        from gankit.data.emoji import fashion2emoji
+
+        return fashion2emoji(split, root, size, channels, cache_dir)
     if pair is not None:
         if paired:
             raise GankitError(f"data.source={source} is an unpaired task (two classes, cyclegan); "
@@ -223,17 +242,20 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
         u = fmnist_classes(str(pair[0]), str(pair[1]), split, root)
         return UnpairedData(_sized(u.A, size), _sized(u.B, size), u.name, u.classes)
     if not _is_folder(source):
-        raise GankitError(f"data.source {source!r} is neither a {kind} task ("
+        raise GankitError(f"data.source {short_repr(source)} is neither a {kind} task ("
                           + (", ".join(PAIRED_TASKS) if paired else
-                             "A2B of two Fashion-MNIST classes: " + ", ".join(class_pair_names()))
+                             "fashion2emoji, or A2B of two Fashion-MNIST classes: "
+                             + ", ".join(class_pair_names()))
                           + ") nor an existing folder of images")
     size = size or (64, 64)
     if paired:
         return load_paired_folder(source, size, partner, cache_dir, channels)
     if partner is None:
-        raise GankitError(f"model.arch=cyclegan learns between two folders: give data.source={source} "
+        raise GankitError("an unpaired translator (model.arch=cyclegan or dtn) learns between two folders: give "
+                          f"data.source={display_path(source)} "
                           "translate.partner=B_DIR (the other domain's images)")
     a = load_image_folder(source, size, channels, cache_dir=cache_dir)
     b = load_image_folder(partner, size, channels, cache_dir=cache_dir)
-    return UnpairedData(a.images, b.images, Path(source).name, (Path(source).name, Path(partner).name),
+    names = (display_path(Path(source).name), display_path(Path(partner).name))
+    return UnpairedData(a.images, b.images, names[0], names,
                         a.summary().splitlines() + b.summary().splitlines())

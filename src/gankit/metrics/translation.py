@@ -33,7 +33,10 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03  # their constants: C1 = (K1 L)^2, C2 = (K2 L)^2, 
 # training keeps the best checkpoint by one of them).
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "class_acc": True, "class_acc_real": True,
                     "target_acc_AtoB": True, "target_acc_BtoA": True, "source_acc_A": True,
-                    "cycle_l1_A": False, "cycle_l1_B": False}
+                    "cycle_l1_A": False, "cycle_l1_B": False,
+                    # fashion2emoji (any unpaired translator): the emoji classifier's verdict and FID in
+                    # its features; the DTN's own f-constancy error
+                    "class_agreement": True, "fid_emoji": False, "f_const": False}
 
 
 def higher_is_better(key: str) -> bool:
@@ -121,6 +124,37 @@ def _fmnist_index(name: str) -> int | None:
     return CLASSES.index(name) if name in CLASSES else None
 
 
+class _FConst(nn.Module):
+    """A DTN's per-input f-constancy error as a module (so it runs in eval mode, in batches)."""
+
+    def __init__(self, G: nn.Module) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.G.f_constancy(x)  # type: ignore[operator]
+
+
+def emoji_scores(fake: Tensor, labels: Tensor, real: Tensor, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Pictures -> emoji, judged by gankit's emoji classifier (``gankit.metrics.emoji_classifier``):
+    ``class_agreement``, how often it gives the translation G(x) (N, C, H, W) the class ``labels``
+    (N,) of x (the DTN paper's measure, Taigman et al. 2017, section 5.1), and ``fid_emoji``, the
+    Frechet distance (Heusel et al. 2017) between the translations and held-out emoji ``real`` in
+    its 128-d features."""
+    from gankit.metrics.emoji_classifier import emoji_features_and_logits
+    from gankit.metrics.stats import FeatureStats, fid_from_stats
+
+    f_fake, logits = emoji_features_and_logits(fake, device)
+    out = {"class_agreement": float((logits.argmax(1) == labels.cpu()).double().mean())}
+    if len(fake) >= 2 and len(real) >= 2:
+        f_real = emoji_features_and_logits(real, device)[0]
+        a, b = FeatureStats(f_fake.shape[1]), FeatureStats(f_real.shape[1])
+        a.update(f_fake)
+        b.update(f_real)
+        out["fid_emoji"] = fid_from_stats(a, b)
+    return out
+
+
 def score_translation(generators: Mapping[str, nn.Module | None], data: PairedData | UnpairedData,
                       n: int = 10_000, device: torch.device | str = "cpu", batch_size: int = 256,
                       split: str = "test") -> TranslationScores:
@@ -132,7 +166,9 @@ def score_translation(generators: Mapping[str, nn.Module | None], data: PairedDa
     reference, ``class_acc_real`` (the same for the true B). Unpaired data (both generators needed):
     ``target_acc_AtoB`` (G_AB(A) is classified as B's class), ``target_acc_BtoA`` and
     ``source_acc_A`` where the domains are Fashion-MNIST classes, and the cycle errors
-    ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``."""
+    ``cycle_l1_A`` = L1(G_BA(G_AB(A)), A) and ``cycle_l1_B``. Pictures -> emoji (``fashion2emoji``,
+    any unpaired translator, G_BA optional): ``class_agreement`` and ``fid_emoji`` (``emoji_scores``);
+    a DTN's G adds ``f_const``, the mean of (f(x) - f(G(x)))^2 over inputs and features."""
     if n < 1:
         raise GankitError(f"n (inputs to translate) must be at least 1, got {n}")
     t0 = time.perf_counter()
@@ -157,19 +193,26 @@ def score_translation(generators: Mapping[str, nn.Module | None], data: PairedDa
             values["class_acc_real"] = float((_classify(B, device) == labels).double().mean())
         count = len(A)
     else:
-        if G_BA is None:
+        fake_B = run(G_AB, A)
+        if data.target_classifier == "emoji" and data.labels_A is not None:
+            values.update(emoji_scores(fake_B, data.labels_A[:n], B, device))
+        f_constancy = getattr(G_AB, "f_constancy", None)  # a DTN's G = g o f: how well f(G(x)) keeps f(x)
+        if callable(f_constancy):
+            values["f_const"] = float(apply_in_batches(_FConst(G_AB), A.to(device), batch_size).double().mean())
+        if G_BA is not None:
+            fake_A = run(G_BA, B)
+            rec_A, rec_B = run(G_BA, fake_B), run(G_AB, fake_A)
+            index = [_fmnist_index(c) for c in data.classes]
+            if None not in index:
+                values["target_acc_AtoB"] = float((_classify(fake_B, device) == index[1]).double().mean())
+                values["target_acc_BtoA"] = float((_classify(fake_A, device) == index[0]).double().mean())
+                values["source_acc_A"] = float((_classify(A, device) == index[0]).double().mean())
+            values["cycle_l1_A"] = float(l1_error(rec_A, A).mean())
+            values["cycle_l1_B"] = float(l1_error(rec_B, B).mean())
+        elif not values:
             raise GankitError("unpaired data are scored in both directions: give the BtoA generator "
                               "too (a cyclegan's)")
-        fake_B, fake_A = run(G_AB, A), run(G_BA, B)
-        rec_A, rec_B = run(G_BA, fake_B), run(G_AB, fake_A)
-        index = [_fmnist_index(c) for c in data.classes]
-        if None not in index:
-            values["target_acc_AtoB"] = float((_classify(fake_B, device) == index[1]).double().mean())
-            values["target_acc_BtoA"] = float((_classify(fake_A, device) == index[0]).double().mean())
-            values["source_acc_A"] = float((_classify(A, device) == index[0]).double().mean())
-        values["cycle_l1_A"] = float(l1_error(rec_A, A).mean())
-        values["cycle_l1_B"] = float(l1_error(rec_B, B).mean())
-        count = min(len(A), len(B))
+        count = min(len(A), len(B)) if G_BA is not None else len(A)
     for k, v in values.items():
         if not math.isfinite(v):
             raise GankitError(f"the translation score {k} is {v}: the generator's outputs are not finite")

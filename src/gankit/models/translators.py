@@ -1,4 +1,4 @@
-"""Image-to-image translators, by name: pix2pix (paired) and CycleGAN (unpaired).
+"""Image-to-image translators, by name: pix2pix (paired), CycleGAN and the DTN (unpaired).
 
 A translator is not a (G, D) pair mapping noise to data, so it has its own registry beside
 ``MODELS``: ``TRANSLATORS`` names what ``--model`` may also say. Each entry builds its named
@@ -10,6 +10,8 @@ networks for the shapes of the two domains and carries the recipe its paper trai
 - ``cyclegan`` (Zhu et al. 2017): G_AB: A -> B and G_BA: B -> A = ResNet generators
   (``gankit.models.resnet_gen``), D_A and D_B = PatchGANs on one domain each, with instance
   normalisation (appendix 7.2).
+- ``dtn`` (Taigman, Polyak & Wolf 2017): G = g o f with f a fixed feature function (the fmnist
+  classifier's) and g a decoder, D a three-way classifier (``gankit.models.dtn``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from gankit.models.dtn import build_dtn
 from gankit.models.patchgan import PatchDiscriminator, patch_layers
 from gankit.models.resnet_gen import ResnetGenerator
 from gankit.models.unet import UNetGenerator
@@ -43,6 +46,9 @@ class Translator:
     # the 28 px width-32 ResNet G on 2 cores) for CycleGAN's instance norm
     channels_last: bool
     implies: dict[str, Any] = field(default_factory=dict)
+    # the translate.* settings it reads (translate.partner: all), and the train.loss values it takes
+    settings: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ("minimax", "nonsaturating", "lsgan", "hinge")
 
 
 def build_pix2pix(shape_A: Dims, shape_B: Dims, width: int) -> dict[str, nn.Module]:
@@ -71,7 +77,7 @@ TRANSLATORS.register(
                # the paper: vanilla GAN loss (BCE), Adam 2e-4, beta1 0.5; its code decays the rate
                # linearly over the second half of training. No EMA of G.
                implies={"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5,
-                        "ema": 0.0, "data": "edges2fashion"}),
+                        "ema": 0.0, "data": "edges2fashion"}, settings=("l1",)),
     "pix2pix (Isola et al. 2017): U-Net G + PatchGAN D on (A, B) pairs, adversarial + L1 (paired)",
 )
 TRANSLATORS.register(
@@ -79,8 +85,20 @@ TRANSLATORS.register(
     Translator(build_cyclegan, paired=False, generators=("G_AB", "G_BA"), default_width=64, channels_last=False,
                # the paper: least-squares loss (section 4), Adam 2e-4, constant then linear decay
                implies={"loss": "lsgan", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5,
-                        "ema": 0.0, "data": "sneaker2sandal"}),
+                        "ema": 0.0, "data": "sneaker2sandal"}, settings=("cycle", "identity", "pool_size")),
     "CycleGAN (Zhu et al. 2017): two ResNet Gs + PatchGAN Ds, cycle + identity losses (unpaired)",
+)
+
+
+TRANSLATORS.register(
+    "dtn",
+    Translator(build_dtn, paired=False, generators=("G",), default_width=64, channels_last=False,
+               # the paper's three-way D with cross-entropy: G's loss is the nonsaturating form.
+               # Adam 2e-4, beta1 0.5 as its public re-implementations; constant rate, no EMA.
+               implies={"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "ema": 0.0, "data": "fashion2emoji"},
+               settings=("const", "tid", "tv", "dtn_f"), losses=("nonsaturating",)),
+    "Domain Transfer Network (Taigman et al. 2017): G = g(f(x)) with f fixed, a three-way D, "
+    "f-constancy + target identity + TV (unpaired)",
 )
 
 # The adversarial losses a PatchGAN's logits work with unaided (no penalty, no relativism).

@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from gankit import __version__
+from gankit.config.load import load_yaml
 from gankit.errors import GankitError
-from gankit.fsutil import atomic_write_text
+from gankit.fsutil import atomic_write_bytes
 from gankit.report import plots
 from gankit.report.parts import (
     ARROW,
@@ -121,13 +122,10 @@ def _load_config(path: Path) -> tuple[str, dict[str, Any], str | None]:
         raise GankitError(f"cannot read {path}: {e}") from e
     if not text.strip():
         return "", {}, "config.yaml is empty (the run may just be starting)."
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return text, {}, f"config.yaml could not be parsed ({first}); shown as written."
-    if not isinstance(cfg, dict):
-        return text, {}, "config.yaml is not a mapping of sections; shown as written."
+    try:  # the limits every YAML read gets (size, depth, aliases): config.yaml may be damaged
+        cfg = load_yaml(path)
+    except GankitError as e:
+        return text, {}, f"config.yaml could not be parsed ({e}); shown as written."
     shown = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return shown, cfg, None
 
@@ -167,6 +165,8 @@ TRANSLATORS = {
     "pix2pix": "row 1: the input A; row 2: the output G(A); row 3: the target, the true B",
     "cyclegan": "rows 1-3: the input A, its translation G_AB(A), and the cycle back G_BA(G_AB(A)); "
                 "rows 4-6 the same from B: B, G_BA(B), G_AB(G_BA(B))",
+    "dtn": "row 1: the source x (fashion2emoji: a photo of each class); row 2: its translation G(x) = "
+           "g(f(x)); row 3: a target t (an emoji); row 4: G(t), which the target-identity loss keeps near t",
 }
 
 
@@ -311,5 +311,6 @@ def build_report(
 </html>
 """
     out_path = Path(out) if out is not None else run.report_path
-    atomic_write_text(out_path, page)
+    # a name that is not UTF-8 (a folder's path in data.source) is shown escaped, never a crash
+    atomic_write_bytes(out_path, page.encode("utf-8", "backslashreplace"))
     return out_path

@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gankit.config import Config
-from gankit.errors import GankitError
+from gankit.errors import GankitError, short_repr
 from gankit.models import MODELS
+from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.registry import Registry
 from gankit.tasks.cyclegan import CycleGANTask
+from gankit.tasks.dtn import DTNTask
 from gankit.tasks.gan import GANTask
 from gankit.tasks.pix2pix import Pix2PixTask
+from gankit.tasks.text2image import Text2ImageTask
 from gankit.train.task import Context, Task
 
 
@@ -53,13 +56,24 @@ TASKS.register("cyclegan", TaskEntry(CycleGANTask, lambda: ["cyclegan"],
                                      # each rank's image pool holds its own shard's fakes
                                      ddp_exact={"pool_size": 0}),
                "unpaired image translation A <-> B (Zhu et al. 2017)")
+TASKS.register("text2image", TaskEntry(Text2ImageTask, lambda: [TEXT_ARCH],
+                                       {"data": "captioned-fashion", "model": TEXT_ARCH, "caption_items": 64,
+                                        "latent_dim": 8, "width": 8, "cond_dim": 8},
+                                       # batch norm's statistics are per rank
+                                       ddp_exact=None),
+               "text -> image (GAN-INT-CLS, Reed et al. 2016): G(z, caption) against a matching-aware D")
+TASKS.register("dtn", TaskEntry(DTNTask, lambda: ["dtn"],
+                                {"data": "fashion2emoji", "model": "dtn", "image_size": "16", "width": 8},
+                                # batch norm's statistics are per rank
+                                ddp_exact=None),
+               "pictures -> emoji, A -> B with a fixed f kept constant (Taigman et al. 2017)")
 
 
 def task_name_for(cfg: Config) -> str:
     """The task that trains ``cfg.model.arch``."""
     by_model = {m: e.name for e in TASKS.entries() for m in e.obj.models()}
     if cfg.model.arch not in by_model:
-        raise GankitError(f"unknown model {cfg.model.arch!r}; choose one of: {', '.join(by_model)}")
+        raise GankitError(f"unknown model {short_repr(cfg.model.arch)}; choose one of: {', '.join(by_model)}")
     return by_model[cfg.model.arch]
 
 

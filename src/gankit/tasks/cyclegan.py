@@ -90,7 +90,10 @@ class CycleGANTask(TranslationTask):
                 translate_images(G_AB, fake_A)]
 
     def default_eval_key(self) -> str:
-        # the classifier's verdict where the domains are Fashion-MNIST classes, else the cycle error
+        # the classifier's verdict where the domains are Fashion-MNIST classes or photos and emoji,
+        # else the cycle error
+        if self.target_classifier:
+            return "class_agreement"
         return "target_acc_AtoB" if self.classes and self.classes[0] != "A" else "cycle_l1_A"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gankit.checkpoint import Checkpoint
+from gankit.checkpoint import Checkpoint, restoring
 from gankit.config import Config
 from gankit.data import BatchOrder, InMemoryData, load_data
 from gankit.diagnosis import Probe, grad_norm
@@ -32,7 +32,13 @@ from gankit.fsutil import atomic_write_bytes
 from gankit.images import save_grid
 from gankit.models import sample_prior
 from gankit.models.conditional import class_names, default_labels
-from gankit.sampling import d_probability_field, generate, points_extent, sample_from
+from gankit.sampling import (
+    check_gan_meta,
+    d_probability_field,
+    generate,
+    points_extent,
+    sample_from,
+)
 from gankit.train import distributed, step
 from gankit.train.state import GRID_COLUMNS, TrainState
 from gankit.train.task import Task
@@ -145,8 +151,14 @@ class GANTask(Task):
             raise GankitError(f"the data now have {s.num_classes} classes, but this run was trained on "
                               f"{meta.get('num_classes') or 0}; resume with the same data")
 
+    def validate_checkpoint(self, ckpt: Checkpoint) -> None:
+        check_gan_meta(ckpt)  # the types of what check_resume compares, then:
+        self.check_resume(ckpt.meta)  # other data are a refusal, not damage to fall back from
+        self.state.check_checkpoint(ckpt)
+
     def restore(self, ckpt: Checkpoint) -> None:
-        self.state.restore(ckpt)
+        with restoring(ckpt):
+            self.state.restore(ckpt)
         self.precision = self.state.precision
 
     def optimizers(self) -> list[torch.optim.Optimizer]:

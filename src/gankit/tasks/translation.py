@@ -1,4 +1,5 @@
-"""What the image translators share: pix2pix (Isola et al. 2017) and CycleGAN (Zhu et al. 2017).
+"""What the image translators share: pix2pix (Isola et al. 2017), CycleGAN (Zhu et al. 2017) and the
+Domain Transfer Network (Taigman, Polyak & Wolf 2017).
 
 A translator learns G: A -> B from two domains of images (aligned pairs for pix2pix, two unpaired
 sets for CycleGAN). This base owns their networks by the papers' names (G, D or G_AB, G_BA, D_A,
@@ -23,7 +24,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gankit.checkpoint import Checkpoint, optimizer_from_flat, optimizer_to_flat
+from gankit.checkpoint import (
+    TRAIN,
+    Checkpoint,
+    check_module,
+    check_optimizer,
+    check_rng,
+    check_train_tensor,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restoring,
+)
 from gankit.config import Config
 from gankit.data.base import BatchOrder, to_float
 from gankit.data.paired import PairedData, UnpairedData
@@ -36,7 +47,8 @@ from gankit.train import distributed
 from gankit.train.image_pool import ImagePool
 from gankit.train.state import adam, resolve_precision, resumed_precision
 from gankit.train.task import Task
-from gankit.translating import generator_for, load_data, translate_images
+from gankit.translating import check_translator_meta, generator_for, load_data, translate_images
+from gankit.validate import Damaged
 
 N_FIXED = 8  # held-out inputs shown in every sample grid: one column each
 
@@ -97,6 +109,8 @@ class TranslationTask(Task):
                                                                else " (unpaired)"))
         self.task_name = data.name
         self.classes = list(data.classes) if isinstance(data, UnpairedData) else None
+        # the classifier that reads domain B where the data name one (fashion2emoji: "emoji")
+        self.target_classifier = data.target_classifier if isinstance(data, UnpairedData) else None
         self.A, self.B = data.A.to(device), data.B.to(device)
         self.order_A = BatchOrder(len(self.A), t.batch_size * d.world, t.seed, device)
         # paired: B follows A's order; unpaired: B in its own order, as CycleGAN's unaligned loader
@@ -139,6 +153,8 @@ class TranslationTask(Task):
         out = {"data.image_size": (str(h) if h == w else f"{h}x{w}", "from the data"),
                "data.channels": (c, "from the data (domain A)"),
                "model.width": (self.translator.default_width, "the translator's default")}
+        if self.shape_B[0] != c:  # gray A, RGB B (fashion2emoji): unset, so a resume reads them so again
+            del out["data.channels"]
         return {k: v for k, v in out.items() if self.cfg.get(k) is None}  # what the user set stays
 
     # ------------------------------------------------------------------ one iteration's helpers
@@ -194,7 +210,28 @@ class TranslationTask(Task):
                               f"trained on A {tuple(saved['shape_A'])} and B {tuple(saved['shape_B'])}; "
                               "resume with the same data")
 
+    def validate_checkpoint(self, ckpt: Checkpoint) -> None:
+        check_translator_meta(ckpt)  # what `gankit translate` rebuilds the generators from, then:
+        self.check_resume(ckpt.meta)  # other data are a refusal, not damage to fall back from
+        ckpt.fields().integer("real_batches")
+        for name, net in self.nets.items():
+            check_module(ckpt, name, net)
+        check_optimizer(ckpt, "opt_G", self.opt_G)
+        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_rng(ckpt, "rng.torch", torch.default_generator)
+        for name, pool in self.pools.items():
+            check_rng(ckpt, f"{name}.rng", pool.gen)
+            if f"{name}.images" in (ckpt.train or {}):
+                images = check_train_tensor(ckpt, f"{name}.images", floating=True)
+                if images.dim() != 4:
+                    raise Damaged(ckpt.path / TRAIN, f"its tensor {name}.images has shape {list(images.shape)}, "
+                                                     "not (N, C, H, W)")
+
     def restore(self, ckpt: Checkpoint) -> None:
+        with restoring(ckpt):
+            self._restore(ckpt)
+
+    def _restore(self, ckpt: Checkpoint) -> None:
         assert ckpt.train is not None
         for name, net in self.nets.items():
             net.load_state_dict(ckpt.module_state(name))

@@ -15,140 +15,64 @@
 Around it, for every task alike: logged values stay on the device between log steps (one host
 synchronisation per log, none per step); a NaN or Inf is pinned to the step it appeared and the
 run rolls back to its last checkpoint with halved learning rates; under ``torchrun`` every rank
-runs this loop on its shard and rank 0 writes; ``max_time`` and Ctrl-C stop with a checkpoint.
+runs this loop on its shard and rank 0 writes; ``max_time``, Ctrl-C and SIGTERM stop with a
+checkpoint.
+
+When things go wrong: a run directory has one trainer (``RunLock`` on RUN/.lock, taken by rank 0
+before anything in the folder changes); a full disk (ENOSPC, EDQUOT) during any write ends the run
+with one line (``DiskFull``, exit status 2) after saving what it can, its partial files removed and
+the last good checkpoint kept as ``last``; a killed writer's temporaries are removed at the start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
-from gankit.checkpoint import clean_partial, load_checkpoint, mark_best, save_checkpoint
+from gankit.checkpoint import (
+    clean_partial,
+    load_checkpoint,
+    mark_best,
+    newest_intact,
+    save_checkpoint,
+    set_aside,
+)
 from gankit.config import Config
 from gankit.diagnosis import FAILURES, Watcher
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
+from gankit.fsutil import (
+    DiskFull,
+    clean_stale_temps,
+    is_disk_full,
+    writing,
+)
 from gankit.rundir import MetricsLog, NullLog, RunDir
 from gankit.train import distributed
-from gankit.train.rundir import check_new, create_new, save_config
+from gankit.train.guards import (
+    Hook,
+    Meter,
+    SaveOnDiskFull,
+    StopFlag,
+    Stopped,
+    TrainingDiverged,
+    disk_full_error,
+    diverged,
+    rollback_seed,
+)
+from gankit.train.rundir import RunLock, check_new, create_new, save_config
 from gankit.train.state import check_precision, lr_factor, resolve_device, run_meta, set_lr_factor
 from gankit.train.task import Context, Task
 from gankit.verdict import equilibrium
 
 MAX_ROLLBACKS = 3  # divergences a run recovers from (each halves the learning rates) before it stops
-
-
-class TrainingDiverged(GankitError):
-    """A loss or gradient norm became NaN or infinite, at ``step``."""
-
-    def __init__(self, step: int, message: str) -> None:
-        super().__init__(message)
-        self.step = step
-
-
-class Hook(Protocol):
-    """Called by the lifecycle at each step boundary (tests use it to inject faults; a live view
-    can use it to watch). ``logged`` may be changed in place before it is metered."""
-
-    def after_iteration(self, step: int, logged: dict[str, Tensor]) -> None: ...
-
-
-class Meter:
-    """Sums of the logged quantities, kept on the device between log steps.
-
-    Also remembers the first step whose losses or gradient norms were not finite, so a NaN is
-    pinned to the step it appeared even though it is only read back every ``log_every`` steps."""
-
-    def __init__(self, device: torch.device, step: int, d: distributed.Dist = distributed.SINGLE) -> None:
-        self.d, self.device = d, device
-        self.names: list[str] = []
-        self.sums: Tensor | None = None
-        self.n = 0
-        self.step = torch.tensor(step, device=device)  # advanced on the device, no host copy
-        self.first_bad = torch.tensor(-1, device=device)
-
-    def add(self, logged: dict[str, Tensor]) -> None:
-        if self.sums is None:  # the task's keys, in its order, fixed at the first iteration
-            self.names = list(logged)
-            self.sums = torch.zeros(len(self.names), device=self.device)
-            self._checked = torch.tensor([i for i, k in enumerate(self.names)
-                                          if k.startswith(("loss", "grad"))], device=self.device)
-        v = torch.stack([logged[k] for k in self.names]).float()
-        self.sums += v
-        self.step += 1
-        # a loss or a gradient norm that is NaN or infinite (an exploding norm overflows to inf)
-        bad = ~torch.isfinite(v[self._checked]).all() & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, self.step, self.first_bad)
-        self.n += 1
-
-    def first_bad_step(self) -> int:
-        """The first step since the last reset whose values were not finite, or -1 (the earliest
-        on any rank, on every rank: a collective under torchrun)."""
-        first_bad = self.first_bad
-        if self.d.enabled:
-            big = torch.iinfo(torch.int64).max
-            first_bad = torch.where(first_bad < 0, big, first_bad)
-            torch.distributed.all_reduce(first_bad, op=torch.distributed.ReduceOp.MIN)
-            first_bad = torch.where(first_bad == big, -1, first_bad)
-        return int(first_bad)
-
-    def read(self) -> dict[str, float]:
-        if self.sums is None:
-            return {}
-        means = distributed.all_mean(self.d, self.sums / max(self.n, 1)).tolist()  # one sync per log
-        self.sums.zero_()
-        self.n = 0
-        return dict(zip(self.names, means, strict=True))
-
-
-def diverged(step: int, last_good: int | None) -> TrainingDiverged:
-    kept = (f"The last checkpoint (step {last_good}) is kept" if last_good is not None
-            else "No checkpoint had been saved yet")
-    return TrainingDiverged(step, (
-        f"the losses became NaN or infinite at step {step}: training diverged. {kept}. Try lower "
-        "learning rates (train.lr_g, train.lr_d), or train.loss nonsaturating, and start a new run"))
-
-
-def rollback_seed(seed: int, rollbacks: int) -> int:
-    """The seed of the random streams after rollback number ``rollbacks`` (1, 2, ...): fresh noise
-    for the retried steps, and the same on every rerun of the run (a function of the run's seed)."""
-    return (seed * 1_000_003 + 7_919 * rollbacks) % 2**63
-
-
-def all_finite(tensors: dict[str, Tensor]) -> bool:
-    """Whether every floating-point tensor is finite (a checkpoint is intact only then)."""
-    return all(bool(torch.isfinite(v).all()) for v in tensors.values() if v.is_floating_point())
-
-
-class StopFlag:
-    """Ctrl-C asks the loop to stop at the end of the current step and save a checkpoint;
-    a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: Any = None
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 def run(name: str, make_task: Any, cfg: Config, resume: str | Path | None = None,
@@ -158,23 +82,32 @@ def run(name: str, make_task: Any, cfg: Config, resume: str | Path | None = None
     changed at resume). Under ``torchrun`` this runs in every process, data-parallel."""
     d = distributed.from_env()
     distributed.init(d, resolve_device(cfg.train.device, d.local_rank))
+    lock = RunLock()  # rank 0's hold on the run directory, taken before anything in it changes
     try:
-        out = _run(d, name, make_task, cfg, resume, data, hooks)
+        out = _run(d, name, make_task, cfg, resume, data, hooks, lock)
         # Leave together: a rank that tore its process group down while rank 0 was still writing
         # the report was seen to abort in gloo ("terminate called without an active exception").
         distributed.barrier(d)
         return out
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        if lock.held and lock.run_dir is not None:  # only the lock's holder may remove partial saves
+            clean_partial(lock.run_dir / "checkpoints")
+        raise disk_full_error(e, lock.run_dir) from None
     finally:
+        lock.release()
         distributed.shutdown(d)
 
 
 def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: str | Path | None,
-         data: Any | None, hooks: Sequence[Hook]) -> Any:
+         data: Any | None, hooks: Sequence[Hook], lock: RunLock) -> Any:
     # ---------------------------------------------------------------- 1. config and run directory
     main = d.is_main
     assert cfg is not None
     if main:  # rank 0 owns the run directory; the others receive its config
         if resume is not None:
+            lock.acquire(Path(str(cfg.log.out)))  # refused while another process trains it
             save_config(cfg)  # with the keys changed at resume
         else:
             cfg = check_new(cfg)  # refuses a log.out that holds a run; creates nothing yet
@@ -194,16 +127,20 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         print(line, file=sys.stderr)
     if main:
         if resume is None:  # only now, with data and networks built, is there a run to keep
-            create_new(cfg, task.resolved())
-        clean_partial(run.checkpoints_dir)
+            create_new(cfg, task.resolved(), lock)  # locked as soon as the folder exists
+        clean_partial(run.checkpoints_dir)  # what a killed or failed save left
+        for folder in (run_dir, run.samples_dir):  # temporaries of writers that are gone
+            clean_stale_temps(folder)
     distributed.barrier(d)
     ckpt_dir = run.checkpoints_dir
     metrics = MetricsLog(run.metrics_path, run.tensorboard_dir if lg.tensorboard else None) \
         if main else NullLog()
     step, elapsed_before, best = 0, 0.0, None
     rollbacks = 0  # the run's divergences recovered from, kept in its checkpoints: a resume keeps the budget
-    if resume is not None:
-        ckpt = load_checkpoint(run_dir)
+    if resume is not None:  # the newest intact checkpoint; a damaged newer one is named, kept aside
+        ckpt, damaged = newest_intact(run_dir, task.validate_checkpoint)
+        for line in set_aside(ckpt, damaged) if main else ():
+            print(f"gankit: warning: {line}", file=sys.stderr)
         task.check_resume(ckpt.meta)
         task.restore(ckpt)
         step, elapsed_before, best = ckpt.step, float(ckpt.meta["elapsed"]), ckpt.meta.get("best")
@@ -239,6 +176,19 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         distributed.barrier(d)
         last_ckpt, saved_now = step, True
 
+    def log(rec: dict[str, Any]) -> None:  # one line of metrics.jsonl (a full disk names the file)
+        with writing(run.metrics_path):
+            metrics.append(rec)
+
+    def rescue(exc: BaseException) -> None:
+        """A full disk while writing anything but a checkpoint: save the step reached, if the disk
+        still takes it (a failed save removes its partial folder). Not under torchrun, where the
+        other ranks cannot join a save now; a checkpoint that just failed is not retried."""
+        if d.enabled or (isinstance(exc, DiskFull) and exc.path.parent == ckpt_dir):
+            return
+        with contextlib.suppress(GankitError, OSError):  # full again; or diverged: nothing to save
+            checkpoint()
+
     # ---------------------------------------------------------------- diagnosis (gankit.diagnosis)
     watcher = Watcher(task.diagnosis_loss, t.steps)
     for old in metrics.records() if resume is not None else ():  # warnings already given stay given
@@ -248,10 +198,10 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
 
     def record(rec: dict[str, Any]) -> None:
         """Log a record, and any failure it reveals (rank 0 decides; all ranks log nothing else)."""
-        metrics.append(rec)
+        log(rec)
         history.append(rec)
         for finding in watcher.add(rec):
-            metrics.append(finding.to_dict())
+            log(finding.to_dict())
             history.append(finding.to_dict())
             bar.write("gankit: warning: " + finding.line(), file=sys.stderr)
 
@@ -269,11 +219,11 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         # the rates of the attempt that diverged: the checkpoint's may be higher (a second rollback
         # to the same checkpoint would otherwise retry the first one's rates, noise and data exactly)
         tried = [[g.get("base_lr", g["lr"]) for g in opt.param_groups] for opt in task.optimizers()]
-        ckpt = load_checkpoint(run_dir)
-        if not all_finite(ckpt.model):
-            raise TrainingDiverged(e.step, f"{e}. The checkpoint of step {ckpt.step} ({ckpt.path}) "
-                                           "holds non-finite weights, so there is nothing intact to "
-                                           "roll back to") from None
+        try:  # verified: checksums, the task's own checks, finite weights
+            ckpt = load_checkpoint(run_dir, check=task.validate_checkpoint)
+        except GankitError as damaged:
+            raise TrainingDiverged(e.step, f"{e}. The checkpoint to roll back to is not intact "
+                                           f"({damaged})") from None
         rollbacks += 1
         task.restore(ckpt)
         step, best = ckpt.step, ckpt.meta.get("best")
@@ -294,7 +244,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                             f"checkpoint of step {step}, halved the learning rates and drew fresh noise "
                             f"(rollback {rollbacks} of at most {MAX_ROLLBACKS}). Cures for divergence: "
                             f"{FAILURES['divergence'].cures}"}
-        metrics.append(event)
+        log(event)
         history.append(event)
         bar.n = step
         bar.write("gankit: warning: " + event["message"], file=sys.stderr)
@@ -313,7 +263,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         save_samples()
     bar = tqdm(total=t.steps, initial=step, disable=not (lg.progress and main), unit="it",
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
-    with StopFlag() as stop:
+    with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
@@ -368,7 +318,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                     t_eval = time.perf_counter()
                     values = task.evaluate(eval_key)
                     rec = {"step": step, **values, "eval_seconds": round(time.perf_counter() - t_eval, 2)}
-                    metrics.append(rec)
+                    log(rec)
                     history.append(rec)
                     value = values[eval_key]
                     better = best is None or (value > best["value"] if task.higher_is_better(eval_key)
@@ -394,11 +344,12 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         from gankit.report import build_report
 
         report = build_report(run_dir)
-    if step < t.steps and not out_of_time:  # left the loop early: Ctrl-C
-        raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved. "
-                                f"Continue with: gankit train --resume {run_dir}")
+    if step < t.steps and not out_of_time:  # left the loop early: Ctrl-C or SIGTERM
+        by = " by SIGTERM" if stop.signum == signal.SIGTERM else ""
+        raise Stopped(f"stopped{by} at step {step}; checkpoint saved. "
+                      f"Continue with: gankit train --resume {run_dir}", stop.signum or signal.SIGINT)
     if main:
-        print(f"samples: {run.samples_dir}\nreport:  {report}", file=sys.stderr)
+        print(f"samples: {display_path(run.samples_dir)}\nreport:  {display_path(report)}", file=sys.stderr)
     return task.result(run_dir, step, history)
 
 
@@ -414,4 +365,4 @@ def _postfix(rec: dict[str, Any], unit: str, watcher: Watcher) -> str:
             + (f" WARNING: {warn}" if warn else ""))
 
 
-__all__ = ["MAX_ROLLBACKS", "Hook", "Meter", "StopFlag", "TrainingDiverged", "run"]
+__all__ = ["MAX_ROLLBACKS", "Hook", "Meter", "StopFlag", "Stopped", "TrainingDiverged", "run"]

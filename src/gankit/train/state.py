@@ -23,6 +23,10 @@ from torch import Tensor, nn
 import gankit
 from gankit.checkpoint import (
     Checkpoint,
+    check_module,
+    check_optimizer,
+    check_rng,
+    check_train_tensor,
     optimizer_from_flat,
     optimizer_to_flat,
     restore_rng,
@@ -33,6 +37,7 @@ from gankit.errors import GankitError
 from gankit.losses import LOSSES, GANLoss
 from gankit.models import DataShape, default_width, models_for, sample_prior
 from gankit.models.conditional import class_rows, default_labels
+from gankit.sampling import check_gan_meta
 from gankit.train import distributed
 from gankit.train.augment import Draw
 
@@ -351,3 +356,30 @@ class TrainState:
         self.fixed_z = ckpt.train["fixed_z"].to(self.device)
         self.step = int(ckpt.meta["step"])
         self.real_batches = int(ckpt.meta["real_batches"])
+
+    def check_checkpoint(self, ckpt: Checkpoint) -> None:
+        """``gankit.validate.Damaged`` unless ``ckpt`` holds everything ``restore`` reads, of the
+        types, ranges and shapes this run's networks and optimisers have (the task's part of a
+        checkpoint being intact; ``gankit.checkpoint`` checks the rest)."""
+        check_gan_meta(ckpt)  # data_shape, classes, extent, ... (what sampling reads too)
+        f = ckpt.fields()
+        f.integer("real_batches")
+        check_module(ckpt, "G", self.G)
+        check_module(ckpt, "D", self.D)
+        if self.G_ema is not None:
+            check_module(ckpt, "G_ema", self.G_ema)
+        check_optimizer(ckpt, "opt_G", self.opt_G)
+        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_rng(ckpt, "rng.torch", torch.default_generator)
+        check_rng(ckpt, "rng.z", self.z_gen)
+        check_train_tensor(ckpt, "fixed_z", self.fixed_z.shape, floating=True)
+        scalers = ckpt.fields("optim").object("scalers", default=None)
+        for name, scaler in (("G", self.scaler_G), ("D", self.scaler_D)):
+            if scaler is not None and scalers is not None:
+                sf = scalers.object(name)
+                assert sf is not None
+                for key, value in scaler.state_dict().items():
+                    if isinstance(value, int) and not isinstance(value, bool):
+                        sf.integer(key, lo=0)
+                    elif isinstance(value, float):
+                        sf.number(key, lo=0)

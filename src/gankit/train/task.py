@@ -92,6 +92,15 @@ class Task(ABC):
         """(model tensors, training tensors, metadata) for a checkpoint: weights; optimiser
         moments and RNG states; JSON-able facts (data shape, optimiser scalars under "optim")."""
 
+    def validate_checkpoint(self, ckpt: Checkpoint) -> None:
+        """Raise ``gankit.validate.Damaged`` (naming the file and the key or tensor) unless ``ckpt``
+        holds what ``restore`` reads, of the right types, ranges and shapes: the task's own keys
+        of state.json, its weights, optimiser moments and RNG states. Called on a loaded checkpoint
+        before ``check_resume`` and ``restore``, so ``--resume`` falls back to an older checkpoint
+        instead of failing half-way (what every checkpoint has, the loader has checked already).
+        The default checks nothing more."""
+        return
+
     @abstractmethod
     def check_resume(self, meta: dict[str, Any]) -> None:
         """Refuse (GankitError) to resume a checkpoint whose data do not match this run's."""

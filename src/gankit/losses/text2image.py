@@ -1,0 +1,40 @@
+"""The losses of text -> image (GAN-INT-CLS, Reed et al. 2016; conditioning augmentation,
+Zhang et al. 2017): functions of D's logits and of the text code's mean and log-variance.
+
+The matching-aware discriminator (Reed et al. 2016, section 4.2, Algorithm 1, GAN-CLS) sees three
+kinds of pair: a real image with its own caption (s_r, "real"), a real image with a wrong caption
+(s_w) and a generated image with the caption it was made from (s_f); the last two are both "fake".
+D ascends log s_r + (log(1 - s_w) + log(1 - s_f)) / 2; as a descent on logits l (s = sigmoid(l),
+-log sigmoid(l) = softplus(-l), -log(1 - sigmoid(l)) = softplus(l)):
+
+    L_D = softplus(-l_r) + (softplus(l_w) + softplus(l_f)) / 2          (means over the batch)
+
+So D must learn whether image and text match, not only whether the image looks real, and G is
+pushed to match its caption. G's loss is the non-saturating one, softplus(-l) on its fakes with
+their captions (Goodfellow et al. 2014, section 3).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def matching_aware_d_loss(real_right: Tensor, real_wrong: Tensor, fake_right: Tensor) -> Tensor:
+    """D's loss of GAN-CLS from its logits on (real, right text), (real, wrong text) and
+    (fake, right text): softplus(-l_r) + (softplus(l_w) + softplus(l_f)) / 2, batch means."""
+    return F.softplus(-real_right).mean() + 0.5 * (F.softplus(real_wrong).mean() + F.softplus(fake_right).mean())
+
+
+def g_loss(fake_logits: Tensor) -> Tensor:
+    """G's non-saturating loss -log D(G(z, c), t) = softplus(-l), the batch mean."""
+    return F.softplus(-fake_logits).mean()
+
+
+def ca_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag(sigma^2)) || N(0, I)) = 1/2 sum_d (mu_d^2 + sigma_d^2 - 1 - log sigma_d^2),
+    summed over the code's dimensions, averaged over the batch (mu, logvar: (B, D))."""
+    return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
+
+
+__all__ = ["ca_kl", "g_loss", "matching_aware_d_loss"]

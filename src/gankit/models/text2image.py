@@ -1,0 +1,178 @@
+"""Networks of text -> image (GAN-INT-CLS, Reed et al. 2016) with conditioning augmentation
+(StackGAN, Zhang et al. 2017), DCGAN-sized (Radford et al. 2015) for small images.
+
+G(z, phi(t)): the caption's sentence embedding phi(t) (384 numbers, frozen: gankit.data.text_encoder),
+centred, projected on the training captions' principal directions and scaled (``TextNorm``),
+goes through conditioning
+augmentation, one linear layer to (mu, log sigma^2) and a draw
+c = mu + sigma * eps, eps ~ N(0, I); [z, c] then feeds a DCGAN generator (one projection to a
+(h0, w0) map, stride-2 transposed convolutions, batch norm, ReLU, tanh out). The draw makes many
+codes per caption (smoother conditioning manifold); a KL(N(mu, sigma^2) || N(0, I)) term keeps it
+so (``gankit.losses.text2image.ca_kl``).
+
+D(x, phi(t)): a DCGAN discriminator trunk down to the (h0, w0) map (6x6 for 48 px, 4x4 for 64 px);
+the caption's embedding (centred and scaled, ``TextNorm``) compressed by a linear layer and a leaky ReLU, replicated over the map and
+concatenated to it in depth; a 1x1 convolution with a leaky ReLU, then one convolution over the
+whole map gives the logit (Reed et al. 2016, section 4.1). To it is added a projection term
+(Miyato & Koyama 2018, cGANs with projection discriminator): the inner product of the map's mean
+over its positions with a linear image of the compressed caption, which makes D's answer depend on
+the caption directly. The trunk sees the image alone, so a
+real image is judged with its own and with a wrong caption from one pass of the trunk (``features``
+then ``judge``); the text head holds no batch norm, so both are judged alike.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from gankit.models.base import DataShape, init_dcgan_weights
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, Readout, dcgan_plan
+
+ARCH = "gan-int-cls"  # model.arch of text -> image
+TEXT_PROJ = 128  # D's compressed caption (Reed et al. 2016: 128)
+DEFAULT_WIDTH = 32  # G's last hidden layer, D's first (DCGAN's default in gankit)
+
+
+class TextNorm(nn.Module):
+    """The caption embeddings centred, projected on the principal subspace of the training
+    captions' embeddings and scaled: ((phi - mean) @ basis) / scale, ``basis`` (text_dim, dims)
+    their ``dims`` principal directions and ``scale`` the root of their mean variance along them
+    (one number: the subspace's geometry is kept). Sentence embeddings of captions that share most
+    of their words differ by small directions (cosine 0.9 and more); centred and scaled, those
+    directions are what the layers after it see, and what a new wording adds outside the span of
+    the training captions (half of its norm, for captioned-fashion's held-out wordings) is dropped
+    instead of sending G where it never trained. Buffers, set once from the data (``set_stats``)
+    and saved with the weights."""
+
+    def __init__(self, text_dim: int, dims: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(text_dim))
+        self.register_buffer("basis", torch.eye(text_dim, dims))
+        self.register_buffer("scale", torch.ones(()))
+
+    @torch.no_grad()
+    def set_stats(self, embeddings: Tensor) -> None:
+        """``mean``, ``basis`` and ``scale`` from the embeddings (N, text_dim) of the training captions."""
+        x = embeddings.double()
+        mean = x.mean(0)
+        cov = (x - mean).T @ (x - mean) / max(1, len(x))
+        values, vectors = torch.linalg.eigh(cov)  # ascending
+        k = self.basis.shape[1]
+        top, basis = values.flip(0)[:k], vectors.flip(1)[:, :k]
+        basis = basis * torch.where(basis.sum(0) < 0, -1.0, 1.0)  # a fixed sign per direction
+        self.mean.copy_(mean.float())
+        self.basis.copy_(basis.float())
+        self.scale.copy_(top.clamp(min=0).mean().sqrt().clamp(min=1e-6).float())
+
+    def forward(self, phi: Tensor) -> Tensor:
+        return ((phi.float() - self.mean) @ self.basis) / self.scale
+
+
+class CondAugment(nn.Module):
+    """Conditioning augmentation (Zhang et al. 2017, section 3.1): phi -> (mu, log sigma^2) by one
+    linear layer; the code is c = mu + sigma * eps for the noise ``eps`` (B, cond_dim) given."""
+
+    def __init__(self, text_dim: int, cond_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(text_dim, 2 * cond_dim)
+        self.cond_dim = cond_dim
+
+    def forward(self, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(c, mu, logvar), each (B, cond_dim)."""
+        mu, logvar = self.fc(phi).float().chunk(2, 1)
+        return mu + (0.5 * logvar).exp() * eps, mu, logvar
+
+
+class TextGenerator(nn.Module):
+    """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar)."""
+
+    def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
+                 text_dims: int = 64) -> None:
+        super().__init__()
+        self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
+        self.norm = TextNorm(text_dim, text_dims)
+        # torch's fan-in initialisation (not DCGAN's N(0, 0.02)): mu's spread is then about the same
+        # whatever text_dims is, and large beside eps from the first step
+        self.ca = CondAugment(text_dims, cond_dim)
+        self.net = DCGANGenerator(shape, latent_dim + cond_dim, width)  # [z, c] -> image
+
+    def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        c, mu, logvar = self.ca(self.norm(phi), eps)
+        return self.net(torch.cat([z, c.to(z.dtype)], 1)), mu, logvar
+
+
+class TextDiscriminator(nn.Module):
+    """D(x, phi) -> logits (B,); ``features(x)`` then ``judge(h, phi)`` is the same in two parts."""
+
+    def __init__(self, shape: DataShape, text_dim: int, width: int, text_dims: int = 64) -> None:
+        super().__init__()
+        h0, w0, n = dcgan_plan(*shape.dims[1:])
+        ch = width * 2 ** (n - 1)
+        # the DCGAN trunk without its readout: (B, C, H, W) -> (B, ch, h0, w0)
+        self.trunk = nn.Sequential(*list(DCGANDiscriminator(shape, width).net)[:-1])
+        self.text = nn.Sequential(TextNorm(text_dim, text_dims), nn.Linear(text_dims, TEXT_PROJ),
+                                  nn.LeakyReLU(0.2, True))
+        self.joint = nn.Sequential(nn.Conv2d(ch + TEXT_PROJ, ch, 1, bias=False), nn.LeakyReLU(0.2, True))
+        self.readout = Readout(ch, 1, (h0, w0), 1, 0, bias=False)
+        self.project = nn.Linear(TEXT_PROJ, ch, bias=False)  # the projection term's caption vector
+        for m in (self.joint, self.readout, self.project):  # the caption's layer: fan-in (as G's)
+            m.apply(init_dcgan_weights)
+
+    def features(self, x: Tensor) -> Tensor:
+        """The image's map (B, ch, h0, w0): what D sees before the caption."""
+        return self.trunk(x)
+
+    def judge(self, h: Tensor, phi: Tensor) -> Tensor:
+        """Logits (B,) of the maps ``h`` with the captions' embeddings ``phi`` (B, text_dim)."""
+        t = self.text(phi.to(h.dtype))  # (B, 128)
+        tiled = t[:, :, None, None].expand(-1, -1, h.shape[2], h.shape[3])  # replicated spatially
+        concat = self.readout(self.joint(torch.cat([h, tiled.to(h.dtype)], 1)))  # Reed et al.'s head
+        projection = (h.mean((2, 3)) * self.project(t).to(h.dtype)).sum(1)  # Miyato & Koyama's term
+        return concat + projection
+
+    def forward(self, x: Tensor, phi: Tensor) -> Tensor:
+        return self.judge(self.features(x), phi)
+
+
+def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
+                     embeddings: Tensor | None = None, text_dims: int = 64) -> tuple[TextGenerator, TextDiscriminator]:
+    """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
+    ``text_dims`` principal directions of the captions' embeddings; with the training captions'
+    ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
+    w = width or DEFAULT_WIDTH
+    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims)
+    D = TextDiscriminator(shape, text_dim, w, text_dims)
+    if embeddings is not None:
+        for m in (*G.modules(), *D.modules()):
+            if isinstance(m, TextNorm):
+                m.set_stats(embeddings)
+    return G, D
+
+
+def noise(n: int, G: TextGenerator, prior: str, seed: int) -> tuple[Tensor, Tensor]:
+    """(z (n, latent_dim) from the prior, eps (n, cond_dim) ~ N(0, I)) drawn on the CPU from ``seed``:
+    the same samples on any device."""
+    from gankit.models import sample_prior
+
+    g = torch.Generator().manual_seed(seed)
+    z = sample_prior(prior, n, G.latent_dim, generator=g)
+    return z, torch.randn(n, G.cond_dim, generator=g)
+
+
+def generate(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor, batch_size: int = 500) -> Tensor:
+    """G's images (N, C, H, W) float32 in [-1, 1] for embeddings ``phi`` (N, text_dim), in eval mode
+    (batch norm's running statistics), in batches; on G's device."""
+    from gankit.nn_util import evaluating
+
+    device = next(G.parameters()).device
+    out = []
+    with evaluating(G):
+        for i in range(0, len(phi), batch_size):
+            sl = slice(i, i + batch_size)
+            out.append(G(z[sl].to(device), phi[sl].to(device), eps[sl].to(device))[0].float())
+    return torch.cat(out) if out else torch.zeros(0, *G.shape.dims, device=device)
+
+
+__all__ = ["ARCH", "DEFAULT_WIDTH", "CondAugment", "TextNorm", "TextDiscriminator", "TextGenerator", "build_text2image",
+           "generate", "noise"]

@@ -1,0 +1,364 @@
+"""Text -> image: GAN-INT-CLS (Reed et al. 2016) with conditioning augmentation (StackGAN, Zhang
+et al. 2017), on captioned images (``--data captioned-fashion`` or a folder with a metadata.jsonl).
+
+Each caption is embedded once by a frozen sentence encoder (all-MiniLM-L6-v2,
+``gankit.data.text_encoder``: 384 numbers, cached). One iteration, as in Reed et al.'s Algorithm 1:
+
+    draw a batch of (real image x, its caption's embedding phi), a wrong caption phi_w for each
+    (another item's, the batch rolled by one), noise z and eps
+    c = mu(phi) + sigma(phi) * eps; fake = G(z, c)                    (conditioning augmentation)
+    D step: l_r = D(x, phi), l_w = D(x, phi_w), l_f = D(fake, phi)
+            L_D = softplus(-l_r) + (softplus(l_w) + softplus(l_f)) / 2   (matching-aware D, GAN-CLS)
+    G step: L_G = softplus(-D(fake, phi))
+                + int_weight * softplus(-D(G(z', c(phi_int)), phi_int))  (GAN-INT, phi_int the
+                  embeddings halfway between a caption and its neighbour's, beta = 0.5, for half
+                  the batch)
+                + kl_weight * KL(N(mu, sigma^2) || N(0, I)) / cond_dim    (StackGAN's code: the KL
+                  per dimension of c)
+
+The sample grid has one row per caption (held-out test captions for the built-in set), one column
+per fixed noise. Evaluation on the built-in set generates from the captions of its three test
+splits and reads the class, position, size and brightness back off the pixels
+(``gankit.metrics.text2image``); on a folder it is the FID against the folder's images.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gankit.checkpoint import (
+    Checkpoint,
+    check_module,
+    check_optimizer,
+    check_rng,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restoring,
+)
+from gankit.config import Config
+from gankit.data.base import BatchOrder, to_float
+from gankit.data.captioned import (
+    HELDOUT_SPLITS,
+    CaptionedData,
+    attribute_words,
+    cache_root,
+    load_captioned,
+)
+from gankit.data.text_encoder import (
+    MODEL_ID,
+    TEXT_DIM,
+    check_installed,
+    embed_captions,
+    embedding_key,
+    unique,
+)
+from gankit.diagnosis import grad_norm
+from gankit.errors import GankitError
+from gankit.images import save_grid
+from gankit.losses import d_probability
+from gankit.losses.text2image import ca_kl, g_loss, matching_aware_d_loss
+from gankit.models import DataShape, sample_prior
+from gankit.models.text2image import (
+    DEFAULT_WIDTH,
+    TextDiscriminator,
+    TextGenerator,
+    build_text2image,
+    generate,
+    noise,
+)
+from gankit.text_sampling import check_text_meta, sample_captions
+from gankit.train import distributed
+from gankit.train.state import adam, ema_beta, resolve_precision, resumed_precision
+from gankit.train.task import Task
+
+ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
+BETA = 0.5  # GAN-INT's interpolation (Reed et al. 2016: 0.5)
+EVAL_SEED = 12345
+LABEL_CHARS = 30  # a folder caption's row label is cut to this
+
+
+@dataclass
+class TextRun:
+    """What ``gankit.fit`` returns for text -> image: the run directory and the trained networks."""
+
+    run_dir: Path
+    G: TextGenerator
+    D: TextDiscriminator
+    config: Config
+    step: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def sample(self, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
+        """``n`` images of each caption, (len(captions) * n, C, H, W) in [-1, 1], on the CPU."""
+        return sample_captions(self.G, self.config, captions, n, seed)
+
+
+def grid_rows(data: CaptionedData, rows: int = ROWS) -> tuple[list[str], list[str]]:
+    """(captions, row labels) of the sample grid: for the built-in set, the first items of
+    distinct classes (labels: 'small dark Sneaker, top left'); else the first distinct captions."""
+    if data.attrs is not None:
+        picks: list[int] = []
+        for i, c in enumerate(data.attrs[:, 0].tolist()):
+            if c not in {int(data.attrs[j, 0]) for j in picks}:
+                picks.append(i)
+            if len(picks) == rows:
+                break
+        return [data.captions[i] for i in picks], attribute_words(data.attrs[picks])
+    captions = list(dict.fromkeys(data.captions))[:rows]
+    return captions, [c if len(c) <= LABEL_CHARS else c[:LABEL_CHARS - 1] + "…" for c in captions]
+
+
+class Text2ImageTask(Task):
+    """G(z, c(phi(t))), D(x, phi(t)) on captioned images (see the module docstring)."""
+
+    def setup(self, data: Any | None = None) -> None:
+        if data is not None:
+            raise GankitError("text -> image reads captioned images from data.source (captioned-fashion or a "
+                              "folder with a metadata.jsonl), not from an in-memory dataset")
+        cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
+        check_installed()  # one line saying `pip install 'gankit[text]'` if it is not
+        self.cache = cache_root(cfg.data)
+        train = load_captioned(cfg.data, cfg.text.caption_items, "train")
+        self.ctx.notes.extend(train.notes)
+        self.builtin = train.attrs is not None
+        self.data_name = train.name
+        distinct, index = unique(train.captions)
+        self.captions_key = embedding_key(distinct)
+        # the grid's captions: held-out test captions (the built-in set), else the data's own
+        shown = load_captioned(cfg.data, cfg.text.caption_items, "test-seen") if self.builtin else train
+        captions, self.row_labels = grid_rows(shown)
+        if not d.is_main:  # torchrun: rank 0 embeds (the others would load the encoder too), then all read
+            distributed.barrier(d)
+        self.embeddings = embed_captions(distinct, self.cache, self.ctx.notes).to(device)  # (U, 384)
+        self.grid_phi = embed_captions(captions, self.cache).repeat_interleave(COLUMNS, 0).to(device)
+        if d.enabled and d.is_main:
+            distributed.barrier(d)
+        self.caption_index = index.to(device)  # (N,): item i's caption among the distinct ones
+        self.images = train.images.to(device)
+        self.n_items = len(train)
+        self.ctx.notes.append(f"{train.name}: {len(train)} items, {len(distinct)} distinct captions, images "
+                              f"{tuple(train.images.shape[1:])}")
+        self.order = BatchOrder(len(train), t.batch_size * d.world, t.seed, device)
+        self.heldout: dict[str, tuple[CaptionedData, Tensor]] = {}
+        self.real_features: dict[str, Tensor] = {}
+        self._build(DataShape(tuple(train.images.shape[1:])), self.embeddings)
+        z, eps = noise(COLUMNS, self.G, cfg.model.prior, t.seed + 1)  # one noise per column
+        self.grid_z, self.grid_eps = z.repeat(len(captions), 1).to(device), eps.repeat(len(captions), 1).to(device)
+
+    def _build(self, shape: DataShape, embeddings: Tensor) -> None:
+        cfg, t, m = self.cfg, self.cfg.train, self.cfg.model
+        self.shape = shape
+        torch.manual_seed(t.seed)  # the same weights on every rank and in every run of this seed
+        G, D = build_text2image(shape, m.latent_dim, TEXT_DIM, cfg.text.cond_dim, m.width, embeddings.cpu(),
+                                cfg.text.text_dims)
+        # channels-last: oneDNN's convolutions run about twice as fast so on a CPU (as the GAN's)
+        self.G = G.to(self.device, memory_format=torch.channels_last)
+        self.D = D.to(self.device, memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if t.ema > 0 else None
+        self.opt_G = adam(self.G, t.lr_g, (t.beta1, t.beta2))
+        self.opt_D = adam(self.D, t.lr_d, (t.beta1, t.beta2))
+        self.z_gen = torch.Generator(device=self.device).manual_seed(t.seed)
+        self.real_batches = 0
+        self.precision = resolve_precision(t.precision, self.device, is_image=True)
+
+    def resolved(self) -> dict[str, tuple[Any, str]]:
+        c, h, w = self.shape.dims
+        out = {"data.image_size": (str(h) if h == w else f"{h}x{w}", "from the data"),
+               "data.channels": (c, "from the data"),
+               "model.width": (DEFAULT_WIDTH, "the architecture's default")}
+        return {k: v for k, v in out.items() if self.cfg.get(k) is None}
+
+    @property
+    def G_sample(self) -> TextGenerator:
+        """The generator that samples, the grids and evaluation see: the moving average if kept."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    # ------------------------------------------------------------------ held-out captions
+
+    def _heldout(self, split: str) -> tuple[CaptionedData, Tensor]:
+        """A test split of the built-in set (its first eval.eval_n items) and its embeddings."""
+        if split not in self.heldout:
+            data = load_captioned(self.cfg.data, self.cfg.text.caption_items, split)
+            data = data.head(min(len(data), self.cfg.eval.eval_n))
+            self.heldout[split] = (data, embed_captions(data.captions, self.cache))
+        return self.heldout[split]
+
+    # ------------------------------------------------------------------ one iteration
+
+    def draw(self, n: int, dim: int, prior: str = "normal") -> Tensor:
+        """This rank's shard of noise drawn for the global batch (every rank draws the same)."""
+        g = sample_prior(prior, n * self.dist.world, dim, self.device, self.z_gen)
+        return distributed.shard(self.dist, g)
+
+    def descend(self, loss: Tensor, opt: torch.optim.Optimizer, net: nn.Module) -> None:
+        loss.backward()
+        distributed.average_gradients(self.dist, net.parameters())
+        opt.step()
+
+    def iteration(self, step: int) -> dict[str, Tensor]:
+        cfg, G, D = self.cfg, self.G, self.D
+        index = distributed.shard(self.dist, self.order.indices(step))
+        self.real_batches = step + 1
+        real = to_float(self.images.index_select(0, index), channels_last=True)  # (B, C, H, W) in [-1, 1]
+        phi = self.embeddings.index_select(0, self.caption_index.index_select(0, index))  # (B, 384)
+        phi_wrong = phi.roll(1, 0)  # another item's caption for each real image
+        B = len(index)
+        z, eps = self.draw(B, G.latent_dim, cfg.model.prior), self.draw(B, G.cond_dim)
+        with self.autocast():
+            fake, mu, logvar = G(z, phi, eps)
+        fake = fake.float()
+        # D step: real with its caption "real"; real with a wrong caption and fake with its own "fake"
+        self.opt_D.zero_grad(set_to_none=True)
+        with self.autocast():
+            h_real = D.features(real)
+            l_real, l_wrong = D.judge(h_real, phi).float(), D.judge(h_real, phi_wrong).float()
+            l_fake = D(fake.detach(), phi).float()
+        loss_d = matching_aware_d_loss(l_real, l_wrong, l_fake)
+        self.descend(loss_d, self.opt_D, D)
+        # G step: fool the updated D with the right caption, and (GAN-INT) on interpolated ones
+        D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss_gan = g_loss(D(fake, phi).float())
+        kl = ca_kl(mu, logvar)
+        loss_int = torch.zeros((), device=self.device)
+        if cfg.text.int_weight > 0:  # on half the batch: half the cost, the same expectation
+            h = max(1, B // 2)
+            phi_int = BETA * phi[:h] + (1 - BETA) * phi_wrong[:h]
+            z2, eps2 = self.draw(h, G.latent_dim, cfg.model.prior), self.draw(h, G.cond_dim)
+            with self.autocast():
+                fake_int, mu2, logvar2 = G(z2, phi_int, eps2)
+                loss_int = g_loss(D(fake_int.float(), phi_int).float())
+            kl = 0.5 * (kl + ca_kl(mu2, logvar2))
+        loss_g = loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim
+        self.descend(loss_g, self.opt_G, G)
+        D.requires_grad_(True)
+        self.update_ema(step)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_probability(l_real),
+                "d_fake": d_probability(l_fake), "grad_g": grad_norm(G), "grad_d": grad_norm(D),
+                "d_wrong": d_probability(l_wrong), "loss_g_gan": loss_gan.detach(),
+                "loss_int": loss_int.detach(), "kl": kl.detach()}
+
+    @torch.no_grad()
+    def update_ema(self, step: int) -> None:
+        """The moving average of G's weights (as the GAN's, ``TrainState.update_ema``)."""
+        if self.G_ema is None:
+            return
+        beta = ema_beta(self.cfg.train.ema, self.cfg.train.ema_rampup, step + 1)
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # ------------------------------------------------------------------ checkpoint round trip
+
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D, **({"G_ema": self.G_ema} if self.G_ema is not None else {})}
+
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+        model = {f"{name}.{k}": v for name, net in self.nets().items() for k, v in net.state_dict().items()}
+        tG, mG = optimizer_to_flat("opt_G", self.opt_G)
+        tD, mD = optimizer_to_flat("opt_D", self.opt_D)
+        meta = {"real_batches": self.real_batches, "optim": {"opt_G": mG, "opt_D": mD},
+                # self-describing: `gankit sample --text` rebuilds G from it and the config
+                "text2image": {"shape": list(self.shape.dims), "text_dim": TEXT_DIM, "encoder": MODEL_ID,
+                               "data": self.data_name, "items": self.n_items, "captions": self.captions_key,
+                               "builtin": self.builtin}}
+        return model, {**tG, **tD, "rng.z": self.z_gen.get_state()}, meta
+
+    def check_resume(self, meta: dict[str, Any]) -> None:
+        saved = meta["text2image"]
+        if saved["shape"] != list(self.shape.dims) or saved["captions"] != self.captions_key:
+            raise GankitError(f"the data now give {self.n_items} items of {list(self.shape.dims)}, other than the "
+                              f"{saved['items']} items of {saved['shape']} this run was trained on; resume with "
+                              "the same data")
+
+    def validate_checkpoint(self, ckpt: Checkpoint) -> None:
+        check_text_meta(ckpt)
+        ckpt.fields().integer("real_batches")
+        for name, net in self.nets().items():
+            check_module(ckpt, name, net)
+        check_optimizer(ckpt, "opt_G", self.opt_G)
+        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_rng(ckpt, "rng.z", self.z_gen)
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        with restoring(ckpt):
+            assert ckpt.train is not None
+            for name, net in self.nets().items():
+                net.load_state_dict(ckpt.module_state(name))
+            optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
+            optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+            self.z_gen.set_state(ckpt.train["rng.z"])
+            self.real_batches = int(ckpt.meta["real_batches"])
+            self.precision = resumed_precision(self.cfg.train.precision, self.precision, ckpt.meta)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_G, self.opt_D]
+
+    def generators(self) -> list[torch.Generator]:
+        return [self.z_gen]  # every z and eps of training (the data order is a function of the step)
+
+    # ------------------------------------------------------------------ watching and scoring
+
+    def save_samples(self, path: Path, step: int) -> None:
+        """One row per caption (named on the left), one column per fixed noise (z, eps)."""
+        x = generate(self.G_sample, self.grid_phi, self.grid_z, self.grid_eps)
+        save_grid(x.cpu(), path, nrow=COLUMNS, row_labels=self.row_labels)
+
+    def default_eval_key(self) -> str:
+        return "acc" if self.builtin else "fid"
+
+    def higher_is_better(self, key: str) -> bool:
+        from gankit.metrics.text2image import higher_is_better
+
+        return higher_is_better(key)
+
+    def evaluate(self, key: str) -> dict[str, float]:
+        """Built-in set: for each test split's first eval.eval_n captions, how often the class,
+        position, size and brightness read off G's images are the caption's, and the FID of the
+        items' crops against the real ones (test-seen); a folder: the FID against its images."""
+        from gankit.metrics.text2image import SPLIT_SUFFIX, real_features, score_split
+
+        values: dict[str, float] = {} if self.builtin else self._folder_fid()
+        for k, split in enumerate(HELDOUT_SPLITS if self.builtin else ()):
+            data, phi = self._heldout(split)
+            real = None
+            if split == "test-seen":  # the FID on the seen split only: one reference set
+                if split not in self.real_features:
+                    self.real_features[split] = real_features(data.images, self.device)
+                real = self.real_features[split]
+            assert data.attrs is not None
+            values |= score_split(self.G_sample, self.cfg.model.prior, data.attrs, phi, EVAL_SEED + k,
+                                  self.device, SPLIT_SUFFIX[split], real)
+        if key not in values:
+            raise GankitError(f"eval.eval_metric {key} is not produced for this data; it gives {', '.join(values)}")
+        return values
+
+    def _folder_fid(self) -> dict[str, float]:
+        """The FID of G's images for the folder's first eval.eval_n captions against their images,
+        in eval.eval_features' features."""
+        from gankit.metrics import get_extractor
+        from gankit.metrics.text2image import fid_of_features
+
+        n = min(self.n_items, self.cfg.eval.eval_n)
+        if n < 2:
+            raise GankitError("the FID needs at least 2 items; raise eval.eval_n")
+        ext = get_extractor(self.cfg.eval.eval_features, self.device)
+        phi = self.embeddings[self.caption_index[:n]]
+        z, eps = noise(n, self.G_sample, self.cfg.model.prior, EVAL_SEED)
+        fake = generate(self.G_sample, phi, z, eps)
+        if "train" not in self.real_features:
+            self.real_features["train"] = ext.features_and_logits(to_float(self.images[:n]))[0]
+        return {"fid": fid_of_features(ext.features_and_logits(fake)[0], self.real_features["train"])}
+
+    def result(self, run_dir: Path, step: int, history: list[dict[str, Any]]) -> TextRun:
+        return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history)
+
+
+__all__ = ["Text2ImageTask", "TextRun", "grid_rows"]

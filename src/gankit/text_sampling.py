@@ -1,0 +1,150 @@
+"""Applying a trained text -> image generator (GAN-INT-CLS, Reed et al. 2016): rebuilding G from a
+checkpoint (no unpickling), embedding captions (``gankit.data.text_encoder``, cached) and drawing
+images for them. Used by ``gankit sample RUN --text CAPTION``, ``gankit eval RUN`` and
+bench/text2image.py; nothing here knows the training loop.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gankit.checkpoint import (
+    MODEL,
+    STATE,
+    Checkpoint,
+    check_module,
+    find_checkpoint,
+    load_checkpoint,
+)
+from gankit.config import Config, config_from_dict
+from gankit.data.captioned import cache_root
+from gankit.data.text_encoder import TEXT_DIM, embed_captions
+from gankit.errors import GankitError, display_path
+from gankit.models import DataShape
+from gankit.models.text2image import ARCH, TextGenerator, build_text2image, generate, noise
+from gankit.rundir import RunDir
+from gankit.validate import Damaged, read_regular
+
+TASK = "text2image"
+
+
+def is_text_checkpoint(path: str | Path) -> bool:
+    """Whether the run directory or checkpoint at ``path`` is a text -> image run's: read from its
+    state.json, or where that cannot be read from the run's config.yaml."""
+    try:
+        folder = find_checkpoint(path)
+        meta = json.loads(read_regular(folder / STATE, 64 << 20))
+        if isinstance(meta, dict):
+            return meta.get("task") == TASK
+    except (GankitError, OSError, ValueError, RecursionError):
+        pass
+    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
+        run = RunDir(run_dir)
+        if run.is_run():
+            try:
+                return run.config().model.arch == ARCH
+            except GankitError:
+                return False
+    return False
+
+
+def check_text_meta(ckpt: Checkpoint) -> None:
+    """``Damaged`` unless state.json's ``text2image`` says what G is rebuilt from: the image shape
+    (C, H, W) and the text embedding's size."""
+    t = ckpt.fields().object("text2image")
+    assert t is not None  # absent: Damaged, naming the key
+    t.integers("shape", lo=1, hi=1 << 16, min_len=3, max_len=3)
+    dim = t.integer("text_dim", lo=1, hi=1 << 16)
+    if dim != TEXT_DIM:
+        raise t.bad("text_dim", f"is {dim}, but the text encoder gives {TEXT_DIM}")
+
+
+@dataclass
+class LoadedTextGenerator:
+    """G of a text -> image checkpoint (the moving average where the run kept one), eval mode."""
+
+    G: TextGenerator
+    config: Config
+    step: int
+    run_dir: Path | None
+    meta: dict[str, Any]  # state.json's "text2image": shape, text_dim, data, builtin
+
+    def sample(self, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
+        """``n`` images per caption, (len(captions) * n, C, H, W) in [-1, 1], caption by caption:
+        the same noise for each caption's i-th image."""
+        return sample_captions(self.G, self.config, captions, n, seed)
+
+
+def sample_captions(G: TextGenerator, cfg: Config, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
+    """``n`` images of each caption (the i-th of each from the same noise), in [-1, 1], on the CPU."""
+    phi = embed_captions(captions, cache_root(cfg.data)).repeat_interleave(n, 0)
+    z, eps = noise(n, G, cfg.model.prior, seed)
+    k = len(captions)
+    return generate(G, phi, z.repeat(k, 1), eps.repeat(k, 1)).cpu()
+
+
+def _rebuild(ckpt: Checkpoint) -> tuple[TextGenerator, Config]:
+    check_text_meta(ckpt)
+    state = ckpt.path / STATE
+    cfg = config_from_dict(ckpt.meta["config"], str(state))
+    shape = DataShape(tuple(ckpt.meta["text2image"]["shape"]))
+    try:
+        G, _ = build_text2image(shape, cfg.model.latent_dim, TEXT_DIM, cfg.text.cond_dim, cfg.model.width,
+                                text_dims=cfg.text.text_dims)
+    except (GankitError, ValueError, RuntimeError, TypeError) as e:
+        raise Damaged(state, f"its config and shape {list(shape.dims)} build no generator ({e})") from None
+    prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
+    check_module(ckpt, prefix, G)
+    try:
+        G.load_state_dict(ckpt.module_state(prefix))
+    except RuntimeError as e:
+        raise Damaged(ckpt.path / MODEL, f"its weights do not fit the generator of its own config ({e})") from None
+    return G, cfg
+
+
+def load_text_generator(path: str | Path, device: str | torch.device = "cpu") -> LoadedTextGenerator:
+    """Rebuild G from a text -> image run directory or checkpoint, verified first
+    (``gankit.checkpoint.load_checkpoint``)."""
+    built: dict[Path, tuple[TextGenerator, Config]] = {}
+
+    def check(c: Checkpoint) -> None:
+        if c.meta.get("task") != TASK:
+            raise GankitError(f"{display_path(c.path)} is not a text -> image run (model.arch={ARCH}); "
+                              "--text needs one")
+        built[c.path] = _rebuild(c)
+
+    ckpt = load_checkpoint(path, with_train_state=False, check=check)
+    G, cfg = built[ckpt.path]
+    run = RunDir.of_checkpoint(ckpt.path)
+    return LoadedTextGenerator(G.to(device).eval().requires_grad_(False), cfg, ckpt.step,
+                               run.path if run else None, dict(ckpt.meta["text2image"]))
+
+
+def score_builtin(lg: LoadedTextGenerator, n: int = 3000, device: str | torch.device = "cpu",
+                  seed: int = 12345, shuffle: bool = False) -> dict[str, float]:
+    """The scores of ``gankit.metrics.text2image`` on the first ``n`` items of each test split of
+    ``captioned-fashion`` (``shuffle``: the caption-agnostic baseline)."""
+    from gankit.data.captioned import HELDOUT_SPLITS, NAME, load_captioned
+    from gankit.metrics.text2image import SPLIT_SUFFIX, real_features, score_split
+
+    if lg.config.data.source != NAME:
+        raise GankitError(f"the attribute scores need a run on data.source={NAME}; this one trained on "
+                          f"{display_path(lg.config.data.source)}")
+    values: dict[str, float] = {}
+    for k, split in enumerate(HELDOUT_SPLITS):
+        data = load_captioned(lg.config.data, lg.config.text.caption_items, split).head(n)
+        assert data.attrs is not None
+        phi = embed_captions(data.captions, cache_root(lg.config.data))
+        values |= score_split(lg.G, lg.config.model.prior, data.attrs, phi, seed + k, device, SPLIT_SUFFIX[split],
+                              real_features(data.images, device), shuffle)
+    return values
+
+
+__all__ = ["LoadedTextGenerator", "check_text_meta", "is_text_checkpoint", "load_text_generator",
+           "sample_captions", "score_builtin"]

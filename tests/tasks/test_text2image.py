@@ -1,0 +1,286 @@
+"""Text -> image (GAN-INT-CLS, Reed et al. 2016): the captioned data, its held-out splits and
+metadata.jsonl folders, the encoder's install message, the losses against hand computations, the
+attribute measurement from pixels, and ``gankit sample --text`` on a tiny trained run. (The task's
+lifecycle tests are generated from the registry: tests/train/test_tasks.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.data.captioned import (
+    HELDOUT_SPLITS,
+    SIZES,
+    captioned_fashion,
+    compose,
+    draw_items,
+    heldout_wording,
+    is_heldout_combo,
+    load_captioned_folder,
+)
+from gankit.errors import GankitError
+from gankit.losses.text2image import ca_kl, matching_aware_d_loss
+from gankit.metrics.text2image import measure
+from gankit.models.text2image import CondAugment, TextNorm
+from tests.conftest import needs_fmnist
+
+HAS_TEXT = all(importlib.util.find_spec(m) is not None for m in ("all_minilm_l6_v2", "transformers"))
+needs_text = pytest.mark.skipif(not HAS_TEXT, reason="the text extra is not installed (pip install 'gankit[text]')")
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the module: the encoder is extracted, and the captions embedded, once."""
+    return tmp_path_factory.mktemp("text-cache")
+
+
+# --------------------------------------------------------------------------- the built-in set
+
+
+@needs_fmnist
+def test_the_captioned_set_is_deterministic_and_its_splits_keep_what_they_hold_out(tmp_path: Path) -> None:
+    labels = torch.arange(2000) % 10
+    a1, c1 = draw_items("train", labels)
+    a2, c2 = draw_items("train", labels)
+    assert torch.equal(a1, a2) and c1 == c2
+    assert not any(heldout_wording(c) for c in c1)  # training sees no held-out word or template
+    assert not bool(is_heldout_combo(*a1.unbind(1)).any())  # ... nor a held-out combination
+    first = captioned_fashion("test-seen", cache_dir=tmp_path)
+    again = captioned_fashion("test-seen", cache_dir=tmp_path)  # from the cache
+    assert "from cache" in again.notes[0] and torch.equal(first.images, again.images)
+    assert first.captions == again.captions and torch.equal(first.attrs, again.attrs)
+    splits = {s: captioned_fashion(s, cache_dir=tmp_path) for s in HELDOUT_SPLITS}
+    seen, combos, wordings = (splits[s] for s in HELDOUT_SPLITS)
+    assert not bool(is_heldout_combo(*seen.attrs.unbind(1)).any())
+    assert bool(is_heldout_combo(*combos.attrs.unbind(1)).all())
+    assert not bool(is_heldout_combo(*wordings.attrs.unbind(1)).any())
+    assert all(heldout_wording(c) for c in wordings.captions)
+    assert not any(heldout_wording(c) for c in seen.captions + combos.captions)
+    assert not set(wordings.captions) & set(c1)
+    # the three test splits are different Fashion-MNIST test images
+    held = [{bytes(x.numpy()) for x in s.images} for s in splits.values()]
+    assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+    assert first.captions[0] and first.images.dtype == torch.uint8 and first.images.shape[1:] == (1, 48, 48)
+
+
+def test_attributes_read_from_synthetic_canvases_are_exact() -> None:
+    # a textured square item, every position x size x brightness, composed as the data set is
+    g = torch.Generator().manual_seed(0)
+    item = (128 + torch.randint(0, 128, (1, 1, 28, 28), generator=g)).to(torch.uint8)
+    grid = torch.cartesian_prod(torch.arange(9), torch.arange(2), torch.arange(2))
+    pos, size, bright = grid.unbind(1)
+    canvases = compose(item.expand(len(grid), -1, -1, -1), pos, size, bright)
+    m = measure(canvases.float() / 127.5 - 1)
+    assert torch.equal(m.position, pos) and torch.equal(m.size, size) and torch.equal(m.brightness, bright)
+    extent = torch.maximum(m.box[:, 1] - m.box[:, 0], m.box[:, 3] - m.box[:, 2]) + 1
+    assert torch.equal(extent, torch.tensor(SIZES)[size])
+    # a stray faint pixel far away moves nothing; a blank canvas reads as the whole: large, dark, centre
+    noisy = canvases.clone()
+    noisy[:, :, 47, 47] = 40
+    m2 = measure(noisy.float() / 127.5 - 1)
+    assert torch.equal(m2.position, pos) and torch.equal(m2.size, size)
+    blank = measure(-torch.ones(1, 1, 48, 48))
+    assert (int(blank.position), int(blank.size), int(blank.brightness)) == (4, 1, 0)
+
+
+@needs_fmnist
+def test_attributes_of_the_real_canvases_read_back(tmp_path: Path) -> None:
+    d = captioned_fashion("test-seen", cache_dir=tmp_path)
+    m = measure(d.images.float() / 127.5 - 1)
+    for got, k in ((m.position, 1), (m.size, 2), (m.brightness, 3)):
+        assert (got == d.attrs[:, k]).float().mean() >= 0.995
+
+
+# --------------------------------------------------------------------------- the losses
+
+
+def test_the_matching_aware_d_loss_is_reeds() -> None:
+    l_r, l_w, l_f = torch.tensor([2.0, -1.0]), torch.tensor([0.5, 1.5]), torch.tensor([-3.0, 0.0])
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    # D ascends log s_r + (log(1 - s_w) + log(1 - s_f)) / 2 (Reed et al. 2016, Algorithm 1)
+    by_hand = -(sum(math.log(sig(v)) for v in l_r.tolist()) / 2
+                + 0.5 * (sum(math.log(1 - sig(v)) for v in l_w.tolist()) / 2
+                         + sum(math.log(1 - sig(v)) for v in l_f.tolist()) / 2))
+    assert float(matching_aware_d_loss(l_r, l_w, l_f)) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_conditioning_augmentations_kl_is_the_closed_form() -> None:
+    g = torch.Generator().manual_seed(1)
+    mu, logvar = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    sigma = (0.5 * logvar).exp()
+    closed = torch.distributions.kl_divergence(torch.distributions.Normal(mu, sigma),
+                                               torch.distributions.Normal(0.0, 1.0)).sum(1).mean()
+    by_hand = sum(0.5 * (m * m + s * s - 1 - 2 * math.log(s)) for m, s in zip(mu.flatten().tolist(),
+                                                                          sigma.flatten().tolist(), strict=True)) / 5
+    assert float(ca_kl(mu, logvar)) == pytest.approx(float(closed), rel=1e-5)
+    assert float(ca_kl(mu, logvar)) == pytest.approx(by_hand, rel=1e-5)
+    assert float(ca_kl(torch.zeros(2, 4), torch.zeros(2, 4))) == 0.0
+    ca = CondAugment(6, 3)
+    phi, eps = torch.randn(4, 6, generator=g), torch.randn(4, 3, generator=g)
+    c, m, lv = ca(phi, eps)
+    assert torch.allclose(c, m + (0.5 * lv).exp() * eps)
+
+
+# --------------------------------------------------------------------------- a folder of your own
+
+
+def _folder(root: Path, lines: list[bytes], images: tuple[str, ...] = ("a.png", "sub/b.png", "c.png")) -> Path:
+    for i, name in enumerate(images):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 24), 40 * (i + 1), np.uint8)).save(root / name)
+    (root / "metadata.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    return root
+
+
+def test_a_metadata_jsonl_folder_loads_one_item_per_caption(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "mine", [
+        json.dumps({"file_name": "a.png", "text": "a gray square"}).encode(),
+        b"",  # blank lines are skipped
+        json.dumps({"file_name": "sub/b.png", "text": "  a lighter   square "}).encode(),
+        json.dumps({"file_name": "./a.png", "text": "the same square, said otherwise", "extra": 1}).encode(),
+    ])
+    d = load_captioned_folder(str(root), (16, 16), cache_dir=tmp_path / "cache")
+    assert d.captions == ["a gray square", "a lighter square", "the same square, said otherwise"]
+    assert d.images.shape == (3, 1, 16, 16) and d.attrs is None
+    assert torch.equal(d.images[0], d.images[2]) and not torch.equal(d.images[0], d.images[1])
+    assert any("1 images have no caption" in n for n in d.notes)  # c.png
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (json.dumps({"file_name": "missing.png", "text": "x"}).encode(), "line 2: file_name 'missing.png' names no image"),
+    (json.dumps({"file_name": "c.png", "text": "   "}).encode(), "line 2: the caption (\"text\") of 'c.png' is empty"),
+    (b'{"file_name": "c.png", "text": "caf\xe9"}', "line 2: not UTF-8 text (byte 0xe9 at column 36)"),
+    (b'{"file_name": "c.png", "text": }', "line 2: not valid JSON"),
+    (json.dumps({"file": "c.png", "text": "x"}).encode(), 'line 2: needs an object with "file_name"'),
+    (json.dumps({"file_name": "c.png", "text": 3}).encode(), 'line 2: "text" must be a string'),
+])
+def test_bad_metadata_is_one_line_naming_the_file_and_line(tmp_path: Path, line: bytes, expected: str) -> None:
+    root = _folder(tmp_path / "mine", [json.dumps({"file_name": "a.png", "text": "fine"}).encode(), line])
+    with pytest.raises(GankitError) as e:
+        load_captioned_folder(str(root), (16, 16), cache_dir=tmp_path / "cache")
+    assert expected in str(e.value) and "metadata.jsonl" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_caption_naming_an_unreadable_image_says_why(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "mine", [json.dumps({"file_name": "bad.png", "text": "x"}).encode()])
+    (root / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(GankitError, match=r"line 1: file_name 'bad.png' was skipped: "):
+        load_captioned_folder(str(root), (16, 16), cache_dir=tmp_path / "cache")
+
+
+# --------------------------------------------------------------------------- the encoder
+
+
+def test_without_the_text_extra_a_text_run_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "all_minilm_l6_v2", None)  # as if not installed: import fails
+    code = main(["train", "--model", "gan-int-cls", "--data", "captioned-fashion", "--steps", "1",
+                 "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'gankit[text]'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- sample --text, end to end
+
+
+@needs_fmnist
+@needs_text
+def test_sample_text_end_to_end_on_a_tiny_run(tmp_path: Path, shared_cache: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.api import train_config
+    from gankit.config import build_config
+
+    run = tmp_path / "run"
+    train_config(build_config(overrides={
+        "model": "gan-int-cls", "data": "captioned-fashion", "caption_items": 64, "latent_dim": 8, "width": 8,
+        "cond_dim": 8, "steps": 3, "batch_size": 8, "log_every": 1, "sample_every": 3, "checkpoint_every": 3,
+        "precision": "fp32", "progress": False, "cache_dir": str(shared_cache), "out": str(run)}))
+    grid = sorted((run / "samples").iterdir())[-1]
+    with Image.open(grid) as im:  # 8 captions x 8 noises, named on the left
+        assert im.size[1] == 8 * 48 + 9 * 2 and im.size[0] > 8 * 50
+    out = tmp_path / "bag.png"
+    assert main(["sample", str(run), "--text", "a large bright bag at the bottom", "-n", "16",
+                 "--out", str(out)]) == 0
+    assert "16 samples of 'a large bright bag at the bottom' from step 3" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.size == (8 * 48 + 9 * 2, 2 * 48 + 3 * 2)  # 16 in rows of 8
+    # several captions: one named row each; a folder: one PNG per sample
+    assert main(["sample", str(run), "--text", "a tiny purse", "--text", "huge trainers, top-left",
+                 "-n", "3", "--out", str(tmp_path / "two.png")]) == 0
+    assert main(["sample", str(run), "--text", "a small dark sneaker", "-n", "2", "--out", str(tmp_path / "d")]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["sample-00000.png", "sample-00001.png"]
+    # the same seed, the same images
+    from gankit.text_sampling import load_text_generator
+
+    lg = load_text_generator(run)
+    assert torch.equal(lg.sample(["a bag"], 2, seed=5), lg.sample(["a bag"], 2, seed=5))
+    capsys.readouterr()
+    # mistakes: no caption for a text run; --text for a run that is not one
+    assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
+    assert "give the caption with --text" in capsys.readouterr().err
+    # gankit eval scores the attributes on the held-out splits, with the shuffled-caption baseline
+    assert main(["eval", str(run), "--n", "16", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert {"class_acc", "position_acc_combos", "size_acc_wordings", "fid"} <= set(scores)
+    assert "class_acc" in scores["baseline"]
+
+
+def test_text_on_a_run_that_is_not_text_to_image_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.api import train_config
+    from tests.conftest import tiny_config
+
+    train_config(tiny_config(tmp_path / "ring", steps=2, checkpoint_every=2))
+    assert main(["sample", str(tmp_path / "ring"), "--text", "a bag", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--text needs a text -> image run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"model": "dcgan", "kl_weight": 2.0}, "text.kl_weight is for text -> image (model.arch=gan-int-cls)"),
+    ({"model": "gan-int-cls", "conditional": "cgan"}, "model.conditional does not apply to model.arch=gan-int-cls"),
+    ({"model": "gan-int-cls", "r1": 1.0}, "reg.r1 does not apply to model.arch=gan-int-cls"),
+    ({"model": "gan-int-cls", "loss": "hinge"}, "train.loss 'hinge' does not suit model.arch=gan-int-cls"),
+    ({"model": "gan-int-cls", "eval_metric": "modes"}, "unknown text -> image score 'modes'"),
+])
+def test_the_config_rules_of_text_to_image(overrides: dict[str, object], expected: str) -> None:
+    from gankit.config import build_config
+    from gankit.resolve import resolve
+
+    with pytest.raises(GankitError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        resolve(build_config(overrides={"data": "captioned-fashion", **overrides}))
+    ok = resolve(build_config(overrides={"model": "gan-int-cls", "data": "captioned-fashion",
+                                         "eval_metric": "class_acc_wordings", "int_weight": 0.0}))
+    assert ok.text.int_weight == 0.0
+
+
+@needs_text
+def test_text_to_image_needs_captioned_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "plain").mkdir()
+    Image.new("L", (8, 8), 90).save(tmp_path / "plain" / "a.png")
+    for data, expected in (("fashion-mnist", "neither captioned-fashion nor a folder of images with captions"),
+                           (str(tmp_path / "plain"), "has no metadata.jsonl")):
+        code = main(["train", "--model", "gan-int-cls", "--data", data, "--steps", "1", "--out",
+                     str(tmp_path / "run"), "--no-progress"])
+        assert code == 2 and expected in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()
+
+
+def test_textnorm_keeps_the_training_captions_directions_and_drops_the_rest() -> None:
+    g = torch.Generator().manual_seed(2)
+    basis = torch.linalg.qr(torch.randn(16, 3, generator=g))[0]  # the training captions span 3 directions
+    train = 0.3 + torch.randn(500, 3, generator=g) @ basis.T
+    norm = TextNorm(16, 3)
+    norm.set_stats(train)
+    out = norm(train)
+    assert out.shape == (500, 3) and float(out.var(0, unbiased=False).mean()) == pytest.approx(1.0, rel=1e-4)
+    outside = torch.linalg.qr(torch.cat([basis, torch.randn(16, 1, generator=g)], 1))[0][:, 3]
+    assert torch.allclose(norm(train[:4] + 5 * outside), out[:4], atol=1e-4)  # a new direction: dropped

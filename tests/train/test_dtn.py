@@ -1,0 +1,141 @@
+"""The Domain Transfer Network end to end: a tiny run on folders and on fashion2emoji, `gankit
+translate` on a folder of photos, its scores, f kept fixed, and the inputs it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.api import train_config
+from gankit.cli import main
+from gankit.config import build_config
+from gankit.data.emoji import installed_styles
+from gankit.errors import GankitError
+from gankit.metrics.fmnist_classifier import load_fmnist_classifier
+from gankit.metrics.translation import emoji_scores
+from gankit.resolve import resolve
+from gankit.translating import evaluate_translator, load_translator
+from tests.conftest import needs_fmnist
+
+needs_emoji = pytest.mark.skipif(not installed_styles()[0], reason="no emoji package installed "
+                                 "(apt-get install fonts-noto-color-emoji)")
+
+
+def tiny(out: Path, **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"model": "dtn", "image_size": "16", "width": 8, "steps": 2, "batch_size": 4,
+                            "log_every": 1, "sample_every": 2, "checkpoint_every": 2, "progress": False,
+                            "out": str(out), "precision": "fp32"}
+    return base | kw
+
+
+def folder(root: Path, n: int, rgb: bool, seed: int) -> Path:
+    """n pictures of 20x20: a bright blob on black (RGB ones in colour)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    for k in range(n):
+        img = np.zeros((20, 20, 3) if rgb else (20, 20), np.uint8)
+        i, j = rng.integers(0, 10, 2)
+        img[i:i + 9, j:j + 9] = rng.integers(100, 256, 3) if rgb else rng.integers(100, 256)
+        Image.fromarray(img).save(root / f"x{k:02d}.png")
+    return root
+
+
+def test_dtn_trains_on_two_folders_and_keeps_f_fixed(tmp_path: Path) -> None:
+    photos, emoji = folder(tmp_path / "photos", 12, False, 0), folder(tmp_path / "emoji", 12, True, 1)
+    run = train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
+                                                    eval_every=2, eval_n=8)))
+    G = run.nets["G"]
+    fixed = load_fmnist_classifier().state_dict()
+    assert all(torch.equal(v, fixed[k]) for k, v in G.f.state_dict().items())  # f never trained
+    assert not G.f.training  # ... and stays in eval mode while G trains
+    lt = load_translator(tmp_path / "r")
+    assert lt.meta["shape_A"] == [1, 16, 16] and lt.meta["shape_B"] == [3, 16, 16]
+    x = torch.rand(5, 1, 16, 16) * 2 - 1
+    assert run.translate(x).shape == (5, 3, 16, 16)
+    with pytest.raises(GankitError, match="BtoA needs a model trained both ways"):
+        lt.generator("BtoA")
+    scores = evaluate_translator(tmp_path / "r", n=8)  # folders: f-constancy only, no classes to agree on
+    assert set(scores.values) == {"f_const"} and scores.values["f_const"] >= 0
+    text = (tmp_path / "r" / "metrics.jsonl").read_text()
+    assert '"f_const"' in text and '"loss_const"' in text and '"loss_tid"' in text
+
+
+def test_an_emoji_folder_of_one_image_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos, emoji = folder(tmp_path / "photos", 5, False, 0), folder(tmp_path / "my-emoji", 1, True, 1)
+    with pytest.raises(GankitError, match=r"my-emoji holds 1 target image; the DTN needs at least 10"):
+        train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji))))
+    assert not (tmp_path / "r").exists()  # refused before a run folder was made
+    assert main(["train", "--model", "dtn", "--data", str(photos), "--partner", str(emoji), "--image-size",
+                 "16", "--out", str(tmp_path / "r2")]) == 2
+    assert "my-emoji holds 1 target image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"model": "dtn", "cycle": 5.0}, "translate.cycle is a cyclegan setting"),
+    ({"model": "cyclegan", "const": 3.0}, "translate.const is a dtn setting"),
+    ({"model": "pix2pix", "dtn_f": "x"}, "translate.dtn_f is a dtn setting"),
+    ({"model": "dtn", "loss": "lsgan"}, "'lsgan' does not suit model.arch=dtn: it trains with its paper's loss"),
+    ({"model": "dtn", "tv": -1.0}, "translate.tv must be 0"),
+])
+def test_the_dtn_refuses_what_is_not_its_own(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve(build_config(overrides=overrides))
+
+
+def test_the_dtn_takes_its_papers_weights_and_a_bad_f_is_named(tmp_path: Path) -> None:
+    cfg = resolve(build_config(overrides={"model": "dtn"}))
+    assert (cfg.data.source, cfg.train.loss, cfg.train.lr_g, cfg.train.ema) == ("fashion2emoji", "nonsaturating",
+                                                                               2e-4, 0.0)
+    assert (cfg.translate.const, cfg.translate.tid, cfg.translate.tv, cfg.translate.dtn_f) == (15, 15, 0, "fmnist")
+    photos, emoji = folder(tmp_path / "photos", 4, False, 0), folder(tmp_path / "emoji", 10, True, 1)
+    with pytest.raises(GankitError, match="translate.dtn_f .*nowhere.safetensors is neither fmnist nor a file"):
+        train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
+                                                 dtn_f=str(tmp_path / "nowhere.safetensors"))))
+    with pytest.raises(GankitError, match="image_size"):
+        train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
+                                                 image_size="20")))
+
+
+@needs_fmnist
+@needs_emoji
+def test_translate_writes_an_emoji_for_each_of_50_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.data.fashion_mnist import load_arrays
+
+    run = train_config(build_config(overrides=tiny(tmp_path / "r", data="fashion2emoji")))
+    grid = sorted((tmp_path / "r" / "samples").iterdir())[-1]
+    with Image.open(grid) as im:  # 4 rows (photo, G(photo), emoji, G(emoji)) of 10 columns, one per class
+        assert im.size[0] > 10 * 16 and im.size[1] >= 4 * 16
+    photos, _ = load_arrays("test")
+    src = tmp_path / "photos"
+    src.mkdir()
+    for k in range(50):
+        Image.fromarray(photos[k, 0].numpy()).save(src / f"photo{k:02d}.png")
+    assert main(["translate", str(tmp_path / "r"), str(src), "--out", str(tmp_path / "emoji")]) == 0
+    assert "50 images translated AtoB" in capsys.readouterr().out
+    out = sorted((tmp_path / "emoji").iterdir())
+    assert [p.name for p in out] == [f"photo{k:02d}.png" for k in range(50)]
+    with Image.open(out[0]) as im:
+        assert im.size == (16, 16) and im.mode == "RGB"
+        pixels = torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 127.5 - 1
+    x = torch.from_numpy(photos[:1].numpy()).float() / 127.5 - 1
+    x = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    # what the run's G gives the same photo, as the folder loader resized it (to within a pixel level)
+    assert (run.translate(x)[0] - pixels).abs().max() < 0.05
+
+
+@needs_fmnist
+@needs_emoji
+def test_class_agreement_of_real_emoji_is_their_classifiers_accuracy(tmp_path: Path) -> None:
+    from gankit.data.emoji import fashion2emoji
+
+    d = fashion2emoji("test", size=(32, 32), cache_dir=tmp_path)
+    real = d.B.float() / 127.5 - 1
+    s = emoji_scores(real[:500], d.labels_B[:500], real[500:1000])
+    assert s["class_agreement"] > 0.97 and 0 <= s["fid_emoji"] < 50  # the same distribution: FID near 0
+    wrong = emoji_scores(real[:500], (d.labels_B[:500] + 1) % 10, real[500:1000])
+    assert wrong["class_agreement"] < 0.05
