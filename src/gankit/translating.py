@@ -28,6 +28,7 @@ from gankit.checkpoint import (
 from gankit.config import Config, config_from_dict
 from gankit.data.paired import (
     PAIRED_TASKS,
+    UNPAIRED_TASKS,
     PairedData,
     UnpairedData,
     load_translation,
@@ -177,7 +178,7 @@ def evaluate_translator(source: str | Path, n: int = 10_000, device: str = "cpu"
     lt = load_translator(source, device)
     data = load_data(lt.config, "test")
     src = lt.config.data.source
-    builtin = src in PAIRED_TASKS or parse_class_pair(src) is not None
+    builtin = src in PAIRED_TASKS or src in UNPAIRED_TASKS or parse_class_pair(src) is not None
     generators = {"AtoB": lt.generator("AtoB"), "BtoA": lt.nets.get("G_BA")}
     scores = score_translation(generators, data, n, device, batch_size,
                                split="test" if builtin else "train (a folder has one split)")

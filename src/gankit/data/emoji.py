@@ -199,11 +199,13 @@ def _png_glyphs(style: Style, glyphs: list[Glyph]) -> dict[str, Tensor]:
     from PIL import Image
 
     out = {}
+    found = sorted(glob.glob(style.path))  # the path may name the gem's version with a wildcard
+    folder = Path(found[-1]) if found else Path(style.path)
     for g in glyphs:
         name = f"{ord(g.char):X}.png" if style.kind == "png-codepoint" else (g.emojify and g.emojify + ".png")
         if not name:
             continue
-        p = Path(style.path) / name
+        p = folder / name
         if not p.is_file():
             continue
         try:

@@ -172,6 +172,7 @@ def load_paired_folder(path: str | os.PathLike, size: tuple[int, int], partner: 
 # --------------------------------------------------------------------------- by name, for training
 
 PAIRED_TASKS = ("edges2fashion", "day2night")
+UNPAIRED_TASKS = ("fashion2emoji",)  # beside the A2B class pairs
 
 
 def parse_class_pair(source: str) -> tuple[int, int] | None:
@@ -227,7 +228,7 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
                               "data.source=A_DIR translate.partner=B_DIR")
         d = (edges2fashion if source == "edges2fashion" else day2night)(split, root)
         return PairedData(_sized(d.A, size), _sized(d.B, size), d.name, d.labels)
-    if source == "fashion2emoji":
+    if source in UNPAIRED_TASKS:
         if paired:
             raise GankitError("data.source=fashion2emoji is an unpaired task (photos and emoji in no "
                               "correspondence): train it with model.arch=dtn or cyclegan")
