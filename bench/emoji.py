@@ -1,6 +1,6 @@
 """Pictures -> emoji benchmark (issue 17): the DTN against CycleGAN on fashion2emoji, same data, same budget.
 
-Usage:  python bench/emoji.py [--variants dtn dtn-paper-const dtn-joint-f cyclegan] [--root runs/emoji]
+Usage:  python bench/emoji.py [--variants dtn dtn-const3 dtn-joint-f cyclegan] [--root runs/emoji]
                               [--out emoji.json] [--threads 1] [--n 10000]
 
 Each variant (``VARIANTS``: a preset of configs/ and flags added to it) trains with ``gankit train
@@ -16,11 +16,11 @@ photos against 2,000 held-out emoji:
   classifier's 128-d features (0 for the emoji themselves; lower is better);
 - ``f_const`` (DTN only): the mean of (f(x) - f(G(x)))^2 over photos and f's features.
 
-The variants: ``dtn``, the preset (f = the shipped fmnist classifier, learnt from photos only);
-``dtn-paper-const``, the same with the paper's f-constancy weight 15; ``dtn-joint-f``, the preset
-with an f fine-tuned to read both domains by ``bench/train_dtn_f.py --mode joint`` (trained first,
-into ``--root``, unless there; it uses the training emoji's labels, which the DTN's unsupervised
-setting does not have); ``cyclegan``, the baseline.
+The variants: ``dtn``, the preset (f = the shipped fmnist classifier, learnt from photos only; the
+paper's weights); ``dtn-const3``, the same with f-constancy weight 3; ``dtn-joint-f``, that with an
+f fine-tuned to read both domains by ``bench/train_dtn_f.py --mode joint`` (trained first, into
+``--root``, unless there; it uses the training emoji's labels, which the DTN's unsupervised setting
+does not have); ``cyclegan``, the baseline.
 
 For reference it also prints the floor and the ceiling of class agreement: the classifier's verdict
 on the photos themselves (a G that copied its input) and on the held-out emoji. The budget of each
@@ -45,9 +45,9 @@ JOINT_F = "f_joint.safetensors"  # under --root: the f of the dtn-joint-f varian
 # variant -> (preset in configs/, flags added to it)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "dtn": ("fashion2emoji-dtn", []),
-    "dtn-paper-const": ("fashion2emoji-dtn", ["--const", "15"]),  # the paper's digit weight alpha = 15
+    "dtn-const3": ("fashion2emoji-dtn", ["--const", "3"]),  # a fifth of the paper's f-constancy weight
     # f fine-tuned to read both domains (bench/train_dtn_f.py --mode joint: uses the emoji's labels)
-    "dtn-joint-f": ("fashion2emoji-dtn", ["--dtn-f", "{root}/" + JOINT_F]),
+    "dtn-joint-f": ("fashion2emoji-dtn", ["--dtn-f", "{root}/" + JOINT_F, "--const", "3"]),
     "cyclegan": ("fashion2emoji-cyclegan", []),
 }
 

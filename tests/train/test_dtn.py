@@ -16,7 +16,7 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.emoji import installed_styles
 from gankit.errors import GankitError
-from gankit.metrics.fmnist_classifier import load_fmnist_classifier
+from gankit.metrics.fmnist_classifier import WEIGHTS, load_fmnist_classifier
 from gankit.metrics.translation import emoji_scores
 from gankit.resolve import resolve
 from gankit.translating import evaluate_translator, load_translator
@@ -47,8 +47,9 @@ def folder(root: Path, n: int, rgb: bool, seed: int) -> Path:
 
 def test_dtn_trains_on_two_folders_and_keeps_f_fixed(tmp_path: Path) -> None:
     photos, emoji = folder(tmp_path / "photos", 12, False, 0), folder(tmp_path / "emoji", 12, True, 1)
+    # f named by its file (here the shipped classifier's own weights, so f is known below)
     run = train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
-                                                    eval_every=2, eval_n=8)))
+                                                    eval_every=2, eval_n=8, dtn_f=str(WEIGHTS))))
     G = run.nets["G"]
     fixed = load_fmnist_classifier().state_dict()
     assert all(torch.equal(v, fixed[k]) for k, v in G.f.state_dict().items())  # f never trained
@@ -121,7 +122,7 @@ def test_translate_writes_an_emoji_for_each_of_50_photos(tmp_path: Path, capsys:
     assert [p.name for p in out] == [f"photo{k:02d}.png" for k in range(50)]
     with Image.open(out[0]) as im:
         assert im.size == (16, 16) and im.mode == "RGB"
-        pixels = torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 127.5 - 1
+        pixels = torch.from_numpy(np.array(im)).permute(2, 0, 1).float() / 127.5 - 1
     x = torch.from_numpy(photos[:1].numpy()).float() / 127.5 - 1
     x = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
     # what the run's G gives the same photo, as the folder loader resized it (to within a pixel level)
