@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.errors import GankitError
 from gankit.images import check_images
+from gankit.metrics.shipped import load_shipped, shipped_metadata
 
 WEIGHTS = Path(__file__).parent / "weights" / "emoji_cnn.safetensors"
 FEATURE_DIM = 128
@@ -86,23 +86,7 @@ def _missing_message(path: Path) -> str:
 
 @functools.cache
 def _load(device: str) -> EmojiClassifier:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not WEIGHTS.is_file():
-        raise GankitError(_missing_message(WEIGHTS))
-    try:
-        state = load_file(str(WEIGHTS))
-    except (SafetensorError, OSError) as e:
-        raise GankitError(f"cannot read {WEIGHTS}: {e}; rebuild it with `{REBUILD}`") from None
-    with torch.random.fork_rng(devices=[]):  # loading never moves training's random stream
-        model = EmojiClassifier()
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise GankitError(f"{WEIGHTS} does not fit EmojiClassifier ({str(e).splitlines()[0]}); "
-                          f"rebuild it with `{REBUILD}`") from None
-    return model.to(device).eval().requires_grad_(False)
+    return load_shipped(WEIGHTS, EmojiClassifier, REBUILD, _missing_message(WEIGHTS), device)
 
 
 def load_emoji_classifier(device: str | torch.device = "cpu") -> EmojiClassifier:
@@ -112,12 +96,7 @@ def load_emoji_classifier(device: str | torch.device = "cpu") -> EmojiClassifier
 
 def weights_metadata() -> dict[str, str]:
     """The metadata stored with the weights: held-out accuracy, render version, seed, command, ..."""
-    from safetensors import safe_open
-
-    if not WEIGHTS.is_file():
-        raise GankitError(_missing_message(WEIGHTS))
-    with safe_open(str(WEIGHTS), framework="pt") as f:
-        return dict(f.metadata() or {})
+    return shipped_metadata(WEIGHTS, _missing_message(WEIGHTS))
 
 
 def emoji_features_and_logits(images: Tensor, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:

@@ -50,8 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.data.fashion_mnist import CLASSES
-from gankit.errors import GankitError
 from gankit.images import check_images
+from gankit.metrics.shipped import load_shipped, shipped_metadata
 
 WEIGHTS = Path(__file__).parent / "weights" / "fmnist_cnn.safetensors"
 FEATURE_DIM = 128
@@ -129,28 +129,7 @@ def _missing_message(path: Path) -> str:
 
 @functools.cache
 def _load(device: str) -> FMNISTClassifier:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not WEIGHTS.is_file():
-        raise GankitError(_missing_message(WEIGHTS))
-    try:
-        state = load_file(str(WEIGHTS))
-    except (SafetensorError, OSError) as e:
-        raise GankitError(f"cannot read {WEIGHTS}: {e}; rebuild it with `{REBUILD}`") from None
-    # Built without touching the global RNG (its layers' random init is overwritten at once): the
-    # classifier is loaded once per process, and a training run (whose probe loads it) must draw the
-    # same random numbers whether or not something earlier in the process already had.
-    with torch.random.fork_rng(devices=[]):
-        model = FMNISTClassifier()
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise GankitError(
-            f"{WEIGHTS} does not fit FMNISTClassifier ({str(e).splitlines()[0]}); "
-            f"rebuild it with `{REBUILD}`"
-        ) from None
-    return model.to(device).eval().requires_grad_(False)
+    return load_shipped(WEIGHTS, FMNISTClassifier, REBUILD, _missing_message(WEIGHTS), device)
 
 
 def load_fmnist_classifier(device: str | torch.device = "cpu") -> FMNISTClassifier:
@@ -165,12 +144,7 @@ def load_fmnist_classifier(device: str | torch.device = "cpu") -> FMNISTClassifi
 
 def weights_metadata() -> dict[str, str]:
     """The metadata stored in the weights file: test accuracy, epochs, seed, torch version, ..."""
-    from safetensors import safe_open
-
-    if not WEIGHTS.is_file():
-        raise GankitError(_missing_message(WEIGHTS))
-    with safe_open(str(WEIGHTS), framework="pt") as f:
-        return dict(f.metadata() or {})
+    return shipped_metadata(WEIGHTS, _missing_message(WEIGHTS))
 
 
 class FMNISTFeatures:
