@@ -558,6 +558,16 @@ def check_module(ckpt: Checkpoint, prefix: str, module: nn.Module) -> None:
                                 f"its config builds it has {v.dtype} {list(v.shape)}")
 
 
+def load_module(ckpt: Checkpoint, prefix: str, module: nn.Module) -> None:
+    """Load ``module`` from the tensors under ``prefix.``, checked first (:func:`check_module`):
+    weights that do not fit the networks of the checkpoint's own config are ``Damaged``."""
+    check_module(ckpt, prefix, module)
+    try:
+        module.load_state_dict(ckpt.module_state(prefix))
+    except RuntimeError as e:
+        raise Damaged(ckpt.path / MODEL, f"its weights do not fit the networks of its own config ({e})") from None
+
+
 def check_train_tensor(ckpt: Checkpoint, key: str, shape: tuple[int, ...] | torch.Size | None = None,
                        dtype: torch.dtype | None = None, floating: bool = False) -> Tensor:
     """The tensor ``key`` of train.safetensors, ``Damaged`` if absent or of another shape or dtype."""

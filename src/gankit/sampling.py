@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gankit.checkpoint import MODEL, STATE, Checkpoint, check_module, load_checkpoint
+from gankit.checkpoint import STATE, Checkpoint, load_checkpoint, load_module
 from gankit.config import Config, config_from_dict
 from gankit.errors import GankitError, display_path, short_repr
 from gankit.models import MODELS, DataShape, Packed, models_for, sample_prior
@@ -142,13 +142,8 @@ def _rebuild(ckpt: Checkpoint) -> tuple[nn.Module, nn.Module, Config, DataShape,
     # With --ema the moving average is the generator to sample from (it is what the run's samples,
     # report and evaluation showed); ``G_ema`` exists only in such checkpoints.
     g_prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
-    check_module(ckpt, g_prefix, G)
-    check_module(ckpt, "D", D)
-    try:
-        G.load_state_dict(ckpt.module_state(g_prefix))
-        D.load_state_dict(ckpt.module_state("D"))
-    except RuntimeError as e:
-        raise Damaged(ckpt.path / MODEL, f"its weights do not fit the networks of its own config ({e})") from None
+    load_module(ckpt, g_prefix, G)
+    load_module(ckpt, "D", D)
     return G, D, cfg, shape, num_classes
 
 

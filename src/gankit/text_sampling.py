@@ -15,12 +15,11 @@ import torch
 from torch import Tensor
 
 from gankit.checkpoint import (
-    MODEL,
     STATE,
     Checkpoint,
-    check_module,
     find_checkpoint,
     load_checkpoint,
+    load_module,
 )
 from gankit.config import Config, config_from_dict
 from gankit.data.captioned import cache_root
@@ -100,11 +99,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[TextGenerator, Config]:
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its config and shape {list(shape.dims)} build no generator ({e})") from None
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
-    check_module(ckpt, prefix, G)
-    try:
-        G.load_state_dict(ckpt.module_state(prefix))
-    except RuntimeError as e:
-        raise Damaged(ckpt.path / MODEL, f"its weights do not fit the generator of its own config ({e})") from None
+    load_module(ckpt, prefix, G)
     return G, cfg
 
 

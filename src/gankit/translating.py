@@ -18,12 +18,11 @@ import torch
 from torch import Tensor, nn
 
 from gankit.checkpoint import (
-    MODEL,
     STATE,
     Checkpoint,
-    check_module,
     find_checkpoint,
     load_checkpoint,
+    load_module,
 )
 from gankit.config import Config, config_from_dict
 from gankit.data.paired import (
@@ -140,11 +139,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[dict[str, nn.Module], Config]:
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(ckpt.path / STATE, f"its translator's shapes build no networks ({e})") from None
     for name, net in nets.items():
-        check_module(ckpt, name, net)
-        try:
-            net.load_state_dict(ckpt.module_state(name))
-        except RuntimeError as e:
-            raise Damaged(ckpt.path / MODEL, f"its weights do not fit the networks of its own config ({e})") from None
+        load_module(ckpt, name, net)
     return nets, cfg
 
 
