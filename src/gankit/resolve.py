@@ -27,8 +27,7 @@ from gankit.config import (
     Config,
     ModelConfig,
     RegConfig,
-    TextConfig,
-    TranslateConfig,
+    options_by_dotted,
     options_by_key,
     validate,
 )
@@ -151,9 +150,9 @@ def _resolve_translator(cfg: Config) -> None:
     A translator's paper recipe (``Translator.implies``: loss, learning rates, decay, no EMA, the
     default task) is applied to the keys the user left at the GAN defaults, as a named loss's
     ``implies`` is."""
-    tr, defaults, arch = cfg.translate, TranslateConfig(), cfg.model.arch
+    tr, arch = cfg.translate, cfg.model.arch
     if arch not in TRANSLATORS:
-        changed = [f.name for f in fields(tr) if getattr(tr, f.name) != getattr(defaults, f.name)]
+        changed = [f.name for f in fields(tr) if _user_changed(cfg, f"translate.{f.name}")]
         if changed:
             raise GankitError(f"translate.{changed[0]} is for image translation (model.arch="
                               f"{' or '.join(TRANSLATORS.names())}), not for model.arch={arch}; "
@@ -178,18 +177,25 @@ def _resolve_translator(cfg: Config) -> None:
         raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its "
                           f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
     for name in (f.name for f in fields(tr) if f.name != "partner"):
-        if name not in translator.settings and getattr(tr, name) != getattr(defaults, name):
+        if name not in translator.settings and _user_changed(cfg, f"translate.{name}"):
             users = [e.name for e in TRANSLATORS.entries() if name in e.obj.settings]
             raise GankitError(f"translate.{name} is a {' and '.join(users)} setting; model.arch={arch} does not "
                               "use it: leave it out")
 
 
+def _user_changed(cfg: Config, dotted: str) -> bool:
+    """Whether the user set ``dotted`` (this command, or when the run began) to other than its
+    default. Only the user's values count: a saved run's config holds every key at the defaults
+    of its day, and a default changed since must not stop the run resuming."""
+    return dotted in cfg.provenance.user_set and cfg.get(dotted) != options_by_dotted()[dotted].default
+
+
 def _resolve_text(cfg: Config) -> None:
     """Text -> image (``model.arch`` gan-int-cls) against the rest: text.* is its alone, and it
     refuses the GAN options it has no use for (its loss is Reed et al.'s matching-aware BCE)."""
-    tx, defaults, arch = cfg.text, TextConfig(), cfg.model.arch
+    tx, arch = cfg.text, cfg.model.arch
     if arch != TEXT_ARCH:
-        changed = [f.name for f in fields(tx) if getattr(tx, f.name) != getattr(defaults, f.name)]
+        changed = [f.name for f in fields(tx) if _user_changed(cfg, f"text.{f.name}")]
         if changed:
             raise GankitError(f"text.{changed[0]} is for text -> image (model.arch={TEXT_ARCH}), not for "
                               f"model.arch={arch}; leave it out")

@@ -108,7 +108,8 @@ def test_score_translation_of_identity_generators_is_perfect() -> None:
     both = {"AtoB": nn.Identity(), "BtoA": nn.Identity()}
     unpaired = score_translation(both, UnpairedData(A, B, "ab"), split="train")
     assert unpaired.values == {"cycle_l1_A": 0.0, "cycle_l1_B": 0.0}  # classes "A", "B": no classifier
-    assert unpaired.n == 5 and unpaired.split == "train"
+    # the count of each direction: 6 A inputs translated to B, 5 B inputs back (not min(6, 5) for both)
+    assert (unpaired.n, unpaired.n_BtoA, paired.n_BtoA) == (6, 5, None) and unpaired.split == "train"
     with pytest.raises(GankitError, match="BtoA"):
         score_translation(same, UnpairedData(A, B, "ab"))
     with pytest.raises(GankitError, match="at least 1"):

@@ -28,7 +28,7 @@ from gankit.data.captioned import (
     load_captioned_folder,
 )
 from gankit.errors import GankitError
-from gankit.losses.text2image import ca_kl, matching_aware_d_loss
+from gankit.losses.text2image import ca_kl, contrastive_loss, matching_aware_d_loss
 from gankit.metrics.text2image import measure
 from gankit.models.text2image import CondAugment, TextNorm
 from tests.conftest import needs_fmnist
@@ -111,6 +111,32 @@ def test_the_matching_aware_d_loss_is_reeds() -> None:
                 + 0.5 * (sum(math.log(1 - sig(v)) for v in l_w.tolist()) / 2
                          + sum(math.log(1 - sig(v)) for v in l_f.tolist()) / 2))
     assert float(matching_aware_d_loss(l_r, l_w, l_f)) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_the_contrastive_term_is_xmc_gans_cross_entropy() -> None:
+    # three images and captions in 2-D: cosines by hand, softmax over the batch at tau = 0.1
+    image = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    text = torch.tensor([[3.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    r = 1 / math.sqrt(2)
+    cos = [[1.0, r, 0.0], [0.0, r, 1.0], [r, 1.0, r]]
+    by_hand = sum(-math.log(math.exp(row[i] / 0.1) / sum(math.exp(c / 0.1) for c in row))
+                  for i, row in enumerate(cos)) / 3
+    assert float(contrastive_loss(image, text)) == pytest.approx(by_hand, rel=1e-5)
+    # items 0 and 2 share one caption: neither counts the other as a wrong caption
+    same = torch.tensor([[True, False, True], [False, True, False], [True, False, True]])
+    cos_masked = [[cos[0][0], cos[0][1]], [cos[1][0], cos[1][1], cos[1][2]], [cos[2][1], cos[2][2]]]
+    own = [cos[0][0], cos[1][1], cos[2][2]]
+    masked = sum(-math.log(math.exp(o / 0.1) / sum(math.exp(c / 0.1) for c in row))
+                 for o, row in zip(own, cos_masked, strict=True)) / 3
+    assert float(contrastive_loss(image, text, same)) == pytest.approx(masked, rel=1e-5)
+    # G's gradient pulls an image towards its own caption: image 1 (cosine 1/sqrt(2) to its own,
+    # 1 to caption 2) turns towards caption 1 after a step, and the loss falls
+    x = image.clone().requires_grad_(True)
+    contrastive_loss(x, text).backward()
+    stepped = image - 0.05 * x.grad
+    cos_after = torch.nn.functional.cosine_similarity(stepped, text)
+    assert float(cos_after[1]) > r
+    assert float(contrastive_loss(stepped, text)) < by_hand
 
 
 def test_conditioning_augmentations_kl_is_the_closed_form() -> None:
@@ -260,6 +286,23 @@ def test_the_config_rules_of_text_to_image(overrides: dict[str, object], expecte
     ok = resolve(build_config(overrides={"model": "gan-int-cls", "data": "captioned-fashion",
                                          "eval_metric": "class_acc_wordings", "int_weight": 0.0}))
     assert ok.text.int_weight == 0.0
+
+
+def test_a_saved_config_with_other_text_defaults_still_resolves() -> None:
+    """A run's config.yaml keeps every key at the defaults of its day: a text.* or translate.*
+    default changed since must not stop a DCGAN run from resuming; only what the user set counts."""
+    from gankit.config import build_config, config_from_dict
+    from gankit.resolve import resolve
+
+    saved = resolve(build_config(overrides={"data": "ring", "model": "mlp"})).to_dict()
+    saved["text"]["text_dims"] = 32  # an older default
+    saved["translate"]["const"] = 3.0
+    cfg = config_from_dict({**saved, "provenance": {"set_by_user": ["data.source", "model.arch"], "resolved": {}}},
+                           "config.yaml")
+    assert resolve(cfg).text.text_dims == 32
+    cfg.provenance.user_set.append("text.text_dims")  # the same value set by the user is refused
+    with pytest.raises(GankitError, match=r"text.text_dims is for text -> image"):
+        resolve(cfg)
 
 
 @needs_text

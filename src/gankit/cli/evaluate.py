@@ -122,15 +122,18 @@ def cmd_eval_translator(ns: argparse.Namespace) -> int:
     ckpt = load_checkpoint(ns.source, with_train_state=False)
     step = ckpt.step
     if ns.json:
-        print(json.dumps({"step": step, **res.values, "eval_n": res.n, "split": res.split,
+        print(json.dumps({"step": step, **res.values, "eval_n": res.n,
+                          **({"eval_n_BtoA": res.n_BtoA} if res.n_BtoA is not None else {}), "split": res.split,
                           "seconds": round(res.seconds, 2)}))
     else:
-        print(f"{res.n} inputs of the {res.split} split at step {step}, {res.seconds:.1f} s")
+        other = f" ({res.n_BtoA} the other way)" if res.n_BtoA is not None else ""
+        print(f"{res.n} inputs of the {res.split} split{other} at step {step}, {res.seconds:.1f} s")
         for k, v in res.values.items():
             print(f"  {k:<16} {v:.6g}")
     run = RunDir.of_checkpoint(ckpt.path)
     if run is not None:
-        run.append({"step": step, **res.values, "eval_n": res.n})
+        run.append({"step": step, **res.values, "eval_n": res.n,
+                    **({"eval_n_BtoA": res.n_BtoA} if res.n_BtoA is not None else {})})
     return 0
 
 

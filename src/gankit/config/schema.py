@@ -366,6 +366,10 @@ class TextConfig:
                         "that G and D read (what a new wording adds outside them is dropped; "
                         "384 keeps them all)",
                         bounds=_upto(384))
+    contrastive: float = _f(0.0, "gan-int-cls: weight of XMC-GAN's sentence-image contrastive term "
+                            "(Zhang et al. 2021): D learns a space where each image is nearest its own "
+                            "caption among the batch's, and G's images must be so too (0 = off)",
+                            bounds=_zero_or_more(), absent=0.0)
     caption_items: int = _f(60000, "--data captioned-fashion: items in its training split "
                             "(Fashion-MNIST's 60,000 training images, reused beyond)", bounds=_upto(10**6))
 

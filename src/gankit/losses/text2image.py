@@ -16,6 +16,7 @@ their captions (Goodfellow et al. 2014, section 3).
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -37,4 +38,17 @@ def ca_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
 
 
-__all__ = ["ca_kl", "g_loss", "matching_aware_d_loss"]
+def contrastive_loss(image: Tensor, text: Tensor, same: Tensor | None = None, tau: float = 0.1) -> Tensor:
+    """The sentence-image contrastive loss of XMC-GAN (Zhang et al. 2021, eq. 3): each image's
+    embedding (B, E) should be nearer, in cosine similarity over temperature ``tau``, to its own
+    caption's embedding (B, E) than to the batch's other captions. The cross-entropy of
+    softmax_j(cos(image_i, text_j) / tau) at j = i, the batch mean. ``same`` (B, B), True where two
+    items share one caption: the other copies are left out of i's denominator (they are not wrong)."""
+    logits = F.normalize(image.float(), dim=1) @ F.normalize(text.float(), dim=1).T / tau  # (B, B)
+    if same is not None:
+        others = same & ~torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(others, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+__all__ = ["ca_kl", "contrastive_loss", "g_loss", "matching_aware_d_loss"]

@@ -102,13 +102,15 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
 
 @dataclass
 class TranslationScores:
-    """What ``score_translation`` measured, on ``n`` held-out inputs per direction."""
+    """What ``score_translation`` measured: on ``n`` held-out inputs translated A -> B, and (a
+    CycleGAN's) ``n_BtoA`` the other way; the two differ where the domains' test sets do."""
 
     values: dict[str, float]
     n: int
     split: str
     seconds: float
     notes: list[str] = field(default_factory=list)
+    n_BtoA: int | None = None
 
 
 def _classify(images: Tensor, device: torch.device | str) -> Tensor:
@@ -191,7 +193,6 @@ def score_translation(generators: Mapping[str, nn.Module | None], data: PairedDa
             labels = data.labels[:n]
             values["class_acc"] = float((_classify(fake_B, device) == labels).double().mean())
             values["class_acc_real"] = float((_classify(B, device) == labels).double().mean())
-        count = len(A)
     else:
         fake_B = run(G_AB, A)
         if data.target_classifier == "emoji" and data.labels_A is not None:
@@ -212,11 +213,11 @@ def score_translation(generators: Mapping[str, nn.Module | None], data: PairedDa
         elif not values:
             raise GankitError("unpaired data are scored in both directions: give the BtoA generator "
                               "too (a cyclegan's)")
-        count = min(len(A), len(B)) if G_BA is not None else len(A)
     for k, v in values.items():
         if not math.isfinite(v):
             raise GankitError(f"the translation score {k} is {v}: the generator's outputs are not finite")
-    return TranslationScores(values, count, split, time.perf_counter() - t0)
+    n_BtoA = len(B) if G_BA is not None and not isinstance(data, PairedData) else None
+    return TranslationScores(values, len(A), split, time.perf_counter() - t0, n_BtoA=n_BtoA)
 
 
 __all__ = ["HIGHER_IS_BETTER", "PSNR_CAP", "TranslationScores", "gaussian_window", "higher_is_better", "l1_error",

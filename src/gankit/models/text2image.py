@@ -105,7 +105,8 @@ class TextGenerator(nn.Module):
 class TextDiscriminator(nn.Module):
     """D(x, phi) -> logits (B,); ``features(x)`` then ``judge(h, phi)`` is the same in two parts."""
 
-    def __init__(self, shape: DataShape, text_dim: int, width: int, text_dims: int = 64) -> None:
+    def __init__(self, shape: DataShape, text_dim: int, width: int, text_dims: int = 64,
+                 contrastive: bool = False) -> None:
         super().__init__()
         h0, w0, n = dcgan_plan(*shape.dims[1:])
         ch = width * 2 ** (n - 1)
@@ -118,6 +119,10 @@ class TextDiscriminator(nn.Module):
         self.project = nn.Linear(TEXT_PROJ, ch, bias=False)  # the projection term's caption vector
         for m in (self.joint, self.readout, self.project):  # the caption's layer: fan-in (as G's)
             m.apply(init_dcgan_weights)
+        # XMC-GAN's (Zhang et al. 2021) shared space of image and sentence, for the contrastive term:
+        # only when it is trained, so a run without it keeps the same weights as before
+        self.embed_image = nn.Linear(ch, TEXT_PROJ) if contrastive else None
+        self.embed_text = nn.Linear(TEXT_PROJ, TEXT_PROJ) if contrastive else None
 
     def features(self, x: Tensor) -> Tensor:
         """The image's map (B, ch, h0, w0): what D sees before the caption."""
@@ -134,15 +139,22 @@ class TextDiscriminator(nn.Module):
     def forward(self, x: Tensor, phi: Tensor) -> Tensor:
         return self.judge(self.features(x), phi)
 
+    def embed(self, h: Tensor, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """(image, sentence) embeddings (B, 128) in the contrastive term's shared space: the image's
+        map ``h`` pooled over its positions, the caption through D's text layer (needs ``contrastive``)."""
+        assert self.embed_image is not None and self.embed_text is not None, "built without contrastive"
+        return self.embed_image(h.mean((2, 3)).float()), self.embed_text(self.text(phi.to(h.dtype)).float())
+
 
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
-                     embeddings: Tensor | None = None, text_dims: int = 64) -> tuple[TextGenerator, TextDiscriminator]:
+                     embeddings: Tensor | None = None, text_dims: int = 64,
+                     contrastive: bool = False) -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
     ``text_dims`` principal directions of the captions' embeddings; with the training captions'
     ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
     w = width or DEFAULT_WIDTH
     G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims)
-    D = TextDiscriminator(shape, text_dim, w, text_dims)
+    D = TextDiscriminator(shape, text_dim, w, text_dims, contrastive)
     if embeddings is not None:
         for m in (*G.modules(), *D.modules()):
             if isinstance(m, TextNorm):

@@ -20,7 +20,7 @@ STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_r
                            "grad_g", "grad_d", "diversity", "modes", "modes_total", "hq", "classes",
                            "classes_total"})
 #: Numbers in evaluation records that describe the evaluation rather than score G.
-EVAL_META = frozenset({"step", "eval_seconds", "eval_n", "n_per_class", "n_fake", "n_real", "seconds"})
+EVAL_META = frozenset({"step", "eval_seconds", "eval_n", "eval_n_BtoA", "n_per_class", "n_fake", "n_real", "seconds"})
 #: Directions of the per-class scores ``gankit eval --per-class`` writes
 #: (``gankit.metrics.evaluate_per_class``: ``fid/<class>``, ``acc/<class>`` and their means), which
 #: no metric registry lists.

@@ -62,7 +62,7 @@ from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
 from gankit.images import save_grid
 from gankit.losses import d_probability
-from gankit.losses.text2image import ca_kl, g_loss, matching_aware_d_loss
+from gankit.losses.text2image import ca_kl, contrastive_loss, g_loss, matching_aware_d_loss
 from gankit.models import DataShape, sample_prior
 from gankit.models.text2image import (
     DEFAULT_WIDTH,
@@ -156,7 +156,7 @@ class Text2ImageTask(Task):
         self.shape = shape
         torch.manual_seed(t.seed)  # the same weights on every rank and in every run of this seed
         G, D = build_text2image(shape, m.latent_dim, TEXT_DIM, cfg.text.cond_dim, m.width, embeddings.cpu(),
-                                cfg.text.text_dims)
+                                cfg.text.text_dims, cfg.text.contrastive > 0)
         # channels-last: oneDNN's convolutions run about twice as fast so on a CPU (as the GAN's)
         self.G = G.to(self.device, memory_format=torch.channels_last)
         self.D = D.to(self.device, memory_format=torch.channels_last)
@@ -206,7 +206,8 @@ class Text2ImageTask(Task):
         index = distributed.shard(self.dist, self.order.indices(step))
         self.real_batches = step + 1
         real = to_float(self.images.index_select(0, index), channels_last=True)  # (B, C, H, W) in [-1, 1]
-        phi = self.embeddings.index_select(0, self.caption_index.index_select(0, index))  # (B, 384)
+        caption = self.caption_index.index_select(0, index)  # (B,) which distinct caption
+        phi = self.embeddings.index_select(0, caption)  # (B, 384)
         phi_wrong = phi.roll(1, 0)  # another item's caption for each real image
         B = len(index)
         z, eps = self.draw(B, G.latent_dim, cfg.model.prior), self.draw(B, G.cond_dim)
@@ -220,12 +221,21 @@ class Text2ImageTask(Task):
             l_real, l_wrong = D.judge(h_real, phi).float(), D.judge(h_real, phi_wrong).float()
             l_fake = D(fake.detach(), phi).float()
         loss_d = matching_aware_d_loss(l_real, l_wrong, l_fake)
+        lam = cfg.text.contrastive
+        same = caption[:, None] == caption[None, :] if lam > 0 else None  # (B, B) shared captions
+        con_d = con_g = torch.zeros((), device=self.device)
+        if lam > 0:  # XMC-GAN: D's space puts each real image nearest its own caption
+            con_d = contrastive_loss(*D.embed(h_real, phi), same)
+            loss_d = loss_d + lam * con_d
         self.descend(loss_d, self.opt_D, D)
         # G step: fool the updated D with the right caption, and (GAN-INT) on interpolated ones
         D.requires_grad_(False)
         self.opt_G.zero_grad(set_to_none=True)
         with self.autocast():
-            loss_gan = g_loss(D(fake, phi).float())
+            h_fake = D.features(fake)
+            loss_gan = g_loss(D.judge(h_fake, phi).float())
+        if lam > 0:  # and G's images nearest theirs in it
+            con_g = contrastive_loss(*D.embed(h_fake, phi), same)
         kl = ca_kl(mu, logvar)
         loss_int = torch.zeros((), device=self.device)
         if cfg.text.int_weight > 0:  # on half the batch: half the cost, the same expectation
@@ -236,14 +246,15 @@ class Text2ImageTask(Task):
                 fake_int, mu2, logvar2 = G(z2, phi_int, eps2)
                 loss_int = g_loss(D(fake_int.float(), phi_int).float())
             kl = 0.5 * (kl + ca_kl(mu2, logvar2))
-        loss_g = loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim
+        loss_g = loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim + lam * con_g
         self.descend(loss_g, self.opt_G, G)
         D.requires_grad_(True)
         self.update_ema(step)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_probability(l_real),
                 "d_fake": d_probability(l_fake), "grad_g": grad_norm(G), "grad_d": grad_norm(D),
                 "d_wrong": d_probability(l_wrong), "loss_g_gan": loss_gan.detach(),
-                "loss_int": loss_int.detach(), "kl": kl.detach()}
+                "loss_int": loss_int.detach(), "kl": kl.detach(),
+                **({"contrastive_d": con_d.detach(), "contrastive_g": con_g.detach()} if lam > 0 else {})}
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
