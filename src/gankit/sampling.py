@@ -108,7 +108,8 @@ def check_gan_meta(ckpt: Checkpoint) -> None:
     if task != "gan":
         if task in ckpt.meta or "translator" in ckpt.meta:  # another task's own, not damage
             raise GankitError(f"{display_path(ckpt.path)} is a {short_repr(task)} checkpoint, not a GAN's: "
-                              "gankit sample and gankit eval draw from a GAN's generator")
+                              "drawing from noise alone needs a GAN's generator (a text -> image run samples with "
+                              "gankit sample RUN --text CAPTION, a translator with gankit translate RUN IN --out OUT)")
         raise f.bad("task", f"is {short_repr(task)}, not 'gan', and the checkpoint holds nothing of another task")
     f.integer("real_batches")  # the data order's position: every GAN checkpoint has it
     shape = f.integers("data_shape", lo=1, hi=1 << 16, min_len=1, max_len=3)

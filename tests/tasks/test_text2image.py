@@ -250,6 +250,10 @@ def test_sample_text_end_to_end_on_a_tiny_run(tmp_path: Path, shared_cache: Path
 
     lg = load_text_generator(run)
     assert torch.equal(lg.sample(["a bag"], 2, seed=5), lg.sample(["a bag"], 2, seed=5))
+    import gankit  # the API's noise-only sampling names the way a text run samples
+
+    with pytest.raises(GankitError, match=r"is a 'text2image' checkpoint.*gankit sample RUN --text CAPTION"):
+        gankit.sample(run)
     capsys.readouterr()
     # mistakes: no caption for a text run; --text for a run that is not one
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2

@@ -362,12 +362,12 @@ class TextConfig:
     int_weight: float = _f(1.0, "gan-int-cls: weight of GAN-INT's term: G also fools D on the "
                            "embeddings halfway between two captions (Reed et al. 2016; 0 = off)",
                            bounds=_zero_or_more())
-    text_dims: int = _f(64, "gan-int-cls: principal directions of the training captions' embeddings "
+    text_dims: int = _f(384, "gan-int-cls: principal directions of the training captions' embeddings "
                         "that G and D read (what a new wording adds outside them is dropped; "
                         "384 keeps them all)",
                         bounds=_upto(384))
-    contrastive: float = _f(0.0, "gan-int-cls: weight of XMC-GAN's sentence-image contrastive term "
-                            "(Zhang et al. 2021): D learns a space where each image is nearest its own "
+    contrastive: float = _f(1.0, "gan-int-cls: weight of XMC-GAN's sentence-image contrastive term "
+                            "(Zhang et al. 2021: 1): D learns a space where each image is nearest its own "
                             "caption among the batch's, and G's images must be so too (0 = off)",
                             bounds=_zero_or_more(), absent=0.0)
     caption_items: int = _f(60000, "--data captioned-fashion: items in its training split "

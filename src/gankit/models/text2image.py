@@ -88,7 +88,7 @@ class TextGenerator(nn.Module):
     """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
-                 text_dims: int = 64) -> None:
+                 text_dims: int = 384) -> None:
         super().__init__()
         self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
         self.norm = TextNorm(text_dim, text_dims)
@@ -105,7 +105,7 @@ class TextGenerator(nn.Module):
 class TextDiscriminator(nn.Module):
     """D(x, phi) -> logits (B,); ``features(x)`` then ``judge(h, phi)`` is the same in two parts."""
 
-    def __init__(self, shape: DataShape, text_dim: int, width: int, text_dims: int = 64,
+    def __init__(self, shape: DataShape, text_dim: int, width: int, text_dims: int = 384,
                  contrastive: bool = False) -> None:
         super().__init__()
         h0, w0, n = dcgan_plan(*shape.dims[1:])
@@ -147,7 +147,7 @@ class TextDiscriminator(nn.Module):
 
 
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
-                     embeddings: Tensor | None = None, text_dims: int = 64,
+                     embeddings: Tensor | None = None, text_dims: int = 384,
                      contrastive: bool = False) -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
     ``text_dims`` principal directions of the captions' embeddings; with the training captions'
