@@ -125,11 +125,16 @@ def sequence_for(lp: LoadedPredictor, sequence: str) -> Tensor:
     return frames
 
 
+TIMELINE = 2  # rows of the time bar under the panels
+
+
 def strips(frames: Tensor, context: int, pred: Tensor) -> Tensor:
-    """The frames of the animation (context + horizon, C, H, n_panels * W), float in [-1, 1]:
-    [input | prediction | truth]. During the context all panels show the input; then the input
-    holds its last frame, the prediction shows G's and the truth the real frame (a panel left out
-    where the sequence ends before the horizon: not known)."""
+    """The frames of the animation (context + horizon, C, H + 1 + TIMELINE, n_panels * W + gaps),
+    float in [-1, 1]: [input | prediction | truth]. During the context all panels show the input;
+    then the input holds its last frame, the prediction shows G's and the truth the real frame (a
+    panel left out where the sequence ends before the horizon: not known). Under the panels a time
+    bar fills up frame by frame, gray over the context and white over the predictions (so no two
+    frames are the same, which a GIF writer would merge)."""
     x = to_float(frames)
     horizon = len(pred)
     known = len(x) >= context + horizon
@@ -140,7 +145,12 @@ def strips(frames: Tensor, context: int, pred: Tensor) -> Tensor:
     out = [panels[0]]
     for p in panels[1:]:
         out += [gap, p]
-    return torch.cat(out, -1)
+    body = torch.cat(out, -1)  # (T, C, H, W')
+    T, width = len(body), body.shape[-1]
+    bar = -torch.ones(T, body.shape[1], 1 + TIMELINE, width)
+    for t in range(T):
+        bar[t, :, 1:, :max(1, round(width * (t + 1) / T))] = 0.0 if t < context else 1.0
+    return torch.cat([body, bar], -2)
 
 
 def write_gif(frames: Tensor, path: str | os.PathLike, ms: int = 200, scale: int = 1) -> None:
