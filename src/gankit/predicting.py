@@ -7,6 +7,7 @@ the task and bench/nextframe.py; nothing here knows the training loop.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,66 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Load
                            dict(ckpt.meta["nextframe"]))
 
 
+def is_nextframe_checkpoint(path: str | Path) -> bool:
+    """Whether the run directory or checkpoint at ``path`` is a next-frame run's (its state.json's
+    task, else its run's config.yaml)."""
+    import json
+
+    from gankit.checkpoint import find_checkpoint
+    from gankit.validate import read_regular
+
+    try:
+        meta = json.loads(read_regular(find_checkpoint(path) / STATE, 64 << 20))
+        if isinstance(meta, dict):
+            return meta.get("task") == TASK
+    except (GankitError, OSError, ValueError, RecursionError):
+        pass
+    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
+        run = RunDir(run_dir)
+        if run.is_run():
+            try:
+                return run.config().model.arch == ARCH
+            except GankitError:
+                return False
+    return False
+
+
+def evaluate_predictor(lp: LoadedPredictor, n: int = 10_000, horizon: int | None = None) -> dict[str, float]:
+    """G's rollouts on the first ``n`` held-out sequences long enough (a built-in set's test split;
+    a folder's own), scored per horizon (``gankit.metrics.nextframe``), and the copy-last baseline's
+    (``copy_last_mse@1``, ...)."""
+    from gankit.metrics.nextframe import copy_last
+
+    horizon = horizon or int(lp.meta["horizon"])
+    src = lp.config.data.source
+    data = load_run_videos(lp.config, "test", lp.context,
+                           min(n, VIDEOS.get(src).test_sequences) if src in VIDEOS else None)
+    firsts = [int(data.starts[s]) for s in range(len(data)) if int(data.lengths[s]) >= lp.context + horizon][:n]
+    if not firsts:
+        raise GankitError(f"no held-out sequence holds {lp.context} + {horizon} frames; lower --horizon")
+    clips = data.clips(torch.tensor(firsts), lp.context + horizon)
+    device = next(lp.G.parameters()).device
+    base = score_in_chunks(lambda x, h: copy_last(x, h), clips, lp.context, horizon)
+    return {**score_in_chunks(lambda x, h: rollout(lp.G, x.to(device), h).cpu(), clips, lp.context, horizon),
+            "n": float(len(firsts)), **{f"copy_last_{k}": v for k, v in base.items()}}
+
+
+def score_in_chunks(predict: Callable[[Tensor, int], Tensor], clips: Tensor, context: int, horizon: int,
+                    chunk: int = 256) -> dict[str, float]:
+    """``gankit.metrics.nextframe.score_rollouts`` of ``predict(context frames, horizon)`` on uint8
+    clips (N, context + horizon, C, H, W), ``chunk`` clips at a time (every score is a mean over
+    the clips, so the chunks' means weighted by their sizes are the whole's)."""
+    from gankit.metrics.nextframe import score_rollouts
+
+    total: dict[str, float] = {}
+    for i in range(0, len(clips), chunk):
+        x = to_float(clips[i:i + chunk])
+        part = score_rollouts(predict(x[:, :context], horizon), x[:, context:context + horizon])
+        for k, v in part.items():
+            total[k] = total.get(k, 0.0) + v * len(x)
+    return {k: v / len(clips) for k, v in total.items()}
+
+
 def sequence_for(lp: LoadedPredictor, sequence: str) -> Tensor:
     """uint8 frames (T, C, H, W) of ``sequence``: ``test:N`` (the run's held-out sequence N, a
     built-in set's) or the path of a folder of frames or a video file."""
@@ -172,5 +233,5 @@ def write_gif(frames: Tensor, path: str | os.PathLike, ms: int = 200, scale: int
     atomic_write_bytes(path, buf.getvalue())
 
 
-__all__ = ["DATA_SEED", "LoadedPredictor", "TASK", "check_nextframe_meta", "load_predictor", "load_run_videos",
-           "sequence_for", "strips", "write_gif"]
+__all__ = ["DATA_SEED", "LoadedPredictor", "TASK", "check_nextframe_meta", "evaluate_predictor",
+           "is_nextframe_checkpoint", "load_predictor", "load_run_videos", "score_in_chunks", "sequence_for", "strips", "write_gif"]

@@ -235,6 +235,7 @@ def _resolve_nextframe(cfg: Config) -> None:
         return
     _imply(cfg, "data", "mfmnist", f"model.arch={arch} predicts video frames")
     _imply(cfg, "ema", 0.0, f"model.arch={arch} keeps no moving average of G")
+    _imply(cfg, "eval_n", 500, f"model.arch={arch}: held-out sequences rolled out per evaluation")
     refused = {**{f"model.{f.name}": "G's input is the past frames, not noise or a class"
                   for f in fields(ModelConfig) if f.name not in ("arch", "width")},
                "train.d_steps": "D and G alternate one step each (Mathieu et al. 2016)",

@@ -166,3 +166,15 @@ def test_bad_sequences_exit_2_naming_the_file(run: Path, tmp_path: Path, capsys:
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert main(["predict", str(run), "test:0", "--out", str(tmp_path / "p.png")]) == 2
+
+
+@needs_fmnist
+def test_eval_scores_the_rollouts_beside_copy_last(run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(run), "--n", "8", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert {"mse@1", "ssim@1", "sharp", "copy_last_ssim@1", "copy_last_mse"} <= values.keys() and values["n"] == 8
+    assert main(["eval", str(run), "--n", "8"]) == 0
+    assert "(copy-last frame) in brackets" in capsys.readouterr().out
+    assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
+    assert "gankit predict" in capsys.readouterr().err

@@ -29,6 +29,30 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_nextframe(ns: argparse.Namespace) -> int:
+    """``gankit eval RUN`` of a next-frame run: its rollouts on held-out sequences per horizon,
+    beside the copy-last-frame baseline."""
+    import json
+
+    from gankit.metrics.nextframe import SCORES, higher_is_better
+    from gankit.predicting import evaluate_predictor, load_predictor
+
+    if ns.real or ns.fake:
+        raise GankitError("a next-frame run is scored against its own held-out sequences; leave out --real/--fake")
+    lp = load_predictor(ns.source, ns.device)
+    values = evaluate_predictor(lp, ns.n)
+    if ns.json:
+        print(json.dumps({"step": lp.step, **values}))
+        return 0
+    n, horizon = int(values.pop("n")), int(lp.meta["horizon"])
+    print(f"G's rollouts on {n} held-out sequences at step {lp.step} ({lp.context} frames in), per horizon; "
+          "(copy-last frame) in brackets")
+    for s in SCORES:
+        row = "  ".join(f"{values[f'{s}@{h}']:.4g} ({values[f'copy_last_{s}@{h}']:.4g})" for h in range(1, horizon + 1))
+        print(f"  {s:<6}{'↑' if higher_is_better(s) else '↓'} {row}")
+    return 0
+
+
 def add_predict_parser(sub: argparse._SubParsersAction, device_help: str) -> None:
     pr = sub.add_parser(
         "predict", help="roll a next-frame run (--model nextframe) out on a sequence: an animated GIF",
@@ -47,4 +71,4 @@ def add_predict_parser(sub: argparse._SubParsersAction, device_help: str) -> Non
     pr.set_defaults(func=cmd_predict)
 
 
-__all__ = ["add_predict_parser", "cmd_predict"]
+__all__ = ["add_predict_parser", "cmd_eval_nextframe", "cmd_predict"]

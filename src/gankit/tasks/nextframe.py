@@ -51,7 +51,7 @@ from gankit.models.nextframe import (
     pyramid,
     rollout,
 )
-from gankit.predicting import check_nextframe_meta, load_run_videos
+from gankit.predicting import check_nextframe_meta, load_run_videos, score_in_chunks
 from gankit.tasks.translation import init_weights
 from gankit.train import distributed
 from gankit.train.state import adam, resolve_precision, resumed_precision
@@ -266,11 +266,10 @@ class NextFrameTask(Task):
     def evaluate(self, key: str) -> dict[str, float]:
         """The scores of G's rollouts on up to eval.eval_n held-out sequences: each averaged over the
         horizons, and at the first and the last horizon (``ssim@1``, ``ssim@10``)."""
-        from gankit.metrics.nextframe import SCORES, score_rollouts
+        from gankit.metrics.nextframe import SCORES
 
-        held = to_float(self.held[:self.cfg.eval.eval_n]).to(self.device)
-        pred = rollout(self.G, held[:, :self.context], self.horizon)
-        every = score_rollouts(pred.cpu(), held[:, self.context:].cpu())
+        every = score_in_chunks(lambda x, h: rollout(self.G, x.to(self.device), h).cpu(),
+                                self.held[:self.cfg.eval.eval_n], self.context, self.horizon)
         keep = {k for s in SCORES for k in (s, f"{s}@1", f"{s}@{self.horizon}")}
         values = {k: v for k, v in every.items() if k in keep}
         if key not in every:
