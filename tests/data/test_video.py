@@ -89,3 +89,16 @@ def test_bad_videos_are_named_in_one_line(tmp_path: Path) -> None:
         load_video_folder(tmp_path / "broken")
     with pytest.raises(GankitError, match="neither a video set"):
         load_video("no-such-set")
+
+
+def test_video_files_need_the_video_extra_or_are_named_when_broken(tmp_path: Path) -> None:
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "clip.mp4").write_bytes(b"\x00" * 64)
+    import importlib.util
+
+    if importlib.util.find_spec("imageio") is None:
+        with pytest.raises(GankitError, match=r"clip\.mp4: decoding \.mp4 videos needs imageio.*gankit\[video\]"):
+            load_video_folder(tmp_path / "v")
+    else:
+        with pytest.raises(GankitError, match=r"clip\.mp4: cannot decode this video"):
+            load_video_folder(tmp_path / "v")

@@ -178,3 +178,23 @@ def test_eval_scores_the_rollouts_beside_copy_last(run: Path, tmp_path: Path,
     assert "(copy-last frame) in brackets" in capsys.readouterr().out
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
     assert "gankit predict" in capsys.readouterr().err
+
+
+def test_training_on_a_folder_with_a_short_sequence_exits_2_naming_it(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name, n in (("long", 6), ("tiny", 3)):
+        (tmp_path / "videos" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(tmp_path / "videos" / name / f"{i}.png")
+    args = ["train", "--model", "nextframe", "--data", str(tmp_path / "videos"), "--image-size", "16",
+            "--context", "4", "--steps", "1", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "videos/tiny: 3 frame(s), shorter than the 5 needed" in err and "Traceback" not in err
+    # without the short one it trains, one channel (gray frames), a context of 4 and a horizon of 1
+    import shutil
+
+    shutil.rmtree(tmp_path / "videos" / "tiny")
+    assert main([*args[:-2], "--width", "4", "--batch-size", "2", "--out", str(tmp_path / "r2")]) == 0
+    saved = (tmp_path / "r2" / "config.yaml").read_text()
+    assert "context: 4" in saved and "horizon: 1" in saved and "channels: 1" in saved
