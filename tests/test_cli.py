@@ -107,7 +107,7 @@ def test_every_command_has_the_same_device_default() -> None:
     defaults = {name: next(a.default for a in p._actions if a.dest == "device")
                 for name, p in sub.choices.items()
                 if name != "train" and any(a.dest == "device" for a in p._actions)}
-    assert defaults.keys() == {"sample", "eval", "translate"}
+    assert defaults.keys() == {"sample", "eval", "translate", "predict"}
     assert set(defaults.values()) == {options_by_key()["device"].default} == {"auto"}  # as train
 
 

@@ -36,9 +36,11 @@ from gankit.errors import GankitError, short_repr
 from gankit.losses import LOSSES, GANLoss
 from gankit.metrics import FEATURES
 from gankit.metrics.evaluate import higher_is_better
+from gankit.metrics.nextframe import higher_is_better as nextframe_higher_is_better
 from gankit.metrics.text2image import higher_is_better as text_higher_is_better
 from gankit.metrics.translation import higher_is_better as translation_higher_is_better
 from gankit.models import CONDITIONINGS
+from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
 from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
 from gankit.tasks import task_name_for
@@ -57,6 +59,7 @@ def resolve(cfg: Config) -> Config:
     task_name_for(out)  # a model some task trains (names the choices otherwise)
     _resolve_translator(out)
     _resolve_text(out)
+    _resolve_nextframe(out)
     loss = _named("train.loss", LOSSES.get, out.train.loss)
     _resolve_loss(out, loss)
     _check_conditional(out)
@@ -219,6 +222,42 @@ def _resolve_text(cfg: Config) -> None:
                           f"scalers); model.arch={arch} takes auto, fp32 or bf16")
 
 
+def _resolve_nextframe(cfg: Config) -> None:
+    """Next-frame prediction (``model.arch`` nextframe, Mathieu et al. 2016) against the rest:
+    nextframe.* is its alone; it trains on videos (mfmnist unless data.source is set), keeps no
+    moving average of G, and refuses the GAN options it has no use for."""
+    nf, arch = cfg.nextframe, cfg.model.arch
+    if arch != NEXTFRAME_ARCH:
+        changed = [f.name for f in fields(nf) if _user_changed(cfg, f"nextframe.{f.name}")]
+        if changed:
+            raise GankitError(f"nextframe.{changed[0]} is for next-frame prediction (model.arch="
+                              f"{NEXTFRAME_ARCH}), not for model.arch={arch}; leave it out")
+        return
+    _imply(cfg, "data", "mfmnist", f"model.arch={arch} predicts video frames")
+    _imply(cfg, "ema", 0.0, f"model.arch={arch} keeps no moving average of G")
+    _imply(cfg, "eval_n", 500, f"model.arch={arch}: held-out sequences rolled out per evaluation")
+    refused = {**{f"model.{f.name}": "G's input is the past frames, not noise or a class"
+                  for f in fields(ModelConfig) if f.name not in ("arch", "width")},
+               "train.d_steps": "D and G alternate one step each (Mathieu et al. 2016)",
+               "train.reuse_fake": "G's step always reuses the prediction of D's",
+               "train.compile": "not supported for next-frame prediction",
+               "train.sync_bn": "its networks have no batch norm",
+               "train.ema": "next-frame prediction keeps no moving average of G",
+               "eval.eval_features": "predictions are scored against the true frames (MSE, SSIM, ...)",
+               **{f"reg.{f.name}": "D's cures are for the noise-to-data GANs" for f in fields(RegConfig)}}
+    by_dotted = options_by_dotted()
+    for dotted, why in refused.items():
+        default = 0.0 if dotted == "train.ema" else by_dotted[dotted].default
+        if cfg.get(dotted) != default:
+            raise GankitError(f"{dotted} does not apply to model.arch={arch}: {why}; leave it out")
+    if cfg.train.loss not in TRANSLATOR_LOSSES:
+        raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its D takes "
+                          f"{', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
+    if cfg.train.precision == "fp16":
+        raise GankitError(f"train.precision=fp16 is for the noise-to-image GANs (it needs their gradient "
+                          f"scalers); model.arch={arch} takes auto, fp32 or bf16")
+
+
 def _resolve_loss(cfg: Config, loss: GANLoss) -> None:
     """The values a named loss implies (``wgan`` -> reg.clip 0.01, ``wgan-gp`` -> reg.gp 10), and
     the cures that need a loss of a kind."""
@@ -251,7 +290,8 @@ def _check_eval(cfg: Config) -> None:
     _named("eval.eval_features", FEATURES.get, ev.eval_features.partition(":")[0])
     if ev.eval_metric is not None:
         direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else \
-            text_higher_is_better if cfg.model.arch == TEXT_ARCH else higher_is_better
+            text_higher_is_better if cfg.model.arch == TEXT_ARCH else \
+            nextframe_higher_is_better if cfg.model.arch == NEXTFRAME_ARCH else higher_is_better
         _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 

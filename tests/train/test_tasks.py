@@ -44,7 +44,8 @@ BASE: dict[str, Any] = {"steps": 8, "batch_size": 4, "log_every": 2, "sample_eve
                         "checkpoint_every": 4, "diagnose_every": 4, "progress": False, "precision": "fp32",
                         "lr_g": 1e-3, "lr_d": 1e-3}
 # the built-in translation tasks are made from Fashion-MNIST
-FMNIST_DATA = {"day2night", "edges2fashion", "sneaker2sandal", "fashion2emoji", "fashion-mnist", "captioned-fashion"}
+FMNIST_DATA = {"day2night", "edges2fashion", "sneaker2sandal", "fashion2emoji", "fashion-mnist", "captioned-fashion",
+                "mfmnist", "mfmnist-small"}
 
 
 def overrides(name: str, out: Path, **kw: Any) -> dict[str, Any]:

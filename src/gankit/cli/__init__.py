@@ -1,4 +1,4 @@
-"""The ``gankit`` command: train, sample, report, eval, doctor, translate, list.
+"""The ``gankit`` command: train, sample, report, eval, doctor, translate, predict, list.
 
 Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, and exit status 2.
 The library's messages name config keys (``train.lr_g``); here they are shown as flags (``--lr-g``).
@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from gankit.cli.commands import cmd_doctor, cmd_list, cmd_report, cmd_sample, cmd_train
 from gankit.cli.evaluate import cmd_eval, cmd_translate, metric_names
 from gankit.cli.flags import add_config_flags, flags_for_keys
+from gankit.cli.predict import add_predict_parser
 from gankit.errors import GankitError, escape_text
 from gankit.fsutil import DiskFull, disk_full_reason, is_disk_full, written_path
 
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
     tr.add_argument("--device", default="auto", help=DEVICE_HELP)
     tr.set_defaults(func=cmd_translate)
+
+    add_predict_parser(sub, DEVICE_HELP)
 
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
     ls.set_defaults(func=cmd_list)

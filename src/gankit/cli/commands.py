@@ -35,6 +35,11 @@ def cmd_sample(ns: argparse.Namespace) -> int:
     if is_translator_checkpoint(ns.source):
         raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
                           f"with `gankit translate {ns.source} INPUT_DIR --out OUT_DIR`")
+    from gankit.predicting import is_nextframe_checkpoint
+
+    if is_nextframe_checkpoint(ns.source):
+        raise GankitError(f"{ns.source} is a next-frame predictor, which draws no samples from noise; roll it "
+                          f"out with `gankit predict {ns.source} SEQUENCE --out pred.gif`")
     import math
 
     import torch
@@ -188,4 +193,10 @@ def cmd_list(ns: argparse.Namespace) -> int:
           f"classes: {', '.join(class_pair_names())}")
     print(f"  {'fashion2emoji':<16} dtn, cyclegan: Fashion-MNIST photos -> clothing emoji (Debian's emoji sets)")
     print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
+    from gankit.data.video import VIDEOS
+
+    print("video sets (gankit train --model nextframe --data NAME; gankit predict):")
+    for e in VIDEOS.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("  also: --data DIR of videos: one folder of frames or one video file per sequence")
     return 0

@@ -23,6 +23,12 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     if ns.source and not (ns.real or ns.fake) and is_translator_checkpoint(ns.source):
         return cmd_eval_translator(ns)
+    from gankit.predicting import is_nextframe_checkpoint
+
+    if ns.source and is_nextframe_checkpoint(ns.source):  # next frame: gankit.cli.predict
+        from gankit.cli.predict import cmd_eval_nextframe
+
+        return cmd_eval_nextframe(ns)
     from gankit.text_sampling import is_text_checkpoint
 
     if ns.source and is_text_checkpoint(ns.source):  # text -> image: gankit.cli.text2image

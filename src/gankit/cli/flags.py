@@ -35,11 +35,12 @@ def _catalogue(opt: Option) -> list[str] | None:
 
     registries = {"model.arch": MODELS, "train.loss": LOSSES, "model.conditional": CONDITIONINGS}
     reg = registries.get(opt.dotted)
-    if opt.dotted == "model.arch":  # the GANs, the image translators and text -> image
+    if opt.dotted == "model.arch":  # the GANs, the image translators, text -> image, next frame
+        from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
         from gankit.models.text2image import ARCH as TEXT_ARCH
         from gankit.models.translators import TRANSLATORS
 
-        return MODELS.names() + TRANSLATORS.names() + [TEXT_ARCH]
+        return MODELS.names() + TRANSLATORS.names() + [TEXT_ARCH, NEXTFRAME_ARCH]
     return reg.names() if reg else ([str(c) for c in opt.choices] if opt.choices else None)
 
 

@@ -374,9 +374,33 @@ class TextConfig:
                             "(Fashion-MNIST's 60,000 training images, reused beyond)", bounds=_upto(10**6))
 
 
+@dataclass
+class NextFrameConfig:
+    """Next-frame prediction (--model nextframe, Mathieu, Couprie & LeCun 2016): frames in and out,
+    and the weights of G's loss terms."""
+
+    context: int | None = _f(None, "nextframe: frames G sees to predict the next one (unset: the data's, "
+                             "10 for mfmnist, 4 for mfmnist-small and folders)", bounds=_upto(64))
+    horizon: int | None = _f(None, "nextframe: frames predicted (G rolled out on its own predictions) when "
+                             "scored and shown (unset: the data's, 10 for mfmnist, 1 for mfmnist-small and "
+                             "folders)", bounds=_upto(256))
+    lp: int = _f(1, "nextframe: the p of the L_p loss ||Y - G(X)||_p^p (Mathieu et al. 2016: 1 in their "
+                 "best model; 2 = the MSE)", choices=(1, 2))
+    lp_weight: float = _f(1.0, "nextframe: weight lambda_lp of the L_p loss (Mathieu et al. 2016: 1)",
+                          bounds=_zero_or_more())
+    gdl_weight: float = _f(1.0, "nextframe: weight lambda_gdl of the gradient difference loss (Mathieu et "
+                           "al. 2016, eq. 5: 1; 0 = off)", bounds=_zero_or_more())
+    adv_weight: float = _f(0.05, "nextframe: weight lambda_adv of the adversarial loss in G's (Mathieu et "
+                           "al. 2016: 0.05; 0 = no D: a plain L_p (+ GDL) regression)", bounds=_zero_or_more())
+    sequences: int = _f(0, "--data mfmnist, mfmnist-small: training sequences, the first of the set "
+                        "(0 = all: 10,000 for mfmnist as OpenSTL's, 2,000 for mfmnist-small)",
+                        bounds=_upto(10**6, low=0, zero="all"))
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
     "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig, "text": TextConfig,
+    "nextframe": NextFrameConfig,
 }
 
 
@@ -406,6 +430,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    nextframe: NextFrameConfig = field(default_factory=NextFrameConfig)
     # Not part of what the run is: two configs with the same settings are equal whatever their
     # history, and checkpoints (to_dict) do not carry it.
     provenance: Provenance = field(default_factory=Provenance, compare=False)

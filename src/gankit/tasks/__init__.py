@@ -15,11 +15,13 @@ from typing import Any
 from gankit.config import Config
 from gankit.errors import GankitError, short_repr
 from gankit.models import MODELS
+from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
 from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.registry import Registry
 from gankit.tasks.cyclegan import CycleGANTask
 from gankit.tasks.dtn import DTNTask
 from gankit.tasks.gan import GANTask
+from gankit.tasks.nextframe import NextFrameTask
 from gankit.tasks.pix2pix import Pix2PixTask
 from gankit.tasks.text2image import Text2ImageTask
 from gankit.train.task import Context, Task
@@ -67,6 +69,11 @@ TASKS.register("dtn", TaskEntry(DTNTask, lambda: ["dtn"],
                                 # batch norm's statistics are per rank
                                 ddp_exact=None),
                "pictures -> emoji, A -> B with a fixed f kept constant (Taigman et al. 2017)")
+TASKS.register("nextframe", TaskEntry(NextFrameTask, lambda: [NEXTFRAME_ARCH],
+                                      {"data": "mfmnist-small", "model": NEXTFRAME_ARCH, "width": 4,
+                                       "sequences": 64}),
+               "the next video frame (Mathieu, Couprie & LeCun 2016): a multi-scale G against a multi-scale D, "
+               "with L_p and the gradient difference loss, rolled out for longer horizons")
 
 
 def task_name_for(cfg: Config) -> str:

@@ -1,0 +1,285 @@
+"""Next-frame prediction (Mathieu, Couprie & LeCun 2016): a multi-scale G predicts frame t + 1
+from the last ``context`` frames, against a multi-scale D, with the L_p and gradient difference
+losses beside the adversarial one.
+
+One iteration, as the paper's section 3 (D first, then G, one step each):
+
+    draw clips of context + 1 frames: X = the first context, Y = the last
+    Y^_k = G_k(X) at the four scales k (``gankit.models.nextframe``)
+    D step: sum_k L_adv(D_k(X_k, Y_k), real) + L_adv(D_k(X_k, Y^_k), fake)
+    G step: lambda_adv sum_k L_adv(D_k(X_k, Y^_k), real)
+            + lambda_lp sum_k ||Y_k - Y^_k||_p^p + lambda_gdl sum_k L_gdl(Y^_k, Y_k)
+
+(nextframe.adv_weight 0: no D, a plain regression, the L2-only twin with --lp 2 --gdl-weight 0.)
+For longer horizons G is rolled out on its own predictions. The sample grid shows, for held-out
+sequences, the true frames above G's (the context, then the rolled-out horizon); evaluation scores
+the rollouts per horizon (``gankit.metrics.nextframe``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gankit.checkpoint import (
+    Checkpoint,
+    check_module,
+    check_optimizer,
+    check_rng,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    restoring,
+)
+from gankit.config import Config
+from gankit.data.base import BatchOrder, to_float
+from gankit.data.video import VIDEOS, VideoData
+from gankit.diagnosis import grad_norm
+from gankit.errors import GankitError
+from gankit.images import save_grid
+from gankit.losses import LOSSES, GANLoss, d_probability
+from gankit.losses.nextframe import gdl_loss, lp_loss
+from gankit.models.nextframe import (
+    DEFAULT_WIDTH,
+    SCALES,
+    MultiScaleDiscriminator,
+    MultiScaleGenerator,
+    build_nextframe,
+    pyramid,
+    rollout,
+)
+from gankit.predicting import check_nextframe_meta, load_run_videos, score_in_chunks
+from gankit.tasks.translation import init_weights
+from gankit.train import distributed
+from gankit.train.state import adam, resolve_precision, resumed_precision
+from gankit.train.task import Task
+
+N_SHOWN = 4  # held-out sequences in the sample grid: two rows each
+
+
+@dataclass
+class NextFrameRun:
+    """What ``gankit.fit`` returns for next-frame prediction: the run directory and the networks."""
+
+    run_dir: Path
+    G: MultiScaleGenerator
+    D: MultiScaleDiscriminator
+    config: Config
+    step: int
+    context: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def predict(self, frames: Tensor, horizon: int = 1) -> Tensor:
+        """frames (N, T >= context, C, H, W) in [-1, 1] -> the next ``horizon`` (N, horizon, C, H, W)."""
+        device = next(self.G.parameters()).device
+        return rollout(self.G, frames[:, -self.context:].to(device), horizon).cpu()
+
+
+def eval_windows(data: VideoData, context: int, horizon: int, n: int) -> Tensor:
+    """The first frame of the first clip of context + horizon frames of each of the first ``n``
+    sequences long enough, (K,)."""
+    firsts = [int(data.starts[s]) for s in range(len(data)) if int(data.lengths[s]) >= context + horizon][:n]
+    if not firsts:
+        raise GankitError(f"no held-out sequence holds nextframe.context + nextframe.horizon = {context + horizon} "
+                          "frames; lower nextframe.horizon")
+    return torch.tensor(firsts)
+
+
+class NextFrameTask(Task):
+    """G(X) -> the next frame against D(X, Y) at four scales (see the module docstring)."""
+
+    unit = "clip"
+
+    def setup(self, data: Any | None = None) -> None:
+        if data is not None:
+            raise GankitError("next-frame prediction reads its videos from data.source (mfmnist, mfmnist-small "
+                              "or a folder), not from an in-memory dataset")
+        cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
+        nf = cfg.nextframe
+        context = nf.context or self._data_default("context")
+        train = load_run_videos(cfg, "train", context, nf.sequences or None)
+        self.context = context
+        self.horizon = nf.horizon or train.horizon
+        builtin = cfg.data.source in VIDEOS
+        held = (load_run_videos(cfg, "test", context, min(cfg.eval.eval_n, VIDEOS.get(cfg.data.source).test_sequences))
+                if builtin else train)
+        self.ctx.notes.extend(train.notes)
+        self.data_name, self.n_sequences = train.name, len(train)
+        self.frames = train.frames.to(device)
+        self.clip_first = train.clip_starts(context + 1).to(device)
+        self.ctx.notes.append(f"{train.name}: {len(self.clip_first)} clips of {context} + 1 frames "
+                              f"{train.frame_shape}")
+        self.order = BatchOrder(len(self.clip_first), t.batch_size * d.world, t.seed, device)
+        first = eval_windows(held, context, self.horizon, len(held))
+        self.held = held.clips(first, context + self.horizon)  # (K, context + horizon, C, H, W) uint8, CPU
+        self._build(train.frame_shape)
+
+    def _data_default(self, key: str) -> int:
+        src = self.cfg.data.source
+        return int(getattr(VIDEOS.get(src), key)) if src in VIDEOS else {"context": 4, "horizon": 1}[key]
+
+    def _build(self, shape: tuple[int, int, int]) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        self.shape = shape
+        self.width = cfg.model.width or DEFAULT_WIDTH
+        torch.manual_seed(t.seed)  # the same weights on every rank and in every run of this seed
+        G, D = build_nextframe(self.context, shape, self.width)
+        for net in (G, D):
+            init_weights(net)
+        self.G, self.D = G.to(self.device), D.to(self.device)
+        self.opt_G = adam(self.G, t.lr_g, (t.beta1, t.beta2))
+        self.opt_D = adam(self.D, t.lr_d, (t.beta1, t.beta2))
+        self.loss: GANLoss = LOSSES.get(t.loss)
+        self.real_batches = 0
+        self.precision = resolve_precision(t.precision, self.device, is_image=True)
+
+    def resolved(self) -> dict[str, tuple[Any, str]]:
+        c, h, w = self.shape
+        out = {"data.image_size": (str(h) if h == w else f"{h}x{w}", "from the data"),
+               "data.channels": (c, "from the data"),
+               "model.width": (DEFAULT_WIDTH, "the architecture's default"),
+               "nextframe.context": (self.context, "the data's layout"),
+               "nextframe.horizon": (self.horizon, "the data's layout")}
+        return {k: v for k, v in out.items() if self.cfg.get(k) is None}
+
+    # ------------------------------------------------------------------ one iteration
+
+    def descend(self, loss: Tensor, opt: torch.optim.Optimizer, net: nn.Module) -> None:
+        loss.backward()
+        distributed.average_gradients(self.dist, net.parameters())
+        opt.step()
+
+    def iteration(self, step: int) -> dict[str, Tensor]:
+        nf, G, D, ctx = self.cfg.nextframe, self.G, self.D, self.context
+        index = distributed.shard(self.dist, self.order.indices(step))
+        self.real_batches = step + 1
+        first = self.clip_first.index_select(0, index)
+        clips = to_float(self.frames[(first[:, None] + torch.arange(ctx + 1, device=self.device)).flatten()])
+        clips = clips.view(len(index), ctx + 1, *self.shape)  # (B, context + 1, C, H, W) in [-1, 1]
+        X, Y = clips[:, :ctx].flatten(1, 2), clips[:, ctx]
+        targets = pyramid(Y)
+        with self.autocast():
+            preds = [p.float() for p in G.pyramid(X)]
+        zero = torch.zeros((), device=self.device)
+        loss_D, p_real, p_fake, grad_d = zero, zero + 0.5, zero + 0.5, zero
+        adv = nf.adv_weight > 0
+        if adv:  # D step: D_k judges (X_k, Y_k) real and (X_k, Y^_k) fake at every scale
+            self.opt_D.zero_grad(set_to_none=True)
+            with self.autocast():
+                l_real = D(X, targets).float()  # (B, SCALES): one logit per scale
+                l_fake = D(X, [p.detach() for p in preds]).float()
+            loss_D = SCALES * self.loss.d_loss(l_real, l_fake)  # summed over the scales
+            self.descend(loss_D, self.opt_D, D)
+            p_real, p_fake, grad_d = d_probability(l_real), d_probability(l_fake), grad_norm(D)
+            D.requires_grad_(False)
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_adv = zero
+        if adv:
+            with self.autocast():
+                loss_adv = SCALES * self.loss.g_loss(D(X, preds).float())
+        loss_lp = sum((lp_loss(p, y, nf.lp) for p, y in zip(preds, targets, strict=True)), zero)
+        loss_gdl = sum((gdl_loss(p, y) for p, y in zip(preds, targets, strict=True)), zero) \
+            if nf.gdl_weight > 0 else zero
+        loss_G = nf.adv_weight * loss_adv + nf.lp_weight * loss_lp + nf.gdl_weight * loss_gdl
+        self.descend(loss_G, self.opt_G, G)
+        if adv:
+            D.requires_grad_(True)
+        return {"loss_d": loss_D.detach(), "loss_g": loss_G.detach(), "d_real": p_real, "d_fake": p_fake,
+                "grad_g": grad_norm(G), "grad_d": grad_d, "loss_g_adv": loss_adv.detach(),
+                "loss_lp": loss_lp.detach(), "loss_gdl": loss_gdl.detach()}
+
+    # ------------------------------------------------------------------ checkpoint round trip
+
+    def nets(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+        model = {f"{name}.{k}": v for name, net in self.nets().items() for k, v in net.state_dict().items()}
+        tG, mG = optimizer_to_flat("opt_G", self.opt_G)
+        tD, mD = optimizer_to_flat("opt_D", self.opt_D)
+        meta = {"real_batches": self.real_batches, "optim": {"opt_G": mG, "opt_D": mD},
+                # self-describing: `gankit predict` rebuilds G from it
+                "nextframe": {"shape": list(self.shape), "context": self.context, "horizon": self.horizon,
+                              "width": self.width, "data": self.data_name, "sequences": self.n_sequences}}
+        return model, {**tG, **tD, "rng.torch": torch.get_rng_state()}, meta
+
+    def check_resume(self, meta: dict[str, Any]) -> None:
+        saved = meta["nextframe"]
+        if [saved["shape"], saved["context"]] != [list(self.shape), self.context] or \
+                saved.get("sequences") != self.n_sequences:
+            raise GankitError(f"the data now give {self.n_sequences} sequences of {list(self.shape)} frames with a "
+                              f"context of {self.context}, other than the {saved.get('sequences')} of "
+                              f"{saved['shape']} with {saved['context']} this run was trained on; resume with the "
+                              "same data")
+
+    def validate_checkpoint(self, ckpt: Checkpoint) -> None:
+        check_nextframe_meta(ckpt)
+        self.check_resume(ckpt.meta)
+        ckpt.fields().integer("real_batches")
+        for name, net in self.nets().items():
+            check_module(ckpt, name, net)
+        check_optimizer(ckpt, "opt_G", self.opt_G)
+        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_rng(ckpt, "rng.torch", torch.default_generator)
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        with restoring(ckpt):
+            assert ckpt.train is not None
+            for name, net in self.nets().items():
+                net.load_state_dict(ckpt.module_state(name))
+            optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
+            optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+            torch.set_rng_state(ckpt.train["rng.torch"])
+            self.real_batches = int(ckpt.meta["real_batches"])
+            self.precision = resumed_precision(self.cfg.train.precision, self.precision, ckpt.meta)
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.opt_G, self.opt_D]
+
+    def generators(self) -> list[torch.Generator]:
+        return [torch.default_generator]  # nothing random is drawn per step: the data order is the step's
+
+    # ------------------------------------------------------------------ watching and scoring
+
+    def save_samples(self, path: Path, step: int) -> None:
+        """For each of the first held-out sequences, two rows: the true frames (context, then the
+        horizon) above G's (the same context, then its rollout)."""
+        shown = to_float(self.held[:N_SHOWN]).to(self.device)  # (S, context + horizon, C, H, W)
+        pred = rollout(self.G, shown[:, :self.context], self.horizon)
+        rows, labels = [], []
+        for i in range(len(shown)):
+            rows += [shown[i], torch.cat([shown[i, :self.context], pred[i]])]
+            labels += [f"truth {i + 1}", f"G {i + 1}"]
+        save_grid(torch.cat(rows).float().cpu(), path, nrow=self.context + self.horizon, row_labels=labels)
+
+    def default_eval_key(self) -> str:
+        return "ssim"
+
+    def higher_is_better(self, key: str) -> bool:
+        from gankit.metrics.nextframe import higher_is_better
+
+        return higher_is_better(key)
+
+    def evaluate(self, key: str) -> dict[str, float]:
+        """The scores of G's rollouts on up to eval.eval_n held-out sequences: each averaged over the
+        horizons, and at the first and the last horizon (``ssim@1``, ``ssim@10``)."""
+        from gankit.metrics.nextframe import SCORES
+
+        every = score_in_chunks(lambda x, h: rollout(self.G, x.to(self.device), h).cpu(),
+                                self.held[:self.cfg.eval.eval_n], self.context, self.horizon)
+        keep = {k for s in SCORES for k in (s, f"{s}@1", f"{s}@{self.horizon}")}
+        values = {k: v for k, v in every.items() if k in keep}
+        if key not in every:
+            raise GankitError(f"eval.eval_metric {key} is not produced for next-frame prediction; it gives "
+                              f"{', '.join(values)}")
+        values[key] = every[key]
+        return values
+
+    def result(self, run_dir: Path, step: int, history: list[dict[str, Any]]) -> NextFrameRun:
+        return NextFrameRun(run_dir, self.G, self.D, self.cfg, step, self.context, history)
+
+
+__all__ = ["NextFrameRun", "NextFrameTask", "eval_windows"]

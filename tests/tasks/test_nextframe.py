@@ -1,0 +1,200 @@
+"""Next-frame prediction (Mathieu, Couprie & LeCun 2016): the losses and scores against hand
+computations, the copy-last baseline on a static sequence, the flags a next-frame run refuses,
+the L2-only twin, and ``gankit predict`` on a tiny trained run, with bad sequences named in one
+line. (The task's lifecycle tests are generated from the registry: tests/train/test_tasks.py.)"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.api import train_config
+from gankit.cli import main
+from gankit.config import build_config
+from gankit.errors import GankitError
+from gankit.losses.nextframe import gdl_loss, lp_loss
+from gankit.metrics.nextframe import copy_last, score_rollouts, sharpness
+from gankit.metrics.translation import PSNR_CAP
+from gankit.models.nextframe import build_nextframe, rollout
+from gankit.resolve import resolve
+from tests.conftest import needs_fmnist
+
+TINY = {"data": "mfmnist-small", "model": "nextframe", "width": 4, "sequences": 32, "steps": 4, "batch_size": 4,
+        "log_every": 2, "sample_every": 4, "checkpoint_every": 4, "progress": False, "precision": "fp32"}
+
+
+def test_gdl_and_lp_against_a_hand_computation() -> None:
+    target = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])  # a vertical edge: horizontal gradients 1, 1
+    pred = torch.tensor([[[[0.0, 0.5], [0.0, 0.0]]]])  # horizontal gradients 0.5, 0; vertical 0, 0.5
+    # horizontal: |1 - 0.5| + |1 - 0| = 1.5; vertical: |0 - 0| + |0 - 0.5| = 0.5
+    assert float(gdl_loss(pred, target)) == pytest.approx(2.0)
+    assert float(gdl_loss(pred, target, alpha=2)) == pytest.approx(0.25 + 1 + 0.25)
+    assert float(gdl_loss(target, target)) == 0.0
+    assert float(lp_loss(pred, target, 1)) == pytest.approx(0.5 + 1)  # summed over the frame
+    assert float(lp_loss(pred, target, 2)) == pytest.approx(0.25 + 1)
+    two = torch.cat([pred, target])  # mean over the batch: (1.5 + 0) / 2
+    assert float(lp_loss(two, torch.cat([target, target]), 1)) == pytest.approx(0.75)
+
+
+def test_copy_last_on_a_static_sequence_is_perfect() -> None:
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(3, 1, 1, 32, 32, generator=g) * 2 - 1
+    seq = frame.expand(-1, 6, -1, -1, -1)  # (3, 6, 1, 32, 32): nothing moves
+    scores = score_rollouts(copy_last(seq[:, :4], 2), seq[:, 4:])
+    assert scores["mse"] == 0 and scores["mae"] == 0
+    assert scores["ssim"] == pytest.approx(1.0) and scores["ssim@2"] == pytest.approx(1.0)
+    assert scores["psnr"] == PSNR_CAP and scores["sharp"] == PSNR_CAP
+
+
+def test_the_scores_of_a_moved_pixel_by_hand() -> None:
+    a = -torch.ones(1, 1, 1, 16, 16)
+    b = a.clone()
+    a[..., 5, 5] = 1  # a white pixel at (5, 5) ...
+    b[..., 5, 6] = 1  # ... moved one to the right
+    s = score_rollouts(copy_last(a, 1), b)
+    # OpenSTL's MSE: squared error summed over the frame's pixels in [0, 1]: two pixels off by 1
+    assert s["mse@1"] == pytest.approx(2.0) and s["mae@1"] == pytest.approx(2.0)
+    assert s["psnr@1"] == pytest.approx(10 * math.log10(256 / 2))
+    # sharpness: grad_i + grad_j of each frame (15x15) differ at a few pixels around the move
+    x, y = (a[0, 0, 0] + 1) / 2, (b[0, 0, 0] + 1) / 2
+    gx = lambda t: (t[1:, 1:] - t[:-1, 1:]).abs() + (t[1:, 1:] - t[1:, :-1]).abs()  # noqa: E731
+    hand = 10 * math.log10(1 / float((gx(y) - gx(x)).abs().mean()))
+    assert float(sharpness(a[0], b[0])) == pytest.approx(hand)
+
+
+def test_g_predicts_a_frame_at_every_scale_and_rolls_out() -> None:
+    G, D = build_nextframe(4, (1, 32, 32), 4)
+    x = torch.rand(2, 4, 32, 32) * 2 - 1
+    preds = G.pyramid(x)
+    assert [tuple(p.shape) for p in preds] == [(2, 1, 4, 4), (2, 1, 8, 8), (2, 1, 16, 16), (2, 1, 32, 32)]
+    assert all(p.abs().max() <= 1 for p in preds)
+    assert D(x, preds).shape == (2, 4)  # one logit per scale
+    out = rollout(G, x[:, :, None], 3)
+    assert out.shape == (2, 3, 1, 32, 32)
+    # the second frame is predicted from the first prediction: G on the shifted window
+    window = torch.cat([x[:, 1:], out[:, 0]], 1)
+    with torch.no_grad():
+        assert torch.allclose(G.eval()(window), out[:, 1], atol=1e-6)
+    with pytest.raises(GankitError, match="multiples of 8"):
+        build_nextframe(4, (1, 30, 30))
+
+
+def test_nextframe_flags_belong_to_nextframe_runs() -> None:
+    with pytest.raises(GankitError, match="nextframe.gdl_weight is for next-frame prediction"):
+        resolve(build_config(overrides={"model": "dcgan", "gdl_weight": 0.5}))
+    with pytest.raises(GankitError, match="model.latent_dim does not apply to model.arch=nextframe"):
+        resolve(build_config(overrides={"model": "nextframe", "latent_dim": 8}))
+    with pytest.raises(GankitError, match="train.loss 'wgan-gp' does not suit"):
+        resolve(build_config(overrides={"model": "nextframe", "loss": "wgan-gp"}))
+    cfg = resolve(build_config(overrides={"model": "nextframe"}))
+    assert (cfg.data.source, cfg.train.ema, cfg.nextframe.adv_weight) == ("mfmnist", 0.0, 0.05)
+    assert "data.source" in cfg.provenance.resolved
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST is not installed")
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("nf") / "run"
+    train_config(build_config(overrides={**TINY, "out": str(out), "eval_every": 4, "eval_n": 16}))
+    return out
+
+
+@needs_fmnist
+def test_a_tiny_run_trains_scores_and_saves_its_strips(run: Path) -> None:
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in events if "eval_seconds" in e]
+    assert evals and {"mse", "mae", "ssim", "psnr", "sharp", "ssim@1"} <= evals[-1].keys()
+    assert all(math.isfinite(e["loss_lp"]) and e["loss_gdl"] > 0 for e in events if "loss_lp" in e)
+    with Image.open(run / "samples" / "step-000004.png") as im:
+        assert im.width > 5 * 32  # a strip of context + horizon frames per row
+
+
+@needs_fmnist
+def test_the_l2_only_twin_trains_without_d(tmp_path: Path) -> None:
+    train_config(build_config(overrides={**TINY, "steps": 2, "out": str(tmp_path / "l2"), "adv_weight": 0.0,
+                                         "gdl_weight": 0.0, "lp": 2}))
+    events = [json.loads(line) for line in (tmp_path / "l2" / "metrics.jsonl").read_text().splitlines()]
+    logged = [e for e in events if "loss_lp" in e]
+    assert logged and all(e["loss_d"] == 0 and e["loss_gdl"] == 0 and e["loss_g"] == e["loss_lp"] for e in logged)
+
+
+@needs_fmnist
+def test_predict_writes_a_gif_of_context_plus_horizon_frames(run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pred.gif"
+    assert main(["predict", str(run), "test:2", "--horizon", "3", "--out", str(out), "--scale", "1"]) == 0
+    with Image.open(out) as im:
+        assert im.n_frames == 4 + 3 and im.size == (2 * 32 + 2, 32 + 3)  # input | prediction (truth unknown)
+    assert main(["predict", str(run), "test:2", "--horizon", "1", "--out", str(out), "--scale", "1"]) == 0
+    with Image.open(out) as im:
+        assert im.n_frames == 5 and im.size == (3 * 32 + 4, 32 + 3)  # input | prediction | truth
+    # a folder of frames of the user's, scaled to the run's 32x32
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(6):
+        Image.fromarray(np.roll(np.eye(40, dtype=np.uint8) * 255, i, 1)).save(seq / f"f{i}.png")
+    assert main(["predict", str(run), str(seq), "--horizon", "2", "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.n_frames == 6
+
+
+@needs_fmnist
+def test_bad_sequences_exit_2_naming_the_file(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = tmp_path / "short"
+    short.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 32), 50 * i, np.uint8)).save(short / f"{i}.png")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, side in enumerate((32, 32, 32, 16)):
+        Image.fromarray(np.zeros((side, side), np.uint8)).save(mixed / f"{i}.png")
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(b"GIF89a\x00\x01")
+    cases = [(short, "short: 2 frame(s), shorter than the run's context of 4"),
+             (mixed, "3.png: a frame of 16x16"), (broken, "broken.gif: cannot decode this video")]
+    for path, message in cases:
+        capsys.readouterr()
+        assert main(["predict", str(run), str(path), "--out", str(tmp_path / "p.gif")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert main(["predict", str(run), "test:0", "--out", str(tmp_path / "p.png")]) == 2
+
+
+@needs_fmnist
+def test_eval_scores_the_rollouts_beside_copy_last(run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(run), "--n", "8", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert {"mse@1", "ssim@1", "sharp", "copy_last_ssim@1", "copy_last_mse"} <= values.keys() and values["n"] == 8
+    assert main(["eval", str(run), "--n", "8"]) == 0
+    assert "(copy-last frame) in brackets" in capsys.readouterr().out
+    assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
+    assert "gankit predict" in capsys.readouterr().err
+
+
+def test_training_on_a_folder_with_a_short_sequence_exits_2_naming_it(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name, n in (("long", 6), ("tiny", 3)):
+        (tmp_path / "videos" / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(tmp_path / "videos" / name / f"{i}.png")
+    args = ["train", "--model", "nextframe", "--data", str(tmp_path / "videos"), "--image-size", "16",
+            "--context", "4", "--steps", "1", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "videos/tiny: 3 frame(s), shorter than the 5 needed" in err and "Traceback" not in err
+    # without the short one it trains, one channel (gray frames), a context of 4 and a horizon of 1
+    import shutil
+
+    shutil.rmtree(tmp_path / "videos" / "tiny")
+    assert main([*args[:-2], "--width", "4", "--batch-size", "2", "--out", str(tmp_path / "r2")]) == 0
+    saved = (tmp_path / "r2" / "config.yaml").read_text()
+    assert "context: 4" in saved and "horizon: 1" in saved and "channels: 1" in saved
