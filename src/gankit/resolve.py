@@ -38,9 +38,11 @@ from gankit.metrics import FEATURES
 from gankit.metrics.evaluate import higher_is_better
 from gankit.metrics.text2image import higher_is_better as text_higher_is_better
 from gankit.metrics.translation import higher_is_better as translation_higher_is_better
+from gankit.metrics.views import higher_is_better as views_higher_is_better
 from gankit.models import CONDITIONINGS
 from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
+from gankit.models.views import ARCH as VIEWS_ARCH
 from gankit.tasks import task_name_for
 
 T = TypeVar("T")
@@ -57,6 +59,7 @@ def resolve(cfg: Config) -> Config:
     task_name_for(out)  # a model some task trains (names the choices otherwise)
     _resolve_translator(out)
     _resolve_text(out)
+    _resolve_views(out)
     loss = _named("train.loss", LOSSES.get, out.train.loss)
     _resolve_loss(out, loss)
     _check_conditional(out)
@@ -219,6 +222,40 @@ def _resolve_text(cfg: Config) -> None:
                           f"scalers); model.arch={arch} takes auto, fp32 or bf16")
 
 
+# novel-view synthesis trains with pix2pix's recipe (Isola et al. 2017): the logistic loss, Adam
+# 2e-4 with beta1 0.5, linear decay over the second half, no EMA; on the built-in renders
+VIEWS_IMPLIES = {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5, "ema": 0.0,
+                 "data": "views"}
+
+
+def _resolve_views(cfg: Config) -> None:
+    """Novel-view synthesis (``model.arch`` novel-view) against the rest: views.* is its alone; it
+    takes pix2pix's recipe where the user left the GAN defaults and refuses the GAN options."""
+    arch = cfg.model.arch
+    if arch != VIEWS_ARCH:
+        changed = [f.name for f in fields(cfg.views) if _user_changed(cfg, f"views.{f.name}")]
+        if changed:
+            raise GankitError(f"views.{changed[0]} is for novel-view synthesis (model.arch={VIEWS_ARCH}), not for "
+                              f"model.arch={arch}; leave it out")
+        return
+    for key, value in VIEWS_IMPLIES.items():
+        _imply(cfg, key, value, f"model.arch={arch} trains with pix2pix's recipe")
+    by_dotted = {o.dotted: o for o in options_by_key().values()}
+    refused = {**{dotted: why.replace("a translator has no z or class input: the image is G's input",
+                                      "G's input is the source view and the angles")
+                  for dotted, why in _gan_only().items() if dotted != "eval.eval_features"}}
+    for dotted, why in refused.items():
+        opt = by_dotted[dotted]
+        if cfg.get(dotted) != VIEWS_IMPLIES.get(opt.key, opt.default):
+            raise GankitError(f"{dotted} does not apply to model.arch={arch}: {why}; leave it out")
+    if cfg.train.loss not in TRANSLATOR_LOSSES:
+        raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its PatchGAN "
+                          f"takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
+    if cfg.train.precision == "fp16":
+        raise GankitError(f"train.precision=fp16 is for the noise-to-image GANs (it needs their gradient "
+                          f"scalers); model.arch={arch} takes auto, fp32 or bf16")
+
+
 def _resolve_loss(cfg: Config, loss: GANLoss) -> None:
     """The values a named loss implies (``wgan`` -> reg.clip 0.01, ``wgan-gp`` -> reg.gp 10), and
     the cures that need a loss of a kind."""
@@ -251,7 +288,8 @@ def _check_eval(cfg: Config) -> None:
     _named("eval.eval_features", FEATURES.get, ev.eval_features.partition(":")[0])
     if ev.eval_metric is not None:
         direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else \
-            text_higher_is_better if cfg.model.arch == TEXT_ARCH else higher_is_better
+            text_higher_is_better if cfg.model.arch == TEXT_ARCH else \
+            views_higher_is_better if cfg.model.arch == VIEWS_ARCH else higher_is_better
         _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 
