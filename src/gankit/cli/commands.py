@@ -31,6 +31,10 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
     if wants_text(ns):  # --text, or a text -> image run (gankit.cli.text2image)
         return cmd_sample_text(ns)
+    from gankit.cli.views import cmd_sample_views, wants_views
+
+    if wants_views(ns):  # --input/--angles, or a novel-view run (gankit.cli.views)
+        return cmd_sample_views(ns)
 
     if is_translator_checkpoint(ns.source):
         raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
