@@ -17,8 +17,8 @@ bar while rendering. Some objects are held out entirely: they are the ``test`` s
 - ``views-tiny``: 6 procedural objects, 4 azimuths x 1 elevation at 16 px, for tests (seconds).
 
 A user's folder holds one sub-folder per object; each view's angle comes from a
-``metadata.jsonl`` (lines ``{"file": "a.png", "azimuth": 30, "elevation": 10}``, in the object's
-folder or the top one, files relative to it) or else from its file name (``az030_el10.png``,
+``metadata.jsonl`` (lines ``{"file_name": "a.png", "azimuth": 30, "elevation": 10}``, in the
+object's folder, or in the top one naming ``cup/a.png``) or else from its file name (``az030_el10.png``,
 ``azimuth-30.png``; elevation 0 when not named). Every view must be readable and of one size.
 """
 
@@ -188,10 +188,11 @@ def _metadata(folder: Path) -> dict[str, tuple[float, float]]:
             continue
         try:
             row = json.loads(line)
-            out[str(row["file"])] = (float(row["azimuth"]), float(row.get("elevation", 0.0)))
+            name = row["file_name"] if "file_name" in row else row["file"]
+            out[str(name)] = (float(row["azimuth"]), float(row.get("elevation", 0.0)))
         except (ValueError, KeyError, TypeError):
-            raise GankitError(f"{display_path(meta)} line {n}: not a JSON object with \"file\" and "
-                              "\"azimuth\" (and optionally \"elevation\") in degrees") from None
+            raise GankitError(f"{display_path(meta)} line {n}: not a JSON object with \"file_name\" (or \"file\") "
+                              "and \"azimuth\" (and optionally \"elevation\") in degrees") from None
     return out
 
 
