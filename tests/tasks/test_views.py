@@ -163,3 +163,33 @@ def test_angles_parse_as_a_range_or_a_list() -> None:
     for bad in ("0:360", "a,b", "0:360:0", ""):
         with pytest.raises(GankitError, match="--angles"):
             parse_angles(bad)
+
+
+def test_the_angle_classes_are_the_turn_to_45_degrees_and_the_target_elevation() -> None:
+    from gankit.metrics.view_angles import AngleClasses
+
+    classes = AngleClasses(8, (10.0, 35.0))
+    src = torch.tensor([[0.0, 10.0], [350.0, 10.0], [90.0, 35.0], [0.0, 10.0]])
+    tgt = torch.tensor([[0.0, 10.0], [40.0, 35.0], [0.0, 10.0], [15.0, 35.0]])
+    # turns 0, 50 (-> step 1), -90 = 270 (-> step 6), 15 (-> step 0); elevation index 0 or 1
+    assert classes(src, tgt).tolist() == [0, 1 * 2 + 1, 6 * 2 + 0, 0 * 2 + 1]
+
+
+def test_the_angle_classifier_trains_deterministically() -> None:
+    from gankit.metrics.view_angles import AngleClasses, train_angle_classifier
+
+    g = torch.Generator().manual_seed(0)
+    v = _views(torch.randint(0, 256, (8, 3, 16, 16), generator=g, dtype=torch.uint8), per_object=4)
+    a, b = (train_angle_classifier(v, steps=3, batch_size=4) for _ in range(2))
+    assert a.classes == AngleClasses(4, (0.0,))
+    for (k, x), y in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+    x = torch.rand(5, 3, 16, 16) * 2 - 1
+    assert a(x, x).shape == (5,) and int(a(x, x).max()) < 4
+
+
+def test_gankit_eval_scores_a_run_against_copy_the_source(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(run), "--n", "8", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert values["step"] == 4 and {"l1", "ssim", "identity", "copy_l1", "copy_ssim"} <= values.keys()

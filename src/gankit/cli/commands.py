@@ -192,4 +192,11 @@ def cmd_list(ns: argparse.Namespace) -> int:
           f"classes: {', '.join(class_pair_names())}")
     print(f"  {'fashion2emoji':<16} dtn, cyclegan: Fashion-MNIST photos -> clothing emoji (Debian's emoji sets)")
     print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
+    from gankit.data.views import VIEW_SETS
+
+    print("view sets (--model novel-view --data NAME; rendered by POV-Ray, cached):")
+    for e in VIEW_SETS.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("  also: --data DIR, one folder of views per object, angles in file names (az030_el10.png) or a "
+          "metadata.jsonl")
     return 0

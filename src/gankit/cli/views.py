@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from pathlib import Path
 
 from gankit.errors import GankitError, display_path
@@ -79,4 +80,29 @@ def cmd_sample_views(ns: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["cmd_sample_views", "wants_views", "write_gif"]
+def cmd_eval_views(ns: argparse.Namespace) -> int:
+    """``gankit eval RUN`` of a novel-view run: L1, SSIM and identity on at most --n pairs of its
+    held-out objects' views, beside copy-the-source's (the angle accuracy: bench/views.py)."""
+    import json
+
+    from gankit.data.views import load_views
+    from gankit.metrics.views import score_views
+    from gankit.view_sampling import load_view_generator
+
+    if ns.metrics or ns.features != "fmnist" or ns.per_class:
+        raise GankitError(f"{display_path(ns.source)} is a novel-view run: it is scored by L1, SSIM and identity "
+                          "on held-out objects; leave out --metrics, --features and --per-class")
+    lg = load_view_generator(ns.source, ns.device)
+    d = lg.config.data
+    test = load_views(d.source, "test", lg.size[0], 0, d.cache_dir)
+    values = score_views(lg.G, test, max(1, ns.n), ns.device)
+    if ns.json:
+        print(json.dumps({"step": lg.step, **values}))
+        return 0
+    print(f"held-out objects of {test.name} ({len(test.objects)}), step {lg.step}; copy-the-source in brackets",
+          file=sys.stderr)
+    print(", ".join(f"{k} {values[k]:.4f} ({values['copy_' + k]:.4f})" for k in ("l1", "ssim", "identity")))
+    return 0
+
+
+__all__ = ["cmd_eval_views", "cmd_sample_views", "wants_views", "write_gif"]
