@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up gankit on a fresh machine: Debian's Fashion-MNIST, jemalloc, Chromium and emoji, a virtual
+# Set up gankit on a fresh machine: Debian's Fashion-MNIST, jemalloc, Chromium, emoji and POV-Ray, a virtual
 # environment in .venv, torch 2.13.0 (CPU build) first, then gankit itself with its dev tools (its
 # torch requirement is a range, so an existing GPU build of torch in the environment is kept).
 # Chromium is for the tests that open the report in a real browser (tests/browser): Playwright
@@ -18,6 +18,9 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need
 [ -f /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need_apt+=(fonts-symbola)
 compgen -G "/usr/share/rubygems-integration/all/gems/gemojione-*/assets/png" >/dev/null || need_apt+=(ruby-gemojione)
 [ -d /usr/share/javascript/emojify.js/images/emoji ] || need_apt+=(libjs-emojify)
+# the renderer of novel-view synthesis (--data views): POV-Ray, and its example scenes' objects
+command -v povray >/dev/null || need_apt+=(povray)
+[ -f /usr/share/povray-3.7/scenes/advanced/teapot/teapot.inc ] || need_apt+=(povray-examples)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

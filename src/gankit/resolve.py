@@ -39,10 +39,12 @@ from gankit.metrics.evaluate import higher_is_better
 from gankit.metrics.nextframe import higher_is_better as nextframe_higher_is_better
 from gankit.metrics.text2image import higher_is_better as text_higher_is_better
 from gankit.metrics.translation import higher_is_better as translation_higher_is_better
+from gankit.metrics.views import higher_is_better as views_higher_is_better
 from gankit.models import CONDITIONINGS
 from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
 from gankit.models.text2image import ARCH as TEXT_ARCH
 from gankit.models.translators import TRANSLATOR_LOSSES, TRANSLATORS
+from gankit.models.views import ARCH as VIEWS_ARCH
 from gankit.tasks import task_name_for
 
 T = TypeVar("T")
@@ -60,6 +62,7 @@ def resolve(cfg: Config) -> Config:
     _resolve_translator(out)
     _resolve_text(out)
     _resolve_nextframe(out)
+    _resolve_views(out)
     loss = _named("train.loss", LOSSES.get, out.train.loss)
     _resolve_loss(out, loss)
     _check_conditional(out)
@@ -253,6 +256,37 @@ def _resolve_nextframe(cfg: Config) -> None:
     if cfg.train.loss not in TRANSLATOR_LOSSES:
         raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its D takes "
                           f"{', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
+
+
+# novel-view synthesis trains with pix2pix's recipe (Isola et al. 2017): the logistic loss, Adam
+# 2e-4 with beta1 0.5, linear decay over the second half, no EMA; on the built-in renders
+VIEWS_IMPLIES = {"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "lr_decay_start": 0.5, "ema": 0.0,
+                 "data": "views"}
+
+
+def _resolve_views(cfg: Config) -> None:
+    """Novel-view synthesis (``model.arch`` novel-view) against the rest: views.* is its alone; it
+    takes pix2pix's recipe where the user left the GAN defaults and refuses the GAN options."""
+    arch = cfg.model.arch
+    if arch != VIEWS_ARCH:
+        changed = [f.name for f in fields(cfg.views) if _user_changed(cfg, f"views.{f.name}")]
+        if changed:
+            raise GankitError(f"views.{changed[0]} is for novel-view synthesis (model.arch={VIEWS_ARCH}), not for "
+                              f"model.arch={arch}; leave it out")
+        return
+    for key, value in VIEWS_IMPLIES.items():
+        _imply(cfg, key, value, f"model.arch={arch} trains with pix2pix's recipe")
+    by_dotted = {o.dotted: o for o in options_by_key().values()}
+    refused = {**{dotted: why.replace("a translator has no z or class input: the image is G's input",
+                                      "G's input is the source view and the angles")
+                  for dotted, why in _gan_only().items() if dotted != "eval.eval_features"}}
+    for dotted, why in refused.items():
+        opt = by_dotted[dotted]
+        if cfg.get(dotted) != VIEWS_IMPLIES.get(opt.key, opt.default):
+            raise GankitError(f"{dotted} does not apply to model.arch={arch}: {why}; leave it out")
+    if cfg.train.loss not in TRANSLATOR_LOSSES:
+        raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its PatchGAN "
+                          f"takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
     if cfg.train.precision == "fp16":
         raise GankitError(f"train.precision=fp16 is for the noise-to-image GANs (it needs their gradient "
                           f"scalers); model.arch={arch} takes auto, fp32 or bf16")
@@ -289,9 +323,10 @@ def _check_eval(cfg: Config) -> None:
     ev = cfg.eval
     _named("eval.eval_features", FEATURES.get, ev.eval_features.partition(":")[0])
     if ev.eval_metric is not None:
-        direction = translation_higher_is_better if cfg.model.arch in TRANSLATORS else \
-            text_higher_is_better if cfg.model.arch == TEXT_ARCH else \
-            nextframe_higher_is_better if cfg.model.arch == NEXTFRAME_ARCH else higher_is_better
+        directions = {**{name: translation_higher_is_better for name in TRANSLATORS.names()},
+                      TEXT_ARCH: text_higher_is_better, NEXTFRAME_ARCH: nextframe_higher_is_better,
+                      VIEWS_ARCH: views_higher_is_better}  # each task's scores; the GANs' otherwise
+        direction = directions.get(cfg.model.arch, higher_is_better)
         _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 

@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="draw samples from a trained G")
+    s = sub.add_parser("sample", help="draw samples from a trained G, or turn a photo round (novel-view)")
     s.add_argument("source", metavar="RUN_DIR|CHECKPOINT")
     s.add_argument("-n", type=int, default=64, help="number of samples or interpolation frames (64)")
     s.add_argument("--out", required=True, metavar="FILE.png|FILE.jpg|DIR",
@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", action="append", metavar="CAPTION",
                    help="a text -> image run (--model gan-int-cls): N images of this caption; repeat it "
                         "for one row per caption, the same noise down each column")
+    s.add_argument("--input", metavar="FILE",
+                   help="a novel-view run (--model novel-view): the photo of an object to turn round, "
+                        "taken to be seen at azimuth 0 and the run's usual elevation")
+    s.add_argument("--angles", metavar="START:STOP:STEP|A,B,...",
+                   help="a novel-view run: the azimuths in degrees, one frame each (0:360:30: 12 frames, "
+                        "360 excluded); --out FILE.gif gets an animated turntable")
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.set_defaults(func=cmd_sample)
 

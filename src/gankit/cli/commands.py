@@ -31,6 +31,10 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
     if wants_text(ns):  # --text, or a text -> image run (gankit.cli.text2image)
         return cmd_sample_text(ns)
+    from gankit.cli.views import cmd_sample_views, wants_views
+
+    if wants_views(ns):  # --input/--angles, or a novel-view run (gankit.cli.views)
+        return cmd_sample_views(ns)
 
     if is_translator_checkpoint(ns.source):
         raise GankitError(f"{ns.source} is an image translator, which draws no samples from noise; apply it "
@@ -199,4 +203,11 @@ def cmd_list(ns: argparse.Namespace) -> int:
     for e in VIDEOS.entries():
         print(f"  {e.name:<16} {e.help}")
     print("  also: --data DIR of videos: one folder of frames or one video file per sequence")
+    from gankit.data.views import VIEW_SETS
+
+    print("view sets (--model novel-view --data NAME; rendered by POV-Ray, cached):")
+    for e in VIEW_SETS.entries():
+        print(f"  {e.name:<16} {e.help}")
+    print("  also: --data DIR, one folder of views per object, angles in file names (az030_el10.png) or a "
+          "metadata.jsonl")
     return 0

@@ -35,6 +35,12 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         from gankit.cli.text2image import cmd_eval_text
 
         return cmd_eval_text(ns)
+    from gankit.view_sampling import is_view_checkpoint
+
+    if ns.source and not (ns.real or ns.fake) and is_view_checkpoint(ns.source):  # gankit.cli.views
+        from gankit.cli.views import cmd_eval_views
+
+        return cmd_eval_views(ns)
     import json
 
     from gankit.config import parse_image_size

@@ -31,6 +31,7 @@ from gankit.config.schema import (
     TextConfig,
     TrainConfig,
     TranslateConfig,
+    ViewsConfig,
     options,
     options_by_dotted,
     options_by_key,
@@ -60,7 +61,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SECTIONS", "Bounds", "Config", "DataConfig", "EvalConfig", "LogConfig", "ModelConfig", "Option",
-    "NextFrameConfig", "Pattern", "Provenance", "RegConfig", "TextConfig", "TrainConfig", "TranslateConfig", "apply_mapping",
+    "NextFrameConfig", "Pattern", "Provenance", "RegConfig", "TextConfig", "TrainConfig", "TranslateConfig",
+    "ViewsConfig", "apply_mapping",
     "build_config", "coerce", "config_from_dict", "load_yaml", "options", "options_by_dotted",
     "options_by_key", "parse_cli_value", "parse_image_size", "validate",
 ]

@@ -397,10 +397,22 @@ class NextFrameConfig:
                         bounds=_upto(10**6, low=0, zero="all"))
 
 
+@dataclass
+class ViewsConfig:
+    """Novel-view synthesis (--model novel-view): the weights of G's two losses."""
+
+    view_l1: float = _f(100.0, "novel-view: weight lambda of the L1 loss ||target - G(source, angles)||_1 beside "
+                        "the adversarial loss (as pix2pix, Isola et al. 2017, eq. 4: 100)",
+                        bounds=_zero_or_more(), absent=100.0)
+    view_adv: float = _f(1.0, "novel-view: weight of the adversarial loss in G's loss (0 = the L1-only twin: "
+                         "D still trains and is scored, G ignores it)", bounds=_zero_or_more(), absent=1.0)
+
+
 SECTIONS: dict[str, type] = {
     "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "reg": RegConfig,
     "log": LogConfig, "eval": EvalConfig, "translate": TranslateConfig, "text": TextConfig,
     "nextframe": NextFrameConfig,
+    "views": ViewsConfig,
 }
 
 
@@ -431,6 +443,7 @@ class Config:
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     text: TextConfig = field(default_factory=TextConfig)
     nextframe: NextFrameConfig = field(default_factory=NextFrameConfig)
+    views: ViewsConfig = field(default_factory=ViewsConfig)
     # Not part of what the run is: two configs with the same settings are equal whatever their
     # history, and checkpoints (to_dict) do not carry it.
     provenance: Provenance = field(default_factory=Provenance, compare=False)

@@ -17,6 +17,7 @@ from gankit.errors import GankitError, short_repr
 from gankit.models import MODELS
 from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
 from gankit.models.text2image import ARCH as TEXT_ARCH
+from gankit.models.views import ARCH as VIEWS_ARCH
 from gankit.registry import Registry
 from gankit.tasks.cyclegan import CycleGANTask
 from gankit.tasks.dtn import DTNTask
@@ -24,6 +25,7 @@ from gankit.tasks.gan import GANTask
 from gankit.tasks.nextframe import NextFrameTask
 from gankit.tasks.pix2pix import Pix2PixTask
 from gankit.tasks.text2image import Text2ImageTask
+from gankit.tasks.views import ViewsTask
 from gankit.train.task import Context, Task
 
 
@@ -74,6 +76,13 @@ TASKS.register("nextframe", TaskEntry(NextFrameTask, lambda: [NEXTFRAME_ARCH],
                                        "sequences": 64}),
                "the next video frame (Mathieu, Couprie & LeCun 2016): a multi-scale G against a multi-scale D, "
                "with L_p and the gradient difference loss, rolled out for longer horizons")
+
+TASKS.register("views", TaskEntry(ViewsTask, lambda: [VIEWS_ARCH],
+                                  {"data": "views-tiny", "model": VIEWS_ARCH, "width": 8},
+                                  # batch norm's statistics and dropout's masks are per rank
+                                  ddp_exact=None),
+               "new angles of an object from one view (Tatarchenko et al. 2016): a U-Net G conditioned on "
+               "the angles, a PatchGAN D on (source, view, angles), adversarial + L1")
 
 
 def task_name_for(cfg: Config) -> str:
