@@ -1,4 +1,4 @@
-"""``gankit train``, ``sample``, ``report``, ``doctor`` and ``list``."""
+"""``gankit train``, ``sample``, ``report``, ``doctor``, ``lab`` and ``list``."""
 
 from __future__ import annotations
 
@@ -188,4 +188,26 @@ def cmd_list(ns: argparse.Namespace) -> int:
           f"classes: {', '.join(class_pair_names())}")
     print(f"  {'fashion2emoji':<16} dtn, cyclegan: Fashion-MNIST photos -> clothing emoji (Debian's emoji sets)")
     print("  also: --data DIR (pix2pix: side-by-side A|B images), --data A_DIR --partner B_DIR")
+    return 0
+
+
+def cmd_lab(ns: argparse.Namespace) -> int:
+    """``gankit lab``: the live web app (``gankit.lab``), on the loopback unless ``--host``."""
+    import sys
+
+    from gankit.lab import serve
+
+    if not 0 <= ns.port <= 65535:
+        raise GankitError(f"--port must be 0 to 65535, got {ns.port}")
+    host = ns.host or "127.0.0.1"
+    if ns.host and ns.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"gankit: warning: --host {ns.host}: the lab is reachable from other machines; anyone who has "
+              "the address with its token can pause, change and stop your runs, and anyone who reaches the "
+              "port can watch them (plain HTTP: put it behind an SSH tunnel instead where you can)",
+              file=sys.stderr)
+    try:
+        serve(ns.runs_dir, host, ns.port)
+    except ImportError as e:
+        raise GankitError(f"gankit lab needs starlette and uvicorn ({e.name} is missing): "
+                          "pip install 'gankit[lab]'") from None
     return 0

@@ -30,11 +30,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without loading torch
+    import torch
 
-__all__ = ["ACTIONS", "ControlChannel", "MAX_LINE", "apply_lrs"]
+__all__ = ["ACTIONS", "ControlChannel", "LR_KEYS", "MAX_LINE", "apply_lrs", "request_problem"]
 
 #: What a request may ask.
 ACTIONS = ("pause", "resume", "set", "stop")
@@ -59,7 +60,7 @@ def apply_lrs(optimizers: list[torch.optim.Optimizer], lrs: dict[str, float]) ->
             group["lr"] = value * factor
 
 
-def _check(req: Any) -> str | None:
+def request_problem(req: Any) -> str | None:
     """Why a parsed request line cannot be obeyed (None: it can)."""
     if not isinstance(req, dict):
         return "not a JSON object"
@@ -140,7 +141,7 @@ class ControlChannel:
             except (ValueError, RecursionError):
                 out.append({"_bad": "not JSON", "_line": text[:80]})
                 continue
-            why = _check(req)
+            why = request_problem(req)
             out.append(req if why is None else {"_bad": why, "_line": text[:80],
                                                 "id": req.get("id") if isinstance(req, dict) else None})
         return out

@@ -1,0 +1,386 @@
+// gankit lab: the run list, and one run's curves, samples and timeline, kept live by server-sent
+// events (the page is never reloaded). The 2-D view follows GAN Lab (Kahng et al. 2018): D's
+// probability field as a heatmap with its 0.5 contour, real and generated points, and the
+// direction G's update moves each generated point.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token") || "";
+const $ = (id) => document.getElementById(id);
+const COLORS = { loss_d: "#d62728", loss_g: "#1f77b4", d_real: "#1f77b4", d_fake: "#d62728",
+                 grad_d: "#d62728", grad_g: "#1f77b4" };
+const PALETTE = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"];
+const CHARTS = {
+  "c-loss": { keys: (k) => k.startsWith("loss"), label: "loss" },
+  "c-d": { keys: (k) => k === "d_real" || k === "d_fake", label: "D", range: [0, 1], half: true },
+  "c-grad": { keys: (k) => k.startsWith("grad"), label: "norm" },
+  "c-eval": { keys: (k) => k === "diversity" || k === "modes" || k === "hq", label: "score", evals: true },
+};
+const NAMES = { d_real: "D(x)", d_fake: "D(G(z))", loss_d: "loss D", loss_g: "loss G",
+                grad_d: "‖∇D‖", grad_g: "‖∇G‖" };
+
+const state = { run: null, source: null, charts: {}, events: [], samples: [], summary: null,
+                twoD: false, follow: true, fieldCache: new Map(), playing: null, full: true };
+
+// ------------------------------------------------------------------------------- helpers
+
+function api(path, params = {}) {
+  const q = new URLSearchParams(params);
+  return fetch(`${path}?${q}`, { cache: "no-store" }).then((r) => {
+    if (!r.ok) throw new Error(`${path}: ${r.status}`);
+    return r.json();
+  });
+}
+const fmt = (v, d = 3) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k);
+  return e;
+}
+const sampleUrl = (run, step, kind = "png") => `/api/sample?${new URLSearchParams({ run, step, kind })}`;
+
+// ------------------------------------------------------------------------------- run list
+
+async function refreshRuns() {
+  let data;
+  try { data = await api("/api/runs"); } catch (e) { return; }
+  $("root").textContent = data.root;
+  const box = $("runs");
+  box.replaceChildren();
+  if (!data.runs.length) box.append(el("p", { class: "muted", text: "No runs here yet (a run folder holds config.yaml and metrics.jsonl)." }));
+  for (const r of data.runs) {
+    const status = r.paused && r.status === "running" ? "paused" : r.status;
+    const a = el("a", { class: "runcard" + (r.run === state.run ? " current" : ""), href: `#run=${encodeURIComponent(r.run)}`, "data-run": r.run });
+    const img = el("img", { alt: "" });
+    if (r.latest_sample !== null) img.src = sampleUrl(r.run, r.latest_sample);
+    const meta = el("div", { class: "meta" },
+      el("div", { class: "name", text: r.run === "." ? r.name : r.run, title: r.run }),
+      el("span", { class: `badge ${status}`, text: status }),
+      el("div", { text: `step ${r.step}${r.steps ? " / " + r.steps : ""}` }),
+      el("div", { text: `D(x) ${fmt(r.d_real, 2)} · D(G(z)) ${fmt(r.d_fake, 2)}` }));
+    if (r.warning) meta.append(el("div", { class: "warning", text: "⚠ " + (r.warning.kind || r.warning.event).replace(/_/g, " ") }));
+    a.append(img, meta);
+    box.append(a);
+  }
+}
+
+// ------------------------------------------------------------------------------- curves (uPlot)
+
+function eventLines(u) {  // events on the curves: vertical lines at their steps
+  const { ctx } = u;
+  const { left, top, width, height } = u.bbox;
+  ctx.save();
+  for (const e of state.events) {
+    const x = u.valToPos(e.step, "x", true);
+    if (x < left || x > left + width) continue;
+    ctx.strokeStyle = e.event === "control" ? "rgba(59,91,219,.55)" : "rgba(184,92,0,.7)";
+    ctx.setLineDash([3, 3]);
+    ctx.lineWidth = devicePixelRatio;
+    ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+  }
+  ctx.restore();
+}
+
+function halfLine(u) {  // D = 0.5: where D cannot tell real from fake (the equilibrium)
+  const { ctx } = u;
+  const y = u.valToPos(0.5, "y", true);
+  ctx.save();
+  ctx.strokeStyle = "#444"; ctx.setLineDash([6, 4]); ctx.lineWidth = devicePixelRatio;
+  ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
+  ctx.restore();
+}
+
+function align(series, keys) {  // {key: [xs, ys]} -> uPlot's [xs, ys1, ys2, ...] on the union of xs
+  const xs = [...new Set(keys.flatMap((k) => series[k][0]))].sort((a, b) => a - b);
+  const at = new Map(xs.map((x, i) => [x, i]));
+  const cols = keys.map((k) => {
+    const col = new Array(xs.length).fill(null);
+    series[k][0].forEach((x, i) => { col[at.get(x)] = series[k][1][i]; });
+    return col;
+  });
+  return [xs, ...cols];
+}
+
+function buildChart(id, series, keys) {
+  const spec = CHARTS[id];
+  const box = $(id);
+  if (state.charts[id]) { state.charts[id].u.destroy(); delete state.charts[id]; }
+  box.querySelector(".empty")?.remove();
+  if (!keys.length) {
+    box.append(el("div", { class: "empty", text: spec.evals ? "no evaluations yet (--eval-every, --diagnose-every)" : "no values yet" }));
+    return;
+  }
+  const width = Math.max(260, box.clientWidth - 10);
+  const opts = {
+    width, height: 220,
+    scales: { x: { time: false }, y: spec.range ? { range: spec.range } : {} },
+    axes: [{ label: "step" }, { label: spec.label, size: 50 }],
+    series: [{ label: "step" }, ...keys.map((k, i) => ({ label: NAMES[k] || k, stroke: COLORS[k] || PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: false } }))],
+    legend: { live: true },
+    hooks: { draw: [eventLines, ...(spec.half ? [halfLine] : [])], setSelect: [(u) => zoomed(id, u)] },
+    cursor: { drag: { x: true, y: false } },
+  };
+  const u = new uPlot(opts, align(series, keys), box);
+  state.charts[id] = { u, keys, data: u.data.map((a) => a.slice()) };
+}
+
+function keysFor(id, m) {
+  const spec = CHARTS[id];
+  const train = Object.keys(m.train).filter(spec.keys);
+  const evals = spec.evals ? Object.keys(m.eval) : [];
+  return { keys: [...train, ...evals], series: { ...Object.fromEntries(train.map((k) => [k, m.train[k]])), ...Object.fromEntries(evals.map((k) => [k, m.eval[k]])) } };
+}
+
+function buildCharts(m) {
+  for (const id of Object.keys(CHARTS)) {
+    const { keys, series } = keysFor(id, m);
+    buildChart(id, series, keys);
+  }
+}
+
+async function zoomed(id, u) {  // a downsampled run: the zoomed range at full resolution
+  if (state.full || u.select.width < 2) return;
+  const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
+  const m = await api("/api/metrics", { run: state.run, lo, hi });
+  const { keys, series } = keysFor(id, m);
+  if (keys.join() === state.charts[id].keys.join()) u.setData(align(series, keys), false);
+  u.setScale("x", { min: lo, max: hi });
+}
+
+function appendRecords(recs) {  // live: new metrics lines onto the curves, without rebuilding
+  let rebuild = false;
+  for (const rec of recs) {
+    if ("event" in rec) { state.events.push(rec); addEvent(rec); continue; }
+    for (const [id, chart] of Object.entries(state.charts)) {
+      const isEval = ["eval_seconds", "eval_n", "n_per_class"].some((k) => k in rec);
+      const vals = chart.keys.map((k) => (typeof rec[k] === "number" ? rec[k] : null));
+      if (vals.every((v) => v === null)) continue;
+      if (!isEval && Object.keys(rec).some((k) => CHARTS[id].keys(k) && !chart.keys.includes(k))) rebuild = true;
+      chart.data[0].push(rec.step);
+      vals.forEach((v, i) => chart.data[i + 1].push(v));
+    }
+    if (!isFinite(rec.step)) continue;
+    const missing = Object.keys(CHARTS).filter((id) => !state.charts[id] && Object.keys(rec).some(CHARTS[id].keys));
+    if (missing.length) rebuild = true;
+  }
+  if (rebuild) return loadMetrics();
+  for (const chart of Object.values(state.charts)) chart.u.setData(chart.data.map((a) => a.slice()));
+}
+
+// ------------------------------------------------------------------------------- timeline
+
+function addEvent(e) {
+  const li = el("li", { class: e.event },
+    el("span", { class: "k", text: e.event === "warning" ? (e.kind || "warning").replace(/_/g, " ") : e.event === "control" ? e.action : e.event }),
+    ` step ${e.step}: ${e.message || ""}`);
+  $("timeline").prepend(li);
+}
+
+// ------------------------------------------------------------------------------- samples
+
+function setSamples(steps) {
+  state.samples = steps;
+  const s = $("slider");
+  s.max = Math.max(0, steps.length - 1);
+  if (state.follow) s.value = s.max;
+  showSample();
+}
+
+async function showSample() {
+  const i = Number($("slider").value);
+  const step = state.samples[i];
+  $("slider-step").textContent = step === undefined ? "no samples yet" : `step ${step} (${i + 1} of ${state.samples.length})`;
+  if (step === undefined) return;
+  if (state.twoD) {
+    let snap = state.fieldCache.get(step);
+    if (!snap) {
+      try { snap = await api("/api/sample", { run: state.run, step, kind: "json" }); } catch (e) { return; }
+      state.fieldCache.set(step, snap);
+    }
+    if (state.samples[Number($("slider").value)] === step) drawField($("field"), snap);
+  } else {
+    $("grid").src = sampleUrl(state.run, step);
+    $("grid").dataset.step = step;
+  }
+}
+
+function fieldColor(p) {  // red (D says fake) - white (0.5) - blue (D says real), as the report's PNG
+  const t = Math.max(0, Math.min(1, p));
+  const [a, b] = t < 0.5 ? [[214, 39, 40], [255, 255, 255]] : [[255, 255, 255], [31, 119, 180]];
+  const s = t < 0.5 ? t / 0.5 : (t - 0.5) / 0.5;
+  return a.map((c, i) => Math.round(c + (b[i] - c) * s));
+}
+
+function drawField(canvas, snap) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, R = snap.resolution;
+  const [xmin, xmax, ymin, ymax] = snap.extent;
+  const px = (x) => ((x - xmin) / (xmax - xmin)) * W;
+  const py = (y) => H - ((y - ymin) / (ymax - ymin)) * H;
+  const img = new ImageData(R, R);  // row 0 of the field is ymin: drawn at the bottom
+  for (let r = 0; r < R; r++) for (let c = 0; c < R; c++) {
+    const [cr, cg, cb] = fieldColor(snap.field[r][c]);
+    const o = ((R - 1 - r) * R + c) * 4;
+    img.data[o] = cr; img.data[o + 1] = cg; img.data[o + 2] = cb; img.data[o + 3] = 255;
+  }
+  const off = document.createElement("canvas");
+  off.width = off.height = R;
+  off.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.clearRect(0, 0, W, H);
+  ctx.drawImage(off, 0, 0, W, H);
+  // D = 0.5 by marching squares over the grid (linear interpolation along each cell edge)
+  const gx = (c) => px(xmin + (c / (R - 1)) * (xmax - xmin));
+  const gy = (r) => py(ymin + (r / (R - 1)) * (ymax - ymin));
+  ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5; ctx.beginPath();
+  for (let r = 0; r < R - 1; r++) for (let c = 0; c < R - 1; c++) {
+    const v = [snap.field[r][c], snap.field[r][c + 1], snap.field[r + 1][c + 1], snap.field[r + 1][c]];
+    const corners = [[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1]];
+    const cuts = [];
+    for (let k = 0; k < 4; k++) {
+      const a = v[k] - 0.5, b = v[(k + 1) % 4] - 0.5;
+      if ((a < 0) !== (b < 0)) {
+        const t = a / (a - b), [c0, r0] = corners[k], [c1, r1] = corners[(k + 1) % 4];
+        cuts.push([gx(c0 + t * (c1 - c0)), gy(r0 + t * (r1 - r0))]);
+      }
+    }
+    for (let k = 0; k + 1 < cuts.length; k += 2) { ctx.moveTo(...cuts[k]); ctx.lineTo(...cuts[k + 1]); }
+  }
+  ctx.stroke();
+  ctx.fillStyle = "#2ca02c"; ctx.strokeStyle = "#fff"; ctx.lineWidth = 0.8;
+  for (const [x, y] of snap.real) { ctx.beginPath(); ctx.arc(px(x), py(y), 3, 0, 2 * Math.PI); ctx.fill(); ctx.stroke(); }
+  // G's arrows: the gradient of log D at each generated point, scaled so the longest is 6 % of the view
+  const norms = snap.arrows.map(([u, v]) => Math.hypot(u, v));
+  const longest = Math.max(1e-12, ...norms);
+  const scale = (0.06 * (xmax - xmin)) / longest;
+  ctx.strokeStyle = "rgba(60,60,60,.75)"; ctx.lineWidth = 1;
+  snap.arrows.forEach(([u, v], i) => {
+    const [x, y] = snap.fake[i];
+    const x0 = px(x), y0 = py(y), x1 = px(x + u * scale), y1 = py(y + v * scale);
+    const ang = Math.atan2(y1 - y0, x1 - x0);
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1);
+    if (Math.hypot(x1 - x0, y1 - y0) > 4) {
+      ctx.lineTo(x1 - 4 * Math.cos(ang - 0.5), y1 - 4 * Math.sin(ang - 0.5));
+      ctx.moveTo(x1, y1); ctx.lineTo(x1 - 4 * Math.cos(ang + 0.5), y1 - 4 * Math.sin(ang + 0.5));
+    }
+    ctx.stroke();
+  });
+  ctx.fillStyle = "#222";
+  for (const [x, y] of snap.fake) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.2, 0, 2 * Math.PI); ctx.fill(); }
+  ctx.fillStyle = "rgba(255,255,255,.8)"; ctx.fillRect(6, 6, 96, 22);
+  ctx.fillStyle = "#000"; ctx.font = "13px system-ui"; ctx.fillText(`step ${snap.step}`, 12, 22);
+  canvas.dataset.step = snap.step;
+  canvas.dataset.points = snap.real.length + snap.fake.length;
+}
+
+function play() {  // animate the 2-D game (or the grids) over the run's steps
+  if (state.playing) { clearInterval(state.playing); state.playing = null; $("btn-play").textContent = "▶"; return; }
+  $("btn-play").textContent = "⏸";
+  state.follow = false;
+  if (Number($("slider").value) >= state.samples.length - 1) $("slider").value = 0;
+  state.playing = setInterval(() => {
+    const s = $("slider"), i = Number(s.value);
+    if (i >= state.samples.length - 1) { state.follow = true; return play(); }
+    s.value = i + 1; showSample();
+  }, 350);
+}
+
+// ------------------------------------------------------------------------------- header and steering
+
+function setSummary(r) {
+  state.summary = r;
+  const status = r.paused && r.status === "running" ? "paused" : r.status;
+  $("run-status").textContent = status;
+  $("run-status").className = `badge ${status}`;
+  $("n-step").textContent = r.step;
+  $("n-steps").textContent = r.steps ? ` / ${r.steps}` : "";
+  $("n-dreal").textContent = fmt(r.d_real);
+  $("n-dfake").textContent = fmt(r.d_fake);
+  const w = $("n-warning");
+  w.hidden = !r.warning;
+  if (r.warning) w.textContent = `⚠ step ${r.warning.step}: ${(r.warning.kind || r.warning.event).replace(/_/g, " ")}`;
+  const live = r.status === "running";
+  for (const b of ["btn-pause", "btn-resume", "btn-stop", "btn-set"]) $(b).disabled = !live;
+  $("btn-pause").hidden = r.paused; $("btn-resume").hidden = !r.paused;
+}
+
+async function steer(body) {
+  $("ctl-msg").textContent = "sending…";
+  const r = await fetch(`/api/control?${new URLSearchParams({ run: state.run })}`, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-Gankit-Token": TOKEN }, body: JSON.stringify(body) });
+  const j = await r.json().catch(() => ({}));
+  $("ctl-msg").textContent = r.ok ? `request ${j.id} written to control.jsonl; the run applies it at its next step` : `refused: ${j.error || r.status}`;
+}
+
+// ------------------------------------------------------------------------------- one run
+
+async function loadMetrics() {
+  const m = await api("/api/metrics", { run: state.run });
+  state.events = m.events;
+  state.full = m.full;
+  $("timeline").replaceChildren();
+  m.events.forEach(addEvent);
+  buildCharts(m);
+  return m.offset;
+}
+
+async function openRun(run) {
+  if (state.source) { state.source.close(); state.source = null; }
+  if (state.playing) play();
+  state.run = run; state.fieldCache.clear(); state.follow = true;
+  $("pick").hidden = true; $("run").hidden = false;
+  document.querySelectorAll(".runcard").forEach((a) => a.classList.toggle("current", a.dataset.run === run));
+  let r;
+  try { r = await api("/api/run", { run }); } catch (e) { $("run").hidden = true; $("pick").hidden = false; $("pick").textContent = `No run ${run} here.`; return; }
+  $("run-name").textContent = run === "." ? r.name : run;
+  state.twoD = r.two_d;
+  $("grid").hidden = r.two_d; $("field").hidden = !r.two_d; $("legend").hidden = !r.two_d;
+  setSummary(r);
+  const offset = await loadMetrics();
+  setSamples(r.samples);
+  const src = new EventSource(`/api/stream?${new URLSearchParams({ run, offset })}`);
+  state.source = src;
+  src.onopen = () => { $("conn").textContent = "live"; $("conn").classList.add("live"); };
+  src.onerror = () => { $("conn").textContent = "reconnecting…"; $("conn").classList.remove("live"); };
+  src.addEventListener("records", (ev) => appendRecords(JSON.parse(ev.data).records));
+  src.addEventListener("samples", (ev) => {
+    const d = JSON.parse(ev.data);
+    if (!state.twoD && d.samples.length) { /* first grid of a new run decides the view */ }
+    setSamples(d.samples);
+  });
+  src.addEventListener("status", (ev) => setSummary(JSON.parse(ev.data)));
+  src.addEventListener("reset", () => openRun(run));  // a resumed run rewrote metrics.jsonl
+}
+
+function route() {
+  const m = location.hash.match(/^#run=(.*)$/);
+  if (m) openRun(decodeURIComponent(m[1]));
+}
+
+$("slider").addEventListener("input", () => {
+  state.follow = Number($("slider").value) === state.samples.length - 1;
+  showSample();
+});
+$("btn-play").addEventListener("click", play);
+$("btn-pause").addEventListener("click", () => steer({ action: "pause" }));
+$("btn-resume").addEventListener("click", () => steer({ action: "resume" }));
+$("btn-stop").addEventListener("click", () => { if (confirm("Stop this run? A checkpoint is saved; gankit train --resume continues it.")) steer({ action: "stop" }); });
+$("controls").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const body = { action: "set" };
+  if ($("lr-g").value) body.lr_g = Number($("lr-g").value);
+  if ($("lr-d").value) body.lr_d = Number($("lr-d").value);
+  if (body.lr_g === undefined && body.lr_d === undefined) { $("ctl-msg").textContent = "give lr_g, lr_d or both"; return; }
+  steer(body);
+});
+window.addEventListener("hashchange", route);
+window.addEventListener("resize", () => { if (state.run) loadMetrics(); });
+refreshRuns().then(() => {
+  if (!location.hash) {
+    const first = document.querySelector(".runcard");
+    if (first) location.hash = first.getAttribute("href");
+  } else route();
+});
+setInterval(refreshRuns, 3000);
