@@ -26,7 +26,7 @@ def _wait(cond: Any, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
+        time.sleep(0.2)  # the training thread shares the GIL with this one
 
 
 def _last_step(run: Path) -> int:

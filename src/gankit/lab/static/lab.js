@@ -20,6 +20,7 @@ const NAMES = { d_real: "D(x)", d_fake: "D(G(z))", loss_d: "loss D", loss_g: "lo
 
 const state = { run: null, source: null, charts: {}, events: [], samples: [], summary: null,
                 twoD: false, follow: true, fieldCache: new Map(), playing: null, full: true };
+window.lab = state;  // for the browser tests and the curious
 
 // ------------------------------------------------------------------------------- helpers
 
@@ -256,7 +257,9 @@ function drawField(canvas, snap) {
   const longest = Math.max(1e-12, ...norms);
   const scale = (0.06 * (xmax - xmin)) / longest;
   ctx.strokeStyle = "rgba(60,60,60,.75)"; ctx.lineWidth = 1;
+  const every = Math.max(1, Math.ceil(snap.arrows.length / 160));  // a readable number of arrows
   snap.arrows.forEach(([u, v], i) => {
+    if (i % every) return;
     const [x, y] = snap.fake[i];
     const x0 = px(x), y0 = py(y), x1 = px(x + u * scale), y1 = py(y + v * scale);
     const ang = Math.atan2(y1 - y0, x1 - x0);

@@ -1,0 +1,119 @@
+"""gankit lab in a real browser against a live training run: the curves grow, a 2-D run draws its
+field and points, pause stops the step count, the slider changes the grid, a metrics line shows
+within a second. Screenshots go to ``$GANKIT_SCREENSHOTS`` when that is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gankit.rundir import RunDir
+
+pytest.importorskip("starlette")
+
+
+def _keep(page: Any, name: str) -> None:
+    where = os.environ.get("GANKIT_SCREENSHOTS")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(where) / name))
+
+
+def _steps_logged(run: Path) -> int:
+    recs = RunDir(run).training_records()
+    return recs[-1]["step"] if recs else -1
+
+
+def _wait(cond: Callable[[], Any], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.1)
+
+
+def test_live_2d_run_field_curves_and_pause(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    _, root = lab_server
+    run = root / "ring"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "gankit", "train", "--data", "ring", "--model", "mlp", "--width", "16",
+           "--latent-dim", "8", "--batch-size", "32", "--steps", "1000000", "--log-every", "5",
+           "--sample-every", "40", "--checkpoint-every", "1000000", "--out", str(run), "--no-progress",
+           "--precision", "fp32"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait(lambda: _steps_logged(run) >= 40 and len(RunDir(run).samples()) >= 2)
+        page = lab_page("ring")
+        # the 2-D view: D's field and both point sets drawn on the canvas
+        page.wait_for_function("document.querySelector('#field').dataset.points > 0", timeout=10_000)
+        assert page.is_visible("#field") and not page.is_visible("#grid")
+        # the curves grow without a reload
+        n0 = page.evaluate("lab.charts['c-d'].data[0].length")
+        page.wait_for_function(f"lab.charts['c-d'].data[0].length > {n0 + 3}", timeout=10_000)
+        _keep(page, "lab-ring-live.png")
+        # pause: the step count stops, on the page and in metrics.jsonl
+        page.click("#btn-pause")
+        page.wait_for_selector("#run-status.paused", timeout=10_000)
+        time.sleep(0.5)
+        shown, logged = page.inner_text("#n-step"), _steps_logged(run)
+        time.sleep(1.5)
+        assert _steps_logged(run) == logged and page.inner_text("#n-step") == shown
+        assert "pause" in page.inner_text("#timeline")
+        page.click("#btn-resume")
+        _wait(lambda: _steps_logged(run) > logged + 10, 15)
+        page.click("#btn-stop")  # the dialog is accepted: checkpoint, then the run ends
+        assert proc.wait(30) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        assert RunDir(run).last_checkpoint() is not None
+        page.wait_for_selector("#run-status.stopped", timeout=10_000)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _image_run(run: Path) -> None:
+    """A finished image run as training leaves it, without training (the server shares this
+    process: a training thread would compete with it): grids at steps 0-30, their metrics."""
+    from PIL import Image
+
+    (run / "samples").mkdir(parents=True)
+    (run / "config.yaml").write_text("train:\n  steps: 30\n")
+    for i, step in enumerate(range(0, 31, 10)):
+        Image.new("L", (8 * 30, 8 * 30), 40 + 60 * i).save(run / "samples" / f"step-{step:06d}.png")
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "loss_d": 1.0, "loss_g": 1.0, "d_real": 0.6, "d_fake": 0.4, "grad_d": 1.0,
+                    "grad_g": 1.0}) + "\n" for s in range(5, 31, 5)))
+
+
+def test_image_run_slider_and_live_line(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    _, root = lab_server
+    run = root / "images"
+    _image_run(run)
+    page = lab_page("images")
+    page.wait_for_function("document.querySelector('#grid').dataset.step === '30'", timeout=10_000)
+    assert page.is_visible("#grid") and not page.is_visible("#field")
+    page.fill("#slider", "0")
+    page.dispatch_event("#slider", "input")
+    page.wait_for_function("document.querySelector('#grid').dataset.step === '0'")
+    assert "step=0" in page.get_attribute("#grid", "src")
+    page.wait_for_function("document.querySelector('#grid').complete")
+    # a line written to metrics.jsonl is on the page within a second
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 31, "loss_d": 1.0, "loss_g": 1.0, "d_real": 0.9, "d_fake": 0.1,
+                            "grad_d": 1.0, "grad_g": 1.0}) + "\n")
+    t0 = time.monotonic()
+    page.wait_for_function("lab.charts['c-d'].data[0].includes(31)", timeout=1000)
+    assert time.monotonic() - t0 < 1.0
+    # a new grid joins the slider, which follows the newest only when it was there
+    from PIL import Image
+
+    Image.new("L", (240, 240), 250).save(run / "samples" / "step-000040.png")
+    page.wait_for_function("lab.samples.length === 5", timeout=5000)
+    assert page.get_attribute("#grid", "data-step") == "0"
