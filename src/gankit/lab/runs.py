@@ -133,7 +133,7 @@ def run_summary(root: Path, rel: str) -> dict[str, Any]:
             "step": step, "steps": total, "d_real": last.get("d_real"), "d_fake": last.get("d_fake"),
             "loss_d": last.get("loss_d"), "loss_g": last.get("loss_g"),
             "warning": warnings[-1] if warnings else None, "latest_sample": latest, "samples": samples,
-            "two_d": latest is not None and (run.samples_dir / f"step-{latest:06d}.json").is_file(),
+            "two_d": any((run.samples_dir / f"step-{s:06d}.json").is_file() for s in samples[:1] + samples[-2:]),
             "paused": _paused(events)}
 
 

@@ -114,11 +114,15 @@ function buildChart(id, series, keys) {
     return;
   }
   const width = Math.max(260, box.clientWidth - 10);
+  // evaluation scores (FID ~ 100, modes ~ 8) get their own axis on the right, beside the probe's 0-1
+  const own = (k) => k.startsWith(EVAL);
+  const twoAxes = keys.some(own) && keys.some((k) => !own(k));
   const opts = {
     width, height: 220,
-    scales: { x: { time: false }, y: spec.range ? { range: spec.range } : {} },
-    axes: [{ label: "step" }, { label: spec.label, size: 50 }],
-    series: [{ label: "step" }, ...keys.map((k, i) => ({ label: NAMES[k] || k, stroke: COLORS[k] || PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: false } }))],
+    scales: { x: { time: false }, y: spec.range ? { range: spec.range } : {}, e: {} },
+    axes: [{ label: "step" }, { label: spec.label, size: 50, scale: "y" },
+           ...(twoAxes ? [{ side: 1, scale: "e", label: "evaluation", size: 50, grid: { show: false } }] : [])],
+    series: [{ label: "step" }, ...keys.map((k, i) => ({ label: NAMES[k] || k, scale: own(k) && twoAxes ? "e" : "y", stroke: COLORS[k] || PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true, points: { show: !own(k) ? false : undefined } }))],
     legend: { live: true },
     hooks: { draw: [eventLines, ...(spec.half ? [halfLine] : [])], setSelect: [(u) => zoomed(id, u)] },
     cursor: { drag: { x: true, y: false } },
@@ -127,11 +131,14 @@ function buildChart(id, series, keys) {
   state.charts[id] = { u, keys, data: u.data.map((a) => a.slice()) };
 }
 
+const EVAL = "eval: ";  // evaluation scores' keys on the page (the probe has a "modes" too)
+
 function keysFor(id, m) {
   const spec = CHARTS[id];
   const train = Object.keys(m.train).filter(spec.keys);
   const evals = spec.evals ? Object.keys(m.eval) : [];
-  return { keys: [...train, ...evals], series: { ...Object.fromEntries(train.map((k) => [k, m.train[k]])), ...Object.fromEntries(evals.map((k) => [k, m.eval[k]])) } };
+  return { keys: [...train, ...evals.map((k) => EVAL + k)],
+           series: { ...Object.fromEntries(train.map((k) => [k, m.train[k]])), ...Object.fromEntries(evals.map((k) => [EVAL + k, m.eval[k]])) } };
 }
 
 function buildCharts(m) {
@@ -148,22 +155,28 @@ async function zoomed(id, u) {  // a downsampled run: the zoomed range at full r
   const { keys, series } = keysFor(id, m);
   if (keys.join() === state.charts[id].keys.join()) u.setData(align(series, keys), false);
   u.setScale("x", { min: lo, max: hi });
+  if (!state.charts[id].partial) {  // double-click: back to the whole run, downsampled
+    state.charts[id].partial = true;
+    u.over.addEventListener("dblclick", () => loadMetrics());
+  }
 }
 
 function appendRecords(recs) {  // live: new metrics lines onto the curves, without rebuilding
   let rebuild = false;
   for (const rec of recs) {
     if ("event" in rec) { state.events.push(rec); addEvent(rec); continue; }
+    const isEval = ["eval_seconds", "eval_n", "n_per_class"].some((k) => k in rec);
     for (const [id, chart] of Object.entries(state.charts)) {
-      const isEval = ["eval_seconds", "eval_n", "n_per_class"].some((k) => k in rec);
-      const vals = chart.keys.map((k) => (typeof rec[k] === "number" ? rec[k] : null));
+      const value = (k) => (k.startsWith(EVAL) ? (isEval ? rec[k.slice(EVAL.length)] : null) : (isEval ? null : rec[k]));
+      const vals = chart.keys.map((k) => (typeof value(k) === "number" ? value(k) : null));
+      if (isEval && id === "c-eval" && Object.keys(rec).some((k) => typeof rec[k] === "number" && !["step", "eval_seconds", "eval_n", "n_per_class"].includes(k) && !chart.keys.includes(EVAL + k))) rebuild = true;
       if (vals.every((v) => v === null)) continue;
       if (!isEval && Object.keys(rec).some((k) => CHARTS[id].keys(k) && !chart.keys.includes(k))) rebuild = true;
       chart.data[0].push(rec.step);
       vals.forEach((v, i) => chart.data[i + 1].push(v));
     }
     if (!isFinite(rec.step)) continue;
-    const missing = Object.keys(CHARTS).filter((id) => !state.charts[id] && Object.keys(rec).some(CHARTS[id].keys));
+    const missing = Object.keys(CHARTS).filter((id) => !state.charts[id] && (Object.keys(rec).some(CHARTS[id].keys) || (isEval && CHARTS[id].evals)));
     if (missing.length) rebuild = true;
   }
   if (rebuild) return loadMetrics();
