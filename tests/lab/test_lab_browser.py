@@ -117,3 +117,41 @@ def test_image_run_slider_and_live_line(lab_server: tuple[str, Path], lab_page: 
     Image.new("L", (240, 240), 250).save(run / "samples" / "step-000040.png")
     page.wait_for_function("lab.samples.length === 5", timeout=5000)
     assert page.get_attribute("#grid", "data-step") == "0"
+
+
+def _field_run(run: Path) -> None:
+    """A finished 2-D run as training leaves it: fields and points as data beside each PNG."""
+    _image_run(run)
+    for step in (0, 10, 20, 30):
+        snap = {"step": step, "extent": [-1.5, 1.5, -1.5, 1.5], "resolution": 4,
+                "field": [[0.1, 0.2, 0.8, 0.9]] * 4, "real": [[1.0, 0.0], [0.0, 1.0]],
+                "fake": [[0.1 * step / 10, 0.0]], "arrows": [[0.0, 1.0]]}
+        (run / "samples" / f"step-{step:06d}.json").write_text(json.dumps(snap))
+
+
+@pytest.mark.parametrize("kind", ["images", "field"])
+def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str) -> None:
+    from gankit.lab.export import export_html
+
+    run = tmp_path / kind
+    (_field_run if kind == "field" else _image_run)(run)
+    out = export_html(run, tmp_path / "lab.html")
+    assert "/static/" not in out.read_text()  # everything inlined, nothing fetched
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: errors.append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+    try:
+        page.goto(out.as_uri())
+        page.wait_for_function("window.lab && window.lab.charts['c-d']")
+        shown = "#field" if kind == "field" else "#grid"
+        page.wait_for_function(f"document.querySelector('{shown}').dataset.step === '30'")
+        assert not page.is_visible("#controls")
+        page.fill("#slider", "1")
+        page.dispatch_event("#slider", "input")
+        page.wait_for_function(f"document.querySelector('{shown}').dataset.step === '10'")
+        assert page.evaluate("lab.charts['c-d'].data[0].length") == 6
+        _keep(page, f"lab-export-{kind}.png")
+    finally:
+        page.close()
+    assert not errors, errors

@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--port", type=int, default=8765, help="port to listen on (8765; 0: any free port)")
     lb.add_argument("--host", help="address to listen on (127.0.0.1); another one lets other machines in: "
                                    "a warning is printed")
+    lb.add_argument("--export", metavar="FILE.html",
+                    help="instead of serving: write the page of one run (RUNS_DIR is then a run directory) "
+                         "as a self-contained HTML file, and exit")
     lb.set_defaults(func=cmd_lab)
 
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")

@@ -197,6 +197,11 @@ def cmd_lab(ns: argparse.Namespace) -> int:
 
     from gankit.lab import serve
 
+    if ns.export:
+        from gankit.lab.export import export_html
+
+        print(f"lab page: {display_path(export_html(ns.runs_dir, ns.export))}", file=sys.stderr)
+        return 0
     if not 0 <= ns.port <= 65535:
         raise GankitError(f"--port must be 0 to 65535, got {ns.port}")
     host = ns.host or "127.0.0.1"

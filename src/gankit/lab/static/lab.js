@@ -5,6 +5,8 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
+// a static export (gankit.lab.export): the data are in the page, there is no server to ask or steer
+const STATIC = window.LAB_STATIC || null;
 const $ = (id) => document.getElementById(id);
 const COLORS = { loss_d: "#d62728", loss_g: "#1f77b4", d_real: "#1f77b4", d_fake: "#d62728",
                  grad_d: "#d62728", grad_g: "#1f77b4" };
@@ -24,7 +26,17 @@ window.lab = state;  // for the browser tests and the curious
 
 // ------------------------------------------------------------------------------- helpers
 
+function staticApi(path, params) {
+  const S = STATIC;
+  if (path === "/api/runs") return { root: S.summary.name, runs: [S.summary] };
+  if (path === "/api/run") return S.summary;
+  if (path === "/api/metrics") return S.metrics;
+  if (path === "/api/sample" && S.fields[params.step]) return S.fields[params.step];
+  throw new Error(`${path}: not in this export`);
+}
+
 function api(path, params = {}) {
+  if (STATIC) return new Promise((ok) => ok(staticApi(path, params)));
   const q = new URLSearchParams(params);
   return fetch(`${path}?${q}`, { cache: "no-store" }).then((r) => {
     if (!r.ok) throw new Error(`${path}: ${r.status}`);
@@ -40,7 +52,7 @@ function el(tag, attrs = {}, ...kids) {
   for (const k of kids) e.append(k);
   return e;
 }
-const sampleUrl = (run, step, kind = "png") => `/api/sample?${new URLSearchParams({ run, step, kind })}`;
+const sampleUrl = (run, step, kind = "png") => (STATIC ? STATIC.images[step] || "" : `/api/sample?${new URLSearchParams({ run, step, kind })}`);
 
 // ------------------------------------------------------------------------------- run list
 
@@ -55,7 +67,8 @@ async function refreshRuns() {
     const status = r.paused && r.status === "running" ? "paused" : r.status;
     const a = el("a", { class: "runcard" + (r.run === state.run ? " current" : ""), href: `#run=${encodeURIComponent(r.run)}`, "data-run": r.run });
     const img = el("img", { alt: "" });
-    if (r.latest_sample !== null) img.src = sampleUrl(r.run, r.latest_sample);
+    const thumb = r.latest_sample !== null ? sampleUrl(r.run, r.latest_sample) : "";
+    if (thumb) img.src = thumb; else img.style.visibility = "hidden";
     const meta = el("div", { class: "meta" },
       el("div", { class: "name", text: r.run === "." ? r.name : r.run, title: r.run }),
       el("span", { class: `badge ${status}`, text: status }),
@@ -356,6 +369,7 @@ async function openRun(run) {
   setSummary(r);
   const offset = await loadMetrics();
   setSamples(r.samples);
+  if (STATIC) return;  // nothing grows in an export
   const src = new EventSource(`/api/stream?${new URLSearchParams({ run, offset })}`);
   state.source = src;
   src.onopen = () => { $("conn").textContent = "live"; $("conn").classList.add("live"); };
@@ -399,4 +413,7 @@ refreshRuns().then(() => {
     if (first) location.hash = first.getAttribute("href");
   } else route();
 });
-setInterval(refreshRuns, 3000);
+if (STATIC) {
+  $("controls").hidden = true;
+  $("conn").textContent = "static export: the run as it was when exported";
+} else setInterval(refreshRuns, 3000);
