@@ -120,3 +120,28 @@ def test_stream_sends_new_lines(lab: tuple[TestClient, Path]) -> None:
     assert [r["step"] for r in records[0]["records"]] == [110]  # the half-written line waits
     assert "event: status" in body
     assert os.path.getsize(root / "a" / "metrics.jsonl") > records[0]["offset"]
+
+
+def test_status_running_paused_stopped(lab: tuple[TestClient, Path]) -> None:
+    import socket
+
+    client, root = lab
+    b = root / "group" / "b"
+
+    def status() -> dict:
+        return client.get("/api/run", params={"run": "group/b"}).json()
+
+    # a live trainer's lock record (this process stands in for it): running
+    (b / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert status()["status"] == "running" and not status()["paused"]
+    with open(b / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 50_000, "event": "control", "action": "pause", "id": "x"}) + "\n")
+    assert status()["paused"]
+    with open(b / "metrics.jsonl", "a") as f:  # a resumed trainer went on past that pause
+        f.write(json.dumps({"step": 50_010, "loss_d": 1.0, "d_real": 0.5, "d_fake": 0.5}) + "\n")
+    assert not status()["paused"] and status()["step"] == 50_010
+    # the trainer is gone after a stop request
+    (b / ".lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
+    with open(b / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 50_010, "event": "control", "action": "stop", "id": "y"}) + "\n")
+    assert status()["status"] == "stopped"

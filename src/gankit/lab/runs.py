@@ -8,9 +8,12 @@ resolves outside the root.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,45 +104,94 @@ def _total_steps(run: RunDir) -> int | None:
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
-def _trainer(run: RunDir) -> dict[str, Any] | None:
-    """The live trainer holding the run's lock (pid, command), or None."""
-    from gankit.train.rundir import RunLock  # reads the lock record; takes no lock a trainer needs
+def _training(run: RunDir) -> bool:
+    """Whether a trainer is at work on the run: the process its lock file records (RUN/.lock:
+    pid, host) is alive. Read without taking any lock (a shared lock, even for an instant, could
+    refuse a trainer starting then); a trainer on another host counts while metrics.jsonl grew in
+    the last two minutes."""
+    try:
+        with open(run.path / ".lock", "rb") as f:
+            holder = json.loads(f.read(4096) or b"{}")
+    except (OSError, ValueError, RecursionError):
+        return False
+    pid = holder.get("pid") if isinstance(holder, dict) else None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if holder.get("host") != socket.gethostname():
+        try:
+            return time.time() - os.stat(run.metrics_path).st_mtime < 120
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, another user's
+        return True
+    return True
 
-    return RunLock.holder(run.path)
+
+class _Digest:
+    """What the run list needs of one metrics.jsonl, kept up to date incrementally (a long run's
+    file is read once, then only its new lines)."""
+
+    def __init__(self, path: Path) -> None:
+        self.tail = Tail(path)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.last: dict[str, Any] = {}
+        self.warning: dict[str, Any] | None = None
+        self.control: dict[str, Any] | None = None  # the last pause, resume or stop
+
+    def update(self) -> _Digest:
+        while True:
+            recs, reset = self.tail.read()
+            if reset:  # a resumed run rewrote the file: start over (the tail reads it from its start)
+                self._clear()
+                continue
+            if not recs:
+                return self
+            for r in recs:
+                event = r.get("event")
+                if event is None and "loss_d" in r:
+                    self.last = r
+                elif event in ("warning", "rollback"):
+                    self.warning = r
+                elif event == "control" and r.get("action") in ("pause", "resume", "stop"):
+                    self.control = r
+
+
+_digests: dict[Path, _Digest] = {}
 
 
 def run_summary(root: Path, rel: str) -> dict[str, Any]:
     """One line of the run list: status (running, finished, stopped or failed), step of total,
     the last D(x), D(G(z)) and losses, the latest sample's step, the last warning, 2-D or not."""
     run = resolve_run(root, rel)
-    records = run.records()
-    train = [r for r in records if "event" not in r and "loss_d" in r]
-    events = [r for r in records if "event" in r]
-    last = train[-1] if train else {}
+    if len(_digests) > 1000:
+        _digests.clear()
+    digest = _digests.setdefault(run.metrics_path, _Digest(run.metrics_path)).update()
+    last, control = digest.last, digest.control
     total = _total_steps(run)
     step = last.get("step", 0)
-    if _trainer(run) is not None:
+    if _training(run):
         status = "running"
     elif total is not None and step >= total:
         status = "finished"
-    elif any(e["event"] == "control" and e.get("action") == "stop" for e in events[-5:]):
+    elif control is not None and control["action"] == "stop":
         status = "stopped"
     else:
-        status = "failed" if train else "new"
-    warnings = [e for e in events if e["event"] in ("warning", "rollback")]
+        status = "failed" if last else "new"
     samples = sample_steps(run)
     latest = samples[-1] if samples else None
     return {"run": rel, "name": run.path.name if rel != "." else run.path.name, "status": status,
             "step": step, "steps": total, "d_real": last.get("d_real"), "d_fake": last.get("d_fake"),
             "loss_d": last.get("loss_d"), "loss_g": last.get("loss_g"),
-            "warning": warnings[-1] if warnings else None, "latest_sample": latest, "samples": samples,
+            "warning": digest.warning, "latest_sample": latest, "samples": samples,
             "two_d": any((run.samples_dir / f"step-{s:06d}.json").is_file() for s in samples[:1] + samples[-2:]),
-            "paused": _paused(events)}
-
-
-def _paused(events: list[dict[str, Any]]) -> bool:
-    controls = [e for e in events if e["event"] == "control" and e.get("action") in ("pause", "resume", "stop")]
-    return bool(controls) and controls[-1]["action"] == "pause"
+            # a pause that training went on after was one of an earlier trainer (a resume ignores it)
+            "paused": control is not None and control["action"] == "pause" and control["step"] >= step}
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
