@@ -1,7 +1,7 @@
 """The lab's page as one static HTML file: a run's curves, samples (or 2-D fields) and timeline as
 they are now, with no server (``gankit lab RUN_DIR --export FILE.html``).
 
-The page is the lab's own (``static/index.html`` and ``lab.js``) with uPlot, the styles and the data
+The page is the lab's own (``static/index.html``, ``field.js`` and ``lab.js``) with uPlot, the styles and the data
 inlined: the downsampled series, the events, and up to ``MAX_SAMPLES`` sample steps spread over the
 run (grids as PNG data URIs; a 2-D run's field snapshots as JSON). ``lab.js`` sees
 ``window.LAB_STATIC`` and reads from it instead of the server; the steering buttons are hidden.
@@ -80,6 +80,7 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         '<link rel="stylesheet" href="/static/lab.css">':
             "<style>" + (STATIC / "lab.css").read_text(encoding="utf-8") + "</style>",
         '<script src="/static/vendor/uPlot.iife.min.js"></script>': js(vendor / "uPlot.iife.min.js"),
+        '<script src="/static/field.js"></script>': js(STATIC / "field.js"),
         '<script src="/static/lab.js"></script>':
             f"<script>window.LAB_STATIC = {_script_json(data)};</script>\n" + js(STATIC / "lab.js"),
     }
