@@ -50,6 +50,7 @@ def serve(root: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -
     port = port or _free_port(host)
     token = new_token()
     app = make_app(root, token, loopback=host in LOOPBACK)
-    print(f"gankit lab: serving {root.resolve()}\n  open {lab_url(host, port, token)}\n"
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host  # every address: name this machine
+    print(f"gankit lab: serving {root.resolve()}\n  open {lab_url(shown, port, token)}\n"
           "  (Ctrl-C to stop; the token in the address is needed to steer runs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -159,13 +159,13 @@ class ControlChannel:
         event: dict[str, Any] = {"step": step, "event": "control", "action": action, "id": rid}
         if action == "pause":
             self.paused = True
-            event["message"] = f"paused at step {step}"
+            event["message"] = "paused (until a resume or stop request)"
         elif action == "resume":
             self.paused = False
-            event["message"] = f"resumed at step {step}"
+            event["message"] = "resumed"
         elif action == "stop":
             self.stop_requested, self.paused = True, False
-            event["message"] = f"stop asked at step {step}: a checkpoint is saved and the run ends"
+            event["message"] = "stop: a checkpoint is saved and the run ends"
         else:
             lrs = {k: float(req[k]) for k in LR_KEYS if k in req}
             apply_lrs(optimizers, lrs)

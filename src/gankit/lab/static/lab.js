@@ -335,7 +335,8 @@ $("controls").addEventListener("submit", (ev) => {
   steer(body);
 });
 window.addEventListener("hashchange", route);
-window.addEventListener("resize", () => { if (state.run) loadMetrics(); });
+let resized = null;  // the curves are redrawn at the new width once the window stops changing
+window.addEventListener("resize", () => { clearTimeout(resized); resized = setTimeout(() => state.run && loadMetrics(), 300); });
 refreshRuns().then(() => {
   if (!location.hash) {
     const first = document.querySelector(".runcard");
