@@ -61,6 +61,10 @@ def test_lr_change_pause_stop_and_resume(tmp_path: Path) -> None:
         paused_at = _last_step(run)
         time.sleep(1.0)
         assert _last_step(run) == paused_at  # pause stops the step count
+        _send(run, id="s1", action="step")  # GAN Lab's step button: one step, then paused again
+        _send(run, id="s2", action="step")
+        _wait(lambda: any(e.get("id") == "s2" for e in _events(run)))
+        time.sleep(0.8)
         _send(run, id="d", action="resume")
         _wait(lambda: _last_step(run) > paused_at + 10)
         _send(run, id="e", action="stop")
@@ -76,6 +80,7 @@ def test_lr_change_pause_stop_and_resume(tmp_path: Path) -> None:
     assert by_id["a"]["event"] == "control" and by_id["a"]["lr_d"] == 2.5e-4
     assert by_id["b"]["event"] == "control_refused"
     assert [by_id[k]["action"] for k in "cde"] == ["pause", "resume", "stop"]
+    assert by_id["d"]["step"] == by_id["c"]["step"] + 2  # each step request let exactly one through
     state = RunDir(run).checkpoint_state()
     assert state is not None and state["control"] == {"lr_d": 2.5e-4}
     assert state["optim"]["opt_D"]["param_groups"][0]["base_lr"] == 2.5e-4

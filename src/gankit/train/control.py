@@ -4,6 +4,7 @@
 
     echo '{"id": "1", "action": "pause"}'              >> RUN/control.jsonl
     echo '{"id": "2", "action": "resume"}'             >> RUN/control.jsonl
+    echo '{"id": "5", "action": "step"}'               >> RUN/control.jsonl   # one step, paused again
     echo '{"id": "3", "action": "set", "lr_d": 1e-4}'  >> RUN/control.jsonl   # lr_g, lr_d or both
     echo '{"id": "4", "action": "stop"}'               >> RUN/control.jsonl   # checkpoint, then end
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without
 __all__ = ["ACTIONS", "ControlChannel", "LR_KEYS", "MAX_LINE", "apply_lrs", "request_problem"]
 
 #: What a request may ask.
-ACTIONS = ("pause", "resume", "set", "stop")
+ACTIONS = ("pause", "resume", "step", "set", "stop")
 #: The learning rates ``set`` may change, and the optimiser each belongs to (index into
 #: ``Task.optimizers()``: generators' first, discriminators' last).
 LR_KEYS = {"lr_g": 0, "lr_d": -1}
@@ -88,6 +89,7 @@ class ControlChannel:
         self.path = path
         self.every_s = every_s
         self.paused = False
+        self.granted = 0  # "step" requests: training steps to let through, pausing again after them
         self.stop_requested = False
         self.overrides: dict[str, float] = {}
         self._next = 0.0
@@ -161,8 +163,12 @@ class ControlChannel:
             self.paused = True
             event["message"] = "paused (until a resume or stop request)"
         elif action == "resume":
-            self.paused = False
+            self.paused, self.granted = False, 0
             event["message"] = "resumed"
+        elif action == "step":  # GAN Lab's step button: one iteration (D's steps, then G's)
+            self.paused = True
+            self.granted += 1
+            event["message"] = "one training step, then paused again"
         elif action == "stop":
             self.stop_requested, self.paused = True, False
             event["message"] = "stop: a checkpoint is saved and the run ends"
@@ -178,10 +184,13 @@ class ControlChannel:
                  emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool]) -> None:
         """At a step boundary: apply any new requests (``emit`` logs each one's event); while
         paused, wait here, checking every ``every_s``, until resumed, stopped or ``interrupted()``
-        (Ctrl-C, SIGTERM)."""
+        (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
         for req in self.poll():
             emit(self.apply(req, step, optimizers))
         while self.paused and not interrupted():
+            if self.granted:
+                self.granted -= 1
+                return
             time.sleep(self.every_s)
             for req in self.poll(force=True):
                 emit(self.apply(req, step, optimizers))
