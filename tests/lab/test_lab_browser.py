@@ -155,3 +155,29 @@ def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str)
     finally:
         page.close()
     assert not errors, errors
+
+
+def test_long_run_is_downsampled_and_zoom_loads_the_range(lab_server: tuple[str, Path],
+                                                          lab_page: Callable[..., Any]) -> None:
+    _, root = lab_server
+    run = root / "long"
+    (run / "samples").mkdir(parents=True)
+    (run / "config.yaml").write_text("train:\n  steps: 100000\n")
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "loss_d": 1.0, "loss_g": 1.0, "d_real": 0.5 + (s % 7) / 20, "d_fake": 0.4,
+                    "grad_d": 1.0, "grad_g": 1.0}) + "\n" for s in range(10, 100_001, 10)))
+    page = lab_page("long")
+    per_series = page.evaluate("lab.charts['c-d'].data.slice(1).map(c => c.filter(v => v !== null).length)")
+    assert max(per_series) <= 2000 and not page.evaluate("lab.full")  # of 10,000 lines
+    box = page.locator("#c-d .u-over").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.40, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.45, y, steps=5)
+    page.mouse.up()
+    # every logged step of the zoomed range (about 5 % of 10,000 lines), none outside it
+    page.wait_for_function("(() => { const xs = lab.charts['c-d'].u.data[0];"
+                           " return xs.length > 300 && xs[xs.length - 1] - xs[0] < 10000; })()", timeout=10_000)
+    xs = page.evaluate("lab.charts['c-d'].u.data[0]")
+    assert all(b - a == 10 for a, b in zip(xs, xs[1:], strict=False))
