@@ -93,6 +93,8 @@ def test_token_guards_control_and_requests_are_written(lab: tuple[TestClient, Pa
                        json={"action": "set", "lr_d": "x"}).status_code == 400
     assert client.post("/api/control", params={"run": "a"}, headers=ok,
                        json={"action": "rm -rf"}).status_code == 400
+    assert client.post("/api/control", params={"run": "a"}, headers=ok,
+                       content=b'{"action": "pause", "x": "' + b"y" * 10_000 + b'"}').status_code == 413
     # another host name while on the loopback (DNS rebinding): refused
     assert client.get("/api/runs", headers={"Host": "evil.example:8765"}).status_code == 403
 

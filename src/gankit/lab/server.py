@@ -169,6 +169,12 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True) -> Star
 
     async def control(request: Request) -> Response:
         run = run_of(request)
+        try:  # refused before it is read, when it says it is too long
+            declared = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            declared = 0
+        if declared > MAX_LINE:
+            raise Refused(f"a control request is at most {MAX_LINE} bytes", 413)
         body = await request.body()
         if len(body) > MAX_LINE:
             raise Refused(f"a control request is at most {MAX_LINE} bytes", 413)
