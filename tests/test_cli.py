@@ -36,8 +36,9 @@ def test_ring_run_writes_every_artifact_then_report_and_sample(
     assert f"report:  {out / 'report.html'}" in err
     assert {p.name for p in out.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoints", "samples",
                                                "report.html"}
-    assert sorted(p.name for p in (out / "samples").iterdir()) == [
-        "step-000000.png", "step-000100.png", "step-000200.png"]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [  # 2-D: the field as data beside each PNG
+        "step-000000.json", "step-000000.png", "step-000100.json", "step-000100.png", "step-000200.json",
+        "step-000200.png"]
     html = (out / "report.html").read_text()
     assert "probability field" in html and "equilibrium" in html
     (out / "report.html").unlink()

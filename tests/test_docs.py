@@ -44,6 +44,7 @@ def _command_help(parser: argparse.ArgumentParser) -> dict[str, str]:
 POSITIONALS = {  # argparse keeps no help for these; what each is
     "source": "a run directory (its last checkpoint) or one checkpoint folder (RUN_DIR/checkpoints/step-N)",
     "run_dir": "a run directory",
+    "runs_dir": "a folder of run directories (searched three levels deep)",
     "input_dir": "a folder of images, searched recursively",
     "sequence": "a folder of frames (name order), a video file, or test:N (the run's held-out sequence N)",
 }

@@ -5,7 +5,9 @@ Layout (README, *The run directory*)::
     RUN_DIR/
         config.yaml      the resolved config
         metrics.jsonl    one JSON object a line: training records, evaluation records, events
-        samples/         step-000250.png ...: sample grids (2-D data: D's probability field)
+        samples/         step-000250.png ...: sample grids (2-D data: D's probability field,
+                         and step-000250.json: the field, points and G's arrows as data)
+        control.jsonl    requests to the running trainer (gankit lab, or echo: gankit.train.control)
         checkpoints/     step-000500/ ..., last -> the newest, best -> the best by --eval-metric
         tensorboard/     with --tensorboard: a mirror of metrics.jsonl (numbers as scalars,
                          warnings and rollbacks as text) and of the sample grids (images)
@@ -353,6 +355,11 @@ class RunDir:
     @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
+
+    @property
+    def control_path(self) -> Path:
+        """control.jsonl: requests to the training run (``gankit.train.control``)."""
+        return self.path / "control.jsonl"
 
     @property
     def samples_dir(self) -> Path:

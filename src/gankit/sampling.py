@@ -75,6 +75,38 @@ def d_probability_field(D: nn.Module, extent: tuple[float, float, float, float],
     return prob.float().cpu().numpy()
 
 
+def field_snapshot(D: nn.Module, real: np.ndarray, fake: Tensor, extent: tuple[float, float, float, float],
+                   step: int, resolution: int = 64, max_points: int = 512) -> dict:
+    """A 2-D run's game at ``step`` as data (the JSON beside each sample grid, which ``gankit lab``
+    draws GAN Lab style, Kahng et al. 2018): D's probability field on a ``resolution`` x
+    ``resolution`` grid over ``extent`` (row 0 is ymin, as :func:`d_probability_field`), up to
+    ``max_points`` real and generated points, and at each generated point the direction G's
+    update moves it: the gradient of log D(x) there (the non-saturating G loss's descent; empty
+    for a packed or conditional D). Numbers are rounded to 4 decimals."""
+    device = fake.device
+    prob = d_probability_field(D, extent, resolution, device)
+    fake = fake[:max_points].detach().float()
+    arrows: list[list[float]] = []
+    if not isinstance(D, Packed) and not num_classes_of(D):
+        was_training = D.training
+        D.eval()  # not ``evaluating``: its inference mode has no gradients
+        try:
+            with torch.enable_grad():
+                x = fake.clone().requires_grad_(True)
+                (grad,) = torch.autograd.grad(torch.nn.functional.logsigmoid(D(x).float()).sum(), x)
+        finally:
+            D.train(was_training)
+        g = grad.cpu().numpy()
+        if np.isfinite(g).all():
+            arrows = np.round(g, 4).tolist()
+
+    def r(a: np.ndarray) -> list:
+        return np.round(np.nan_to_num(np.asarray(a, dtype=np.float64)), 4).tolist()
+
+    return {"step": step, "extent": [float(v) for v in extent], "resolution": resolution,
+            "field": r(prob), "real": r(real[:max_points]), "fake": r(fake.cpu().numpy()), "arrows": arrows}
+
+
 def points_extent(points: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:
     lo, hi = points.min(0), points.max(0)
     pad = (hi - lo).max() * margin + 1e-3

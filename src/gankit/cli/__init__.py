@@ -1,4 +1,4 @@
-"""The ``gankit`` command: train, sample, report, eval, doctor, translate, predict, list.
+"""The ``gankit`` command: train, sample, report, eval, doctor, translate, predict, lab, list.
 
 Every user mistake ends in one line, ``gankit: error: ...``, saying what to do, and exit status 2.
 The library's messages name config keys (``train.lr_g``); here they are shown as flags (``--lr-g``).
@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from gankit.cli.commands import cmd_doctor, cmd_list, cmd_report, cmd_sample, cmd_train
+from gankit.cli.commands import cmd_doctor, cmd_lab, cmd_list, cmd_report, cmd_sample, cmd_train
 from gankit.cli.evaluate import cmd_eval, cmd_translate, metric_names
 from gankit.cli.flags import add_config_flags, flags_for_keys
 from gankit.cli.predict import add_predict_parser
@@ -161,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_translate)
 
     add_predict_parser(sub, DEVICE_HELP)
+    lb = sub.add_parser(
+        "lab", help="watch and steer runs live in a browser: curves, samples, 2-D fields, pause, rates",
+        description="Serve a local web app over the runs under RUNS_DIR: live curves, sample grids with a "
+                    "step slider, 2-D runs' probability field, warnings on a timeline, and steering (pause, "
+                    "resume, learning rates, stop) through each run's control.jsonl. Binds 127.0.0.1; the "
+                    "address printed at start carries the token that steering needs.")
+    lb.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                    help="the folder the runs are in (runs)")
+    lb.add_argument("--port", type=int, default=8765, help="port to listen on (8765; 0: any free port)")
+    lb.add_argument("--host", help="address to listen on (127.0.0.1); another one lets other machines in: "
+                                   "a warning is printed")
+    lb.add_argument("--export", metavar="FILE.html",
+                    help="instead of serving: write the page of one run (RUNS_DIR is then a run directory) "
+                         "as a self-contained HTML file, and exit")
+    lb.set_defaults(func=cmd_lab)
 
     ls = sub.add_parser("list", help="the catalogue: models, losses, datasets, metrics, features")
     ls.set_defaults(func=cmd_list)

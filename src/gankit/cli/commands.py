@@ -1,4 +1,4 @@
-"""``gankit train``, ``sample``, ``report``, ``doctor`` and ``list``."""
+"""``gankit train``, ``sample``, ``report``, ``doctor``, ``lab`` and ``list``."""
 
 from __future__ import annotations
 
@@ -210,4 +210,31 @@ def cmd_list(ns: argparse.Namespace) -> int:
         print(f"  {e.name:<16} {e.help}")
     print("  also: --data DIR, one folder of views per object, angles in file names (az030_el10.png) or a "
           "metadata.jsonl")
+    return 0
+
+
+def cmd_lab(ns: argparse.Namespace) -> int:
+    """``gankit lab``: the live web app (``gankit.lab``), on the loopback unless ``--host``."""
+    import sys
+
+    from gankit.lab import serve
+
+    if ns.export:
+        from gankit.lab.export import export_html
+
+        print(f"lab page: {display_path(export_html(ns.runs_dir, ns.export))}", file=sys.stderr)
+        return 0
+    if not 0 <= ns.port <= 65535:
+        raise GankitError(f"--port must be 0 to 65535, got {ns.port}")
+    host = ns.host or "127.0.0.1"
+    if ns.host and ns.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"gankit: warning: --host {ns.host}: the lab is reachable from other machines; anyone who has "
+              "the address with its token can pause, change and stop your runs, and anyone who reaches the "
+              "port can watch them (plain HTTP: put it behind an SSH tunnel instead where you can)",
+              file=sys.stderr)
+    try:
+        serve(ns.runs_dir, host, ns.port)
+    except ImportError as e:
+        raise GankitError(f"gankit lab needs starlette and uvicorn ({e.name} is missing): "
+                          "pip install 'gankit[lab]'") from None
     return 0

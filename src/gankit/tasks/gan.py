@@ -16,6 +16,7 @@ diversity and its mode or class coverage.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,14 @@ from gankit.config import Config
 from gankit.data import BatchOrder, InMemoryData, load_data
 from gankit.diagnosis import Probe, grad_norm
 from gankit.errors import GankitError
-from gankit.fsutil import atomic_write_bytes
+from gankit.fsutil import atomic_write_bytes, atomic_write_text
 from gankit.images import save_grid
 from gankit.models import sample_prior
 from gankit.models.conditional import class_names, default_labels
 from gankit.sampling import (
     check_gan_meta,
     d_probability_field,
+    field_snapshot,
     generate,
     points_extent,
     sample_from,
@@ -188,7 +190,8 @@ class GANTask(Task):
 
     def save_samples(self, path: Path, step: int) -> None:
         """A grid of G(fixed z) (a conditional run's: one row per class, named on the left), or for
-        2-D data D's probability field with the real and the generated points."""
+        2-D data D's probability field with the real and the generated points (and the same as data,
+        samples/step-N.json: ``gankit.sampling.field_snapshot``)."""
         s = self.state
         fake = generate(s.G_sample, s.fixed_z, s.fixed_y)
         if s.shape.is_image:
@@ -208,6 +211,9 @@ class GANTask(Task):
         png = plot_field(self.real_points.cpu().numpy(), played.float().cpu().numpy(), prob, s.extent,
                          title=f"step {step}")
         atomic_write_bytes(path, png)
+        # the same game as data, for gankit lab's canvas: samples/step-N.json beside the PNG
+        snap = field_snapshot(s.D, self.real_points.cpu().numpy(), played, s.extent, step)
+        atomic_write_text(path.with_suffix(".json"), json.dumps(snap, separators=(",", ":")))
 
     def default_eval_key(self) -> str:
         return "fid" if self.data.shape.is_image else "modes"

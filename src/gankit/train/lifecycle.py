@@ -10,6 +10,8 @@
                                        every sample_every: the task's sample grid
                                        every eval_every: the task's score -> ``best`` checkpoint
                                        every checkpoint_every, at the end, on Ctrl-C: checkpoint
+                                       every step: the control channel (RUN/control.jsonl, a stat
+                                       every 0.25 s: pause, resume, learning rates, stop)
     5. the report
 
 Around it, for every task alike: logged values stay on the device between log steps (one host
@@ -56,6 +58,7 @@ from gankit.fsutil import (
 )
 from gankit.rundir import MetricsLog, NullLog, RunDir
 from gankit.train import distributed
+from gankit.train.control import ControlChannel
 from gankit.train.guards import (
     Hook,
     Meter,
@@ -136,6 +139,8 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     metrics = MetricsLog(run.metrics_path, run.tensorboard_dir if lg.tensorboard else None) \
         if main else NullLog()
     step, elapsed_before, best = 0, 0.0, None
+    # ``gankit lab``'s steering (gankit.train.control); not under torchrun: one rank cannot pause all
+    control = ControlChannel(run.control_path if main and not d.enabled else None)
     rollbacks = 0  # the run's divergences recovered from, kept in its checkpoints: a resume keeps the budget
     if resume is not None:  # the newest intact checkpoint; a damaged newer one is named, kept aside
         ckpt, damaged = newest_intact(run_dir, task.validate_checkpoint)
@@ -145,6 +150,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         task.restore(ckpt)
         step, elapsed_before, best = ckpt.step, float(ckpt.meta["elapsed"]), ckpt.meta.get("best")
         rollbacks = int(ckpt.meta.get("rollbacks", 0))
+        control.restore(ckpt.meta, task.optimizers())  # learning rates steered before the checkpoint
         metrics.truncate_after(step)
         if main:
             print(f"resuming {run_dir} at step {step}", file=sys.stderr)
@@ -172,6 +178,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             model, train, meta = task.checkpoint()
             meta = run_meta(cfg, task.precision, step, elapsed(), best) | {"task": name,
                                                                            "rollbacks": rollbacks} | meta
+            meta |= control.meta(task.optimizers())
             save_checkpoint(ckpt_dir, step, model, train, meta, lg.keep)
         distributed.barrier(d)
         last_ckpt, saved_now = step, True
@@ -250,6 +257,11 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         bar.write("gankit: warning: " + event["message"], file=sys.stderr)
         t_log, step_log = time.perf_counter(), step
 
+    def emit(event: dict[str, Any]) -> None:  # a control request obeyed (or refused): logged, shown
+        log(event)
+        history.append(event)
+        bar.write(f"gankit: control: step {event['step']}: {event['message']}", file=sys.stderr)
+
     # ---------------------------------------------------------------- 3. iterations
     meter = Meter(device, step, d)
     out_of_time = False
@@ -265,6 +277,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
+            control.boundary(step, task.optimizers(), emit, lambda: stop.requested)
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
             logged = task.iteration(step)
@@ -278,7 +291,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             final = step == t.steps
             # max_time: the training-time budget is spent (host clock only: no device sync)
             out_of_time = t.max_time > 0 and elapsed() >= t.max_time
-            stopping = stop.requested
+            stopping = stop.requested or control.stop_requested
             if d.enabled:  # agree at log steps: a rank leaving alone would hang the others
                 if step % lg.log_every == 0:
                     votes = distributed.all_mean(d, torch.tensor(
@@ -344,7 +357,10 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         from gankit.report import build_report
 
         report = build_report(run_dir)
-    if step < t.steps and not out_of_time:  # left the loop early: Ctrl-C or SIGTERM
+    if control.stop_requested and main:
+        print(f"stopped by the control channel at step {step}; checkpoint saved. "
+              f"Continue with: gankit train --resume {run_dir}", file=sys.stderr)
+    elif step < t.steps and not out_of_time:  # left the loop early: Ctrl-C or SIGTERM
         by = " by SIGTERM" if stop.signum == signal.SIGTERM else ""
         raise Stopped(f"stopped{by} at step {step}; checkpoint saved. "
                       f"Continue with: gankit train --resume {run_dir}", stop.signum or signal.SIGINT)

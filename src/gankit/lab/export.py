@@ -1,0 +1,93 @@
+"""The lab's page as one static HTML file: a run's curves, samples (or 2-D fields) and timeline as
+they are now, with no server (``gankit lab RUN_DIR --export FILE.html``).
+
+The page is the lab's own (``static/index.html``, ``field.js`` and ``lab.js``) with uPlot, the styles and the data
+inlined: the downsampled series, the events, and up to ``MAX_SAMPLES`` sample steps spread over the
+run (grids as PNG data URIs; a 2-D run's field snapshots as JSON). ``lab.js`` sees
+``window.LAB_STATIC`` and reads from it instead of the server; the steering buttons are hidden.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from gankit.errors import GankitError
+from gankit.fsutil import atomic_write_text
+from gankit.lab.runs import Refused, resolve_run, run_series, run_summary
+from gankit.lab.server import STATIC
+
+__all__ = ["MAX_SAMPLES", "export_html"]
+
+#: Sample steps kept in an export, spread evenly over the run (the first and the last included).
+MAX_SAMPLES = 40
+
+
+def _spread(steps: list[int], most: int) -> list[int]:
+    if len(steps) <= most:
+        return steps
+    return sorted({steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)})
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside a <script> element (no ``</script>`` can end it early)."""
+    return json.dumps(data, allow_nan=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                max_samples: int = MAX_SAMPLES) -> Path:
+    """Write the lab's page of ``run_dir`` as a self-contained HTML file ``out`` (default
+    RUN_DIR/lab.html) and return its path."""
+    from gankit.lab.server import _finite
+
+    path = Path(run_dir).resolve()
+    try:
+        run = resolve_run(path.parent, path.name)
+    except Refused:
+        raise GankitError(f"{run_dir} is not a gankit run directory (no config.yaml)") from None
+    summary = run_summary(path.parent, path.name)
+    metrics = run_series(run) | {"full": True}  # no server to load a zoomed range from
+    steps = _spread(summary["samples"], max_samples)
+    images: dict[int, str] = {}
+    fields: dict[int, Any] = {}
+    for step in steps:
+        if summary["two_d"]:
+            try:
+                fields[step] = json.loads((run.samples_dir / f"step-{step:06d}.json").read_text())
+            except (OSError, ValueError):
+                continue
+        else:
+            try:
+                png = (run.samples_dir / f"step-{step:06d}.png").read_bytes()
+            except OSError:
+                continue
+            images[step] = "data:image/png;base64," + base64.b64encode(png).decode()
+    summary |= {"samples": sorted(fields or images), "latest_sample": max(fields or images, default=None),
+                "status": summary["status"] if summary["status"] != "running" else "running (exported)"}
+    data = _finite({"summary": summary, "metrics": metrics, "images": images, "fields": fields})
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    vendor = STATIC / "vendor"
+
+    def js(path: Path) -> str:  # inside <script>: a "</script" in a string literal must not end it
+        return "<script>" + path.read_text(encoding="utf-8").replace("</script", "<\\/script") + "</script>"
+
+    inline = {
+        '<link rel="stylesheet" href="/static/vendor/uPlot.min.css">':
+            "<style>" + (vendor / "uPlot.min.css").read_text(encoding="utf-8") + "</style>",
+        '<link rel="stylesheet" href="/static/lab.css">':
+            "<style>" + (STATIC / "lab.css").read_text(encoding="utf-8") + "</style>",
+        '<script src="/static/vendor/uPlot.iife.min.js"></script>': js(vendor / "uPlot.iife.min.js"),
+        '<script src="/static/field.js"></script>': js(STATIC / "field.js"),
+        '<script src="/static/lab.js"></script>':
+            f"<script>window.LAB_STATIC = {_script_json(data)};</script>\n" + js(STATIC / "lab.js"),
+    }
+    for tag, text in inline.items():
+        if tag not in page:
+            raise AssertionError(f"static/index.html lacks {tag}")
+        page = page.replace(tag, text)
+    target = Path(out) if out is not None else run.path / "lab.html"
+    atomic_write_text(target, page)
+    return target

@@ -1,0 +1,214 @@
+"""The control channel: steering a run while it trains, through RUN/control.jsonl.
+
+``gankit lab`` appends one JSON object a line to RUN_DIR/control.jsonl, and so may a user by hand::
+
+    echo '{"id": "1", "action": "pause"}'              >> RUN/control.jsonl
+    echo '{"id": "2", "action": "resume"}'             >> RUN/control.jsonl
+    echo '{"id": "5", "action": "step"}'               >> RUN/control.jsonl   # one step, paused again
+    echo '{"id": "3", "action": "set", "lr_d": 1e-4}'  >> RUN/control.jsonl   # lr_g, lr_d or both
+    echo '{"id": "4", "action": "stop"}'               >> RUN/control.jsonl   # checkpoint, then end
+
+The training loop asks :class:`ControlChannel` at every step boundary; that costs a clock read, and
+a ``stat`` of the file (its size) at most every ``every_s`` seconds: nothing of the GPU, no host
+synchronisation, nothing at all when nobody writes. Only lines appended while the run trains are
+read (a resumed run starts at the file's end, so an old ``stop`` is not obeyed twice). Every request
+is answered by an event record in metrics.jsonl (``"event": "control"``, with its ``id`` and what
+was done, or ``"event": "control_refused"`` saying why not), which the lab shows on the timeline.
+
+Changed learning rates are the optimisers' base rates (``base_lr``, which the schedule of
+``gankit.train.state.set_lr_factor`` scales); they are kept in each checkpoint under ``control``
+and applied again on resume, so a steered run resumes exactly as it was steered.
+
+Interactive steering of the two players is GAN Lab's idea (Kahng et al. 2018, "GAN Lab:
+Understanding complex deep generative models using interactive visual experimentation").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without loading torch
+    import torch
+
+__all__ = ["ACTIONS", "ControlChannel", "LR_KEYS", "MAX_LINE", "apply_lrs", "request_problem"]
+
+#: What a request may ask.
+ACTIONS = ("pause", "resume", "step", "set", "stop")
+#: The learning rates ``set`` may change, and the optimiser each belongs to (index into
+#: ``Task.optimizers()``: generators' first, discriminators' last).
+LR_KEYS = {"lr_g": 0, "lr_d": -1}
+#: The longest request line read (longer ones are refused unread).
+MAX_LINE = 4096
+#: The most bytes read from the file at one check.
+MAX_READ = 1 << 20
+
+
+def apply_lrs(optimizers: list[torch.optim.Optimizer], lrs: dict[str, float]) -> None:
+    """Set the base learning rates named in ``lrs`` (``lr_g``, ``lr_d``), keeping the schedule's
+    current factor (``lr / base_lr``) for the rate in use now."""
+    for key, value in lrs.items():
+        opt = optimizers[LR_KEYS[key]]
+        for group in opt.param_groups:
+            base = group.setdefault("base_lr", group["lr"])
+            factor = group["lr"] / base if base else 1.0
+            group["base_lr"] = value
+            group["lr"] = value * factor
+
+
+def request_problem(req: Any) -> str | None:
+    """Why a parsed request line cannot be obeyed (None: it can)."""
+    if not isinstance(req, dict):
+        return "not a JSON object"
+    action = req.get("action")
+    if action not in ACTIONS:
+        return f"action must be one of {', '.join(ACTIONS)}"
+    if action == "set":
+        lrs = {k: v for k, v in req.items() if k in LR_KEYS}
+        if not lrs:
+            return "set needs lr_g or lr_d"
+        for k, v in lrs.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and 0 < v <= 1):
+                return f"{k} must be a number in (0, 1]"
+    return None
+
+
+class ControlChannel:
+    """Reads the requests appended to ``path`` (None: a channel that never has any, as under
+    ``torchrun``, where rank 0 alone could not pause the others) and applies them.
+
+    ``paused``, ``stop_requested`` and ``overrides`` (the learning rates set so far) are its state;
+    the loop calls :meth:`boundary` before each step."""
+
+    def __init__(self, path: Path | None, every_s: float = 0.25) -> None:
+        self.path = path
+        self.every_s = every_s
+        self.paused = False
+        self.granted = 0  # "step" requests: training steps to let through, pausing again after them
+        self.stop_requested = False
+        self.overrides: dict[str, float] = {}
+        self._next = 0.0
+        self._offset = 0
+        self._partial = b""
+        if path is not None:
+            try:
+                self._offset = os.stat(path).st_size  # only what is written from now on
+            except OSError:
+                self._offset = 0
+
+    # ------------------------------------------------------------------ reading
+
+    def poll(self, force: bool = False) -> list[dict[str, Any]]:
+        """New complete request lines, parsed (or ``{"_bad": why, "_line": text}``); [] without a
+        check when the last one was under ``every_s`` ago."""
+        if self.path is None:
+            return []
+        now = time.monotonic()
+        if not force and now < self._next:
+            return []
+        self._next = now + self.every_s
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return []
+        if size < self._offset:  # the file was replaced or truncated: read it from its start
+            self._offset, self._partial = 0, b""
+        if size == self._offset:
+            return []
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read(min(size - self._offset, MAX_READ))
+        except OSError:
+            return []
+        self._offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        if len(self._partial) > MAX_LINE:
+            self._partial = b""  # a runaway line without a newline: dropped
+        out = []
+        for raw in lines:
+            if not raw.strip():
+                continue
+            text = raw[:MAX_LINE].decode("utf-8", errors="replace")
+            if len(raw) > MAX_LINE:
+                out.append({"_bad": f"longer than {MAX_LINE} bytes", "_line": text[:80]})
+                continue
+            try:
+                req = json.loads(text)
+            except (ValueError, RecursionError):
+                out.append({"_bad": "not JSON", "_line": text[:80]})
+                continue
+            why = request_problem(req)
+            out.append(req if why is None else {"_bad": why, "_line": text[:80],
+                                                "id": req.get("id") if isinstance(req, dict) else None})
+        return out
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, req: dict[str, Any], step: int, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
+        """Carry out one request; the event record that says so."""
+        rid = req.get("id")
+        rid = str(rid)[:64] if rid is not None else None
+        if "_bad" in req:
+            return {"step": step, "event": "control_refused", "id": rid,
+                    "message": f"control request refused ({req['_bad']}): {req['_line']}"}
+        action = req["action"]
+        event: dict[str, Any] = {"step": step, "event": "control", "action": action, "id": rid}
+        if action == "pause":
+            self.paused = True
+            event["message"] = "paused (until a resume or stop request)"
+        elif action == "resume":
+            self.paused, self.granted = False, 0
+            event["message"] = "resumed"
+        elif action == "step":  # GAN Lab's step button: one iteration (D's steps, then G's)
+            self.paused = True
+            self.granted += 1
+            event["message"] = "one training step, then paused again"
+        elif action == "stop":
+            self.stop_requested, self.paused = True, False
+            event["message"] = "stop: a checkpoint is saved and the run ends"
+        else:
+            lrs = {k: float(req[k]) for k in LR_KEYS if k in req}
+            apply_lrs(optimizers, lrs)
+            self.overrides.update(lrs)
+            event.update(lrs)
+            event["message"] = "set " + ", ".join(f"{k} = {v:g}" for k, v in lrs.items())
+        return event
+
+    def boundary(self, step: int, optimizers: list[torch.optim.Optimizer],
+                 emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool]) -> None:
+        """At a step boundary: apply any new requests (``emit`` logs each one's event); while
+        paused, wait here, checking every ``every_s``, until resumed, stopped or ``interrupted()``
+        (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
+        for req in self.poll():
+            emit(self.apply(req, step, optimizers))
+        while self.paused and not interrupted():
+            if self.granted:
+                self.granted -= 1
+                return
+            time.sleep(self.every_s)
+            for req in self.poll(force=True):
+                emit(self.apply(req, step, optimizers))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def meta(self, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
+        """What a checkpoint keeps of the steering: ``{"control": {"lr_g": ..., ...}}``, the base
+        rates now in use of those set (a rollback since halved them), or {} if none was set."""
+        now = {k: float(optimizers[LR_KEYS[k]].param_groups[0].get("base_lr", 0.0)) for k in self.overrides}
+        return {"control": now} if now else {}
+
+    def restore(self, meta: dict[str, Any], optimizers: list[torch.optim.Optimizer]) -> None:
+        """Apply again the learning rates a checkpoint's ``control`` holds (a resumed run)."""
+        saved = meta.get("control")
+        if not isinstance(saved, dict):
+            return
+        lrs = {k: float(v) for k, v in saved.items() if k in LR_KEYS and isinstance(v, int | float)
+               and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+        apply_lrs(optimizers, lrs)
+        self.overrides.update(lrs)
