@@ -131,3 +131,12 @@ def test_an_unreadable_view_is_named(tmp_path: Path) -> None:
     (tmp_path / "cup" / "az090.png").write_bytes(b"not a png")
     with pytest.raises(GankitError, match=r"az090\.png: cannot be read as an image"):
         load_view_folder(tmp_path)
+
+
+def test_missing_example_scenes_say_how_to_install_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gankit.data.povray as povray_mod
+
+    monkeypatch.setattr(povray_mod, "SCENES", tmp_path)
+    for name in ("teapot", "knight", "chair"):
+        with pytest.raises(GankitError, match="need Debian's povray-examples"):
+            named_object(name)

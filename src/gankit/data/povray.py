@@ -110,9 +110,17 @@ def procedural_object(seed: int) -> str:
     return "#declare Subject = union {\n" + "\n".join(parts) + "\n}\n"
 
 
+def _example(path: Path) -> Path:
+    """A file of povray-examples, or a GankitError saying how to install it."""
+    if not path.is_file():
+        raise GankitError(f"{path} is missing: the example objects need Debian's povray-examples "
+                          "(run scripts/setup.sh, or `apt-get install povray-examples`)")
+    return path
+
+
 def _chess_declarations() -> str:
     """chess2.pov's declarations of the pieces' shapes (from PawnBase up to its textures)."""
-    text = (SCENES / "advanced" / "chess2.pov").read_text(errors="replace")
+    text = _example(SCENES / "advanced" / "chess2.pov").read_text(errors="replace")
     start, stop = text.find("#declare PawnBase"), text.find("#declare WWood")
     if start < 0 or stop < start:
         raise GankitError(f"{SCENES / 'advanced' / 'chess2.pov'} does not declare the chess pieces as "
@@ -127,7 +135,7 @@ def named_object(name: str) -> tuple[str, list[Path]]:
         return ("#declare Teapot_Texture = texture { pigment { rgb <0.85, 0.35, 0.2> } "
                 + _FINISHES["glossy"] + " }\n#declare Teapot_Orientation = <-90, 0, 0>;\n"
                 "#declare Subject = union { #include \"teapot.inc\" translate <0, -1.5, 0> scale 0.42 }\n",
-                [SCENES / "advanced" / "teapot"])
+                [_example(SCENES / "advanced" / "teapot" / "teapot.inc").parent])
     if name in (c.lower() for c in CHESS):
         piece = name.capitalize()
         colour = "<0.9, 0.85, 0.7>" if CHESS.index(piece) % 2 == 0 else "<0.35, 0.2, 0.12>"
@@ -136,7 +144,7 @@ def named_object(name: str) -> tuple[str, list[Path]]:
     if name == "chair":
         # chair.inc is z-up and placed beside the balcony's table: back to the origin, y up
         return ("#declare Subject = union { #include \"chair.inc\" translate <-2.45, -3.35, -0.5> rotate <-90, 0, 0> scale 1.9 }\n",
-                [SCENES / "advanced" / "balcony"])
+                [_example(SCENES / "advanced" / "balcony" / "chair.inc").parent])
     raise GankitError(f"unknown example object {name!r}; one of: {', '.join(NAMED)}")
 
 

@@ -132,9 +132,10 @@ class ViewsTask(Task):
         [-1, 1] and their angle codes (B, 6). Drawn from (seed, step) alone."""
         self.real_batches = step + 1
         n = self.cfg.train.batch_size * self.dist.world
-        g = torch.Generator().manual_seed((self.cfg.train.seed * 1_000_003 + step) % 2**63)
-        src = torch.randint(len(self.images), (n,), generator=g).to(self.device)
-        u = torch.rand(n, generator=g).to(self.device)
+        # drawn on the device (no copy from the host each step): the same pairs on the same device
+        g = torch.Generator(self.device).manual_seed((self.cfg.train.seed * 1_000_003 + step) % 2**63)
+        src = torch.randint(len(self.images), (n,), generator=g, device=self.device)
+        u = torch.rand(n, generator=g, device=self.device)
         tgt = self.view_start[src] + (u * self.view_count[src]).long().clamp(max=self.view_count[src] - 1)
         src, tgt = distributed.shard(self.dist, src), distributed.shard(self.dist, tgt)
         code = angle_code(self.angles[src], self.angles[tgt])
