@@ -52,8 +52,9 @@ def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path, extra: list[str]
         for key in ("loss_d", "loss_g", "d_real", "d_fake"):
             assert abs(ra[key] - rb[key]) < 1e-3, (key, ra[key], rb[key])
     # Only rank 0 wrote: one set of samples, one report.
+    # (a 2-D run's samples: the grid's PNG and the lab's JSON of D's field and the points)
     assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == [
-        "step-000000.png", "step-000030.png"]
+        "step-000000.json", "step-000000.png", "step-000030.json", "step-000030.png"]
 
 
 def test_ddp_checkpoint_resumes_under_ddp_and_loads_in_one_process(tmp_path: Path) -> None:

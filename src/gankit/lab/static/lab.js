@@ -233,6 +233,7 @@ async function showSample() {
   }
 }
 
+const PLAY_MS = 100;  // one sample step a frame: 10 frames a second (issue 19: the 2-D animation at >= 10 fps)
 function play() {  // animate the 2-D game (or the grids) over the run's steps
   if (state.playing) { clearInterval(state.playing); state.playing = null; $("btn-play").textContent = "▶"; return; }
   $("btn-play").textContent = "⏸";
@@ -242,7 +243,7 @@ function play() {  // animate the 2-D game (or the grids) over the run's steps
     const s = $("slider"), i = Number(s.value);
     if (i >= state.samples.length - 1) { state.follow = true; return play(); }
     s.value = i + 1; showSample();
-  }, 350);
+  }, PLAY_MS);
 }
 
 // ------------------------------------------------------------------------------- header and steering
