@@ -131,7 +131,7 @@ def _field_run(run: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["images", "field"])
 def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str) -> None:
-    from gankit.lab.export import export_html
+    from gankit.report.page import export_html
 
     run = tmp_path / kind
     (_field_run if kind == "field" else _image_run)(run)

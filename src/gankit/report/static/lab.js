@@ -5,7 +5,7 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
-// a static export (gankit.lab.export): the data are in the page, there is no server to ask or steer
+// a static export (gankit.report.page): the data are in the page, there is no server to ask or steer
 const STATIC = window.LAB_STATIC || null;
 const $ = (id) => document.getElementById(id);
 const COLORS = { loss_d: "#d62728", loss_g: "#1f77b4", d_real: "#1f77b4", d_fake: "#d62728",

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gankit.lab.events.tail import Tail
+from gankit.report.tail import Tail
 from gankit.rundir import EVAL_KEYS, RunDir, step_of
 
 __all__ = ["MAX_POINTS", "Refused", "downsample", "find_runs", "resolve_run", "run_series", "run_summary",
