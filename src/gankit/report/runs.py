@@ -27,6 +27,8 @@ __all__ = ["MAX_POINTS", "Refused", "downsample", "find_runs", "resolve_run", "r
 MAX_POINTS = 2000
 #: How deep under the root runs are looked for (runs/, runs/experiment/, runs/experiment/seed/).
 MAX_DEPTH = 3
+#: Control actions after which the run is paused.
+PAUSING = ("pause", "step_d", "step_g")
 _NAME = re.compile(r"^[^/\\\x00]{1,255}$")
 
 
@@ -142,7 +144,7 @@ class _Digest:
     def _clear(self) -> None:
         self.last: dict[str, Any] = {}
         self.warning: dict[str, Any] | None = None
-        self.control: dict[str, Any] | None = None  # the last pause, resume or stop
+        self.control: dict[str, Any] | None = None  # the last pause, half step, resume or stop
 
     def update(self) -> _Digest:
         while True:
@@ -158,8 +160,8 @@ class _Digest:
                     self.last = r
                 elif event in ("warning", "rollback"):
                     self.warning = r
-                elif event == "control" and r.get("action") in ("pause", "resume", "stop"):
-                    self.control = r
+                elif event in ("control", "control_refused") and r.get("action") in PAUSING + ("resume", "stop"):
+                    self.control = r  # a half step (step_d, step_g), done or refused, leaves the run paused
 
 
 _digests: dict[Path, _Digest] = {}
@@ -191,7 +193,7 @@ def run_summary(root: Path, rel: str) -> dict[str, Any]:
             "warning": digest.warning, "latest_sample": latest, "samples": samples,
             "two_d": any((run.samples_dir / f"step-{s:06d}.json").is_file() for s in samples[:1] + samples[-2:]),
             # a pause that training went on after was one of an earlier trainer (a resume ignores it)
-            "paused": control is not None and control["action"] == "pause" and control["step"] >= step}
+            "paused": control is not None and control["action"] in PAUSING and control["step"] >= step}
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
