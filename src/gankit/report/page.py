@@ -65,7 +65,7 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         run = resolve_run(path.parent, path.name)
     except Refused:
         raise GankitError(f"{run_dir} is not a gankit run directory (no config.yaml)") from None
-    summary = run_summary(path.parent, path.name)
+    summary = run_summary(path.parent, path.name, count_self=False)
     metrics = run_series(run) | {"full": True}  # no server to load a zoomed range from
     steps = _spread(summary["samples"], max_samples)
     images: dict[int, str] = {}
@@ -82,10 +82,7 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             except OSError:
                 continue
             images[step] = "data:image/png;base64," + base64.b64encode(png).decode()
-    status = summary["status"]
-    if status == "running":  # the trainer writing its own report at its end holds the lock still
-        done = summary["steps"] is not None and summary["step"] >= summary["steps"]
-        status = "finished" if done else "running (exported)"
+    status = summary["status"] if summary["status"] != "running" else "running (exported)"
     summary |= {"samples": sorted(fields or images), "latest_sample": max(fields or images, default=None),
                 "status": status}
     data = finite({"summary": summary, "metrics": metrics, "images": images, "fields": fields})

@@ -106,7 +106,7 @@ def _total_steps(run: RunDir) -> int | None:
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
-def _training(run: RunDir) -> bool:
+def _training(run: RunDir, count_self: bool = True) -> bool:
     """Whether a trainer is at work on the run: the process its lock file records (RUN/.lock:
     pid, host) is alive. Read without taking any lock (a shared lock, even for an instant, could
     refuse a trainer starting then); a trainer on another host counts while metrics.jsonl grew in
@@ -119,6 +119,8 @@ def _training(run: RunDir) -> bool:
     pid = holder.get("pid") if isinstance(holder, dict) else None
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
+    if not count_self and pid == os.getpid() and holder.get("host") == socket.gethostname():
+        return False  # the trainer itself, writing its report as it ends
     if holder.get("host") != socket.gethostname():
         try:
             return time.time() - os.stat(run.metrics_path).st_mtime < 120
@@ -167,9 +169,11 @@ class _Digest:
 _digests: dict[Path, _Digest] = {}
 
 
-def run_summary(root: Path, rel: str) -> dict[str, Any]:
+def run_summary(root: Path, rel: str, count_self: bool = True) -> dict[str, Any]:
     """One line of the run list: status (running, finished, stopped or failed), step of total,
-    the last D(x), D(G(z)) and losses, the latest sample's step, the last warning, 2-D or not."""
+    the last D(x), D(G(z)) and losses, the latest sample's step, the last warning, 2-D or not.
+    ``count_self`` False: a lock this process holds does not make the run "running" (a trainer
+    exporting its page as it ends)."""
     run = resolve_run(root, rel)
     if len(_digests) > 1000:
         _digests.clear()
@@ -177,7 +181,7 @@ def run_summary(root: Path, rel: str) -> dict[str, Any]:
     last, control = digest.last, digest.control
     total = _total_steps(run)
     step = last.get("step", 0)
-    if _training(run):
+    if _training(run, count_self):
         status = "running"
     elif total is not None and step >= total:
         status = "finished"
