@@ -160,7 +160,7 @@ def test_the_graph_resolves_modules_and_names() -> None:
     g = graph()
     assert "gankit.errors" in g["gankit.checkpoint"]  # from gankit.errors import GankitError
     assert "gankit.rundir" in g["gankit.checkpoint"]
-    assert "gankit.report.plots" in g["gankit.report.html"]  # from gankit.report import plots
+    assert "gankit.report.plots" in g["gankit.report.parts"]  # from gankit.report import plots
     assert not any(t.startswith("gankit.") for t in g["gankit.rundir"] - {"gankit.errors", "gankit.fsutil"})
 
 

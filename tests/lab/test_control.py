@@ -109,3 +109,116 @@ def test_channel_reads_only_new_complete_lines(tmp_path: Path) -> None:
     with open(path, "a") as f:
         f.write('{"action": "set", "lr_g": -1}\n')
     assert "_bad" in ch.poll()[0]
+
+
+# --------------------------------------------------------------------------- step D, step G
+
+
+class _PauseAfter:
+    """A hook writing a pause request after iteration ``at`` (a step count), then waiting longer
+    than the channel's check interval: the run pauses at exactly the next step boundary."""
+
+    def __init__(self, run: Path, at: int) -> None:
+        self.run, self.at = run, at
+
+    def after_iteration(self, step: int, logged: dict[str, Any]) -> None:
+        if step + 1 == self.at:
+            _send(self.run, id="p", action="pause")
+            time.sleep(0.4)
+
+
+def _steered(run: Path, requests: list[str], then: str = "stop", steps: int = 1000) -> list[dict[str, Any]]:
+    """Train a tiny 2-D run in a thread, paused at step 6 by a hook; send ``requests`` (actions)
+    one at a time, each once the previous one's event is logged, then ``then`` (stop or resume).
+    Returns the control events."""
+    cfg = tiny_config(run, steps=steps, log_every=2, sample_every=1000, checkpoint_every=1000)
+    errors: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            train_config(cfg, hooks=[_PauseAfter(run, 6)])
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    th = threading.Thread(target=train, daemon=True)
+    th.start()
+    try:
+        _wait(lambda: any(e.get("id") == "p" for e in _events(run)))
+        for i, action in enumerate(requests):
+            _send(run, id=f"r{i}", action=action)
+            _wait(lambda i=i: any(e.get("id") == f"r{i}" for e in _events(run)))
+        _send(run, id="end", action=then)
+        th.join(60)
+        assert not th.is_alive() and not errors, errors
+    finally:
+        if th.is_alive():
+            _send(run, id="z", action="stop")
+            th.join(30)
+    return _events(run)
+
+
+def _checkpoint_tensors(run: Path) -> tuple[int, dict[str, Any]]:
+    from gankit.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(run)
+    assert ck.train is not None
+    return ck.step, {**{f"model {k}": v for k, v in ck.model.items()}, **{f"train {k}": v for k, v in ck.train.items()}}
+
+
+def test_step_d_updates_d_alone_and_step_g_g_alone_and_resume_is_exact(tmp_path: Path, monkeypatch: Any) -> None:
+    import torch
+
+    from gankit.tasks.gan import GANTask
+
+    seen: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    half_step = GANTask.half_step
+
+    def spy(self: GANTask, player: str) -> str:  # the weights right before and after the half step
+        before = {k: v.clone() for k, v in self.state.model_tensors().items()}
+        message = half_step(self, player)
+        seen[player] = before, {k: v.clone() for k, v in self.state.model_tensors().items()}
+        return message
+
+    monkeypatch.setattr(GANTask, "half_step", spy)
+    events = _steered(tmp_path / "stopped", ["step_d", "step_g"])
+    for player, other in (("d", "G"), ("g", "D")):
+        before, after = seen[player]
+        changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+        assert changed == {player.upper()} or (player == "g" and changed == {"G", "G_ema"}), (player, changed)
+        assert other not in changed
+    by_id = {e["id"]: e for e in events}
+    assert [by_id[i]["action"] for i in ("r0", "r1")] == ["step_d", "step_g"]
+    assert all(by_id[i]["event"] == "control" and by_id[i]["step"] == 6 for i in ("r0", "r1"))  # no training step
+    assert "one update of D alone" in by_id["r0"]["message"] and "(paused)" in by_id["r0"]["message"]
+    assert "one update of G alone" in by_id["r1"]["message"]
+
+    # exact resume: stopped after the half steps and resumed ends as the run that went on after them
+    _steered(tmp_path / "went-on", ["step_d", "step_g"], then="resume", steps=12)
+    train_config(None, resume=tmp_path / "stopped", overrides={"steps": 12})
+    (sa, a), (sb, b) = _checkpoint_tensors(tmp_path / "went-on"), _checkpoint_tensors(tmp_path / "stopped")
+    assert sa == sb == 12 and a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_a_task_that_cannot_split_its_iteration_refuses_half_steps(tmp_path: Path) -> None:
+    from gankit.tasks import TASKS
+    from gankit.tasks.gan import GANTask
+    from gankit.train.control import CannotSplit
+    from gankit.train.task import Task
+
+    # every task but the noise-to-data GAN keeps the default, which refuses
+    for name in TASKS.names():
+        make = TASKS.get(name).make
+        if make is not GANTask and isinstance(make, type):
+            assert make.half_step is Task.half_step, name
+            with pytest.raises(CannotSplit, match="does not split"):
+                make.half_step(object.__new__(make), "d")
+    ch = ControlChannel(tmp_path / "control.jsonl", every_s=0.0)
+
+    def cannot(player: str) -> str:
+        raise CannotSplit("the Pix2PixTask task's iteration does not split into D's and G's updates")
+
+    event = ch.apply({"id": "x", "action": "step_g"}, 5, [], cannot)
+    assert event["event"] == "control_refused" and event["action"] == "step_g"
+    assert "step_g refused: the Pix2PixTask task's iteration does not split" in event["message"]
+    assert ch.paused  # refused or not, a half step request leaves the run paused

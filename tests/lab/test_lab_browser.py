@@ -66,6 +66,15 @@ def test_live_2d_run_field_curves_and_pause(lab_server: tuple[str, Path], lab_pa
         time.sleep(1.5)
         assert _steps_logged(run) == logged and page.inner_text("#n-step") == shown
         assert "pause" in page.inner_text("#timeline")
+        # GAN Lab's step D once, step G once: shown while paused, no training step taken
+        assert page.is_visible("#btn-step-d") and page.is_visible("#btn-step-g")
+        page.click("#btn-step-d")
+        page.wait_for_function("document.querySelector('#timeline').innerText.includes('one update of D alone')",
+                               timeout=10_000)
+        page.click("#btn-step-g")
+        page.wait_for_function("document.querySelector('#timeline').innerText.includes('one update of G alone')",
+                               timeout=10_000)
+        assert _steps_logged(run) == logged and page.is_visible("#btn-resume")
         page.click("#btn-resume")
         _wait(lambda: _steps_logged(run) > logged + 10, 15)
         page.click("#btn-stop")  # the dialog is accepted: checkpoint, then the run ends
@@ -131,7 +140,7 @@ def _field_run(run: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["images", "field"])
 def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str) -> None:
-    from gankit.lab.export import export_html
+    from gankit.report.page import export_html
 
     run = tmp_path / kind
     (_field_run if kind == "field" else _image_run)(run)

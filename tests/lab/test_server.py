@@ -14,8 +14,8 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from gankit.lab.runs import downsample  # noqa: E402
 from gankit.lab.server import make_app  # noqa: E402
+from gankit.report.runs import downsample  # noqa: E402
 
 TOKEN = "t0k3n"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"

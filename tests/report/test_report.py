@@ -1,4 +1,5 @@
-"""Tests for gankit.report: HTML run report, tolerant metrics reader, field plot."""
+"""Tests for gankit.report: report.html (the lab's page exported, the report's sections below it),
+the tolerant metrics reader, the field plot."""
 
 from __future__ import annotations
 
@@ -70,6 +71,18 @@ def _embedded_pngs(page: str) -> list[bytes]:
     ]
 
 
+def _data(page: str) -> dict:
+    """What the exported lab page reads instead of a server (``window.LAB_STATIC``)."""
+    m = re.search(r"window\.LAB_STATIC = (.*?);</script>", page, re.S)
+    assert m, "no LAB_STATIC in the page"
+    return json.loads(m.group(1))
+
+
+def _below(page: str) -> str:
+    """The report's part under the lab's page."""
+    return page[page.index('<section id="report-below">'):]
+
+
 @pytest.fixture
 def image_run(tmp_path: Path) -> Path:
     run = tmp_path / "run-img"
@@ -79,51 +92,46 @@ def image_run(tmp_path: Path) -> Path:
     return run
 
 
-def test_build_report_full_page(image_run: Path) -> None:
+def test_build_report_is_the_lab_page_exported(image_run: Path) -> None:
     out = build_report(image_run)
     assert out == image_run / "report.html"
     assert out.is_file()
     page = out.read_text(encoding="utf-8")
 
-    # Self-contained: no external resources, no scripts.
-    assert 'src="http' not in page
-    assert "<script" not in page.lower()
-    assert "<link" not in page.lower()
+    # Self-contained: the lab's page with uPlot, its scripts and styles inlined, nothing loaded.
+    assert 'src="http' not in page and 'src="/static' not in page and "<link rel=\"stylesheet\"" not in page
+    assert "uplot" in page.lower() and 'id="c-d"' in page and 'id="slider"' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # config text is escaped
+    assert "<title>gankit report: run-img</title>" in page
 
-    # 2 curves (D beliefs, losses) + the latest grid large + 3 grids over time; no plot per
-    # evaluated number (fid is a table); not a 2-D run.
-    assert page.count(B64) == 6
-    assert "probability field" not in page
-    for step in (500, 1000, 1500):
-        assert f"step {step}</figcaption>" in page
-    assert "fid against step" not in page and "<th>fid \u2193</th>" in page
-    assert 'alt="D(x) and D(G(z)) against step"' in page and 'alt="Losses: loss_d and loss_g against step"' in page
-
-    # Config rendered as YAML, nested mappings included, folded away at the end.
-    for text in ("nonsaturating", "latent_dim: 2", "lr_g: 0.0002", "deep_key: 7", "source: mnist"):
-        assert text in page
-    config = page.index('<details id="config">')
-    assert page.index("latent_dim: 2") > config and "<details open" not in page
-    assert "run-img" in page  # title
-
-    # Summary: what ran, the latest parsed step (half-written line skipped), the equilibrium.
-    assert "<b>mlp</b> on <b>mnist</b>" in page
-    assert "step <b>600</b> of 2000 (30%)" in page
-    assert "D can no longer tell real from fake" in page
-    assert "Latest evaluation (step 600): fid <b>39</b> \u2193" in page
-    assert "No failure warning is active" in page
-    assert "gankit" in page and "Generated" in page
-
-    # Every embedded image decodes; samples are embedded byte for byte.
+    # The page's data: the curves (the half-written last line skipped, NaN as null), the
+    # samples byte for byte, fid as an evaluation series.
+    data = _data(page)
+    assert data["metrics"]["full"] is True
+    assert data["metrics"]["train"]["d_real"][0][-1] == 600
+    assert data["metrics"]["eval"]["fid"][0] == [200, 400, 600]
+    assert data["summary"]["samples"] == [500, 1000, 1500] and data["summary"]["latest_sample"] == 1500
+    assert data["summary"]["two_d"] is False
     pngs = _embedded_pngs(page)
-    assert len(pngs) == 6
-    for data in pngs:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            assert im.width > 10 and im.height > 10
     for path in sorted((image_run / "samples").iterdir()):
         assert path.read_bytes() in pngs
+
+    # Below the page: the summary, the evaluations table, the diagnosis, the config folded away.
+    below = _below(page)
+    marks = ['id="summary"', 'id="evaluation"', 'id="diagnosis"', '<details id="config">', "<footer>"]
+    where = [below.index(m) for m in marks]
+    assert where == sorted(where), dict(zip(marks, where, strict=True))
+    assert page.index('id="c-d"') < page.index('id="report-below"')
+    for text in ("nonsaturating", "latent_dim: 2", "lr_g: 0.0002", "deep_key: 7", "source: mnist"):
+        assert text in below
+    assert below.index("latent_dim: 2") > below.index('<details id="config">') and "<details open" not in page
+    assert "<b>mlp</b> on <b>mnist</b>" in below
+    assert "step <b>600</b> of 2000 (30%)" in below
+    assert "D can no longer tell real from fake" in below
+    assert "Latest evaluation (step 600): fid <b>39</b> \u2193" in below
+    assert "<th>fid \u2193</th>" in below
+    assert "No failure warning is active" in below
+    assert "Generated" in below
 
     # Written atomically: no temp files left next to the report.
     assert sorted(p.name for p in image_run.iterdir()) == [
@@ -134,18 +142,15 @@ def test_build_report_full_page(image_run: Path) -> None:
     ]
 
 
-def test_the_page_leads_with_the_result(image_run: Path) -> None:
-    # summary, latest samples, D(x)/D(G(z)) then the losses, the evaluations, the diagnosis,
-    # the samples over time, and the config last
-    page = build_report(image_run).read_text()
-    marks = ['id="summary"', 'id="latest"', 'alt="D(x) and D(G(z)) against step"', 'alt="Losses',
-             'id="evaluation"', 'id="diagnosis"', 'id="history"', '<details id="config">', "<footer>"]
-    where = [page.index(m) for m in marks]
-    assert where == sorted(where), dict(zip(marks, where, strict=True))
-    # the latest grid is enlarged by a whole factor (20 px -> 540 px, the most shown), its pixels square
-    latest = page[page.index('id="latest"'):page.index('id="curves"')]
-    assert 'width="540" height="540"' in latest and "step 1500" in latest
-    assert 'class="latest pixel"' in latest
+def test_build_report_needs_no_web_server() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, gankit.report, gankit.report.page; "
+            "bad = [m for m in sys.modules if m.startswith(('starlette', 'uvicorn', 'gankit.lab'))]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 def test_build_report_custom_out_and_rebuild(image_run: Path, tmp_path: Path) -> None:
@@ -157,7 +162,8 @@ def test_build_report_custom_out_and_rebuild(image_run: Path, tmp_path: Path) ->
     with (image_run / "metrics.jsonl").open("a") as f:
         f.write('\n{"step": 2000, "loss_d": 1.0, "d_real": 0.95, "d_fake": 0.2}\n')
     page = build_report(image_run).read_text()
-    assert "step 2000</figcaption>" in page
+    assert _data(page)["summary"]["latest_sample"] == 2000
+    assert _data(page)["summary"]["status"] == "finished"
     assert "step <b>2000</b> of 2000 (finished)" in page
     assert "D is winning easily" in page
 
@@ -168,57 +174,30 @@ def test_sample_selection_even_with_first_and_latest(tmp_path: Path) -> None:
     steps = [500 * (i + 1) for i in range(20)]
     _write_image_samples(run, steps)
     (run / "samples" / ".step-010500.png.123.tmp").write_bytes(b"partial")  # ignored
-    (run / "samples" / "step-011000.png").write_bytes(b"\x89PNG\r\n\x1a\n half")  # partial
     page = build_report(run, max_sample_grids=5).read_text()
-    captions = [int(s) for s in re.findall(r"step (\d+)</figcaption>", page)]
-    # 21 candidates, the partial latest one is skipped when read, so 4 of the evenly spaced 5.
-    assert captions[0] == 500
-    assert captions == sorted(captions)
-    assert len(captions) == 4
-    page = build_report(run, max_sample_grids=50).read_text()
-    captions = [int(s) for s in re.findall(r"step (\d+)</figcaption>", page)]
-    assert captions == steps
-    (run / "samples" / "step-011000.png").unlink()
-    page = build_report(run, max_sample_grids=5).read_text()
-    captions = [int(s) for s in re.findall(r"step (\d+)</figcaption>", page)]
-    assert len(captions) == 5
-    assert captions[0] == 500 and captions[-1] == 10000
-    # No metrics file in this run: plots are replaced by a note; the 5 samples embed, and the
-    # latest once more, large.
-    assert page.count(B64) == 6
+    shown = _data(page)["summary"]["samples"]
+    assert shown[0] == 500 and shown[-1] == 10000 and len(shown) == 5 and shown == sorted(shown)
+    assert _data(build_report(run, max_sample_grids=50).read_text())["summary"]["samples"] == steps
+    # No metrics file in this run: the summary says so.
     assert "No metrics logged yet" in page
 
 
-def test_two_d_run_shows_latest_field_large(tmp_path: Path) -> None:
+def test_two_d_run_exports_its_fields(tmp_path: Path) -> None:
     run = tmp_path / "ring-run"
     _write_config(run, source="ring")
     _write_metrics(run, d_real=0.97, d_fake=0.1)
-    rng = np.random.default_rng(1)
-    xs = np.linspace(-2, 2, 32)
-    xx, yy = np.meshgrid(xs, xs)
-    prob = 1.0 / (1.0 + np.exp(-(1.0 - np.hypot(xx, yy)) * 4))
     (run / "samples").mkdir()
+    snap = {"extent": [-2, 2, -2, 2], "prob": [[0.2, 0.8], [0.7, 0.1]], "real": [[0, 1]], "fake": [[1, 0]]}
     for s in (500, 1000):
-        data = plot_field(rng.normal(size=(50, 2)), rng.normal(size=(40, 2)), prob, (-2, 2, -2, 2))
-        (run / "samples" / f"step-{s:04d}.png").write_bytes(data)
+        (run / "samples" / f"step-{s:06d}.png").write_bytes(
+            plot_field(np.zeros((3, 2)), np.ones((3, 2)), np.full((8, 8), 0.7), (-1, 2, -1, 2)))
+        (run / "samples" / f"step-{s:06d}.json").write_text(json.dumps(snap))
     page = build_report(run).read_text()
-    assert "Latest samples: D&#x27;s probability field" in page
-    # 2 main curves + 2 samples over time + the latest again, large (a rendered plot: its own size).
-    assert page.count(B64) == 5
-    latest = page[page.index('id="latest"'):page.index('id="curves"')]
-    assert 'class="latest"' in latest and 'width="620" height="500"' in latest
+    data = _data(page)
+    assert data["summary"]["two_d"] is True
+    assert sorted(data["fields"]) == ["1000", "500"] and data["fields"]["1000"] == snap
+    assert data["images"] == {}
     assert "D is winning easily" in page
-
-
-def test_field_detected_from_png_marker(tmp_path: Path) -> None:
-    run = tmp_path / "spiral-run"
-    _write_config(run, source="spiral")
-    (run / "samples").mkdir()
-    data = plot_field(np.zeros((3, 2)), np.ones((3, 2)), np.full((8, 8), 0.7), (-1, 2, -1, 2))
-    (run / "samples" / "step-500.png").write_bytes(data)
-    page = build_report(run).read_text()
-    assert "probability field" in page
-    assert page.count(B64) == 1  # the latest only: one picture has no history
 
 
 def test_config_only_run_still_builds(tmp_path: Path) -> None:
@@ -226,8 +205,8 @@ def test_config_only_run_still_builds(tmp_path: Path) -> None:
     _write_config(run)
     page = build_report(run).read_text()
     assert "No metrics logged yet" in page
-    assert "No samples yet" in page
     assert "nonsaturating" in page
+    assert _data(page)["summary"]["samples"] == []
     assert B64 not in page
 
 
@@ -283,17 +262,3 @@ def test_plot_field_returns_png() -> None:
         im.load()
     with pytest.raises(ValueError):
         plot_field(np.zeros((1, 2)), np.zeros((1, 2)), prob, (1, 0, 0, 1))
-
-
-@pytest.mark.parametrize(("size", "pixels", "shown", "square"), [
-    ((242, 242), True, (484, 484), True),  # Fashion-MNIST 8 x 8: twice, beside the summary
-    ((330, 302), True, (590, 540), True),  # ten named class rows: as high as is shown
-    ((335, 92), True, (1005, 276), True),  # a translator's three rows: 3x, under the summary
-    ((1042, 1042), True, (540, 540), False),  # 128 px tiles: shrunk, smoothed
-    ((620, 500), False, (620, 500), False),  # D's field, a rendered plot: its own size
-])
-def test_the_latest_samples_are_shown_large(size: tuple[int, int], pixels: bool,
-                                            shown: tuple[int, int], square: bool) -> None:
-    from gankit.report.parts import _display_size
-
-    assert _display_size(*size, pixels=pixels) == (shown, square)

@@ -40,8 +40,8 @@ def test_x_tick_labels_do_not_collide(last: int) -> None:
 
 def test_curves_are_as_wide_as_the_page_shows_them() -> None:
     x, y = [10.0, 20.0, 30.0], [1.0, 2.0, 1.5]
-    for png in (plots.plot_losses((x, y), (x, y)), plots.plot_d_beliefs((x, y), (x, y), marks=[20.0]),
-                plots.plot_metric("loss_l1", x, y), plots.plot_curves("g", [("g", (x, y), "k")], log=True)):
+    for png in (plots.plot_curves("g", [("g", (x, y), "k")], marks=[20.0]),
+                plots.plot_curves("g", [("g", (x, y), "k")], log=True)):
         with Image.open(io.BytesIO(png)) as im:
             assert im.width == plots.PLOT_WIDTH_PX and 200 <= im.height <= 400
 

@@ -39,7 +39,8 @@ def _train(step: int, d_real: float, d_fake: float) -> dict[str, Any]:
 
 
 def _summary(page: str) -> str:
-    return page[page.index('id="summary"'):page.index('id="latest"')]
+    start = page.index('id="summary"')
+    return page[start:min(page.find(m, start) % (len(page) + 1) for m in ('id="evaluation"', 'id="diagnosis"'))]
 
 
 def _swinging(steps: range) -> list[dict[str, Any]]:

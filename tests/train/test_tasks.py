@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -215,6 +216,14 @@ def test_sample_grids_are_written_and_show_something(name: str, tmp_path: Path) 
     with Image.open(grids[-1]) as im:
         pixels = np.asarray(im.convert("L"), dtype=np.float64)
     assert pixels.std() > 1.0  # not a blank image
+    # report.html, written at the end, is the lab's page with this task's curves and samples
+    page = (tmp_path / "r" / "report.html").read_text()
+    found = re.search(r"window\.LAB_STATIC = (.*?);</script>", page, re.S)
+    assert found and 'id="c-d"' in page and 'id="report-below"' in page
+    data = json.loads(found.group(1))
+    assert data["summary"]["samples"] == [0, 4, 8] and data["summary"]["status"] == "finished"
+    assert any(k.startswith("loss") for k in data["metrics"]["train"]), sorted(data["metrics"]["train"])
+    assert len(data["fields"] or data["images"]) == 3
 
 
 def test_evaluation_during_training_keeps_the_best_checkpoint(name: str, tmp_path: Path) -> None:

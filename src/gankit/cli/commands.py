@@ -220,7 +220,7 @@ def cmd_lab(ns: argparse.Namespace) -> int:
     from gankit.lab import serve
 
     if ns.export:
-        from gankit.lab.export import export_html
+        from gankit.report.page import export_html
 
         print(f"lab page: {display_path(export_html(ns.runs_dir, ns.export))}", file=sys.stderr)
         return 0

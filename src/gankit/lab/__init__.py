@@ -8,8 +8,10 @@ timeline of warnings and steering, all kept live by server-sent events as the ru
 Steering (pause, resume, learning rates, stop) goes through the run's control channel,
 RUN/control.jsonl (``gankit.train.control``).
 
-Modules: ``runs`` (what is read of the runs, path confinement, downsampling), ``events.tail``
-(following metrics.jsonl), ``server`` (the routes, the token), ``static/`` (the page).
+Modules: ``server`` (the routes, the token). What is read of the runs (path confinement,
+downsampling) is ``gankit.report.runs``, the following of metrics.jsonl ``gankit.report.tail``, and
+the page itself (``static/``) and its static export ``gankit.report.page``: RUN/report.html is this
+page exported, so the report and the lab never disagree.
 """
 
 from __future__ import annotations

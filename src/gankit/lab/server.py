@@ -4,7 +4,7 @@ server-sent events while the run grows, and the control requests (Starlette, ser
 Security: the server binds 127.0.0.1 unless told otherwise; every state-changing request (POST)
 must carry the per-launch token (``X-Gankit-Token`` header or ``token`` query parameter) or is
 answered 403; while bound to the loopback, a request naming another host (DNS rebinding) is
-answered 403 too; every run path goes through ``gankit.lab.runs.resolve_run`` (no absolute paths,
+answered 403 too; every run path goes through ``gankit.report.runs.resolve_run`` (no absolute paths,
 no ``..``, nothing a symlink leads out of the root to). Nothing is uploaded and nothing unpickled.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import secrets
 import time
@@ -25,8 +24,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gankit.lab.events.tail import Tail
-from gankit.lab.runs import (
+from gankit.report.page import STATIC, finite
+from gankit.report.runs import (
     MAX_POINTS,
     Refused,
     find_runs,
@@ -35,11 +34,11 @@ from gankit.lab.runs import (
     run_summary,
     sample_steps,
 )
+from gankit.report.tail import Tail
 from gankit.train.control import LR_KEYS, MAX_LINE, request_problem
 
 __all__ = ["LOOPBACK", "STATIC", "make_app", "new_token"]
 
-STATIC = Path(__file__).parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 #: How often the stream looks at metrics.jsonl (a line reaches the page well within a second).
 POLL_S = 0.2
@@ -50,19 +49,8 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _finite(obj: Any) -> Any:
-    """JSON-safe: NaN and infinities (a diverged loss) become None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _json(obj: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(_finite(obj), status_code=status, headers={"Cache-Control": "no-store"})
+    return JSONResponse(finite(obj), status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _host_ok(request: Request, loopback: bool) -> bool:
@@ -136,7 +124,7 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True) -> Star
         tail = Tail(run.metrics_path, offset)
 
         def event(name: str, data: Any) -> str:
-            return f"event: {name}\ndata: {json.dumps(_finite(data), allow_nan=False)}\n\n"
+            return f"event: {name}\ndata: {json.dumps(finite(data), allow_nan=False)}\n\n"
 
         async def gen() -> Any:
             yield "retry: 1000\n\n"

@@ -1,12 +1,12 @@
-"""Assemble a self-contained HTML report for a gankit run directory.
+"""RUN/report.html: the lab's page exported (``gankit.report.page``), with what only a report has below.
 
-The page leads with the result: a summary (what ran, how far, D's equilibrium verdict, any failure
-warning still active), the latest samples large, then the curves (D(x) and D(G(z)) against 0.5
-first), the evaluations as a table, the diagnosis, the samples over time, and the config folded
-away. It needs no JavaScript and no network: plots and sample pictures are embedded as
-``data:image/png;base64,...``. It is safe to build while training is still running: a
-half-written last line of ``metrics.jsonl`` is skipped, and missing metrics or samples are
-reported in the page instead of failing.
+One view, two modes: the report leads with what the lab shows (the latest samples, or a 2-D run's
+field, with a step slider; D(x) and D(G(z)) against 0.5, the losses, gradient norms and scores as
+uPlot charts; the timeline), self-contained, no server. Below it: the summary (what ran, how far,
+D's equilibrium verdict, the failure warnings still active), the evaluations as a table over steps
+with the best marked, the diagnosis in the doctor's words with its cures, and the config folded
+away. Safe to build while training runs: a half-written last line of ``metrics.jsonl`` is skipped,
+and missing metrics or samples are said in the page instead of failing.
 """
 
 from __future__ import annotations
@@ -22,22 +22,14 @@ import yaml
 from gankit import __version__
 from gankit.config.load import load_yaml
 from gankit.errors import GankitError
-from gankit.fsutil import atomic_write_bytes
-from gankit.report import plots
+from gankit.report.page import MAX_SAMPLES, export_html
 from gankit.report.parts import (
     ARROW,
-    SUMMARY_MIN_PX,
-    THUMB_MIN_PX,
-    TOP_GAP_PX,
-    curves_html,
     diagnosis_html,
     esc,
     eval_html,
     fmt,
     headline,
-    history_html,
-    latest_html,
-    read_samples,
     score,
 )
 from gankit.report.records import (
@@ -55,46 +47,33 @@ from gankit.verdict import equilibrium
 
 __all__ = ["build_report"]
 
-#: The page's style: one column as wide as the curves are drawn (``plots.PLOT_WIDTH_PX``), so
-#: they are shown at their own size, their text as large as it was set.
-CSS = f"""
-body{{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0 auto;
- max-width:{plots.PLOT_WIDTH_PX}px;padding:12px 24px;line-height:1.45;background:#fff}}
-header{{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 16px}}
-h1{{font-size:1.45em;margin:.1em 0 0}}
-h2{{font-size:1.15em;margin:1.3em 0 .45em;border-bottom:1px solid #ddd;padding-bottom:.15em}}
-h2 .sub{{font-weight:normal;color:#666;font-size:.85em}}
-.path{{color:#666;font-size:.85em;word-break:break-all}}
-.top{{display:flex;flex-wrap:wrap;gap:0 {TOP_GAP_PX}px;align-items:flex-start}}
-.top h2{{margin-top:.6em}}
-#summary{{flex:1 1 {SUMMARY_MIN_PX}px}}
-#latest{{flex:0 1 auto}}
-.summary{{background:#f5f7fa;border:1px solid #e1e5ea;border-radius:6px;padding:6px 14px;margin-top:.8em}}
-.summary p{{margin:.3em 0}}
-.nums,table{{font-variant-numeric:tabular-nums}}
-.badge{{display:inline-block;background:#2166ac;color:#fff;border-radius:4px;padding:0 6px;font-size:.9em}}
-.warn{{color:#9a1b0f}}
-.ok{{color:#1b6b3a}}
-.note{{color:#666;font-style:italic}}
-figure{{margin:0 0 14px}}
-figure img{{max-width:100%;height:auto;display:block}}
-figcaption{{font-size:.9em;color:#555}}
-.pixel img{{image-rendering:pixelated}}
-.latest img{{border:1px solid #ddd}}
-.grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax({THUMB_MIN_PX}px,1fr));gap:12px}}
-.grid figure{{text-align:center}}
-.grid img{{width:100%;border:1px solid #eee}}
-.table{{overflow-x:auto}}
-table{{border-collapse:collapse;margin:.3em 0 .6em;font-size:.93em}}
-th,td{{padding:3px 7px;text-align:right;border-bottom:1px solid #e4e4e4;white-space:nowrap}}
-th:first-child,td:first-child{{text-align:left}}
-td.best{{font-weight:bold}}
-li.active{{color:#9a1b0f}}
-details{{margin:1.3em 0}}
-details summary{{cursor:pointer;font-weight:bold;font-size:1.1em}}
-pre.config{{background:#f8f8f8;border:1px solid #e4e4e4;border-radius:6px;padding:10px 14px;
- overflow-x:auto;font-size:.88em}}
-footer{{margin-top:2em;color:#888;font-size:.85em;border-top:1px solid #eee;padding-top:.5em}}
+#: The style of the part below the lab's page (scoped to it: the page's own is lab.css).
+CSS = """
+#report-below{margin:12px 16px;padding:8px 16px;background:#fff;border:1px solid #d9d9de;border-radius:6px;
+ line-height:1.45;max-width:1200px}
+#report-below h2{font-size:1.15em;margin:1.1em 0 .45em;border-bottom:1px solid #ddd;padding-bottom:.15em}
+#report-below h2 .sub{font-weight:normal;color:#666;font-size:.85em}
+#report-below .path{color:#666;font-size:.85em;word-break:break-all}
+#report-below .summary p{margin:.3em 0}
+#report-below .nums,#report-below table{font-variant-numeric:tabular-nums}
+#report-below .badge{background:#2166ac;color:#fff;border-radius:4px;font-size:.9em}
+#report-below .warn{color:#9a1b0f}
+#report-below .ok{color:#1b6b3a}
+#report-below .note{color:#666;font-style:italic}
+#report-below figure{margin:0 0 14px}
+#report-below figure img{max-width:100%;height:auto;display:block}
+#report-below figcaption{font-size:.9em;color:#555}
+#report-below .table{overflow-x:auto}
+#report-below table{border-collapse:collapse;margin:.3em 0 .6em;font-size:.93em}
+#report-below th,#report-below td{padding:3px 7px;text-align:right;border-bottom:1px solid #e4e4e4;white-space:nowrap}
+#report-below th:first-child,#report-below td:first-child{text-align:left}
+#report-below td.best{font-weight:bold}
+#report-below li.active{color:#9a1b0f}
+#report-below details{margin:1.1em 0}
+#report-below details summary{cursor:pointer;font-weight:bold;font-size:1.1em}
+#report-below pre.config{background:#f8f8f8;border:1px solid #e4e4e4;border-radius:6px;padding:10px 14px;
+ overflow-x:auto;font-size:.88em}
+#report-below footer{margin-top:1.5em;color:#888;font-size:.85em;border-top:1px solid #eee;padding-top:.5em}
 """
 
 
@@ -252,13 +231,15 @@ def _summary_html(cfg: dict[str, Any], records: list[dict[str, Any]], table: Eva
 def build_report(
     run_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
-    max_sample_grids: int = 12,
+    max_sample_grids: int = MAX_SAMPLES,
 ) -> Path:
-    """Write a self-contained HTML report for a run directory and return its path.
+    """Write RUN/report.html, the lab's page of the run exported, and return its path.
 
-    Reads ``config.yaml``, ``metrics.jsonl`` and ``samples/step-*.png`` from ``run_dir`` and
-    writes one HTML file (default ``run_dir/report.html``) atomically. Works on a run that is
-    still training and on one with no metrics or no samples yet.
+    Reads ``config.yaml``, ``metrics.jsonl`` and ``samples/`` from ``run_dir`` and writes one
+    self-contained HTML file (default ``run_dir/report.html``) atomically: the lab's page (at most
+    ``max_sample_grids`` sample steps on its slider, spread over the run), then the summary, the
+    evaluation table, the diagnosis and the config. Works on a run that is still training and on
+    one with no metrics or no samples yet.
 
     Raises:
         GankitError: if ``run_dir`` is not a directory or has no ``config.yaml``, or if
@@ -269,14 +250,12 @@ def build_report(
         raise GankitError(f"max_sample_grids must be at least 1, got {max_sample_grids}.")
 
     config_text, cfg, config_note = _load_config(run.config_path)
-    data_source = _section(cfg, "data").get("source")
     every = clean_records(run.records())
     measured = [r for r in every if "event" not in r]
     records = [r for r in measured if not is_eval(r)]  # training and diagnosis-probe records
     evals = [r for r in measured if is_eval(r)]
     table = eval_table(evals)  # directions from the metric registries: torch, where there are any
     diag = diagnose(run, [r for r in every if "event" in r])
-    samples = read_samples(run.samples(), max_sample_grids)
 
     name = run.path.resolve().name or str(run.path)
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
@@ -286,31 +265,16 @@ def build_report(
     config_block = _resolved_html(run, cfg) + config_block
     what = _what_ran(cfg)
     best = run.best_checkpoint()
-
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>gankit report: {esc(name)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<header><h1>gankit run: {esc(name)}</h1><div class="path">{esc(run.path.resolve())}</div></header>
-<div class="top">
-<section id="summary">{_summary_html(cfg, records, table, diag, run.metrics_path.exists())}</section>
-{latest_html(samples, data_source, _grid_caption(cfg))}
-</div>
-{curves_html(records, diag)}
+    below = f"""<style>{CSS}</style>
+<h2 id="report">gankit run: {esc(name)} <span class="path">{esc(run.path.resolve())}</span></h2>
+<section id="summary">{_summary_html(cfg, records, table, diag, run.metrics_path.exists())}
+<p class="note">How to read the samples: {esc(_grid_caption(cfg))}</p></section>
 {eval_html(table, per_class_table(evals), step_of(best) if best else None)}
 {diagnosis_html(records, diag)}
-{history_html(samples)}
 <details id="config"><summary>Config{f": {what}" if what else ""}</summary>{config_block}</details>
-<footer>Generated {esc(generated)} by gankit {esc(__version__)}.</footer>
-</body>
-</html>
+<footer>Generated {esc(generated)} by gankit {esc(__version__)}: the page of <code>gankit lab</code>,
+exported (self-contained, no server).</footer>
 """
     out_path = Path(out) if out is not None else run.report_path
-    # a name that is not UTF-8 (a folder's path in data.source) is shown escaped, never a crash
-    atomic_write_bytes(out_path, page.encode("utf-8", "backslashreplace"))
-    return out_path
+    return export_html(run.path, out_path, max_samples=max_sample_grids, below=below,
+                       title=f"gankit report: {name}")

@@ -1,7 +1,8 @@
-"""The report's sections below the summary, each a function from what the run logged to HTML.
+"""The report's sections below the lab's page, each a function from what the run logged to HTML:
+the evaluation table and the diagnosis (its signals' plots, the doctor's words and cures).
 
 ``gankit.report.html`` puts them in order; each stands alone (its own heading, its own notes for
-missing data), so a later live page can render the same parts one at a time.
+missing data).
 """
 
 from __future__ import annotations
@@ -9,33 +10,16 @@ from __future__ import annotations
 import base64
 import html
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gankit.report import plots
-from gankit.report.records import Diagnosis, EvalTable, PerClass, extra_keys, series
-from gankit.rundir import step_of
+from gankit.report.records import Diagnosis, EvalTable, PerClass, series
 
-__all__ = ["ARROW", "Sample", "curves_html", "diagnosis_html", "esc", "eval_html", "fmt", "headline",
-           "history_html", "latest_html", "read_samples", "score"]
+__all__ = ["ARROW", "diagnosis_html", "esc", "eval_html", "fmt", "headline", "score"]
 
-#: data.source values whose samples are 2-D probability-field pictures.
-TWO_D_SOURCES = frozenset({"ring", "grid"})
 #: The diagnosis failures each plot's warnings are marked on.
-D_KINDS = ("non_convergence", "diminished_gradient")
 GRAD_KINDS = ("diminished_gradient", "divergence")
 VARIETY_KINDS = ("mode_collapse",)
-#: The latest samples are shown at most this high (CSS px), beside the summary: the D(x) / D(G(z))
-#: plot below them starts in the first 800 px of a laptop's window, most of it on screen.
-LATEST_MAX_HEIGHT = 540
-SUMMARY_MIN_PX, TOP_GAP_PX = 400, 28  # the summary's narrowest, the space between the two
-#: ... and at most this wide, so that it always fits beside the summary instead of under it.
-LATEST_MAX_WIDTH = plots.PLOT_WIDTH_PX - SUMMARY_MIN_PX - TOP_GAP_PX
-STACKED_SUMMARY_PX = 250  # about the height of the summary when it is above the samples
-THUMB_MIN_PX = 250  # the samples over time: the narrowest a column of thumbnails gets
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def esc(text: Any) -> str:
@@ -63,115 +47,6 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-# --------------------------------------------------------------------------- samples
-
-
-@dataclass
-class Sample:
-    """A saved sample picture: its step, file and bytes."""
-
-    step: int
-    path: Path
-    data: bytes = b""
-
-
-def _select_evenly(n: int, k: int) -> list[int]:
-    """Up to k indices of range(n), evenly spaced, always with the first and the last."""
-    if n <= k:
-        return list(range(n))
-    if k == 1:
-        return [n - 1]
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
-def _read_png(path: Path) -> bytes | None:
-    """The file's bytes if it is a complete PNG, else None (vanished, partial, not PNG)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(_PNG_SIGNATURE) or data[-8:-4] != b"IEND":
-        return None
-    return data
-
-
-def read_samples(paths: list[Path], k: int) -> tuple[list[Sample], int]:
-    """Up to ``k`` of the sample pictures ``paths`` (by step), evenly spaced with the first and the
-    latest, that read as complete PNGs; and how many there were in all."""
-    chosen = [paths[i] for i in _select_evenly(len(paths), k)]
-    shown = []
-    for p in chosen:
-        data = _read_png(p)
-        if data is not None:
-            shown.append(Sample(step_of(p) or 0, p, data))
-    return shown, len(paths)
-
-
-def _display_size(width: int, height: int, pixels: bool) -> tuple[tuple[int, int], bool]:
-    """CSS size of the latest picture, and whether to draw it with square pixels.
-
-    The largest that fits ``LATEST_MAX_HEIGHT`` by ``LATEST_MAX_WIDTH`` (beside the summary): a
-    grid enlarged 2x or more by a whole factor (every pixel square, labels sharp), less than 2x as
-    it fits (1x would be small); a grid shrunk, smoothed (square pixels would drop whole rows of
-    them); a rendered plot never enlarged (that would blur its text). A wide, low grid (a
-    translator's three rows) that gets larger across the whole page, and still leaves the curves
-    in view with the summary above it, goes there instead.
-    """
-    def fit(max_width: float) -> float:
-        scale = min(LATEST_MAX_HEIGHT / max(height, 1), max_width / max(width, 1))
-        if not pixels:
-            return min(scale, 1.0)
-        return math.floor(scale) if scale >= 2 else scale
-
-    scale, across = fit(LATEST_MAX_WIDTH), fit(plots.PLOT_WIDTH_PX)
-    if across > scale and height * across <= LATEST_MAX_HEIGHT - STACKED_SUMMARY_PX:
-        scale = across
-    return (round(width * scale), round(height * scale)), pixels and scale >= 1
-
-
-def latest_html(samples: tuple[list[Sample], int], data_source: Any, caption: str) -> str:
-    """The latest sample picture, large: a grid of G's samples, or for 2-D data D's field."""
-    shown, total = samples
-    if not shown:
-        note = "Sample files exist but none could be read yet (still being written?)." if total \
-            else "No samples yet."
-        return f'<section id="latest"><h2>Latest samples</h2><p class="note">{esc(note)}</p></section>'
-    s = shown[-1]
-    field = str(data_source) in TWO_D_SOURCES or plots.FIELD_MARKER.encode() in s.data
-    if field:
-        title, caption = "Latest samples: D&#x27;s probability field", (
-            "Blue = D says real, red = D says fake, white = 0.5 (black line); real points green, "
-            "generated points black crosses.")
-    else:
-        title = "Latest samples"
-    size, square = _display_size(*_png_size(s.data), pixels=not field)
-    return (f'<section id="latest" style="max-width:{max(size[0], 320)}px">'
-            f'<h2>{title} <span class="sub">step {esc(s.step)}</span></h2>'
-            f'<figure class="latest{" pixel" if square else ""}">'
-            f"{_img(s.data, f'latest samples, step {s.step}', size)}"
-            f"<figcaption>{esc(caption)}</figcaption></figure></section>")
-
-
-def _thumb_pixels(data: bytes) -> bool:
-    """Whether a thumbnail is a grid of pixels that the page shows enlarged (cells are 250 px or
-    more wide), so that it is drawn with square pixels rather than smoothed."""
-    return plots.FIELD_MARKER.encode() not in data and _png_size(data)[0] <= THUMB_MIN_PX
-
-
-def history_html(samples: tuple[list[Sample], int]) -> str:
-    """The saved sample pictures over the run, evenly spaced, small."""
-    shown, total = samples
-    if len(shown) < 2:
-        return ""
-    # pixelated only where enlarged: shrunk so, a grid loses whole rows of pixels (and its labels)
-    figs = "".join(f"<figure{PIXEL if _thumb_pixels(s.data) else ''}>"
-                   f"{_img(s.data, f'samples at step {s.step}')}"
-                   f"<figcaption>step {esc(s.step)}</figcaption></figure>" for s in shown)
-    note = f"{len(shown)} of {total} saved sample pictures, evenly spaced over the run."
-    return (f'<h2 id="history">Samples over time</h2><p class="note">{esc(note)}</p>'
-            f'<div class="grid">{figs}</div>')
-
-
 # --------------------------------------------------------------------------- curves and tables
 
 
@@ -187,31 +62,6 @@ def _marks(diag: Diagnosis, kinds: tuple[str, ...]) -> list[float]:
 def _figure(png: bytes, alt: str, caption: str = "") -> str:
     cap = f"<figcaption>{caption}</figcaption>" if caption else ""
     return f'<figure class="plot">{_img(png, alt, _png_size(png))}{cap}</figure>'
-
-
-def curves_html(records: list[dict[str, Any]], diag: Diagnosis) -> str:
-    """D(x) and D(G(z)) against the equilibrium first, then the losses, then any other value the
-    task logs (a translator's loss terms), each the full width of the page."""
-    head = '<h2 id="curves">Training curves</h2>'
-    if not records:
-        return head + '<p class="note">No metrics yet, so nothing to plot.</p>'
-    out = [head]
-    xlim = steps_of(records)
-    real, fake = series(records, "d_real"), series(records, "d_fake")
-    if real[1] or fake[1]:
-        out.append(_figure(
-            plots.plot_d_beliefs(real, fake, _marks(diag, D_KINDS), xlim), "D(x) and D(G(z)) against step",
-            "Mean probability &ldquo;real&rdquo; D gives real data, D(x), and generated data, D(G(z)). "
-            "At the equilibrium both are 0.5 (dashed): D cannot tell them apart."))
-    else:
-        out.append('<p class="note">No d_real / d_fake values logged yet.</p>')
-    loss_d, loss_g = series(records, "loss_d"), series(records, "loss_g")
-    if loss_d[1] or loss_g[1]:
-        out.append(_figure(plots.plot_losses(loss_d, loss_g, xlim), "Losses: loss_d and loss_g against step"))
-    for key in extra_keys(records):
-        xs, ys = series(records, key)
-        out.append(_figure(plots.plot_metric(key, xs, ys, xlim=xlim), f"{key} against step"))
-    return "".join(out)
 
 
 def _share(records: list[dict[str, Any]], key: str) -> plots.Series:
@@ -284,7 +134,7 @@ def headline(table: EvalTable, first: str | None, k: int = 3) -> list[str]:
         keys.remove(first)
         keys.insert(0, first)
     return keys[:k]
-BEST, PIXEL = ' class="best"', ' class="pixel"'
+BEST = ' class="best"'
 
 
 def eval_html(table: EvalTable, per_class: PerClass | None, best_step: int | None) -> str:

@@ -21,10 +21,7 @@ __all__ = [
     "Series",
     "draw_curves",
     "plot_curves",
-    "plot_d_beliefs",
     "plot_field",
-    "plot_losses",
-    "plot_metric",
     "smooth",
     "step_label",
 ]
@@ -37,7 +34,6 @@ DPI = 100
 #: Width in pixels of the report's curves: the width of the page's text column (``gankit.report.html``
 #: shows them at their own size), so their text is as large on the page as it is set here.
 PLOT_WIDTH_PX = 1120
-MAIN_HEIGHT_PX = 330  # D(x) / D(G(z)), the losses
 SMALL_HEIGHT_PX = 250  # diagnosis signals and the other logged values
 TICK_PT, LABEL_PT, TITLE_PT, LEGEND_PT = 11, 12, 13, 11
 
@@ -186,38 +182,6 @@ def plot_curves(title: str, curves: Sequence[Curve], ylabel: str = "", marks: Se
     ``xlim``: the steps to show (default: the data's). Returns PNG bytes.
     """
     return _to_png(draw_curves(title, curves, ylabel, marks, log, ylim, hline, height_px, xlim))
-
-
-def plot_losses(loss_d: Series, loss_g: Series, xlim: tuple[float, float] | None = None) -> bytes:
-    """Plot ``loss_d`` and ``loss_g`` against step, each given as (steps, values).
-
-    Many points: a faint raw line plus a lightly smoothed curve; few points: markers.
-    Returns PNG bytes.
-    """
-    return plot_curves("Losses", [("loss_d (discriminator)", loss_d, C_D),
-                                  ("loss_g (generator)", loss_g, C_G)], ylabel="loss",
-                       height_px=MAIN_HEIGHT_PX, xlim=xlim)
-
-
-def plot_d_beliefs(d_real: Series, d_fake: Series, marks: Sequence[float] = (),
-                   xlim: tuple[float, float] | None = None) -> bytes:
-    """Plot D(x) and D(G(z)) (mean probability "real"), each as (steps, values), in [0, 1].
-
-    A dashed line marks the equilibrium D = 0.5; ``marks`` the steps of warnings about the game
-    (non-convergence, a diminished gradient). Returns PNG bytes.
-    """
-    return plot_curves("What D believes",
-                       [("D(x): real data", d_real, C_REAL), ("D(G(z)): generated data", d_fake, C_FAKE)],
-                       ylabel="mean P(real)", marks=marks, ylim=(-0.02, 1.02),
-                       hline=(0.5, "equilibrium 0.5"), height_px=MAIN_HEIGHT_PX, xlim=xlim)
-
-
-def plot_metric(name: str, steps: Sequence[float], values: Sequence[float | None],
-                marks: Sequence[float] = (), log: bool = False,
-                xlim: tuple[float, float] | None = None) -> bytes:
-    """A full-width, short plot of one logged value (e.g. ``loss_l1``) against step; ``marks``:
-    steps of warnings about it, drawn as red vertical lines. Returns PNG bytes."""
-    return plot_curves(name, [(name, (steps, values), C_OTHER[0])], marks=marks, log=log, xlim=xlim)
 
 
 def plot_field(

@@ -13,12 +13,8 @@ from typing import Any
 from gankit.rundir import EVAL_KEYS, RunDir
 
 __all__ = ["Diagnosis", "EvalTable", "clean_records", "diagnose", "direction", "eval_table",
-           "extra_keys", "is_eval", "last", "number", "per_class_table", "PerClass", "series"]
+           "is_eval", "last", "number", "per_class_table", "PerClass", "series"]
 
-#: Keys of training records with a plot of their own (or none): the rest are plotted one by one.
-STANDARD_KEYS = frozenset({"step", "time", "img_per_s", "loss_d", "loss_g", "d_real", "d_fake",
-                           "grad_g", "grad_d", "diversity", "modes", "modes_total", "hq", "classes",
-                           "classes_total"})
 #: Numbers in evaluation records that describe the evaluation rather than score G.
 EVAL_META = frozenset({"step", "eval_seconds", "eval_n", "eval_n_BtoA", "n_per_class", "n_fake", "n_real", "seconds"})
 #: Directions of the per-class scores ``gankit eval --per-class`` writes
@@ -71,17 +67,6 @@ def last(records: list[dict[str, Any]], key: str) -> float | None:
         if v is not None:
             return v
     return None
-
-
-def extra_keys(records: list[dict[str, Any]]) -> list[str]:
-    """Numeric keys of training records beyond the standard ones (a translator's loss terms, ...),
-    in order of first appearance."""
-    seen: dict[str, None] = {}
-    for rec in records:
-        for key, value in rec.items():
-            if key not in STANDARD_KEYS and key not in seen and number(value) is not None:
-                seen[key] = None
-    return list(seen)
 
 
 # --------------------------------------------------------------------------- evaluation

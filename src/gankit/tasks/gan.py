@@ -186,6 +186,21 @@ class GANTask(Task):
         self.state.step = step + 1
         return logged
 
+    def half_step(self, player: str) -> str:
+        """One update of D (one of Algorithm 1's k, on the data order's next real batch and fresh
+        z) or of G (on fresh z, D held fixed), as ``algorithm1`` makes them; the step count stays."""
+        s, t = self.state, self.cfg.train
+        if player == "d":
+            real, y_real = self.next_labelled()
+            y_fake = s.y(t.batch_size)
+            fake = step.fake_for_d(s, t.batch_size, y=y_fake)
+            loss_d, d_real, d_fake = step.d_step(s, real, fake, y_real, y_fake)
+            return (f"one update of D alone: loss_d {float(loss_d):.4g}, D(x) {float(d_real):.3f}, "
+                    f"D(G(z)) {float(d_fake):.3f}")
+        real, y_real = self.next_labelled() if s.loss.g_needs_real else (None, None)
+        loss_g = step.g_step(s, t.batch_size, None, real, lambda: self.next_labelled()[0], None, y_real)
+        return f"one update of G alone: loss_g {float(loss_g):.4g}"
+
     # ------------------------------------------------------------------ watching and scoring
 
     def save_samples(self, path: Path, step: int) -> None:

@@ -5,6 +5,8 @@
     echo '{"id": "1", "action": "pause"}'              >> RUN/control.jsonl
     echo '{"id": "2", "action": "resume"}'             >> RUN/control.jsonl
     echo '{"id": "5", "action": "step"}'               >> RUN/control.jsonl   # one step, paused again
+    echo '{"id": "6", "action": "step_d"}'             >> RUN/control.jsonl   # D's update alone, paused
+    echo '{"id": "7", "action": "step_g"}'             >> RUN/control.jsonl   # G's update alone, paused
     echo '{"id": "3", "action": "set", "lr_d": 1e-4}'  >> RUN/control.jsonl   # lr_g, lr_d or both
     echo '{"id": "4", "action": "stop"}'               >> RUN/control.jsonl   # checkpoint, then end
 
@@ -14,6 +16,16 @@ synchronisation, nothing at all when nobody writes. Only lines appended while th
 read (a resumed run starts at the file's end, so an old ``stop`` is not obeyed twice). Every request
 is answered by an event record in metrics.jsonl (``"event": "control"``, with its ``id`` and what
 was done, or ``"event": "control_refused"`` saying why not), which the lab shows on the timeline.
+
+``step_d`` and ``step_g`` are GAN Lab's "step D once" and "step G once": the run pauses (if it was
+not) and the task updates that player alone, once, at once (``Task.half_step``; a task whose
+iteration does not split into the two players' updates refuses, with a ``control_refused`` event
+saying why). A half step is not a training step: the step count stays, so nothing of the cadence
+(logging, samples, checkpoints) moves; it draws from the run's own streams (the data order's next
+real batch for D, fresh z from the noise generator), as the next iteration would have, so they are
+where the run's checkpoint expects them: a checkpoint saved after it (``stop``, Ctrl-C, or the next
+one due) resumes exactly, the half step included in the weights, the optimiser state and the
+streams; the same run without the half step would draw differently from then on.
 
 Changed learning rates are the optimisers' base rates (``base_lr``, which the schedule of
 ``gankit.train.state.set_lr_factor`` scales); they are kept in each checkpoint under ``control``
@@ -36,10 +48,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without loading torch
     import torch
 
-__all__ = ["ACTIONS", "ControlChannel", "LR_KEYS", "MAX_LINE", "apply_lrs", "request_problem"]
+__all__ = ["ACTIONS", "CannotSplit", "ControlChannel", "HALF_STEPS", "LR_KEYS", "MAX_LINE", "apply_lrs",
+           "request_problem"]
 
 #: What a request may ask.
-ACTIONS = ("pause", "resume", "step", "set", "stop")
+ACTIONS = ("pause", "resume", "step", "step_d", "step_g", "set", "stop")
+#: The half steps: the player each updates alone.
+HALF_STEPS = {"step_d": "d", "step_g": "g"}
+
+
+class CannotSplit(Exception):
+    """A task's answer to a half step it cannot take (its iteration is one piece); the message
+    says why, and becomes the refusal's event."""
 #: The learning rates ``set`` may change, and the optimiser each belongs to (index into
 #: ``Task.optimizers()``: generators' first, discriminators' last).
 LR_KEYS = {"lr_g": 0, "lr_d": -1}
@@ -150,8 +170,10 @@ class ControlChannel:
 
     # ------------------------------------------------------------------ applying
 
-    def apply(self, req: dict[str, Any], step: int, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
-        """Carry out one request; the event record that says so."""
+    def apply(self, req: dict[str, Any], step: int, optimizers: list[torch.optim.Optimizer],
+              half_step: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """Carry out one request; the event record that says so. ``half_step(player)`` updates
+        one player alone (``"d"`` or ``"g"``) and says what it did, or raises ``CannotSplit``."""
         rid = req.get("id")
         rid = str(rid)[:64] if rid is not None else None
         if "_bad" in req:
@@ -169,6 +191,16 @@ class ControlChannel:
             self.paused = True
             self.granted += 1
             event["message"] = "one training step, then paused again"
+        elif action in HALF_STEPS:  # GAN Lab's "step D" / "step G": one player's update alone
+            self.paused = True
+            if half_step is None:
+                return {"step": step, "event": "control_refused", "id": rid, "action": action,
+                        "message": f"{action} refused: this run cannot update one player alone"}
+            try:
+                event["message"] = half_step(HALF_STEPS[action]) + " (paused)"
+            except CannotSplit as e:
+                return {"step": step, "event": "control_refused", "id": rid, "action": action,
+                        "message": f"{action} refused: {e} (paused)"}
         elif action == "stop":
             self.stop_requested, self.paused = True, False
             event["message"] = "stop: a checkpoint is saved and the run ends"
@@ -181,19 +213,20 @@ class ControlChannel:
         return event
 
     def boundary(self, step: int, optimizers: list[torch.optim.Optimizer],
-                 emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool]) -> None:
-        """At a step boundary: apply any new requests (``emit`` logs each one's event); while
-        paused, wait here, checking every ``every_s``, until resumed, stopped or ``interrupted()``
-        (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
+                 emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool],
+                 half_step: Callable[[str], str] | None = None) -> None:
+        """At a step boundary: apply any new requests (``emit`` logs each one's event; a half step
+        runs ``half_step`` here); while paused, wait here, checking every ``every_s``, until resumed,
+        stopped or ``interrupted()`` (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
         for req in self.poll():
-            emit(self.apply(req, step, optimizers))
+            emit(self.apply(req, step, optimizers, half_step))
         while self.paused and not interrupted():
             if self.granted:
                 self.granted -= 1
                 return
             time.sleep(self.every_s)
             for req in self.poll(force=True):
-                emit(self.apply(req, step, optimizers))
+                emit(self.apply(req, step, optimizers, half_step))
 
     # ------------------------------------------------------------------ checkpoints
 

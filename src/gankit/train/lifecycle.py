@@ -277,7 +277,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
-            control.boundary(step, task.optimizers(), emit, lambda: stop.requested)
+            control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step)
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
             logged = task.iteration(step)

@@ -32,6 +32,7 @@ from torch import Tensor
 from gankit.checkpoint import Checkpoint
 from gankit.config import Config
 from gankit.train import distributed
+from gankit.train.control import CannotSplit
 from gankit.train.state import autocast
 
 # Keys every task logs (means over the log interval). Tasks add their own (e.g. loss_l1).
@@ -127,6 +128,16 @@ class Task(ABC):
     def iteration(self, step: int) -> dict[str, Tensor]:
         """One training iteration (``step`` iterations are done); returns what it logs, each a
         0-dim tensor on the device (no host synchronisation): ``STANDARD_KEYS`` and the task's own."""
+
+    def half_step(self, player: str) -> str:
+        """Update one player alone, once, outside an iteration: ``"d"`` one of D's updates,
+        ``"g"`` one of G's (GAN Lab's "step D" / "step G"; the control requests ``step_d`` and
+        ``step_g``, while paused). Returns what was done, in words, for the event. The step count
+        stays; the update draws from the run's streams as the next iteration would. A task whose
+        iteration does not split into the two players' updates raises ``CannotSplit`` (this
+        default)."""
+        raise CannotSplit(f"the {type(self).__name__} task's iteration does not split into D's and "
+                          "G's updates; use step for a whole iteration")
 
     # ------------------------------------------------------------------ watching and scoring
 

@@ -1,5 +1,8 @@
 """The lab's page as one static HTML file: a run's curves, samples (or 2-D fields) and timeline as
-they are now, with no server (``gankit lab RUN_DIR --export FILE.html``).
+they are now, with no server. It is RUN/report.html (``build_report``, written at the end of
+training and by ``gankit report RUN``) and ``gankit lab RUN_DIR --export FILE.html``: one view, two
+modes, so the report and the lab never disagree. Stdlib only: training imports it, never the lab's
+web server.
 
 The page is the lab's own (``static/index.html``, ``field.js`` and ``lab.js``) with uPlot, the styles and the data
 inlined: the downsampled series, the events, and up to ``MAX_SAMPLES`` sample steps spread over the
@@ -10,17 +13,21 @@ run (grids as PNG data URIs; a 2-D run's field snapshots as JSON). ``lab.js`` se
 from __future__ import annotations
 
 import base64
+import html
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from gankit.errors import GankitError
-from gankit.fsutil import atomic_write_text
-from gankit.lab.runs import Refused, resolve_run, run_series, run_summary
-from gankit.lab.server import STATIC
+from gankit.fsutil import atomic_write_bytes
+from gankit.report.runs import Refused, resolve_run, run_series, run_summary
 
-__all__ = ["MAX_SAMPLES", "export_html"]
+__all__ = ["MAX_SAMPLES", "STATIC", "export_html", "finite"]
+
+#: The page's files (index.html, lab.js, field.js, lab.css, vendor/uPlot), served by the lab too.
+STATIC = Path(__file__).parent / "static"
 
 #: Sample steps kept in an export, spread evenly over the run (the first and the last included).
 MAX_SAMPLES = 40
@@ -32,23 +39,33 @@ def _spread(steps: list[int], most: int) -> list[int]:
     return sorted({steps[round(i * (len(steps) - 1) / (most - 1))] for i in range(most)})
 
 
+def finite(obj: Any) -> Any:
+    """JSON-safe: NaN and infinities (a diverged loss) become None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def _script_json(data: Any) -> str:
     """JSON safe inside a <script> element (no ``</script>`` can end it early)."""
     return json.dumps(data, allow_nan=False).replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
 def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
-                max_samples: int = MAX_SAMPLES) -> Path:
+                max_samples: int = MAX_SAMPLES, below: str = "", title: str | None = None) -> Path:
     """Write the lab's page of ``run_dir`` as a self-contained HTML file ``out`` (default
-    RUN_DIR/lab.html) and return its path."""
-    from gankit.lab.server import _finite
-
+    RUN_DIR/lab.html) and return its path. ``below``: HTML put under the page's timeline (the
+    report's summary, evaluation table, diagnosis and config); ``title``: the page's title."""
     path = Path(run_dir).resolve()
     try:
         run = resolve_run(path.parent, path.name)
     except Refused:
         raise GankitError(f"{run_dir} is not a gankit run directory (no config.yaml)") from None
-    summary = run_summary(path.parent, path.name)
+    summary = run_summary(path.parent, path.name, count_self=False)
     metrics = run_series(run) | {"full": True}  # no server to load a zoomed range from
     steps = _spread(summary["samples"], max_samples)
     images: dict[int, str] = {}
@@ -65,9 +82,10 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             except OSError:
                 continue
             images[step] = "data:image/png;base64," + base64.b64encode(png).decode()
+    status = summary["status"] if summary["status"] != "running" else "running (exported)"
     summary |= {"samples": sorted(fields or images), "latest_sample": max(fields or images, default=None),
-                "status": summary["status"] if summary["status"] != "running" else "running (exported)"}
-    data = _finite({"summary": summary, "metrics": metrics, "images": images, "fields": fields})
+                "status": status}
+    data = finite({"summary": summary, "metrics": metrics, "images": images, "fields": fields})
     page = (STATIC / "index.html").read_text(encoding="utf-8")
     vendor = STATIC / "vendor"
 
@@ -84,10 +102,15 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         '<script src="/static/lab.js"></script>':
             f"<script>window.LAB_STATIC = {_script_json(data)};</script>\n" + js(STATIC / "lab.js"),
     }
+    if below:
+        inline['<!-- below -->'] = f'<section id="report-below">{below}</section>'
+    if title is not None:
+        inline["<title>gankit lab</title>"] = f"<title>{html.escape(title)}</title>"
     for tag, text in inline.items():
         if tag not in page:
             raise AssertionError(f"static/index.html lacks {tag}")
         page = page.replace(tag, text)
     target = Path(out) if out is not None else run.path / "lab.html"
-    atomic_write_text(target, page)
+    # a name that is not UTF-8 (a folder's path in data.source) is shown escaped, never a crash
+    atomic_write_bytes(target, page.encode("utf-8", "backslashreplace"))
     return target

@@ -5,7 +5,7 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token") || "";
-// a static export (gankit.lab.export): the data are in the page, there is no server to ask or steer
+// a static export (gankit.report.page): the data are in the page, there is no server to ask or steer
 const STATIC = window.LAB_STATIC || null;
 const $ = (id) => document.getElementById(id);
 const COLORS = { loss_d: "#d62728", loss_g: "#1f77b4", d_real: "#1f77b4", d_fake: "#d62728",
@@ -261,8 +261,9 @@ function setSummary(r) {
   w.hidden = !r.warning;
   if (r.warning) w.textContent = `⚠ step ${r.warning.step}: ${(r.warning.kind || r.warning.event).replace(/_/g, " ")}`;
   const live = r.status === "running";
-  for (const b of ["btn-pause", "btn-resume", "btn-step", "btn-stop", "btn-set"]) $(b).disabled = !live;
-  $("btn-pause").hidden = r.paused; $("btn-resume").hidden = !r.paused; $("btn-step").hidden = !r.paused;
+  for (const b of ["btn-pause", "btn-resume", "btn-step", "btn-step-d", "btn-step-g", "btn-stop", "btn-set"]) $(b).disabled = !live;
+  $("btn-pause").hidden = r.paused; $("btn-resume").hidden = !r.paused;
+  for (const b of ["btn-step", "btn-step-d", "btn-step-g"]) $(b).hidden = !r.paused;
 }
 
 async function steer(body) {
@@ -327,6 +328,8 @@ $("btn-play").addEventListener("click", play);
 $("btn-pause").addEventListener("click", () => steer({ action: "pause" }));
 $("btn-resume").addEventListener("click", () => steer({ action: "resume" }));
 $("btn-step").addEventListener("click", () => steer({ action: "step" }));
+$("btn-step-d").addEventListener("click", () => steer({ action: "step_d" }));
+$("btn-step-g").addEventListener("click", () => steer({ action: "step_g" }));
 $("btn-stop").addEventListener("click", () => { if (confirm("Stop this run? A checkpoint is saved; gankit train --resume continues it.")) steer({ action: "stop" }); });
 $("controls").addEventListener("submit", (ev) => {
   ev.preventDefault();

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gankit.lab.events.tail import Tail
+from gankit.report.tail import Tail
 from gankit.rundir import EVAL_KEYS, RunDir, step_of
 
 __all__ = ["MAX_POINTS", "Refused", "downsample", "find_runs", "resolve_run", "run_series", "run_summary",
@@ -27,6 +27,8 @@ __all__ = ["MAX_POINTS", "Refused", "downsample", "find_runs", "resolve_run", "r
 MAX_POINTS = 2000
 #: How deep under the root runs are looked for (runs/, runs/experiment/, runs/experiment/seed/).
 MAX_DEPTH = 3
+#: Control actions after which the run is paused.
+PAUSING = ("pause", "step_d", "step_g")
 _NAME = re.compile(r"^[^/\\\x00]{1,255}$")
 
 
@@ -104,7 +106,7 @@ def _total_steps(run: RunDir) -> int | None:
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
-def _training(run: RunDir) -> bool:
+def _training(run: RunDir, count_self: bool = True) -> bool:
     """Whether a trainer is at work on the run: the process its lock file records (RUN/.lock:
     pid, host) is alive. Read without taking any lock (a shared lock, even for an instant, could
     refuse a trainer starting then); a trainer on another host counts while metrics.jsonl grew in
@@ -117,6 +119,8 @@ def _training(run: RunDir) -> bool:
     pid = holder.get("pid") if isinstance(holder, dict) else None
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
+    if not count_self and pid == os.getpid() and holder.get("host") == socket.gethostname():
+        return False  # the trainer itself, writing its report as it ends
     if holder.get("host") != socket.gethostname():
         try:
             return time.time() - os.stat(run.metrics_path).st_mtime < 120
@@ -142,7 +146,7 @@ class _Digest:
     def _clear(self) -> None:
         self.last: dict[str, Any] = {}
         self.warning: dict[str, Any] | None = None
-        self.control: dict[str, Any] | None = None  # the last pause, resume or stop
+        self.control: dict[str, Any] | None = None  # the last pause, half step, resume or stop
 
     def update(self) -> _Digest:
         while True:
@@ -158,16 +162,18 @@ class _Digest:
                     self.last = r
                 elif event in ("warning", "rollback"):
                     self.warning = r
-                elif event == "control" and r.get("action") in ("pause", "resume", "stop"):
-                    self.control = r
+                elif event in ("control", "control_refused") and r.get("action") in PAUSING + ("resume", "stop"):
+                    self.control = r  # a half step (step_d, step_g), done or refused, leaves the run paused
 
 
 _digests: dict[Path, _Digest] = {}
 
 
-def run_summary(root: Path, rel: str) -> dict[str, Any]:
+def run_summary(root: Path, rel: str, count_self: bool = True) -> dict[str, Any]:
     """One line of the run list: status (running, finished, stopped or failed), step of total,
-    the last D(x), D(G(z)) and losses, the latest sample's step, the last warning, 2-D or not."""
+    the last D(x), D(G(z)) and losses, the latest sample's step, the last warning, 2-D or not.
+    ``count_self`` False: a lock this process holds does not make the run "running" (a trainer
+    exporting its page as it ends)."""
     run = resolve_run(root, rel)
     if len(_digests) > 1000:
         _digests.clear()
@@ -175,7 +181,7 @@ def run_summary(root: Path, rel: str) -> dict[str, Any]:
     last, control = digest.last, digest.control
     total = _total_steps(run)
     step = last.get("step", 0)
-    if _training(run):
+    if _training(run, count_self):
         status = "running"
     elif total is not None and step >= total:
         status = "finished"
@@ -191,7 +197,7 @@ def run_summary(root: Path, rel: str) -> dict[str, Any]:
             "warning": digest.warning, "latest_sample": latest, "samples": samples,
             "two_d": any((run.samples_dir / f"step-{s:06d}.json").is_file() for s in samples[:1] + samples[-2:]),
             # a pause that training went on after was one of an earlier trainer (a resume ignores it)
-            "paused": control is not None and control["action"] == "pause" and control["step"] >= step}
+            "paused": control is not None and control["action"] in PAUSING and control["step"] >= step}
 
 
 def downsample(xs: list[float], ys: list[float], max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
