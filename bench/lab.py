@@ -2,10 +2,11 @@
 
 Usage:  python bench/lab.py [--root /tmp/labbench] [--steps 400] [--lines 200000] [--out lab.json]
 
-1. **Cost to training.** The same DCGAN run (Fashion-MNIST, width 16, ``--steps``) is trained
-   alternately without and with the lab serving its folder and a browser page open on it (curves
-   and samples streaming), twice each (A B A B, so drift on a shared machine hits both alike); the
-   img/s of each is its steps x batch over its training seconds (metrics.jsonl's ``time``).
+1. **Cost to training.** The same DCGAN run (Fashion-MNIST, width 16, ``--steps``, one thread) is
+   trained without the lab, with the lab serving its folder and nobody watching, and with a browser
+   page open on it (curves and samples streaming), twice each in turn (A B C A B C, so drift on a
+   shared machine hits all alike); the img/s of each is its steps x batch over its training
+   seconds after the first log (metrics.jsonl's ``time``).
 2. **200,000 metrics lines.** A run folder whose metrics.jsonl holds ``--lines`` training records
    (synthetic numbers; the lab reads any run's file alike): the time the page takes to draw its
    curves, the size and time of the downsampled ``/api/metrics`` answer, and of a zoomed one.
@@ -59,31 +60,31 @@ def img_per_s(run: Path, batch: int) -> float:
 
 
 def cost(root: Path, steps: int, browser: Any) -> dict[str, Any]:
-    base, server = serve(root, "bench")
     extra = ["--data", "fashion-mnist", "--model", "dcgan", "--width", "16", "--batch-size", "64",
              "--log-every", "20", "--sample-every", "100"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rows = []
-    try:
-        for i, watched in enumerate((False, True, False, True)):
-            run = root / f"dcgan-{i}"
-            shutil.rmtree(run, ignore_errors=True)
-            proc = subprocess.Popen(train_cmd(run, steps, extra), env=env, stdout=subprocess.DEVNULL)
-            page = None
-            if watched:
-                while not (run / "metrics.jsonl").exists() and proc.poll() is None:
-                    time.sleep(0.1)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.goto(f"{base}#run={run.name}")
-            assert proc.wait() == 0
-            if page is not None:
-                page.close()
-            rows.append({"watched": watched, "img_per_s": round(img_per_s(run, 64), 1)})
-    finally:
-        server.should_exit = True
-    off = [r["img_per_s"] for r in rows if not r["watched"]]
-    on = [r["img_per_s"] for r in rows if r["watched"]]
-    return {"runs": rows, "ratio_watched": round(sum(on) / sum(off), 3)}
+    for i, mode in enumerate(("no lab", "lab, nobody watching", "lab, page open") * 2):
+        run = root / f"dcgan-{i}"
+        shutil.rmtree(run, ignore_errors=True)
+        server = None
+        if mode != "no lab":
+            base, server = serve(root, "bench")
+        proc = subprocess.Popen(train_cmd(run, steps, extra), env=env, stdout=subprocess.DEVNULL)
+        page = None
+        if mode == "lab, page open":
+            while not (run / "metrics.jsonl").exists() and proc.poll() is None:
+                time.sleep(0.1)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{base}#run={run.name}")
+        assert proc.wait() == 0
+        if page is not None:
+            page.close()
+        if server is not None:
+            server.should_exit = True
+        rows.append({"mode": mode, "img_per_s": round(img_per_s(run, 64), 1)})
+    mean = {m: sum(r["img_per_s"] for r in rows if r["mode"] == m) / 2 for m in dict.fromkeys(r["mode"] for r in rows)}
+    return {"runs": rows, "ratio_to_no_lab": {m: round(v / mean["no lab"], 3) for m, v in mean.items()}}
 
 
 def many_lines(root: Path, lines: int, browser: Any) -> dict[str, Any]:

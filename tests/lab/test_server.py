@@ -50,11 +50,29 @@ def test_run_list_and_summary(lab: tuple[TestClient, Path]) -> None:
     a = runs[0]
     assert a["status"] == "finished" and a["step"] == 100 and a["d_real"] == 0.6 and a["d_fake"] == 0.4
     assert a["latest_sample"] == 50 and a["warning"]["kind"] == "mode_collapse"
-    assert runs[1]["status"] == "failed"  # not running, short of its steps
+    assert runs[1]["status"] == "failed"  # not running, short of its steps, no checkpoint there
     assert client.get("/").status_code == 200
     assert client.get("/static/vendor/uPlot.iife.min.js").status_code == 200
     r = client.get("/api/sample", params={"run": "a", "step": 50})
     assert r.status_code == 200 and r.content == PNG
+
+
+def test_a_run_that_ended_early_says_how(tmp_path: Path) -> None:
+    """Short of its steps and not training: its time budget spent is "finished"; a checkpoint at
+    its last logged step (Ctrl-C, SIGTERM, a stop request save there) is "stopped"; else "failed"."""
+    from gankit.report.runs import run_summary
+
+    root = tmp_path / "runs"
+    budget = _run(root / "budget")
+    (budget / "config.yaml").write_text("train:\n  steps: 100000\n  max_time: 30.0\n")
+    with open(budget / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 110, "loss_d": 1.0, "time": 30.2}) + "\n")
+    stopped = _run(root / "stopped", steps=1000)
+    (stopped / "checkpoints" / "step-000100").mkdir(parents=True)
+    broke = _run(root / "broke", steps=1000)
+    (broke / "checkpoints" / "step-000050").mkdir(parents=True)  # older than its last log: it broke off
+    assert [run_summary(root, r)["status"] for r in ("budget", "stopped", "broke")] == ["finished", "stopped",
+                                                                                       "failed"]
 
 
 def test_paths_are_confined(lab: tuple[TestClient, Path], tmp_path: Path) -> None:

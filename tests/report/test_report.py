@@ -102,7 +102,7 @@ def test_build_report_is_the_lab_page_exported(image_run: Path) -> None:
     assert 'src="http' not in page and 'src="/static' not in page and "<link rel=\"stylesheet\"" not in page
     assert "uplot" in page.lower() and 'id="c-d"' in page and 'id="slider"' in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # config text is escaped
-    assert "<title>gankit report: run-img</title>" in page
+    assert "<title>gankit report: run-img</title>" in page and "<h1>gankit report: run-img</h1>" in page
 
     # The page's data: the curves (the half-written last line skipped, NaN as null), the
     # samples byte for byte, fid as an evaluation series.

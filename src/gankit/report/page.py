@@ -104,8 +104,9 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     }
     if below:
         inline['<!-- below -->'] = f'<section id="report-below">{below}</section>'
-    if title is not None:
+    if title is not None:  # the report's own name, in the tab and the heading (the lab's page says "gankit lab")
         inline["<title>gankit lab</title>"] = f"<title>{html.escape(title)}</title>"
+        inline["<h1>gankit lab</h1>"] = f"<h1>{html.escape(title)}</h1>"
     for tag, text in inline.items():
         if tag not in page:
             raise AssertionError(f"static/index.html lacks {tag}")

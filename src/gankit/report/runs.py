@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gankit.report.tail import Tail
-from gankit.rundir import EVAL_KEYS, RunDir, step_of
+from gankit.rundir import EVAL_KEYS, RunDir, step_dirs, step_of
 
 __all__ = ["MAX_POINTS", "Refused", "downsample", "find_runs", "resolve_run", "run_series", "run_summary",
            "sample_steps"]
@@ -93,17 +93,37 @@ def sample_steps(run: RunDir) -> list[int]:
     return [s for s in (step_of(p) for p in run.samples()) if s is not None]
 
 
-def _total_steps(run: RunDir) -> int | None:
-    """train.steps of config.yaml, read with PyYAML's safe loader (no registries, no torch)."""
+def _train_setting(run: RunDir, key: str) -> Any:
+    """train.KEY of config.yaml, read with PyYAML's safe loader (no registries, no torch); None if
+    it cannot be read."""
     import yaml
 
     try:
         with open(run.config_path, encoding="utf-8") as f:
             cfg = yaml.safe_load(f.read(1 << 20))
-        steps = cfg["train"]["steps"]
+        return cfg["train"][key]
     except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
         return None
+
+
+def _total_steps(run: RunDir) -> int | None:
+    """train.steps of config.yaml."""
+    steps = _train_setting(run, "steps")
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def _ended_early(run: RunDir, last: dict[str, Any]) -> str | None:
+    """How a run that is not training and short of its steps ended, read off its files: "finished"
+    when its time budget (train.max_time) was spent, "stopped" when its newest checkpoint is at its
+    last logged step (Ctrl-C, SIGTERM and a stop request all save there before leaving), else None
+    (it broke off: an error, a kill)."""
+    max_time = _train_setting(run, "max_time")
+    if isinstance(max_time, (int, float)) and max_time > 0 and float(last.get("time", 0.0)) >= max_time:
+        return "finished"
+    steps = step_dirs(run.path / "checkpoints")
+    if steps and last and steps[-1][0] == last.get("step"):
+        return "stopped"
+    return None
 
 
 def _training(run: RunDir, count_self: bool = True) -> bool:
@@ -188,7 +208,7 @@ def run_summary(root: Path, rel: str, count_self: bool = True) -> dict[str, Any]
     elif control is not None and control["action"] == "stop":
         status = "stopped"
     else:
-        status = "failed" if last else "new"
+        status = (_ended_early(run, last) or "failed") if last else "new"
     samples = sample_steps(run)
     latest = samples[-1] if samples else None
     return {"run": rel, "name": run.path.name if rel != "." else run.path.name, "status": status,
