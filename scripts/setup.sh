@@ -42,7 +42,7 @@ fi
 # [text]: the sentence encoder of text -> image (--model gan-int-cls): all-MiniLM-L6-v2 and transformers
 # [video]: imageio and PyAV, the video files of next-frame prediction (--model nextframe)
 # [lab]: gankit lab's web server (starlette, uvicorn)
-if ! .venv/bin/python -c "import gankit, pytest, ruff, playwright, transformers, imageio, av, starlette, uvicorn, \
+if ! .venv/bin/python -c "import gankit, pytest, xdist, ruff, playwright, transformers, imageio, av, starlette, uvicorn, \
 httpx, importlib.util as u; assert u.find_spec('all_minilm_l6_v2')" 2>/dev/null; then
   echo "setup: installing gankit"
   .venv/bin/pip install -q -e ".[dev,text,video,lab]" 2>&1 | grep -v "^WARNING: Location" || true

@@ -23,7 +23,8 @@ needs_fmnist = pytest.mark.skipif(
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # two cores: two threads, or one per worker when the suite runs on two (test.sh sets OMP_NUM_THREADS)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
 
 
 def tiny_config(out: Path, **overrides: object) -> Config:

@@ -15,6 +15,8 @@ from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
 from tests.train.test_resume import logged
 
+pytestmark = pytest.mark.distributed  # torchrun launches: test.sh runs them alone, after the rest
+
 COMMON = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--steps", "30",
           "--log-every", "10", "--sample-every", "30", "--checkpoint-every", "15", "--no-progress",
           "--lr-g", "1e-3", "--lr-d", "1e-3", "--d-steps", "2"]

@@ -171,6 +171,7 @@ def test_repeated_rollbacks_learn_and_the_budget_survives_a_resume(name: str, tm
 
 
 @pytest.mark.slow
+@pytest.mark.distributed
 def test_torchrun_on_gloo(name: str, tmp_path: Path) -> None:
     exact = TASKS.get(name).ddp_exact
     if exact is None:  # per-rank state: train, checkpoint and resume under torchrun, then alone
