@@ -190,3 +190,23 @@ def test_long_run_is_downsampled_and_zoom_loads_the_range(lab_server: tuple[str,
                            " return xs.length > 300 && xs[xs.length - 1] - xs[0] < 10000; })()", timeout=10_000)
     xs = page.evaluate("lab.charts['c-d'].u.data[0]")
     assert all(b - a == 10 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def test_explorer_sample_button_shows_an_image(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    from gankit.api import train_config
+    from gankit.data import from_tensor
+    from tests.conftest import tiny_config, tiny_images
+
+    _, root = lab_server
+    train_config(tiny_config(root / "explore", model="dcgan", data="tensor", steps=4, width=8, batch_size=16,
+                             checkpoint_every=4, log_every=2), data=from_tensor(tiny_images()))
+    page = lab_page("explore")
+    page.click("#explore summary")
+    page.wait_for_selector("#x-sample", state="visible")
+    page.fill("#x-n", "4")
+    page.click("#x-sample")
+    page.wait_for_function("document.getElementById('x-img').naturalWidth > 0", timeout=20_000)
+    assert page.evaluate("document.getElementById('x-img').naturalWidth") == 2 * 18 + 2  # 2 x 2 tiles of 16 px
+    assert "step 4" in page.inner_text("#x-msg")
+    _keep(page, "lab-explore.png")
+
