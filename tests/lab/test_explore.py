@@ -3,6 +3,7 @@ interpolating a DCGAN, the classes of a conditional one, translating an upload, 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from gankit.config import build_config  # noqa: E402
 from gankit.data import from_tensor  # noqa: E402
 from gankit.lab.explore import MAX_UPLOAD, Explorer  # noqa: E402
 from gankit.lab.server import make_app  # noqa: E402
-from tests.conftest import tiny_config, tiny_images  # noqa: E402
+from tests.conftest import needs_fmnist, tiny_config, tiny_images  # noqa: E402
 from tests.train.test_translators import shapes, tiny  # noqa: E402
 
 TOKEN = "t0k3n"
@@ -141,3 +142,24 @@ def test_the_cache_is_bounded(runs: Path) -> None:
     explorer.get(RunDir(runs / "cond"))  # pushes dcgan out
     assert len(explorer.cache) == 1 and explorer.get(RunDir(runs / "dcgan")) is not first
     assert explorer.loads == 3
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("all_minilm_l6_v2", "transformers")),
+                    reason="the text extra is not installed (pip install 'gankit[text]')")
+@needs_fmnist
+def test_a_text_run_draws_a_caption(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    train_config(build_config(overrides={
+        "model": "gan-int-cls", "data": "captioned-fashion", "caption_items": 64, "latent_dim": 8, "width": 8,
+        "cond_dim": 8, "steps": 3, "batch_size": 8, "log_every": 1, "sample_every": 3, "checkpoint_every": 3,
+        "precision": "fp32", "progress": False, "cache_dir": str(tmp_path / "cache"), "out": str(root / "t")}))
+    client = TestClient(make_app(root, TOKEN))
+    assert client.get("/api/explore", params={"run": "t"}).json() == {"kind": "text", "step": 3}
+    r = client.get("/api/explore/caption", params={"run": "t", "text": "a large bright bag", "n": 3, "seed": 2})
+    assert r.status_code == 200, r.text
+    assert pixels(r.content).shape[:2] == (2 * 48 + 3 * 2, 2 * 48 + 3 * 2)  # 3 images of 48 px, 2 a row
+    again = client.get("/api/explore/caption", params={"run": "t", "text": "a large bright bag", "n": 3, "seed": 2})
+    assert again.content == r.content
+    assert client.get("/api/explore/caption", params={"run": "t", "text": ""}).status_code == 400
+    r = client.get("/api/explore/sample", params={"run": "t"})
+    assert r.status_code == 400 and "gan run" in r.json()["error"]
