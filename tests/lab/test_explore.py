@@ -124,6 +124,11 @@ def test_translate_an_upload(lab: tuple[TestClient, Explorer]) -> None:
     assert pixels(ok.content).shape == (18 + 2, 2 * 18 + 2)  # the input and its translation
     big = client.post(url, content=b"\0" * (MAX_UPLOAD + 1), headers={"X-Gankit-Token": TOKEN})
     assert big.status_code == 413
+
+    def chunks():  # no Content-Length: counted as it comes, refused once past the limit
+        for _ in range(5):
+            yield b"\0" * (1 << 20)
+    assert client.post(url, content=chunks(), headers={"X-Gankit-Token": TOKEN}).status_code == 413
     junk = client.post(url, content=b"not an image at all", headers={"X-Gankit-Token": TOKEN})
     assert junk.status_code == 400 and "not an image" in junk.json()["error"]
     r = client.post(url + "&direction=BtoA", content=png_of(16), headers={"X-Gankit-Token": TOKEN})
