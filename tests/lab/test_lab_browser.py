@@ -190,3 +190,50 @@ def test_long_run_is_downsampled_and_zoom_loads_the_range(lab_server: tuple[str,
                            " return xs.length > 300 && xs[xs.length - 1] - xs[0] < 10000; })()", timeout=10_000)
     xs = page.evaluate("lab.charts['c-d'].u.data[0]")
     assert all(b - a == 10 for a, b in zip(xs, xs[1:], strict=False))
+
+
+def test_explorer_sample_button_shows_an_image(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    from gankit.api import train_config
+    from gankit.data import from_tensor
+    from tests.conftest import tiny_config, tiny_images
+
+    _, root = lab_server
+    train_config(tiny_config(root / "explore", model="dcgan", data="tensor", steps=4, width=8, batch_size=16,
+                             checkpoint_every=4, log_every=2), data=from_tensor(tiny_images()))
+    page = lab_page("explore")
+    page.click("#explore summary")
+    page.wait_for_selector("#x-sample", state="visible")
+    page.fill("#x-n", "4")
+    page.click("#x-sample")
+    page.wait_for_function("document.getElementById('x-img').naturalWidth > 0", timeout=20_000)
+    assert page.evaluate("document.getElementById('x-img').naturalWidth") == 2 * 18 + 2  # 2 x 2 tiles of 16 px
+    assert "step 4" in page.inner_text("#x-msg")
+    _keep(page, "lab-explore.png")
+
+
+def test_compare_two_runs_draws_one_series_each(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    _, root = lab_server
+    for name, level in (("cmp-a", 0.3), ("cmp-b", 0.7)):
+        run = root / "cmp" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("train:\n  steps: 50\n")
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "loss_d": 1.0, "loss_g": 1.0, "d_real": level, "d_fake": level / 2}) + "\n"
+            for s in range(10, 60, 10)))
+    page = lab_page("cmp/cmp-a")
+    page.wait_for_selector("input[data-run='cmp/cmp-b']")
+    page.check("input[data-run='cmp/cmp-a']")
+    page.check("input[data-run='cmp/cmp-b']")
+    page.wait_for_function("window.compare.u && window.compare.u.series.length === 3")
+    labels = page.evaluate("window.compare.u.series.slice(1).map((s) => s.label)")
+    assert labels == ["cmp/cmp-a", "cmp/cmp-b"]
+    assert page.evaluate("window.compare.u.data[1]") == [0.3] * 5  # D(x) of each run, its own colour
+    assert page.evaluate("window.compare.u.data[2]") == [0.7] * 5
+    markers = page.evaluate("[...document.querySelectorAll('#cmp-chart .u-legend .u-marker')]"
+                            ".slice(-2).map((m) => getComputedStyle(m).borderColor)")
+    assert len(markers) == 2 and markers[0] != markers[1]  # one colour per run
+    page.select_option("#cmp-key", "loss_d")
+    page.wait_for_function("window.compare.u && window.compare.u.data[1][0] === 1")
+    page.uncheck("input[data-run='cmp/cmp-b']")
+    page.wait_for_function("window.compare.u && window.compare.u.series.length === 2")
+    _keep(page, "lab-compare.png")

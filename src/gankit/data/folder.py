@@ -77,7 +77,7 @@ from gankit.fsutil import atomic_write
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FolderImages", "load_image_folder"]
+__all__ = ["FolderImages", "decode_image_bytes", "load_image_folder"]
 
 CACHE_FORMAT = "gankit-folder-cache-v1"
 """Part of the cache key; bump it whenever decoding changes what an image turns into."""
@@ -313,6 +313,40 @@ def _decode_file(
             if issubclass(warning.category, Image.DecompressionBombWarning):
                 return _bomb_reason_from_exception(warning.message, max_pixels)  # type: ignore[arg-type]
     return result
+
+
+def decode_image_bytes(data: bytes, size: tuple[int, int], channels: int | None) -> np.ndarray | str:
+    """One image file's bytes (an upload) decoded as a folder's files are: (H, W) or (H, W, 3) uint8
+    scaled to cover ``size`` and centre-cropped, or the reason it is refused (not an image, a
+    decompression bomb, corrupt). Never raises for bad bytes."""
+    import io
+
+    if not data:
+        return "empty file (0 bytes)"
+    max_pixels = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            return "not an image (cannot identify image file)"
+        except Image.DecompressionBombError as exc:
+            return _bomb_reason_from_exception(exc, max_pixels)
+        except Exception as exc:
+            return f"truncated or corrupt ({_short(exc)})"
+        try:
+            with img:
+                result = _decode_open(img, size, channels, max_pixels)
+        except MemoryError:
+            return "too large (ran out of memory while decoding)"
+        except Exception as exc:
+            return f"cannot decode ({_short(exc)})"
+        if isinstance(result, str):
+            return result
+        for warning in caught:
+            if issubclass(warning.category, Image.DecompressionBombWarning):
+                return _bomb_reason_from_exception(warning.message, max_pixels)  # type: ignore[arg-type]
+    return result[0]
 
 
 def _decode_chunk(

@@ -5,7 +5,8 @@ Security: the server binds 127.0.0.1 unless told otherwise; every state-changing
 must carry the per-launch token (``X-Gankit-Token`` header or ``token`` query parameter) or is
 answered 403; while bound to the loopback, a request naming another host (DNS rebinding) is
 answered 403 too; every run path goes through ``gankit.report.runs.resolve_run`` (no absolute paths,
-no ``..``, nothing a symlink leads out of the root to). Nothing is uploaded and nothing unpickled.
+no ``..``, nothing a symlink leads out of the root to). Nothing is unpickled; the one upload (an image
+for a translator, :mod:`gankit.lab.explore`) is size-limited and decoded as training data is.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gankit.lab.explore import Explorer, explore_routes
 from gankit.report.page import STATIC, finite
 from gankit.report.runs import (
     MAX_POINTS,
@@ -61,9 +63,11 @@ def _host_ok(request: Request, loopback: bool) -> bool:
     return name in LOOPBACK or name == "testserver"
 
 
-def make_app(root: str | os.PathLike, token: str, loopback: bool = True) -> Starlette:
+def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
+             explorer: Explorer | None = None) -> Starlette:
     """The lab's ASGI app over the runs under ``root``, its POSTs guarded by ``token``;
-    ``loopback``: refuse requests for other host names (the server listens on 127.0.0.1)."""
+    ``loopback``: refuse requests for other host names (the server listens on 127.0.0.1);
+    ``explorer``: the cache of loaded checkpoints (default: a new one)."""
     root_path = Path(root).resolve()
 
     def run_of(request: Request) -> Any:
@@ -222,6 +226,7 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True) -> Star
         Route("/api/sample", sample),
         Route("/api/stream", stream),
         Route("/api/control", control, methods=["POST"]),
+        *explore_routes(run_of, explorer or Explorer()),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], exception_handlers={Refused: refused})
     app.add_middleware(Guard)

@@ -290,6 +290,7 @@ async function openRun(run) {
   if (state.source) { state.source.close(); state.source = null; }
   if (state.playing) play();
   state.run = run; state.fieldCache.clear(); state.follow = true;
+  document.dispatchEvent(new CustomEvent("lab:run", { detail: run }));  // the explorer (explore.js)
   $("pick").hidden = true; $("run").hidden = false;
   document.querySelectorAll(".runcard").forEach((a) => a.classList.toggle("current", a.dataset.run === run));
   let r;
