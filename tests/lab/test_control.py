@@ -95,6 +95,54 @@ def test_lr_change_pause_stop_and_resume(tmp_path: Path) -> None:
     assert state["optim"]["opt_G"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
 
 
+def test_k_steered_mid_run_is_kept_by_the_checkpoint_and_the_resume(tmp_path: Path) -> None:
+    """``set`` with ``d_steps``: from the step it is read, each iteration takes k updates of D (k
+    real batches); the checkpoint keeps k and a resumed run goes on with it."""
+    run = tmp_path / "ring"
+    cfg = tiny_config(run, steps=100_000, log_every=5, sample_every=100_000, checkpoint_every=100_000)
+    errors: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            train_config(cfg)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    th = threading.Thread(target=train, daemon=True)
+    th.start()
+    try:
+        _wait(lambda: _last_step(run) >= 10)
+        _send(run, id="k", action="set", d_steps=3)
+        _send(run, id="bad", action="set", d_steps=0)
+        _wait(lambda: any(e.get("id") == "k" for e in _events(run)))
+        _wait(lambda: _last_step(run) >= max(e["step"] for e in _events(run) if e.get("id") == "k") + 10)
+        _send(run, id="e", action="stop")
+        th.join(30)
+        assert not th.is_alive() and not errors, errors
+    finally:
+        if th.is_alive():
+            _send(run, id="z", action="stop")
+            th.join(30)
+    by_id = {e["id"]: e for e in _events(run)}
+    assert by_id["k"]["event"] == "control" and by_id["k"]["d_steps"] == 3
+    assert by_id["bad"]["event"] == "control_refused" and "d_steps must be" in by_id["bad"]["message"]
+    state = RunDir(run).checkpoint_state()
+    assert state is not None and state["control"] == {"d_steps": 3}
+    set_at, stopped_at = by_id["k"]["step"], state["step"]
+    assert state["real_batches"] == set_at + 3 * (stopped_at - set_at)  # one real batch per D update
+    train_config(None, resume=run, overrides={"steps": stopped_at + 10})
+    after = RunDir(run).checkpoint_state()
+    assert after is not None and after["control"] == {"d_steps": 3}
+    assert after["real_batches"] == state["real_batches"] + 30
+
+
+def test_a_task_without_k_refuses_it(tmp_path: Path) -> None:
+    ch = ControlChannel(tmp_path / "control.jsonl", every_s=0.0)
+    event = ch.apply({"id": "1", "action": "set", "d_steps": 2, "lr_d": 1e-4}, 7, [])
+    assert event["event"] == "control_refused" and "no k" in event["message"]
+    assert ch.d_steps is None and ch.overrides == {}  # the rate in the same request was not applied either
+
+
 def test_channel_reads_only_new_complete_lines(tmp_path: Path) -> None:
     path = tmp_path / "control.jsonl"
     path.write_text('{"id": 1, "action": "stop"}\n')

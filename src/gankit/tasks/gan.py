@@ -75,15 +75,17 @@ def class_count(data: InMemoryData) -> tuple[int, list[str] | None]:
     return k, list(data.classes) if data.classes else None
 
 
-def algorithm1(s: TrainState, next_labelled: Any) -> dict[str, Tensor]:
+def algorithm1(s: TrainState, next_labelled: Any, d_steps: int | None = None) -> dict[str, Tensor]:
     """One iteration of Goodfellow et al.'s Algorithm 1: ``d_steps`` updates of D, then one of G.
 
     ``next_labelled()`` draws the next real minibatch of the data order (and its labels if the run
     is conditional). With ``d_steps`` 1 and ``train.reuse_fake``, G's update reuses the fake batch
-    of D's (one forward pass of G less; G's loss still goes through the *updated* D)."""
+    of D's (one forward pass of G less; G's loss still goes through the *updated* D). ``d_steps``:
+    k when steered away from the config's (gankit lab)."""
     t = s.cfg.train
-    reuse = t.reuse_fake and t.d_steps == 1
-    for _ in range(t.d_steps):  # k discriminator updates ...
+    k = d_steps or t.d_steps
+    reuse = t.reuse_fake and k == 1
+    for _ in range(k):  # k discriminator updates ...
         real, y_real = next_labelled()  # (B, *dims), and (B,) labels if conditional
         y_fake = s.y(t.batch_size)  # (B,) classes asked of G if conditional, else None
         fake = step.fake_for_d(s, t.batch_size, keep_graph=reuse, y=y_fake)
@@ -105,6 +107,7 @@ class GANTask(Task):
 
     def setup(self, data: InMemoryData | None = None) -> None:
         cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
+        self.d_steps: int | None = None  # k steered by gankit lab (None: train.d_steps)
         if data is None:
             data = load_data(cfg.data, t.seed)
         self.ctx.notes.extend(data.notes)
@@ -182,9 +185,13 @@ class GANTask(Task):
 
     def iteration(self, step: int) -> dict[str, Tensor]:
         self.state.step = step  # instance noise anneals with it
-        logged = algorithm1(self.state, self.next_labelled)
+        logged = algorithm1(self.state, self.next_labelled, self.d_steps)
         self.state.step = step + 1
         return logged
+
+    def set_d_steps(self, k: int) -> str:
+        self.d_steps = k
+        return f"d_steps = {k} (D updates per G update, k of Algorithm 1)"
 
     def half_step(self, player: str) -> str:
         """One update of D (one of Algorithm 1's k, on the data order's next real batch and fresh

@@ -8,6 +8,7 @@
     echo '{"id": "6", "action": "step_d"}'             >> RUN/control.jsonl   # D's update alone, paused
     echo '{"id": "7", "action": "step_g"}'             >> RUN/control.jsonl   # G's update alone, paused
     echo '{"id": "3", "action": "set", "lr_d": 1e-4}'  >> RUN/control.jsonl   # lr_g, lr_d or both
+    echo '{"id": "8", "action": "set", "d_steps": 5}'  >> RUN/control.jsonl   # k of Algorithm 1
     echo '{"id": "4", "action": "stop"}'               >> RUN/control.jsonl   # checkpoint, then end
 
 The training loop asks :class:`ControlChannel` at every step boundary; that costs a clock read, and
@@ -28,8 +29,10 @@ one due) resumes exactly, the half step included in the weights, the optimiser s
 streams; the same run without the half step would draw differently from then on.
 
 Changed learning rates are the optimisers' base rates (``base_lr``, which the schedule of
-``gankit.train.state.set_lr_factor`` scales); they are kept in each checkpoint under ``control``
-and applied again on resume, so a steered run resumes exactly as it was steered.
+``gankit.train.state.set_lr_factor`` scales); ``d_steps`` is k of Goodfellow et al.'s Algorithm 1,
+the D updates per G update, for a task that has one (``Task.set_d_steps``; the others refuse).
+Both are kept in each checkpoint under ``control`` and applied again on resume, so a steered run
+resumes exactly as it was steered.
 
 Interactive steering of the two players is GAN Lab's idea (Kahng et al. 2018, "GAN Lab:
 Understanding complex deep generative models using interactive visual experimentation").
@@ -37,6 +40,7 @@ Understanding complex deep generative models using interactive visual experiment
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -48,8 +52,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without loading torch
     import torch
 
-__all__ = ["ACTIONS", "CannotSplit", "ControlChannel", "HALF_STEPS", "LR_KEYS", "MAX_LINE", "apply_lrs",
-           "request_problem"]
+__all__ = ["ACTIONS", "CannotSplit", "ControlChannel", "HALF_STEPS", "LR_KEYS", "MAX_D_STEPS", "MAX_LINE",
+           "apply_lrs", "request_problem"]
 
 #: What a request may ask.
 ACTIONS = ("pause", "resume", "step", "step_d", "step_g", "set", "stop")
@@ -63,6 +67,8 @@ class CannotSplit(Exception):
 #: The learning rates ``set`` may change, and the optimiser each belongs to (index into
 #: ``Task.optimizers()``: generators' first, discriminators' last).
 LR_KEYS = {"lr_g": 0, "lr_d": -1}
+#: The most D updates per G update ``set`` may ask (``d_steps``, k of Algorithm 1).
+MAX_D_STEPS = 100
 #: The longest request line read (longer ones are refused unread).
 MAX_LINE = 4096
 #: The most bytes read from the file at one check.
@@ -90,11 +96,14 @@ def request_problem(req: Any) -> str | None:
         return f"action must be one of {', '.join(ACTIONS)}"
     if action == "set":
         lrs = {k: v for k, v in req.items() if k in LR_KEYS}
-        if not lrs:
-            return "set needs lr_g or lr_d"
+        if not lrs and "d_steps" not in req:
+            return "set needs lr_g, lr_d or d_steps"
         for k, v in lrs.items():
             if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and 0 < v <= 1):
                 return f"{k} must be a number in (0, 1]"
+        k = req.get("d_steps")
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_D_STEPS):
+            return f"d_steps must be a whole number from 1 to {MAX_D_STEPS}"
     return None
 
 
@@ -112,6 +121,7 @@ class ControlChannel:
         self.granted = 0  # "step" requests: training steps to let through, pausing again after them
         self.stop_requested = False
         self.overrides: dict[str, float] = {}
+        self.d_steps: int | None = None  # k set by a request (None: the config's)
         self._next = 0.0
         self._offset = 0
         self._partial = b""
@@ -171,9 +181,11 @@ class ControlChannel:
     # ------------------------------------------------------------------ applying
 
     def apply(self, req: dict[str, Any], step: int, optimizers: list[torch.optim.Optimizer],
-              half_step: Callable[[str], str] | None = None) -> dict[str, Any]:
+              half_step: Callable[[str], str] | None = None,
+              set_d_steps: Callable[[int], str] | None = None) -> dict[str, Any]:
         """Carry out one request; the event record that says so. ``half_step(player)`` updates
-        one player alone (``"d"`` or ``"g"``) and says what it did, or raises ``CannotSplit``."""
+        one player alone (``"d"`` or ``"g"``) and says what it did, or raises ``CannotSplit``;
+        ``set_d_steps(k)`` sets k of Algorithm 1 and says so, or raises ``CannotSplit``."""
         rid = req.get("id")
         rid = str(rid)[:64] if rid is not None else None
         if "_bad" in req:
@@ -205,42 +217,66 @@ class ControlChannel:
             self.stop_requested, self.paused = True, False
             event["message"] = "stop: a checkpoint is saved and the run ends"
         else:
+            said = []
+            if "d_steps" in req:  # first: a refused k leaves the rates as they were too
+                try:
+                    said.append(self._set_d_steps(int(req["d_steps"]), set_d_steps))
+                except CannotSplit as e:
+                    return {"step": step, "event": "control_refused", "id": rid, "action": action,
+                            "message": f"d_steps refused: {e}"}
+                event["d_steps"] = self.d_steps
             lrs = {k: float(req[k]) for k in LR_KEYS if k in req}
             apply_lrs(optimizers, lrs)
             self.overrides.update(lrs)
             event.update(lrs)
-            event["message"] = "set " + ", ".join(f"{k} = {v:g}" for k, v in lrs.items())
+            event["message"] = "set " + ", ".join(said + [f"{k} = {v:g}" for k, v in lrs.items()])
         return event
+
+    def _set_d_steps(self, k: int, set_d_steps: Callable[[int], str] | None) -> str:
+        if set_d_steps is None:
+            raise CannotSplit("this run has no k (D updates per G update) to change")
+        said = set_d_steps(k)
+        self.d_steps = k
+        return said
 
     def boundary(self, step: int, optimizers: list[torch.optim.Optimizer],
                  emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool],
-                 half_step: Callable[[str], str] | None = None) -> None:
+                 half_step: Callable[[str], str] | None = None,
+                 set_d_steps: Callable[[int], str] | None = None) -> None:
         """At a step boundary: apply any new requests (``emit`` logs each one's event; a half step
         runs ``half_step`` here); while paused, wait here, checking every ``every_s``, until resumed,
         stopped or ``interrupted()`` (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
         for req in self.poll():
-            emit(self.apply(req, step, optimizers, half_step))
+            emit(self.apply(req, step, optimizers, half_step, set_d_steps))
         while self.paused and not interrupted():
             if self.granted:
                 self.granted -= 1
                 return
             time.sleep(self.every_s)
             for req in self.poll(force=True):
-                emit(self.apply(req, step, optimizers, half_step))
+                emit(self.apply(req, step, optimizers, half_step, set_d_steps))
 
     # ------------------------------------------------------------------ checkpoints
 
     def meta(self, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
         """What a checkpoint keeps of the steering: ``{"control": {"lr_g": ..., ...}}``, the base
         rates now in use of those set (a rollback since halved them), or {} if none was set."""
-        now = {k: float(optimizers[LR_KEYS[k]].param_groups[0].get("base_lr", 0.0)) for k in self.overrides}
+        now: dict[str, float | int] = {k: float(optimizers[LR_KEYS[k]].param_groups[0].get("base_lr", 0.0))
+                                       for k in self.overrides}
+        if self.d_steps is not None:
+            now["d_steps"] = self.d_steps
         return {"control": now} if now else {}
 
-    def restore(self, meta: dict[str, Any], optimizers: list[torch.optim.Optimizer]) -> None:
-        """Apply again the learning rates a checkpoint's ``control`` holds (a resumed run)."""
+    def restore(self, meta: dict[str, Any], optimizers: list[torch.optim.Optimizer],
+                set_d_steps: Callable[[int], str] | None = None) -> None:
+        """Apply again the learning rates and k a checkpoint's ``control`` holds (a resumed run)."""
         saved = meta.get("control")
         if not isinstance(saved, dict):
             return
+        k = saved.get("d_steps")
+        if isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_D_STEPS:
+            with contextlib.suppress(CannotSplit):  # a task without k never saved one
+                self._set_d_steps(k, set_d_steps)
         lrs = {k: float(v) for k, v in saved.items() if k in LR_KEYS and isinstance(v, int | float)
                and not isinstance(v, bool) and math.isfinite(v) and v > 0}
         apply_lrs(optimizers, lrs)

@@ -150,7 +150,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         task.restore(ckpt)
         step, elapsed_before, best = ckpt.step, float(ckpt.meta["elapsed"]), ckpt.meta.get("best")
         rollbacks = int(ckpt.meta.get("rollbacks", 0))
-        control.restore(ckpt.meta, task.optimizers())  # learning rates steered before the checkpoint
+        control.restore(ckpt.meta, task.optimizers(), task.set_d_steps)  # rates and k steered before it
         metrics.truncate_after(step)
         if main:
             print(f"resuming {run_dir} at step {step}", file=sys.stderr)
@@ -277,7 +277,8 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
-            control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step)
+            control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step,
+                             task.set_d_steps)
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
             logged = task.iteration(step)

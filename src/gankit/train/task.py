@@ -139,6 +139,12 @@ class Task(ABC):
         raise CannotSplit(f"the {type(self).__name__} task's iteration does not split into D's and "
                           "G's updates; use step for a whole iteration")
 
+    def set_d_steps(self, k: int) -> str:
+        """Make each iteration from now on take ``k`` updates of D before G's (k of Goodfellow et
+        al.'s Algorithm 1; the control request ``set`` with ``d_steps``). Returns what was done,
+        in words. A task without such a k raises ``CannotSplit`` (this default)."""
+        raise CannotSplit(f"the {type(self).__name__} task has no k (D updates per G update) to change")
+
     # ------------------------------------------------------------------ watching and scoring
 
     @abstractmethod

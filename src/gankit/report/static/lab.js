@@ -337,7 +337,8 @@ $("controls").addEventListener("submit", (ev) => {
   const body = { action: "set" };
   if ($("lr-g").value) body.lr_g = Number($("lr-g").value);
   if ($("lr-d").value) body.lr_d = Number($("lr-d").value);
-  if (body.lr_g === undefined && body.lr_d === undefined) { $("ctl-msg").textContent = "give lr_g, lr_d or both"; return; }
+  if ($("d-steps").value) body.d_steps = Number($("d-steps").value);
+  if (Object.keys(body).length === 1) { $("ctl-msg").textContent = "give lr_g, lr_d or k"; return; }
   steer(body);
 });
 window.addEventListener("hashchange", route);
