@@ -95,9 +95,10 @@ def test_lr_change_pause_stop_and_resume(tmp_path: Path) -> None:
     assert state["optim"]["opt_G"]["param_groups"][0]["lr"] == pytest.approx(1e-3)
 
 
-def test_k_steered_mid_run_is_kept_by_the_checkpoint_and_the_resume(tmp_path: Path) -> None:
+def test_k_and_the_loss_steered_mid_run_are_kept_by_the_checkpoint_and_the_resume(tmp_path: Path) -> None:
     """``set`` with ``d_steps``: from the step it is read, each iteration takes k updates of D (k
-    real batches); the checkpoint keeps k and a resumed run goes on with it."""
+    real batches); ``loss`` switches within the losses whose D outputs mean the same; the
+    checkpoint keeps both and a resumed run goes on with them."""
     run = tmp_path / "ring"
     cfg = tiny_config(run, steps=100_000, log_every=5, sample_every=100_000, checkpoint_every=100_000)
     errors: list[BaseException] = []
@@ -114,6 +115,9 @@ def test_k_steered_mid_run_is_kept_by_the_checkpoint_and_the_resume(tmp_path: Pa
         _wait(lambda: _last_step(run) >= 10)
         _send(run, id="k", action="set", d_steps=3)
         _send(run, id="bad", action="set", d_steps=0)
+        _send(run, id="mm", action="set", loss="minimax")  # GAN Lab's switch: minimax against non-saturating
+        _send(run, id="wgan", action="set", loss="wgan")  # brings weight clipping: refused
+        _send(run, id="ls", action="set", loss="lsgan", lr_g=0.5)  # D's outputs not probabilities: refused
         _wait(lambda: any(e.get("id") == "k" for e in _events(run)))
         _wait(lambda: _last_step(run) >= max(e["step"] for e in _events(run) if e.get("id") == "k") + 10)
         _send(run, id="e", action="stop")
@@ -126,13 +130,16 @@ def test_k_steered_mid_run_is_kept_by_the_checkpoint_and_the_resume(tmp_path: Pa
     by_id = {e["id"]: e for e in _events(run)}
     assert by_id["k"]["event"] == "control" and by_id["k"]["d_steps"] == 3
     assert by_id["bad"]["event"] == "control_refused" and "d_steps must be" in by_id["bad"]["message"]
+    assert by_id["mm"]["event"] == "control" and by_id["mm"]["loss"] == "minimax"
+    assert by_id["wgan"]["event"] == "control_refused" and "clip" in by_id["wgan"]["message"]
+    assert by_id["ls"]["event"] == "control_refused" and "probabilities" in by_id["ls"]["message"]
     state = RunDir(run).checkpoint_state()
-    assert state is not None and state["control"] == {"d_steps": 3}
+    assert state is not None and state["control"] == {"d_steps": 3, "loss": "minimax"}  # lr_g 0.5 not applied
     set_at, stopped_at = by_id["k"]["step"], state["step"]
     assert state["real_batches"] == set_at + 3 * (stopped_at - set_at)  # one real batch per D update
     train_config(None, resume=run, overrides={"steps": stopped_at + 10})
     after = RunDir(run).checkpoint_state()
-    assert after is not None and after["control"] == {"d_steps": 3}
+    assert after is not None and after["control"] == {"d_steps": 3, "loss": "minimax"}
     assert after["real_batches"] == state["real_batches"] + 30
 
 

@@ -31,6 +31,7 @@ from gankit.diagnosis import Probe, grad_norm
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes, atomic_write_text
 from gankit.images import save_grid
+from gankit.losses import LOSSES
 from gankit.models import sample_prior
 from gankit.models.conditional import class_names, default_labels
 from gankit.sampling import (
@@ -42,6 +43,7 @@ from gankit.sampling import (
     sample_from,
 )
 from gankit.train import distributed, step
+from gankit.train.control import CannotSplit
 from gankit.train.state import GRID_COLUMNS, TrainState
 from gankit.train.task import Task
 
@@ -108,6 +110,7 @@ class GANTask(Task):
     def setup(self, data: InMemoryData | None = None) -> None:
         cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
         self.d_steps: int | None = None  # k steered by gankit lab (None: train.d_steps)
+        self.loss_name: str | None = None  # the loss switched to by gankit lab (None: train.loss)
         if data is None:
             data = load_data(cfg.data, t.seed)
         self.ctx.notes.extend(data.notes)
@@ -188,6 +191,30 @@ class GANTask(Task):
         logged = algorithm1(self.state, self.next_labelled, self.d_steps)
         self.state.step = step + 1
         return logged
+
+    @property
+    def diagnosis_loss(self) -> str:
+        return self.loss_name or self.cfg.train.loss
+
+    def set_loss(self, name: str) -> str:
+        """GAN Lab's loss switch (e.g. minimax against non-saturating, Goodfellow et al. 2014): only
+        to a loss whose D outputs mean what the current one's do (probabilities or scores), that
+        brings no settings of its own (wgan's clipping, wgan-gp's penalty) and that the run's
+        regularisers allow."""
+        try:
+            new = LOSSES.get(name)
+        except GankitError as e:
+            raise CannotSplit(str(e)) from None
+        now = self.state.loss
+        if new.implies:
+            raise CannotSplit(f"{name} brings settings of its own ({', '.join(new.implies)}): train a new run with it")
+        if new.probabilities != now.probabilities:
+            raise CannotSplit(f"{name}'s D outputs {'are' if new.probabilities else 'are not'} probabilities, "
+                              f"unlike {self.diagnosis_loss}'s: the run's readings would change meaning")
+        if self.cfg.reg.label_smoothing and not new.smoothable:
+            raise CannotSplit(f"{name} has no real label for this run's label smoothing")
+        self.state.loss, self.loss_name = new, name
+        return f"loss = {name}"
 
     def set_d_steps(self, k: int) -> str:
         self.d_steps = k

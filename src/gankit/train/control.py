@@ -9,6 +9,7 @@
     echo '{"id": "7", "action": "step_g"}'             >> RUN/control.jsonl   # G's update alone, paused
     echo '{"id": "3", "action": "set", "lr_d": 1e-4}'  >> RUN/control.jsonl   # lr_g, lr_d or both
     echo '{"id": "8", "action": "set", "d_steps": 5}'  >> RUN/control.jsonl   # k of Algorithm 1
+    echo '{"id": "9", "action": "set", "loss": "minimax"}' >> RUN/control.jsonl  # the GAN's loss
     echo '{"id": "4", "action": "stop"}'               >> RUN/control.jsonl   # checkpoint, then end
 
 The training loop asks :class:`ControlChannel` at every step boundary; that costs a clock read, and
@@ -30,9 +31,10 @@ streams; the same run without the half step would draw differently from then on.
 
 Changed learning rates are the optimisers' base rates (``base_lr``, which the schedule of
 ``gankit.train.state.set_lr_factor`` scales); ``d_steps`` is k of Goodfellow et al.'s Algorithm 1,
-the D updates per G update, for a task that has one (``Task.set_d_steps``; the others refuse).
-Both are kept in each checkpoint under ``control`` and applied again on resume, so a steered run
-resumes exactly as it was steered.
+the D updates per G update, and ``loss`` the GAN's loss (``minimax`` against ``nonsaturating``,
+GAN Lab's comparison), for a task that has them (``Task.set_d_steps``, ``Task.set_loss``; the others
+refuse). All are kept in each checkpoint under ``control`` and applied again on resume, so a steered
+run resumes exactly as it was steered.
 
 Interactive steering of the two players is GAN Lab's idea (Kahng et al. 2018, "GAN Lab:
 Understanding complex deep generative models using interactive visual experimentation").
@@ -45,7 +47,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,7 @@ if TYPE_CHECKING:  # stdlib only at run time: gankit lab checks requests without
     import torch
 
 __all__ = ["ACTIONS", "CannotSplit", "ControlChannel", "HALF_STEPS", "LR_KEYS", "MAX_D_STEPS", "MAX_LINE",
-           "apply_lrs", "request_problem"]
+           "SETTINGS", "apply_lrs", "request_problem"]
 
 #: What a request may ask.
 ACTIONS = ("pause", "resume", "step", "step_d", "step_g", "set", "stop")
@@ -67,6 +69,8 @@ class CannotSplit(Exception):
 #: The learning rates ``set`` may change, and the optimiser each belongs to (index into
 #: ``Task.optimizers()``: generators' first, discriminators' last).
 LR_KEYS = {"lr_g": 0, "lr_d": -1}
+#: The settings besides the rates ``set`` may change, with what each is, in words.
+SETTINGS = {"d_steps": "k (D updates per G update)", "loss": "GAN loss to switch"}
 #: The most D updates per G update ``set`` may ask (``d_steps``, k of Algorithm 1).
 MAX_D_STEPS = 100
 #: The longest request line read (longer ones are refused unread).
@@ -96,14 +100,17 @@ def request_problem(req: Any) -> str | None:
         return f"action must be one of {', '.join(ACTIONS)}"
     if action == "set":
         lrs = {k: v for k, v in req.items() if k in LR_KEYS}
-        if not lrs and "d_steps" not in req:
-            return "set needs lr_g, lr_d or d_steps"
+        if not lrs and "d_steps" not in req and "loss" not in req:
+            return "set needs lr_g, lr_d, d_steps or loss"
         for k, v in lrs.items():
             if isinstance(v, bool) or not isinstance(v, int | float) or not (math.isfinite(v) and 0 < v <= 1):
                 return f"{k} must be a number in (0, 1]"
         k = req.get("d_steps")
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_D_STEPS):
             return f"d_steps must be a whole number from 1 to {MAX_D_STEPS}"
+        loss = req.get("loss")
+        if loss is not None and not (isinstance(loss, str) and 0 < len(loss) <= 32):
+            return "loss must be a loss's name"
     return None
 
 
@@ -122,6 +129,7 @@ class ControlChannel:
         self.stop_requested = False
         self.overrides: dict[str, float] = {}
         self.d_steps: int | None = None  # k set by a request (None: the config's)
+        self.loss: str | None = None  # the loss set by a request (None: the config's)
         self._next = 0.0
         self._offset = 0
         self._partial = b""
@@ -182,10 +190,11 @@ class ControlChannel:
 
     def apply(self, req: dict[str, Any], step: int, optimizers: list[torch.optim.Optimizer],
               half_step: Callable[[str], str] | None = None,
-              set_d_steps: Callable[[int], str] | None = None) -> dict[str, Any]:
+              setters: Mapping[str, Callable[[Any], str]] | None = None) -> dict[str, Any]:
         """Carry out one request; the event record that says so. ``half_step(player)`` updates
         one player alone (``"d"`` or ``"g"``) and says what it did, or raises ``CannotSplit``;
-        ``set_d_steps(k)`` sets k of Algorithm 1 and says so, or raises ``CannotSplit``."""
+        ``setters["d_steps"](k)`` and ``setters["loss"](name)`` change k of Algorithm 1 and the
+        loss and say so, or raise ``CannotSplit``."""
         rid = req.get("id")
         rid = str(rid)[:64] if rid is not None else None
         if "_bad" in req:
@@ -218,13 +227,14 @@ class ControlChannel:
             event["message"] = "stop: a checkpoint is saved and the run ends"
         else:
             said = []
-            if "d_steps" in req:  # first: a refused k leaves the rates as they were too
-                try:
-                    said.append(self._set_d_steps(int(req["d_steps"]), set_d_steps))
-                except CannotSplit as e:
-                    return {"step": step, "event": "control_refused", "id": rid, "action": action,
-                            "message": f"d_steps refused: {e}"}
-                event["d_steps"] = self.d_steps
+            for key in SETTINGS:  # first: a refused setting leaves the rates as they were too
+                if key in req:
+                    try:
+                        said.append(self._set(key, req[key], setters))
+                    except CannotSplit as e:
+                        return {"step": step, "event": "control_refused", "id": rid, "action": action,
+                                "message": f"{key} refused: {e}"}
+                    event[key] = req[key]
             lrs = {k: float(req[k]) for k in LR_KEYS if k in req}
             apply_lrs(optimizers, lrs)
             self.overrides.update(lrs)
@@ -232,51 +242,57 @@ class ControlChannel:
             event["message"] = "set " + ", ".join(said + [f"{k} = {v:g}" for k, v in lrs.items()])
         return event
 
-    def _set_d_steps(self, k: int, set_d_steps: Callable[[int], str] | None) -> str:
-        if set_d_steps is None:
-            raise CannotSplit("this run has no k (D updates per G update) to change")
-        said = set_d_steps(k)
-        self.d_steps = k
+    def _set(self, key: str, value: Any, setters: Mapping[str, Callable[[Any], str]] | None) -> str:
+        setter = (setters or {}).get(key)
+        if setter is None:
+            raise CannotSplit(f"this run has no {SETTINGS[key]} to change")
+        said = setter(value)
+        if key == "d_steps":
+            self.d_steps = int(value)
+        else:
+            self.loss = str(value)
         return said
 
     def boundary(self, step: int, optimizers: list[torch.optim.Optimizer],
                  emit: Callable[[dict[str, Any]], None], interrupted: Callable[[], bool],
                  half_step: Callable[[str], str] | None = None,
-                 set_d_steps: Callable[[int], str] | None = None) -> None:
+                 setters: Mapping[str, Callable[[Any], str]] | None = None) -> None:
         """At a step boundary: apply any new requests (``emit`` logs each one's event; a half step
         runs ``half_step`` here); while paused, wait here, checking every ``every_s``, until resumed,
         stopped or ``interrupted()`` (Ctrl-C, SIGTERM), or a "step" request lets one step through."""
         for req in self.poll():
-            emit(self.apply(req, step, optimizers, half_step, set_d_steps))
+            emit(self.apply(req, step, optimizers, half_step, setters))
         while self.paused and not interrupted():
             if self.granted:
                 self.granted -= 1
                 return
             time.sleep(self.every_s)
             for req in self.poll(force=True):
-                emit(self.apply(req, step, optimizers, half_step, set_d_steps))
+                emit(self.apply(req, step, optimizers, half_step, setters))
 
     # ------------------------------------------------------------------ checkpoints
 
     def meta(self, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
         """What a checkpoint keeps of the steering: ``{"control": {"lr_g": ..., ...}}``, the base
         rates now in use of those set (a rollback since halved them), or {} if none was set."""
-        now: dict[str, float | int] = {k: float(optimizers[LR_KEYS[k]].param_groups[0].get("base_lr", 0.0))
-                                       for k in self.overrides}
+        now: dict[str, float | int | str] = {
+            k: float(optimizers[LR_KEYS[k]].param_groups[0].get("base_lr", 0.0)) for k in self.overrides}
         if self.d_steps is not None:
             now["d_steps"] = self.d_steps
+        if self.loss is not None:
+            now["loss"] = self.loss
         return {"control": now} if now else {}
 
     def restore(self, meta: dict[str, Any], optimizers: list[torch.optim.Optimizer],
-                set_d_steps: Callable[[int], str] | None = None) -> None:
+                setters: Mapping[str, Callable[[Any], str]] | None = None) -> None:
         """Apply again the learning rates and k a checkpoint's ``control`` holds (a resumed run)."""
         saved = meta.get("control")
         if not isinstance(saved, dict):
             return
-        k = saved.get("d_steps")
-        if isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_D_STEPS:
-            with contextlib.suppress(CannotSplit):  # a task without k never saved one
-                self._set_d_steps(k, set_d_steps)
+        for key in SETTINGS:
+            if key in saved and request_problem({"action": "set", key: saved[key]}) is None:
+                with contextlib.suppress(CannotSplit):  # a task without it never saved one
+                    self._set(key, saved[key], setters)
         lrs = {k: float(v) for k, v in saved.items() if k in LR_KEYS and isinstance(v, int | float)
                and not isinstance(v, bool) and math.isfinite(v) and v > 0}
         apply_lrs(optimizers, lrs)

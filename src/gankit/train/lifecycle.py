@@ -141,6 +141,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     step, elapsed_before, best = 0, 0.0, None
     # ``gankit lab``'s steering (gankit.train.control); not under torchrun: one rank cannot pause all
     control = ControlChannel(run.control_path if main and not d.enabled else None)
+    setters = {"d_steps": task.set_d_steps, "loss": task.set_loss}  # what `set` may change besides rates
     rollbacks = 0  # the run's divergences recovered from, kept in its checkpoints: a resume keeps the budget
     if resume is not None:  # the newest intact checkpoint; a damaged newer one is named, kept aside
         ckpt, damaged = newest_intact(run_dir, task.validate_checkpoint)
@@ -150,7 +151,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         task.restore(ckpt)
         step, elapsed_before, best = ckpt.step, float(ckpt.meta["elapsed"]), ckpt.meta.get("best")
         rollbacks = int(ckpt.meta.get("rollbacks", 0))
-        control.restore(ckpt.meta, task.optimizers(), task.set_d_steps)  # rates and k steered before it
+        control.restore(ckpt.meta, task.optimizers(), setters)  # rates, k and loss steered before it
         metrics.truncate_after(step)
         if main:
             print(f"resuming {run_dir} at step {step}", file=sys.stderr)
@@ -258,6 +259,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         t_log, step_log = time.perf_counter(), step
 
     def emit(event: dict[str, Any]) -> None:  # a control request obeyed (or refused): logged, shown
+        watcher.loss = task.diagnosis_loss  # a loss switched mid-run: the rules read the new one
         log(event)
         history.append(event)
         bar.write(f"gankit: control: step {event['step']}: {event['message']}", file=sys.stderr)
@@ -277,8 +279,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                dynamic_ncols=True, file=sys.stderr, desc=run_dir.name)
     with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
-            control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step,
-                             task.set_d_steps)
+            control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step, setters)
             if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
                 set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
             logged = task.iteration(step)

@@ -145,6 +145,12 @@ class Task(ABC):
         in words. A task without such a k raises ``CannotSplit`` (this default)."""
         raise CannotSplit(f"the {type(self).__name__} task has no k (D updates per G update) to change")
 
+    def set_loss(self, name: str) -> str:
+        """Train with the loss ``name`` from now on (the control request ``set`` with ``loss``).
+        Returns what was done, in words. A task whose loss is fixed raises ``CannotSplit`` (this
+        default)."""
+        raise CannotSplit(f"the {type(self).__name__} task trains with its paper's loss")
+
     # ------------------------------------------------------------------ watching and scoring
 
     @abstractmethod

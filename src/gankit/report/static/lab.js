@@ -338,7 +338,8 @@ $("controls").addEventListener("submit", (ev) => {
   if ($("lr-g").value) body.lr_g = Number($("lr-g").value);
   if ($("lr-d").value) body.lr_d = Number($("lr-d").value);
   if ($("d-steps").value) body.d_steps = Number($("d-steps").value);
-  if (Object.keys(body).length === 1) { $("ctl-msg").textContent = "give lr_g, lr_d or k"; return; }
+  if ($("loss").value) body.loss = $("loss").value;
+  if (Object.keys(body).length === 1) { $("ctl-msg").textContent = "give lr_g, lr_d, k or a loss"; return; }
   steer(body);
 });
 window.addEventListener("hashchange", route);
