@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ def find_preset(root: Path, name: str) -> Path:
 
 def spawn(argv: list[str], log: Path) -> int:
     """Start ``argv`` detached (a new session, no shell, stdin from /dev/null), its stdout and
-    stderr appended to ``log``; the process id. Tests replace this function to record argv."""
+    stderr appended to ``log``; the process id. A thread waits for it, so that an ended trainer
+    leaves no zombie behind (whose pid would still look alive to the run list's lock check, the
+    run shown running for good). Tests replace this function to record argv."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(log, flags, 0o644)
@@ -105,6 +108,7 @@ def spawn(argv: list[str], log: Path) -> int:
                                 start_new_session=True, close_fds=True)
     finally:
         os.close(fd)
+    threading.Thread(target=proc.wait, name=f"gankit-lab-reap-{proc.pid}", daemon=True).start()
     return proc.pid
 
 
