@@ -24,3 +24,11 @@ def test_preset_is_valid(path: Path) -> None:
 
 def test_default_preset_is_the_default() -> None:
     assert build_config(REPO / "configs" / "fashion-mnist-dcgan.yaml") == Config()
+
+
+def test_shipped_presets_are_copies_of_configs() -> None:
+    """src/gankit/presets/ (package data, the lab's New run) holds copies of configs/ files, kept equal."""
+    shipped = sorted((REPO / "src" / "gankit" / "presets").glob("*.yaml"))
+    assert len(shipped) >= 3
+    for path in shipped:
+        assert path.read_bytes() == (REPO / "configs" / path.name).read_bytes(), path.name

@@ -237,3 +237,48 @@ def test_compare_two_runs_draws_one_series_each(lab_server: tuple[str, Path], la
     page.uncheck("input[data-run='cmp/cmp-b']")
     page.wait_for_function("window.compare.u && window.compare.u.series.length === 2")
     _keep(page, "lab-compare.png")
+
+
+def test_new_run_form_and_resume_training_button(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
+    """New run: the presets in the menu with their first comment line, a refused name said so, the
+    request sent with the token; Resume training: shown on a stopped run short of its steps, and
+    its request names the run. /api/launch is answered by the test (nothing is started)."""
+    _, root = lab_server
+    run = root / "launch" / "halted"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("train:\n  steps: 50\n")
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"step": 20, "loss_d": 1.0, "loss_g": 1.0, "d_real": 0.5, "d_fake": 0.4}) + "\n"
+        + json.dumps({"step": 20, "event": "control", "action": "stop", "id": "1", "message": "stop"}) + "\n")
+    page = lab_page("launch/halted")
+    sent: list[dict[str, Any]] = []
+
+    def answer(route: Any) -> None:
+        body = json.loads(route.request.post_data)
+        sent.append({**body, "token": route.request.headers.get("x-gankit-token")})
+        if body.get("name") == "bad name":
+            route.fulfill(status=400, content_type="application/json", body='{"error": "the name must be ..."}')
+        else:
+            route.fulfill(status=200, content_type="application/json",
+                          body=json.dumps({"pid": 7, "run": body.get("name") or body.get("run")}))
+
+    page.route("**/api/launch", answer)
+    page.wait_for_selector("#btn-relaunch:not([hidden])")
+    page.click("#btn-relaunch")
+    page.wait_for_function("document.getElementById('ctl-msg').textContent.includes('pid 7')")
+    assert sent[-1] == {"action": "resume", "run": "launch/halted", "token": "lab-test-token"}
+    page.click("#newrun summary")
+    page.wait_for_function("document.querySelectorAll('#nr-preset option').length >= 3")
+    page.select_option("#nr-preset", "ring-mlp")
+    assert "2-D ring" in page.text_content("#nr-about")
+    page.fill("#nr-name", "bad name")
+    page.evaluate("document.getElementById('nr-name').removeAttribute('pattern')")  # the server's check
+    page.click("#nr-start")
+    page.wait_for_function("document.getElementById('nr-msg').textContent.startsWith('refused')")
+    page.fill("#nr-name", "ring-2")
+    page.fill("#nr-steps", "30")
+    page.click("#nr-start")
+    page.wait_for_function("location.hash === '#run=ring-2'")
+    assert sent[-1] == {"action": "start", "preset": "ring-mlp", "name": "ring-2", "steps": 30,
+                        "token": "lab-test-token"}
+    _keep(page, "lab-newrun.png")

@@ -8,7 +8,8 @@ timeline of warnings and steering, all kept live by server-sent events as the ru
 Steering (pause, resume, learning rates, stop) goes through the run's control channel,
 RUN/control.jsonl (``gankit.train.control``).
 
-Modules: ``server`` (the routes, the token). What is read of the runs (path confinement,
+Modules: ``server`` (the routes, the token), ``explore`` (drawing from checkpoints), ``launch``
+(a new run from a preset, a stopped run resumed: detached ``gankit train`` processes). What is read of the runs (path confinement,
 downsampling) is ``gankit.report.runs``, the following of metrics.jsonl ``gankit.report.tail``, and
 the page itself (``static/``) and its static export ``gankit.report.page``: RUN/report.html is this
 page exported, so the report and the lab never disagree.

@@ -4,7 +4,7 @@ server-sent events while the run grows, and the control requests (Starlette, ser
 Security: the server binds 127.0.0.1 unless told otherwise; every state-changing request (POST)
 must carry the per-launch token (``X-Gankit-Token`` header or ``token`` query parameter) or is
 answered 403; while bound to the loopback, a request naming another host (DNS rebinding) is
-answered 403 too; every run path goes through ``gankit.report.runs.resolve_run`` (no absolute paths,
+answered 403 too (``/api/launch`` starts training processes: :mod:`gankit.lab.launch`); every run path goes through ``gankit.report.runs.resolve_run`` (no absolute paths,
 no ``..``, nothing a symlink leads out of the root to). Nothing is unpickled; the one upload (an image
 for a translator, :mod:`gankit.lab.explore`) is size-limited and decoded as training data is.
 """
@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gankit.lab.explore import Explorer, explore_routes
+from gankit.lab.launch import launch, list_presets
 from gankit.report.page import STATIC, finite
 from gankit.report.runs import (
     MAX_POINTS,
@@ -196,6 +197,22 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
         running = run_summary(root_path, request.query_params.get("run", ""))["status"] == "running"
         return _json({"id": req["id"], "request": req, "running": running})
 
+    async def presets(request: Request) -> Response:
+        return _json({"presets": list_presets(root_path)})
+
+    async def launch_run(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_LINE:
+            raise Refused(f"a launch request is at most {MAX_LINE} bytes", 413)
+        try:
+            asked = json.loads(body or b"{}")
+        except (ValueError, RecursionError):
+            raise Refused("the body must be a JSON object", 400) from None
+        if not isinstance(asked, dict):
+            raise Refused("the body must be a JSON object", 400)
+        done = launch(root_path, asked)
+        return _json({"pid": done["pid"], "run": done["run"]})
+
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refused)
         return _json({"error": str(exc)}, exc.status)
@@ -226,6 +243,8 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
         Route("/api/sample", sample),
         Route("/api/stream", stream),
         Route("/api/control", control, methods=["POST"]),
+        Route("/api/presets", presets),
+        Route("/api/launch", launch_run, methods=["POST"]),
         *explore_routes(run_of, explorer or Explorer()),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], exception_handlers={Refused: refused})

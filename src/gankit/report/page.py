@@ -4,8 +4,8 @@ training and by ``gankit report RUN``) and ``gankit lab RUN_DIR --export FILE.ht
 modes, so the report and the lab never disagree. Stdlib only: training imports it, never the lab's
 web server.
 
-The page is the lab's own (``static/index.html``, ``field.js``, ``lab.js``; ``explore.js`` and
-``compare.js`` remove their panels in an export) with uPlot, the styles and the data
+The page is the lab's own (``static/index.html``, ``field.js``, ``lab.js``; ``explore.js``,
+``compare.js`` and ``launch.js`` remove their panels in an export) with uPlot, the styles and the data
 inlined: the downsampled series, the events, and up to ``MAX_SAMPLES`` sample steps spread over the
 run (grids as PNG data URIs; a 2-D run's field snapshots as JSON). ``lab.js`` sees
 ``window.LAB_STATIC`` and reads from it instead of the server; the steering buttons are hidden.
@@ -104,6 +104,7 @@ def export_html(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             f"<script>window.LAB_STATIC = {_script_json(data)};</script>\n" + js(STATIC / "lab.js"),
         '<script src="/static/explore.js"></script>': js(STATIC / "explore.js"),  # removes its panel
         '<script src="/static/compare.js"></script>': js(STATIC / "compare.js"),  # removes its panel
+        '<script src="/static/launch.js"></script>': js(STATIC / "launch.js"),  # removes its panels
     }
     if below:
         inline['<!-- below -->'] = f'<section id="report-below">{below}</section>'

@@ -264,6 +264,7 @@ function setSummary(r) {
   for (const b of ["btn-pause", "btn-resume", "btn-step", "btn-step-d", "btn-step-g", "btn-stop", "btn-set"]) $(b).disabled = !live;
   $("btn-pause").hidden = r.paused; $("btn-resume").hidden = !r.paused;
   for (const b of ["btn-step", "btn-step-d", "btn-step-g"]) $(b).hidden = !r.paused;
+  document.dispatchEvent(new CustomEvent("lab:summary", { detail: r }));  // launch.js: Resume training
 }
 
 async function steer(body) {
