@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser(
         "lab", help="watch and steer runs live in a browser: curves, samples, 2-D fields, pause, rates",
         description="Serve a local web app over the runs under RUNS_DIR: live curves, sample grids with a "
-                    "step slider, 2-D runs' probability field, warnings on a timeline, and steering (pause, "
-                    "resume, learning rates, stop) through each run's control.jsonl. Binds 127.0.0.1; the "
+                    "step slider, 2-D runs' probability field, warnings on a timeline, steering (pause, "
+                    "resume, step D or G, learning rates, k, the loss, stop) through each run's control.jsonl, "
+                    "a latent explorer, and new runs from presets. Binds 127.0.0.1; the "
                     "address printed at start carries the token that steering needs.")
     lb.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
                     help="the folder the runs are in (runs)")
