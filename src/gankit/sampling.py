@@ -82,7 +82,8 @@ def field_snapshot(D: nn.Module, real: np.ndarray, fake: Tensor, extent: tuple[f
     ``resolution`` grid over ``extent`` (row 0 is ymin, as :func:`d_probability_field`), up to
     ``max_points`` real and generated points, and at each generated point the direction G's
     update moves it: the gradient of log D(x) there (the non-saturating G loss's descent; empty
-    for a packed or conditional D). Numbers are rounded to 4 decimals."""
+    for a packed or conditional D), and the grid estimates of KL(p_data || p_G) and JS between
+    the real and generated points (:func:`grid_divergences`). Numbers are rounded to 4 decimals."""
     device = fake.device
     prob = d_probability_field(D, extent, resolution, device)
     fake = fake[:max_points].detach().float()
@@ -103,8 +104,34 @@ def field_snapshot(D: nn.Module, real: np.ndarray, fake: Tensor, extent: tuple[f
     def r(a: np.ndarray) -> list:
         return np.round(np.nan_to_num(np.asarray(a, dtype=np.float64)), 4).tolist()
 
+    kl, js = grid_divergences(np.asarray(real[:max_points]), fake.cpu().numpy(), extent)
     return {"step": step, "extent": [float(v) for v in extent], "resolution": resolution,
-            "field": r(prob), "real": r(real[:max_points]), "fake": r(fake.cpu().numpy()), "arrows": arrows}
+            "field": r(prob), "real": r(real[:max_points]), "fake": r(fake.cpu().numpy()), "arrows": arrows,
+            "kl": round(kl, 4), "js": round(js, 4)}
+
+
+GRID_BINS = 20  # the histograms' grid of the 2-D divergence estimates (GAN Lab's is coarse too)
+PSEUDO_COUNT = 0.01  # added to each bin's count: KL stays finite where G puts no point
+
+
+def grid_divergences(real: np.ndarray, fake: np.ndarray, extent: tuple[float, float, float, float],
+                     bins: int = GRID_BINS) -> tuple[float, float]:
+    """(KL(p_data || p_G), JS(p_data, p_G)) in nats, estimated as GAN Lab shows them (Kahng et al.
+    2018): the two point sets' histograms on a ``bins`` x ``bins`` grid over ``extent`` (points
+    outside count in the border bins), each count plus ``PSEUDO_COUNT``, normalised. Identical
+    sets give 0 and 0; sets in disjoint bins give a JS near log 2, its bound."""
+    def hist(points: np.ndarray) -> np.ndarray:
+        x = np.clip(points[:, 0], extent[0], extent[1])
+        y = np.clip(points[:, 1], extent[2], extent[3])
+        h, _, _ = np.histogram2d(x, y, bins=bins, range=[extent[:2], extent[2:]])
+        h = h + PSEUDO_COUNT
+        return h / h.sum()
+
+    p, q = hist(np.asarray(real, dtype=np.float64)), hist(np.asarray(fake, dtype=np.float64))
+    m = 0.5 * (p + q)
+    kl = float((p * np.log(p / q)).sum())
+    js = float(0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum())
+    return kl, js
 
 
 def points_extent(points: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:

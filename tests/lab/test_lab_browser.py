@@ -54,6 +54,8 @@ def test_live_2d_run_field_curves_and_pause(lab_server: tuple[str, Path], lab_pa
         # the 2-D view: D's field and both point sets drawn on the canvas
         page.wait_for_function("document.querySelector('#field').dataset.points > 0", timeout=10_000)
         assert page.is_visible("#field") and not page.is_visible("#grid")
+        js = float(page.evaluate("document.querySelector('#field').dataset.js"))  # GAN Lab's JS estimate, drawn
+        assert 0.0 <= js <= 0.6932
         # the curves grow without a reload
         n0 = page.evaluate("lab.charts['c-d'].data[0].length")
         page.wait_for_function(f"lab.charts['c-d'].data[0].length > {n0 + 3}", timeout=10_000)

@@ -68,8 +68,13 @@ function drawField(canvas, snap) {
   });
   ctx.fillStyle = "#222";
   for (const [x, y] of snap.fake) { ctx.beginPath(); ctx.arc(px(x), py(y), 2.2, 0, 2 * Math.PI); ctx.fill(); }
-  ctx.fillStyle = "rgba(255,255,255,.8)"; ctx.fillRect(6, 6, 96, 22);
-  ctx.fillStyle = "#000"; ctx.font = "13px system-ui"; ctx.fillText(`step ${snap.step}`, 12, 22);
+  // the step, and GAN Lab's grid estimates of KL(p_data || p_G) and JS (gankit.sampling.grid_divergences)
+  const div = snap.js === undefined ? "" : `   KL ${snap.kl.toFixed(2)}   JS ${snap.js.toFixed(3)} (log 2 = 0.693)`;
+  ctx.font = "13px system-ui";
+  const label = `step ${snap.step}${div}`;
+  ctx.fillStyle = "rgba(255,255,255,.8)"; ctx.fillRect(6, 6, ctx.measureText(label).width + 12, 22);
+  ctx.fillStyle = "#000"; ctx.fillText(label, 12, 22);
+  canvas.dataset.js = snap.js === undefined ? "" : snap.js;
   canvas.dataset.step = snap.step;
   canvas.dataset.points = snap.real.length + snap.fake.length;
 }
