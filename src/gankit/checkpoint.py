@@ -302,6 +302,29 @@ def find_checkpoint(path: str | os.PathLike) -> Path:
                       "train longer than log.checkpoint_every steps, or check the path")
 
 
+def checkpoint_is(path: str | os.PathLike, by_meta: Callable[[dict[str, Any]], bool],
+                  by_arch: Callable[[str], bool]) -> bool:
+    """Whether the run directory or checkpoint at ``path`` is of one kind of run: ``by_meta`` of its
+    state.json, or, where that cannot be read (no checkpoint yet, a damaged one), ``by_arch`` of the
+    ``model.arch`` in the run's config.yaml (the run is ``path``, or a folder up to two above it)."""
+    from gankit.rundir import RunDir  # the config's registries: only when a state.json fails
+
+    try:
+        meta = json.loads(read_regular(find_checkpoint(path) / STATE, 64 << 20))
+        if isinstance(meta, dict):
+            return by_meta(meta)
+    except (GankitError, OSError, ValueError, RecursionError):
+        pass
+    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
+        run = RunDir(run_dir)
+        if run.is_run():
+            try:
+                return by_arch(run.config().model.arch)
+            except GankitError:
+                return False
+    return False
+
+
 # --------------------------------------------------------------------------- reading and verifying
 
 
@@ -587,6 +610,28 @@ def check_rng(ckpt: Checkpoint, key: str, generator: torch.Generator) -> None:
     """``Damaged`` unless train.safetensors holds a state for ``generator`` under ``key``."""
     state = generator.get_state()
     check_train_tensor(ckpt, key, state.shape, state.dtype)
+
+
+def check_players(ckpt: Checkpoint, nets: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> None:
+    """``Damaged`` unless the checkpoint's ``real_batches`` is a count, its weights fit ``nets``
+    (by prefix) and its optimiser states fit ``optimizers`` (by prefix): what every two-player task
+    (translators, text -> image, next frame, new angles) saves besides its own random streams."""
+    ckpt.fields().integer("real_batches")
+    for name, net in nets.items():
+        check_module(ckpt, name, net)
+    for name, opt in optimizers.items():
+        check_optimizer(ckpt, name, opt)
+
+
+def load_players(ckpt: Checkpoint, nets: dict[str, nn.Module], optimizers: dict[str, Optimizer]) -> int:
+    """Load what :func:`check_players` checked into ``nets`` and ``optimizers``; returns the
+    checkpoint's ``real_batches`` (the data order's position)."""
+    assert ckpt.train is not None
+    for name, net in nets.items():
+        net.load_state_dict(ckpt.module_state(name))
+    for name, opt in optimizers.items():
+        optimizer_from_flat(name, opt, ckpt.train, ckpt.meta["optim"][name])
+    return int(ckpt.meta["real_batches"])
 
 
 def check_optimizer(ckpt: Checkpoint, prefix: str, opt: Optimizer) -> None:

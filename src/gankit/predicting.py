@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gankit.checkpoint import STATE, Checkpoint, load_checkpoint, load_module
+from gankit.checkpoint import STATE, Checkpoint, checkpoint_is, load_checkpoint, load_module
 from gankit.config import Config, config_from_dict
 from gankit.data.base import to_float
 from gankit.data.video import VIDEOS, VideoData, load_video, read_sequence
@@ -110,25 +110,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Load
 def is_nextframe_checkpoint(path: str | Path) -> bool:
     """Whether the run directory or checkpoint at ``path`` is a next-frame run's (its state.json's
     task, else its run's config.yaml)."""
-    import json
-
-    from gankit.checkpoint import find_checkpoint
-    from gankit.validate import read_regular
-
-    try:
-        meta = json.loads(read_regular(find_checkpoint(path) / STATE, 64 << 20))
-        if isinstance(meta, dict):
-            return meta.get("task") == TASK
-    except (GankitError, OSError, ValueError, RecursionError):
-        pass
-    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
-        run = RunDir(run_dir)
-        if run.is_run():
-            try:
-                return run.config().model.arch == ARCH
-            except GankitError:
-                return False
-    return False
+    return checkpoint_is(path, lambda meta: meta.get("task") == TASK, lambda arch: arch == ARCH)
 
 
 def evaluate_predictor(lp: LoadedPredictor, n: int = 10_000, horizon: int | None = None) -> dict[str, float]:

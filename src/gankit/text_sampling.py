@@ -6,7 +6,6 @@ bench/text2image.py; nothing here knows the training loop.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from torch import Tensor
 from gankit.checkpoint import (
     STATE,
     Checkpoint,
-    find_checkpoint,
+    checkpoint_is,
     load_checkpoint,
     load_module,
 )
@@ -28,7 +27,7 @@ from gankit.errors import GankitError, display_path
 from gankit.models import DataShape
 from gankit.models.text2image import ARCH, TextGenerator, build_text2image, generate, noise
 from gankit.rundir import RunDir
-from gankit.validate import Damaged, read_regular
+from gankit.validate import Damaged
 
 TASK = "text2image"
 
@@ -36,21 +35,7 @@ TASK = "text2image"
 def is_text_checkpoint(path: str | Path) -> bool:
     """Whether the run directory or checkpoint at ``path`` is a text -> image run's: read from its
     state.json, or where that cannot be read from the run's config.yaml."""
-    try:
-        folder = find_checkpoint(path)
-        meta = json.loads(read_regular(folder / STATE, 64 << 20))
-        if isinstance(meta, dict):
-            return meta.get("task") == TASK
-    except (GankitError, OSError, ValueError, RecursionError):
-        pass
-    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
-        run = RunDir(run_dir)
-        if run.is_run():
-            try:
-                return run.config().model.arch == ARCH
-            except GankitError:
-                return False
-    return False
+    return checkpoint_is(path, lambda meta: meta.get("task") == TASK, lambda arch: arch == ARCH)
 
 
 def check_text_meta(ckpt: Checkpoint) -> None:

@@ -8,7 +8,6 @@ the training loop.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch import Tensor, nn
 from gankit.checkpoint import (
     STATE,
     Checkpoint,
-    find_checkpoint,
+    checkpoint_is,
     load_checkpoint,
     load_module,
 )
@@ -37,7 +36,7 @@ from gankit.errors import GankitError, display_path
 from gankit.models.translators import TRANSLATORS, build_translator
 from gankit.nn_util import apply_in_batches
 from gankit.rundir import RunDir
-from gankit.validate import Damaged, read_regular
+from gankit.validate import Damaged
 
 if TYPE_CHECKING:
     from gankit.metrics.translation import TranslationScores
@@ -85,25 +84,7 @@ class LoadedTranslator:
 def is_translator_checkpoint(path: str | Path) -> bool:
     """Whether the run directory or checkpoint at ``path`` holds a translator: read from its
     state.json, or where that cannot be read (a damaged checkpoint) from the run's config.yaml."""
-    try:
-        folder = find_checkpoint(path)
-    except GankitError:
-        folder = None
-    if folder is not None:
-        try:
-            meta = json.loads(read_regular(folder / STATE, 64 << 20))
-            if isinstance(meta, dict):
-                return "translator" in meta
-        except (GankitError, OSError, ValueError, RecursionError):
-            pass
-    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):  # a run, or a folder in one
-        run = RunDir(run_dir)
-        if run.is_run():
-            try:
-                return run.config().model.arch in TRANSLATORS.names()
-            except GankitError:
-                return False
-    return False
+    return checkpoint_is(path, lambda meta: "translator" in meta, lambda arch: arch in TRANSLATORS.names())
 
 
 def check_translator_meta(ckpt: Checkpoint) -> None:

@@ -5,7 +5,6 @@ obj.png --angles 0:360:30 --out turntable.gif``). Nothing here knows the trainin
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gankit.checkpoint import STATE, Checkpoint, find_checkpoint, load_checkpoint, load_module
+from gankit.checkpoint import STATE, Checkpoint, checkpoint_is, load_checkpoint, load_module
 from gankit.config import Config, config_from_dict
 from gankit.data.base import to_float
 from gankit.errors import GankitError, display_path
 from gankit.models.views import ARCH, angle_code, build_views
-from gankit.rundir import RunDir
-from gankit.validate import Damaged, read_regular
+from gankit.validate import Damaged
 
 TASK = "views"
 MAX_FRAMES = 3600
@@ -29,21 +27,7 @@ MAX_FRAMES = 3600
 def is_view_checkpoint(path: str | Path) -> bool:
     """Whether the run directory or checkpoint at ``path`` is a novel-view run's: read from its
     state.json, or where that cannot be read from the run's config.yaml."""
-    try:
-        folder = find_checkpoint(path)
-        meta = json.loads(read_regular(folder / STATE, 64 << 20))
-        if isinstance(meta, dict):
-            return meta.get("task") == TASK
-    except (GankitError, OSError, ValueError, RecursionError):
-        pass
-    for run_dir in (Path(path), Path(path).parent, Path(path).parent.parent):
-        run = RunDir(run_dir)
-        if run.is_run():
-            try:
-                return run.config().model.arch == ARCH
-            except GankitError:
-                return False
-    return False
+    return checkpoint_is(path, lambda meta: meta.get("task") == TASK, lambda arch: arch == ARCH)
 
 
 def check_views_meta(ckpt: Checkpoint) -> None:

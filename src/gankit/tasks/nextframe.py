@@ -27,10 +27,9 @@ from torch import Tensor, nn
 
 from gankit.checkpoint import (
     Checkpoint,
-    check_module,
-    check_optimizer,
+    check_players,
     check_rng,
-    optimizer_from_flat,
+    load_players,
     optimizer_to_flat,
     restoring,
 )
@@ -218,22 +217,13 @@ class NextFrameTask(Task):
     def validate_checkpoint(self, ckpt: Checkpoint) -> None:
         check_nextframe_meta(ckpt)
         self.check_resume(ckpt.meta)
-        ckpt.fields().integer("real_batches")
-        for name, net in self.nets().items():
-            check_module(ckpt, name, net)
-        check_optimizer(ckpt, "opt_G", self.opt_G)
-        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_players(ckpt, self.nets(), {"opt_G": self.opt_G, "opt_D": self.opt_D})
         check_rng(ckpt, "rng.torch", torch.default_generator)
 
     def restore(self, ckpt: Checkpoint) -> None:
         with restoring(ckpt):
-            assert ckpt.train is not None
-            for name, net in self.nets().items():
-                net.load_state_dict(ckpt.module_state(name))
-            optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
-            optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+            self.real_batches = load_players(ckpt, self.nets(), {"opt_G": self.opt_G, "opt_D": self.opt_D})
             torch.set_rng_state(ckpt.train["rng.torch"])
-            self.real_batches = int(ckpt.meta["real_batches"])
             self.precision = resumed_precision(self.cfg.train.precision, self.precision, ckpt.meta)
 
     def optimizers(self) -> list[torch.optim.Optimizer]:

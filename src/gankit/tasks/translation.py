@@ -27,11 +27,10 @@ from torch import Tensor, nn
 from gankit.checkpoint import (
     TRAIN,
     Checkpoint,
-    check_module,
-    check_optimizer,
+    check_players,
     check_rng,
     check_train_tensor,
-    optimizer_from_flat,
+    load_players,
     optimizer_to_flat,
     restoring,
 )
@@ -213,11 +212,7 @@ class TranslationTask(Task):
     def validate_checkpoint(self, ckpt: Checkpoint) -> None:
         check_translator_meta(ckpt)  # what `gankit translate` rebuilds the generators from, then:
         self.check_resume(ckpt.meta)  # other data are a refusal, not damage to fall back from
-        ckpt.fields().integer("real_batches")
-        for name, net in self.nets.items():
-            check_module(ckpt, name, net)
-        check_optimizer(ckpt, "opt_G", self.opt_G)
-        check_optimizer(ckpt, "opt_D", self.opt_D)
+        check_players(ckpt, self.nets, {"opt_G": self.opt_G, "opt_D": self.opt_D})
         check_rng(ckpt, "rng.torch", torch.default_generator)
         for name, pool in self.pools.items():
             check_rng(ckpt, f"{name}.rng", pool.gen)
@@ -232,13 +227,8 @@ class TranslationTask(Task):
             self._restore(ckpt)
 
     def _restore(self, ckpt: Checkpoint) -> None:
-        assert ckpt.train is not None
-        for name, net in self.nets.items():
-            net.load_state_dict(ckpt.module_state(name))
-        optimizer_from_flat("opt_G", self.opt_G, ckpt.train, ckpt.meta["optim"]["opt_G"])
-        optimizer_from_flat("opt_D", self.opt_D, ckpt.train, ckpt.meta["optim"]["opt_D"])
+        self.real_batches = load_players(ckpt, self.nets, {"opt_G": self.opt_G, "opt_D": self.opt_D})
         torch.set_rng_state(ckpt.train["rng.torch"])
-        self.real_batches = int(ckpt.meta["real_batches"])
         for name, pool in self.pools.items():
             pool.load_state_tensors({k: v.to(self.device) if k.endswith(".images") else v
                                      for k, v in ckpt.train.items() if k.startswith(name + ".")}, name)
