@@ -66,7 +66,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -288,15 +288,24 @@ def _decode_file(
     if st.st_size == 0:
         return "empty file (0 bytes)"
 
+    return _open_and_decode(path, size, channels, max_pixels)
+
+
+def _open_and_decode(source: str | IO[bytes], size: tuple[int, int], channels: int | None,
+                     max_pixels: int | None) -> _Decoded:
+    """Open an image (a path, or an upload's bytes) and decode it (``_decode_open``), Pillow's
+    decompression-bomb warnings and every failure turned into a skip reason."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            img = Image.open(path)
+            img = Image.open(source)
         except UnidentifiedImageError:
             return "not an image (cannot identify image file)"
         except Image.DecompressionBombError as exc:
             return _bomb_reason_from_exception(exc, max_pixels)
         except OSError as exc:
+            if not isinstance(source, str):  # no file to read: the bytes themselves are bad
+                return f"truncated or corrupt ({_short(exc)})"
             return f"cannot read ({(exc.strerror or _short(exc)).lower()})"
         except Exception as exc:
             return f"truncated or corrupt ({_short(exc)})"
@@ -323,30 +332,8 @@ def decode_image_bytes(data: bytes, size: tuple[int, int], channels: int | None)
 
     if not data:
         return "empty file (0 bytes)"
-    max_pixels = Image.MAX_IMAGE_PIXELS
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            img = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            return "not an image (cannot identify image file)"
-        except Image.DecompressionBombError as exc:
-            return _bomb_reason_from_exception(exc, max_pixels)
-        except Exception as exc:
-            return f"truncated or corrupt ({_short(exc)})"
-        try:
-            with img:
-                result = _decode_open(img, size, channels, max_pixels)
-        except MemoryError:
-            return "too large (ran out of memory while decoding)"
-        except Exception as exc:
-            return f"cannot decode ({_short(exc)})"
-        if isinstance(result, str):
-            return result
-        for warning in caught:
-            if issubclass(warning.category, Image.DecompressionBombWarning):
-                return _bomb_reason_from_exception(warning.message, max_pixels)  # type: ignore[arg-type]
-    return result[0]
+    result = _open_and_decode(io.BytesIO(data), size, channels, Image.MAX_IMAGE_PIXELS)
+    return result if isinstance(result, str) else result[0]
 
 
 def _decode_chunk(
