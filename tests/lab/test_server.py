@@ -107,6 +107,14 @@ def test_token_guards_control_and_requests_are_written(lab: tuple[TestClient, Pa
     lines = [json.loads(x) for x in (root / "a" / "control.jsonl").read_text().splitlines()]
     assert [(x["action"], x.get("lr_d")) for x in lines] == [("set", 1e-4), ("pause", None)]
     assert lines[0]["id"] == r.json()["id"]
+    # the page's k and loss reach the training loop too (they were once dropped on the way)
+    r3 = client.post("/api/control", params={"run": "a"}, headers=ok,
+                     json={"action": "set", "d_steps": 3, "loss": "minimax"})
+    assert r3.status_code == 200, r3.text
+    last = json.loads((root / "a" / "control.jsonl").read_text().splitlines()[-1])
+    assert (last["d_steps"], last["loss"]) == (3, "minimax")
+    assert client.post("/api/control", params={"run": "a"}, headers=ok,
+                       json={"action": "set", "d_steps": 0}).status_code == 400
     assert client.post("/api/control", params={"run": "a"}, headers=ok,
                        json={"action": "set", "lr_d": "x"}).status_code == 400
     assert client.post("/api/control", params={"run": "a"}, headers=ok,

@@ -38,7 +38,7 @@ from gankit.report.runs import (
     sample_steps,
 )
 from gankit.report.tail import Tail
-from gankit.train.control import LR_KEYS, MAX_LINE, request_problem
+from gankit.train.control import LR_KEYS, MAX_LINE, SETTINGS, request_problem
 
 __all__ = ["LOOPBACK", "STATIC", "make_app", "new_token"]
 
@@ -62,6 +62,28 @@ def _host_ok(request: Request, loopback: bool) -> bool:
     host = request.headers.get("host", "")
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]", 1)[0]
     return name in LOOPBACK or name == "testserver"
+
+
+async def _json_body(request: Request, what: str) -> dict[str, Any]:
+    """A POST's body as a JSON object, at most ``MAX_LINE`` bytes: refused (413) before it is read
+    when its Content-Length says it is longer, and after when it turns out so; 400 unless it is
+    a JSON object (an empty body is {})."""
+    try:
+        declared = int(request.headers.get("content-length", "0"))
+    except ValueError:
+        declared = 0
+    if declared > MAX_LINE:
+        raise Refused(f"{what} is at most {MAX_LINE} bytes", 413)
+    body = await request.body()
+    if len(body) > MAX_LINE:
+        raise Refused(f"{what} is at most {MAX_LINE} bytes", 413)
+    try:
+        asked = json.loads(body or b"{}")
+    except (ValueError, RecursionError):
+        raise Refused("the body must be a JSON object", 400) from None
+    if not isinstance(asked, dict):
+        raise Refused("the body must be a JSON object", 400)
+    return asked
 
 
 def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
@@ -162,23 +184,10 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
 
     async def control(request: Request) -> Response:
         run = run_of(request)
-        try:  # refused before it is read, when it says it is too long
-            declared = int(request.headers.get("content-length", "0"))
-        except ValueError:
-            declared = 0
-        if declared > MAX_LINE:
-            raise Refused(f"a control request is at most {MAX_LINE} bytes", 413)
-        body = await request.body()
-        if len(body) > MAX_LINE:
-            raise Refused(f"a control request is at most {MAX_LINE} bytes", 413)
-        try:
-            asked = json.loads(body or b"{}")
-        except (ValueError, RecursionError):
-            raise Refused("the body must be a JSON object", 400) from None
-        if not isinstance(asked, dict):
-            raise Refused("the body must be a JSON object", 400)
+        asked = await _json_body(request, "a control request")
         req = {"id": secrets.token_hex(6), "action": asked.get("action"),
-               **{k: asked[k] for k in LR_KEYS if k in asked}, "from": "lab", "time": round(time.time(), 3)}
+               **{k: asked[k] for k in (*LR_KEYS, *SETTINGS) if k in asked}, "from": "lab",
+               "time": round(time.time(), 3)}
         problem = request_problem(req)
         if problem:
             raise Refused(problem, 400)
@@ -201,16 +210,7 @@ def make_app(root: str | os.PathLike, token: str, loopback: bool = True,
         return _json({"presets": list_presets(root_path)})
 
     async def launch_run(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_LINE:
-            raise Refused(f"a launch request is at most {MAX_LINE} bytes", 413)
-        try:
-            asked = json.loads(body or b"{}")
-        except (ValueError, RecursionError):
-            raise Refused("the body must be a JSON object", 400) from None
-        if not isinstance(asked, dict):
-            raise Refused("the body must be a JSON object", 400)
-        done = launch(root_path, asked)
+        done = launch(root_path, await _json_body(request, "a launch request"))
         return _json({"pid": done["pid"], "run": done["run"]})
 
     async def refused(request: Request, exc: Exception) -> Response:
