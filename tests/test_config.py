@@ -256,3 +256,15 @@ def test_library_messages_name_keys_and_the_cli_shows_flags(capsys: pytest.Captu
     err = capsys.readouterr().err
     assert "--label-smoothing needs a loss with labels" in err and "--loss wgan has none" in err
     assert "reg.label_smoothing" not in err
+
+
+def test_parse_assignments_types_values_and_refuses_what_is_not_a_pair():
+    from gankit.config.load import parse_assignments
+
+    out = parse_assignments(["lr-g=2e-4", "loss=hinge", "mbstd=true", "steps=7", "image_size=32"])
+    assert out == {"lr_g": 2e-4, "loss": "hinge", "mbstd": True, "steps": 7, "image_size": "32"}
+    cfg = build_config(overrides=out)  # the schema takes them as typed values
+    assert (cfg.train.lr_g, cfg.train.loss, cfg.reg.mbstd, cfg.train.steps, cfg.data.image_size) == (
+        2e-4, "hinge", True, 7, "32")
+    with pytest.raises(GankitError, match="KEY=VALUE"):
+        parse_assignments(["lr_g"])

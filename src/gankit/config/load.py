@@ -102,6 +102,25 @@ def parse_cli_value(opt: Option, text: str) -> Any:
     return text
 
 
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``["lr_g=2e-4", "loss=rpgan", "mbstd=true"]`` -> flat overrides for ``build_config``: numbers
+    read as their flags read them, booleans as YAML reads them (true/false, yes/no), the rest as
+    text; the schema then checks the values, and the keys (an unknown one is named with its
+    nearest spellings). Dashes in a key are read as underscores, as flags spell them."""
+    opts, out = options_by_key(), {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise GankitError(f"{short_repr(pair)} is not KEY=VALUE (e.g. lr_g=2e-4)")
+        opt = opts.get(key)
+        if opt is not None and opt.type is bool:
+            out[key] = yaml.safe_load(text) if text else None
+        else:
+            out[key] = parse_cli_value(opt, text) if opt is not None else text
+    return out
+
+
 def _unknown(key: str, known: list[str], where: str) -> GankitError:
     # The names are quoted: they are YAML spellings, which the CLI leaves as they are (not flags).
     near = difflib.get_close_matches(key, known, n=3) if len(key) <= 100 else []  # cost: len(key)
@@ -299,5 +318,5 @@ def config_from_dict(data: dict[str, Any], where: str) -> Config:
 
 __all__ = [
     "MAX_YAML_ALIASES", "MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "apply_mapping",
-    "build_config", "coerce", "config_from_dict", "load_yaml", "parse_cli_value",
+    "build_config", "coerce", "config_from_dict", "load_yaml", "parse_assignments", "parse_cli_value",
 ]
