@@ -57,7 +57,7 @@ LOSSES.register(
 )
 LOSSES.register(
     "rpgan", RPGAN,
-    "relativistic pairing (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024): each real score must beat "
+    "relativistic pairing (Jolicoeur-Martineau 2018's RSGAN; R3GAN, Huang et al. 2024): each real score must beat "
     "its paired fake's; R3GAN adds --r1 and --r2 of the same gamma",
 )
 

@@ -135,11 +135,11 @@ def g_loss_ragan(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tens
 
 
 def d_loss_rpgan(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
-    """The relativistic pairing GAN's D (Jolicoeur-Martineau 2019's RpGAN, the loss of Huang et
-    al. 2024's R3GAN, eq. 2): E[softplus(-(D(x_i) - D(G(z_i))))], each real sample against the fake
-    of the same index. D is asked only that each real score beat its partner's fake one, so no
-    single decision boundary separates all the data from all the fakes (which lets G drop modes).
-    ``real_label`` is not used: the loss has no label to smooth."""
+    """The relativistic pairing GAN's D (RSGAN of Jolicoeur-Martineau 2018, the RpGAN loss of
+    Huang et al. 2024's R3GAN, eq. 2): E[softplus(-(D(x_i) - D(G(z_i))))], each real sample against
+    the fake of the same index. D is asked only that each real score beat its partner's fake one,
+    so no single decision boundary separates all the data from all the fakes (which lets G drop
+    modes). ``real_label`` is not used: the loss has no label to smooth."""
     return F.softplus(fake_logits - real_logits).mean()
 
 

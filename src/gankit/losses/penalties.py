@@ -26,7 +26,8 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
 
 
 def r2_penalty(fake_logits: Tensor, fake: Tensor) -> Tensor:
-    """R2 (Mescheder et al. 2018, eq. 10; Huang et al. 2024's R3GAN pairs it with R1):
+    """R2 (Mescheder et al. 2018, eq. 10, after Roth et al. 2017's penalty on both distributions;
+    Huang et al. 2024's R3GAN pairs it with R1):
     E[||grad_x D(x)||^2] on generated samples; ``fake`` must require grad (and be detached from
     G) and ``fake_logits = D(fake)``. The trainer adds gamma/2 times this to D's loss."""
     return _input_grad_sq_norm(fake_logits, fake).mean()
