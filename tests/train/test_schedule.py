@@ -150,3 +150,19 @@ def test_a_schedule_without_end_values_changes_nothing(tmp_path: Path) -> None:
 def test_bad_schedules_are_one_clear_line(tmp_path: Path, kw: dict[str, object], message: str) -> None:
     with pytest.raises(GankitError, match=message):
         tiny_config(tmp_path / "r", **kw)
+
+
+def test_a_rate_set_from_the_lab_is_the_schedule_s_new_start(tmp_path: Path) -> None:
+    from gankit.train.control import apply_lrs
+
+    sched = Schedule(_cfg(tmp_path))  # lr_g 1e-3 -> 2e-4, lr_d 1e-3 -> 5e-4 over 25 steps
+    opts = [torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3) for _ in range(2)]
+    sched.apply(opts, 10)
+    fg, fd = sched.lr_factors(10)
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(1e-3 * fg) and opts[1].param_groups[0]["betas"] == (
+        0.9, pytest.approx(sched.beta2(10)))
+    apply_lrs(opts, {"lr_g": 4e-3})  # at once: the new base at the current factor ...
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(4e-3 * fg)
+    sched.apply(opts, 30)  # ... and the cosine goes on from it, ending at end / start of it
+    assert opts[0].param_groups[0]["lr"] == pytest.approx(4e-3 * 0.2)
+    assert opts[1].param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5)
