@@ -13,9 +13,11 @@ from gankit.losses import (
     d_loss_hinge,
     d_loss_lsgan,
     d_loss_ragan,
+    d_loss_rpgan,
     d_loss_wasserstein,
     g_loss_lsgan,
     g_loss_ragan,
+    g_loss_rpgan,
     g_loss_wasserstein,
 )
 
@@ -59,6 +61,31 @@ def test_ragan_by_hand() -> None:
     assert g_loss_ragan(F, R).item() == pytest.approx(g, rel=1e-10)
     with pytest.raises(ValueError, match="real"):
         g_loss_ragan(F)
+
+
+def test_rpgan_by_hand() -> None:
+    # pairs (2, -3), (-1, 0), (0.5, 1.5): D pays -log sigmoid(r - f) per pair, G -log sigmoid(f - r)
+    d = mean([-math.log(sig(r - f)) for r, f in zip(REAL, FAKE, strict=True)])
+    g = mean([-math.log(sig(f - r)) for r, f in zip(REAL, FAKE, strict=True)])
+    assert d_loss_rpgan(R, F).item() == pytest.approx(d, rel=1e-12)
+    assert g_loss_rpgan(F, R).item() == pytest.approx(g, rel=1e-12)
+    assert d == pytest.approx((math.log1p(math.exp(-5)) + math.log1p(math.e) + math.log1p(math.e)) / 3)
+    # pairwise, not against the batch's mean: swapping two fakes changes the loss
+    assert d_loss_rpgan(R, F[[1, 0, 2]]).item() != pytest.approx(d)
+    # gradients: d/dr_i = -sigmoid(f_i - r_i) / n < 0 for D (raise real), and d/df_i the opposite
+    r, f = R.clone().requires_grad_(True), F.clone().requires_grad_(True)
+    d_loss_rpgan(r, f).backward()
+    by_hand = torch.tensor([sig(fv - rv) / 3 for rv, fv in zip(REAL, FAKE, strict=True)], dtype=torch.float64)
+    assert torch.allclose(r.grad, -by_hand) and torch.allclose(f.grad, by_hand)  # type: ignore[arg-type]
+    f2 = F.clone().requires_grad_(True)
+    g_loss_rpgan(f2, R).backward()  # G raises its fakes above their partners
+    assert torch.allclose(f2.grad, -torch.tensor([sig(rv - fv) / 3 for rv, fv in zip(REAL, FAKE, strict=True)],  # type: ignore[arg-type]
+                                                 dtype=torch.float64))
+    with pytest.raises(ValueError, match="real"):
+        g_loss_rpgan(F)
+    # logits of any size: softplus, never log(sigmoid), so a lost pair costs its margin, not inf
+    big = torch.tensor([-200.0], dtype=torch.float64)
+    assert d_loss_rpgan(big, -big).item() == pytest.approx(400.0)
 
 
 def test_one_sided_label_smoothing_is_bce_against_the_lowered_label() -> None:

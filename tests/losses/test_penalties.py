@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.losses import clip_weights_, gradient_penalty, r1_penalty
+from gankit.losses import clip_weights_, gradient_penalty, r1_penalty, r2_penalty
 
 
 def test_r1_equals_the_squared_gradient_norm_by_hand() -> None:
@@ -21,6 +21,27 @@ def test_r1_equals_the_squared_gradient_norm_by_hand() -> None:
     # differentiable in D's parameters: d r1 / d w_j = mean_b 8 w_j x_bj^2
     r1.backward()
     assert torch.allclose(w.grad, (8 * w.detach() * x.detach() ** 2).mean(0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("penalty", [r1_penalty, r2_penalty])
+def test_r1_and_r2_and_their_gradients_in_d_s_parameters_by_closed_form(penalty: object) -> None:
+    # D(x) = sum_j w_j x_j^2 + b: grad_x D = 2 w x, so the penalty is mean_b sum_j 4 w_j^2 x_bj^2
+    # and d penalty / d w_j = mean_b 8 w_j x_bj^2 (b drops out). R1 takes the real batch and R2 the
+    # fake one (Mescheder et al. 2018, eqs. 9 and 10): the same formula on a different batch.
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, dtype=torch.float64, generator=g).requires_grad_(True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 5, dtype=torch.float64, generator=g).requires_grad_(True)
+    value = penalty(((w * x**2).sum(1) + b), x)  # type: ignore[operator]
+    closed = (4 * w.detach() ** 2 * x.detach() ** 2).sum(1).mean()
+    assert value.item() == pytest.approx(closed.item(), rel=1e-12)
+    dw, db = torch.autograd.grad(value, (w, b), allow_unused=True)
+    assert torch.allclose(dw, (8 * w.detach() * x.detach() ** 2).mean(0), rtol=1e-12)
+    assert db is None or float(db) == 0.0
+    # and against autograd of the closed form itself
+    w2 = w.detach().clone().requires_grad_(True)
+    (4 * w2**2 * x.detach() ** 2).sum(1).mean().backward()
+    assert torch.allclose(dw, w2.grad, rtol=1e-12)  # type: ignore[arg-type]
 
 
 def test_gradient_penalty_by_hand_for_a_linear_critic() -> None:

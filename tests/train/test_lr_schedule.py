@@ -8,7 +8,7 @@ import pytest
 
 from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
-from gankit.train.state import lr_factor
+from gankit.train.schedule import lr_factor
 from tests.conftest import tiny_config
 from tests.hooks import Signal
 from tests.train.test_resume import assert_same_run

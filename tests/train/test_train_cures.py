@@ -127,7 +127,8 @@ def test_every_loss_trains(tmp_path: Path, loss: str) -> None:
 
 CURES = [{"gp": 1.0}, {"r1": 0.1}, {"clip": 0.05}, {"spectral_norm": True}, {"label_smoothing": 0.1},
          {"instance_noise": 0.1}, {"mbstd": True}, {"pack": 4}, {"unrolled": 2}, {"ema": 0.9},
-         {"lr_g": 1e-4, "lr_d": 4e-4}]
+         {"lr_g": 1e-4, "lr_d": 4e-4}, {"r2": 0.1},
+         {"r1": 0.1, "r2": 0.1, "r1_end": 0.01, "r2_end": 0.0, "schedule_images": 192}]
 
 
 @pytest.mark.parametrize("cure", CURES, ids=lambda c: ",".join(c))
@@ -166,6 +167,16 @@ def test_gradient_penalty_and_ragan_on_images(tmp_path: Path) -> None:
                             loss="ragan", gp=1.0, steps=4, log_every=2, checkpoint_every=4),
                 data=from_tensor(images))
     assert all(math.isfinite(r["loss_d"]) for r in run.history)
+
+
+def test_rpgan_with_r1_and_r2_on_images(tmp_path: Path) -> None:
+    # R3GAN's objective (Huang et al. 2024) on a convolutional D: both penalties differentiate D at
+    # image inputs (channels-last), every step
+    images = tiny_images(48, 16)
+    run = train_config(tiny_config(tmp_path / "r", model="dcgan", width=8, latent_dim=8, data="tensor",
+                                   loss="rpgan", r1=1.0, r2=1.0, beta1=0.0, steps=4, log_every=2,
+                                   checkpoint_every=4), data=from_tensor(images))
+    assert all(math.isfinite(r["loss_d"]) and math.isfinite(r["grad_d"]) for r in run.history)
 
 
 def test_d_step_with_label_smoothing_uses_the_lowered_label(tmp_path: Path) -> None:

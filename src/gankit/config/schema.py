@@ -239,6 +239,21 @@ class TrainConfig:
                            "learned, not its first steps; reaches --ema's half-life (693 steps at "
                            "0.999) after half-life / this steps (0 = no warm-up)",
                            bounds=UNIT, absent=0.0)
+    ema_half_life: float | None = _f(None, "the EMA's half-life in images (Karras et al. 2020; Huang et "
+                                     "al. 2024), warmed up by --ema-rampup x the images seen; unset: "
+                                     "--ema's decay per step", bounds=POSITIVE)
+    schedule_images: int | None = _f(None, "images (G updates x the global batch) over which every value "
+                                     "given an --*-end goes from its start to its end on a cosine "
+                                     "(R3GAN's schedule, Huang et al. 2024), then stays; unset: no schedule",
+                                     bounds=_upto(10**15))
+    lr_g_end: float | None = _f(None, "--lr-g at the end of --schedule-images (unset: constant)",
+                                bounds=_zero_or_more(""))
+    lr_d_end: float | None = _f(None, "--lr-d at the end of --schedule-images (unset: constant)",
+                                bounds=_zero_or_more(""))
+    beta2_end: float | None = _f(None, "Adam's beta2 at the end of --schedule-images (unset: constant)",
+                                 bounds=UNIT)
+    ema_half_life_end: float | None = _f(None, "--ema-half-life at the end of --schedule-images (unset: "
+                                         "constant)", bounds=POSITIVE)
     reuse_fake: bool = _f(True, "with --d-steps 1, G's step reuses the fake batch of D's step (one "
                           "forward of G less per iteration); off: fresh noise, as Algorithm 1 writes")
     compile: bool = _f(False, "torch.compile G and D (slower on CPU for DCGAN, see "
@@ -266,6 +281,13 @@ class RegConfig:
     r1: float = _f(0.0, "gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real data "
                    "(Mescheder et al. 2018), e.g. 10 for images, 0.1 for 2-D points",
                    bounds=_zero_or_more())
+    r2: float = _f(0.0, "gamma of the R2 penalty gamma/2 E||grad D(G(z))||^2 on generated data "
+                   "(Mescheder et al. 2018; R3GAN, Huang et al. 2024, takes --r2 = --r1)",
+                   bounds=_zero_or_more())
+    r1_end: float | None = _f(None, "--r1 at the end of --schedule-images (unset: constant)",
+                              bounds=_zero_or_more(""))
+    r2_end: float | None = _f(None, "--r2 at the end of --schedule-images (unset: constant)",
+                              bounds=_zero_or_more(""))
     clip: float = _f(0.0, "clip D's weights to [-c, c] after each update (WGAN, Arjovsky et al. "
                      "2017); --loss wgan uses 0.01 when this is left at 0", bounds=_zero_or_more())
     spectral_norm: bool = _f(False, "spectral normalisation of every layer of D (Miyato et al. 2018)")
@@ -638,11 +660,29 @@ def validate(cfg: Config) -> Config:
     t, r = cfg.train, cfg.reg
     if t.batch_size % r.pack:
         raise GankitError(f"train.batch_size ({t.batch_size}) must be a multiple of reg.pack ({r.pack})")
-    if t.precision == "fp16" and (r.r1 or r.gp):
-        raise GankitError("train.precision=fp16 cannot take the R1 or gradient penalty (reg.r1, reg.gp): "
+    if t.precision == "fp16" and (r.r1 or r.r1_end or r.r2 or r.r2_end or r.gp):
+        raise GankitError("train.precision=fp16 cannot take the R1, R2 or gradient penalty (reg.r1, reg.r2, "
+                          "reg.gp): "
                           "their input gradients would underflow in fp16 without a scaler of their "
                           "own; use train.precision=bf16, which has fp32's range")
+    _check_schedule(cfg)
     return cfg
+
+
+def _check_schedule(cfg: Config) -> None:
+    """The schedule's end values need ``train.schedule_images``; a half-life needs the EMA on."""
+    t, r = cfg.train, cfg.reg
+    ends = {"train.lr_g_end": t.lr_g_end, "train.lr_d_end": t.lr_d_end, "train.beta2_end": t.beta2_end,
+            "train.ema_half_life_end": t.ema_half_life_end, "reg.r1_end": r.r1_end, "reg.r2_end": r.r2_end}
+    given = [k for k, v in ends.items() if v is not None]
+    if given and t.schedule_images is None:
+        raise GankitError(f"{given[0]} is the value at the end of the schedule: set train.schedule_images "
+                          "(the images it takes), or leave it out")
+    if t.ema_half_life_end is not None and t.ema_half_life is None:
+        raise GankitError("train.ema_half_life_end needs train.ema_half_life, the half-life it starts from")
+    if t.ema_half_life is not None and t.ema == 0:
+        raise GankitError("train.ema_half_life sets the half-life of the moving average of G, but train.ema "
+                          "is 0 (no average: turned off, or this model keeps none); leave it out")
 
 
 __all__ = [

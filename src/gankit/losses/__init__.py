@@ -7,6 +7,7 @@ from gankit.losses.gan import (
     MINIMAX,
     NONSATURATING,
     RAGAN,
+    RPGAN,
     WGAN,
     WGAN_GP,
     GANLoss,
@@ -15,15 +16,17 @@ from gankit.losses.gan import (
     d_loss_hinge,
     d_loss_lsgan,
     d_loss_ragan,
+    d_loss_rpgan,
     d_loss_wasserstein,
     d_probability,
     g_loss_lsgan,
     g_loss_minimax,
     g_loss_nonsaturating,
     g_loss_ragan,
+    g_loss_rpgan,
     g_loss_wasserstein,
 )
-from gankit.losses.penalties import clip_weights_, gradient_penalty, r1_penalty
+from gankit.losses.penalties import clip_weights_, gradient_penalty, r1_penalty, r2_penalty
 from gankit.registry import Registry
 
 LOSSES: Registry[GANLoss] = Registry("loss", "losses")
@@ -52,10 +55,15 @@ LOSSES.register(
     "ragan", RAGAN,
     "relativistic average (Jolicoeur-Martineau 2018): is real more realistic than the average fake?",
 )
+LOSSES.register(
+    "rpgan", RPGAN,
+    "relativistic pairing (Jolicoeur-Martineau 2018's RSGAN; R3GAN, Huang et al. 2024): each real score must beat "
+    "its paired fake's; R3GAN adds --r1 and --r2 of the same gamma",
+)
 
 __all__ = [
-    "HINGE", "LOSSES", "LSGAN", "MINIMAX", "NONSATURATING", "RAGAN", "WGAN", "WGAN_GP", "GANLoss",
-    "class_loss", "clip_weights_", "d_loss_bce", "d_loss_hinge", "d_loss_lsgan", "d_loss_ragan",
+    "HINGE", "LOSSES", "LSGAN", "MINIMAX", "NONSATURATING", "RAGAN", "RPGAN", "WGAN", "WGAN_GP", "GANLoss",
+    "class_loss", "clip_weights_", "d_loss_bce", "d_loss_hinge", "d_loss_lsgan", "d_loss_ragan", "d_loss_rpgan",
     "d_loss_wasserstein", "d_probability", "g_loss_lsgan", "g_loss_minimax", "g_loss_nonsaturating",
-    "g_loss_ragan", "g_loss_wasserstein", "gradient_penalty", "r1_penalty",
+    "g_loss_ragan", "g_loss_rpgan", "g_loss_wasserstein", "gradient_penalty", "r1_penalty", "r2_penalty",
 ]

@@ -131,6 +131,26 @@ def g_loss_ragan(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tens
     return _bce(fake_logits - real_logits.mean(), 1.0) + _bce(real_logits - fake_logits.mean(), 0.0)
 
 
+# --------------------------------------------------------------------------- relativistic pairing
+
+
+def d_loss_rpgan(real_logits: Tensor, fake_logits: Tensor, real_label: float = 1.0) -> Tensor:
+    """The relativistic pairing GAN's D (RSGAN of Jolicoeur-Martineau 2018, the RpGAN loss of
+    Huang et al. 2024's R3GAN, eq. 2): E[softplus(-(D(x_i) - D(G(z_i))))], each real sample against
+    the fake of the same index. D is asked only that each real score beat its partner's fake one,
+    so no single decision boundary separates all the data from all the fakes (which lets G drop
+    modes). ``real_label`` is not used: the loss has no label to smooth."""
+    return F.softplus(fake_logits - real_logits).mean()
+
+
+def g_loss_rpgan(fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """RpGAN's G, the mirror: E[softplus(-(D(G(z_i)) - D(x_i)))] over the index-matched pairs; it
+    needs D's logits on real data too."""
+    if real_logits is None:
+        raise ValueError("the relativistic pairing loss needs D's logits on real data for G's step")
+    return F.softplus(real_logits - fake_logits).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A pair of losses: the one D minimises and the one G minimises, and what they need.
@@ -157,6 +177,8 @@ WGAN_GP = GANLoss(d_loss=d_loss_wasserstein, g_loss=g_loss_wasserstein, probabil
                   implies={"gp": 10.0})
 HINGE = GANLoss(d_loss=d_loss_hinge, g_loss=g_loss_wasserstein, probabilities=False)
 RAGAN = GANLoss(d_loss=d_loss_ragan, g_loss=g_loss_ragan, g_needs_real=True, smoothable=True)
+# only differences of D's outputs matter, so sigmoid(D(x)) is no probability
+RPGAN = GANLoss(d_loss=d_loss_rpgan, g_loss=g_loss_rpgan, g_needs_real=True, probabilities=False)
 
 
 def d_probability(logits: Tensor) -> Tensor:

@@ -25,6 +25,14 @@ def r1_penalty(real_logits: Tensor, real: Tensor) -> Tensor:
     return _input_grad_sq_norm(real_logits, real).mean()
 
 
+def r2_penalty(fake_logits: Tensor, fake: Tensor) -> Tensor:
+    """R2 (Mescheder et al. 2018, eq. 10, after Roth et al. 2017's penalty on both distributions;
+    Huang et al. 2024's R3GAN pairs it with R1):
+    E[||grad_x D(x)||^2] on generated samples; ``fake`` must require grad (and be detached from
+    G) and ``fake_logits = D(fake)``. The trainer adds gamma/2 times this to D's loss."""
+    return _input_grad_sq_norm(fake_logits, fake).mean()
+
+
 def gradient_penalty(D: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
                      generator: torch.Generator | None = None, eps: Tensor | None = None) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017, Algorithm 1): E[(||grad D(x_hat)||_2 - 1)^2] at random points

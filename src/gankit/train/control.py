@@ -29,8 +29,9 @@ where the run's checkpoint expects them: a checkpoint saved after it (``stop``, 
 one due) resumes exactly, the half step included in the weights, the optimiser state and the
 streams; the same run without the half step would draw differently from then on.
 
-Changed learning rates are the optimisers' base rates (``base_lr``, which the schedule of
-``gankit.train.state.set_lr_factor`` scales); ``d_steps`` is k of Goodfellow et al.'s Algorithm 1,
+Changed learning rates are the optimisers' base rates (``base_lr``, which the schedules of
+``gankit.train.schedule`` scale: a rate set here is the schedule's new start, and its cosine goes
+on from it to ``end / start`` of it); ``d_steps`` is k of Goodfellow et al.'s Algorithm 1,
 the D updates per G update, and ``loss`` the GAN's loss (``minimax`` against ``nonsaturating``,
 GAN Lab's comparison), for a task that has them (``Task.set_d_steps``, ``Task.set_loss``; the others
 refuse). All are kept in each checkpoint under ``control`` and applied again on resume, so a steered

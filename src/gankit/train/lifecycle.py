@@ -4,7 +4,8 @@
                                         resume: the run's own config, a few keys changeable)
     2. the task: data, networks, RNG   (``Task.setup``; a resumed run restores its checkpoint)
     3. iterations                      (``Task.iteration``: for the GAN, Goodfellow et al.'s
-                                        Algorithm 1; the learning-rate schedule set before each)
+                                        Algorithm 1; the learning rates and beta2 of
+                                        ``gankit.train.schedule`` set before each)
     4. cadence                         every log_every: finite check, metrics.jsonl, progress bar
                                        every diagnose_every: the task's probe -> failure rules
                                        every sample_every: the task's sample grid
@@ -71,7 +72,8 @@ from gankit.train.guards import (
     rollback_seed,
 )
 from gankit.train.rundir import RunLock, check_new, create_new, save_config
-from gankit.train.state import check_precision, lr_factor, resolve_device, run_meta, set_lr_factor
+from gankit.train.schedule import Schedule
+from gankit.train.state import check_precision, resolve_device, run_meta
 from gankit.train.task import Context, Task
 from gankit.verdict import equilibrium
 
@@ -142,6 +144,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     # ``gankit lab``'s steering (gankit.train.control); not under torchrun: one rank cannot pause all
     control = ControlChannel(run.control_path if main and not d.enabled else None)
     setters = {"d_steps": task.set_d_steps, "loss": task.set_loss}  # what `set` may change besides rates
+    schedule = Schedule(cfg, d.world)  # train.lr_decay_start, train.schedule_images (gankit.train.schedule)
     rollbacks = 0  # the run's divergences recovered from, kept in its checkpoints: a resume keeps the budget
     if resume is not None:  # the newest intact checkpoint; a damaged newer one is named, kept aside
         ckpt, damaged = newest_intact(run_dir, task.validate_checkpoint)
@@ -235,11 +238,10 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
         rollbacks += 1
         task.restore(ckpt)
         step, best = ckpt.step, ckpt.meta.get("best")
-        factor = lr_factor(step, t.steps, t.lr_decay_start)
         for opt, rates in zip(task.optimizers(), tried, strict=True):
             for group, rate in zip(opt.param_groups, rates, strict=True):
                 group["base_lr"] = 0.5 * rate
-                group["lr"] = group["base_lr"] * factor
+        schedule.apply(task.optimizers(), step)  # the halved base rates at this step's factors
         for g in task.generators():
             g.manual_seed(rollback_seed(t.seed, rollbacks))
         meter = Meter(device, step, d)
@@ -280,8 +282,8 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
     with StopFlag() as stop, SaveOnDiskFull(rescue):
         while step < t.steps:
             control.boundary(step, task.optimizers(), emit, lambda: stop.requested, task.half_step, setters)
-            if t.lr_decay_start < 1:  # the learning rates of this step (a function of it: resumes alike)
-                set_lr_factor(task.optimizers(), lr_factor(step, t.steps, t.lr_decay_start))
+            if schedule.on:  # the learning rates (and beta2) of this step: a function of it, resumes alike
+                schedule.apply(task.optimizers(), step)
             logged = task.iteration(step)
             for hook in hooks:
                 hook.after_iteration(step, logged)
@@ -317,6 +319,8 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
                 rec: dict[str, Any] = {"step": step, **meter.read()}
                 rec["time"] = round(elapsed(), 3)
                 rec["img_per_s"] = round(t.batch_size * (step - step_log) / max(now - t_log, 1e-9), 1)
+                if t.schedule_images is not None:  # the values the last step trained with (host numbers)
+                    rec |= schedule.record(step - 1, task.optimizers())
                 t_log, step_log = now, step
             signals = task.probe() if diagnose_now else {}
             if log_now:  # one line per step: the probe's signals join the training record

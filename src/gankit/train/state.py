@@ -12,7 +12,6 @@ import math
 import platform
 import re
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from gankit.models.conditional import class_rows, default_labels
 from gankit.sampling import check_gan_meta
 from gankit.train import distributed
 from gankit.train.augment import Draw
+from gankit.train.schedule import Schedule
 
 N_FIXED_IMAGES = 64  # an 8x8 grid of samples at fixed z, saved over time
 N_FIXED_POINTS = 1024  # generated points drawn over D's field for 2-D data
@@ -136,24 +136,6 @@ def adam(module: nn.Module, lr: float, betas: tuple[float, float]) -> torch.opti
         return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
 
 
-def lr_factor(step: int, steps: int, decay_start: float) -> float:
-    """The share of the base learning rate at ``step``: 1 until ``decay_start * steps``, then
-    falling linearly to 0 at ``steps`` (CycleGAN, Zhu et al. 2017: constant for half the run,
-    then linear decay; on the 2-D mixtures it lets G settle sharply on the modes)."""
-    start = decay_start * steps
-    if step < start or steps <= start:
-        return 1.0
-    return max(0.0, 1.0 - (step - start) / (steps - start))
-
-
-def set_lr_factor(optimizers: Iterable[torch.optim.Optimizer], factor: float) -> None:
-    """Set the optimisers' learning rates to ``factor`` times their base rates (kept in the
-    param group as ``base_lr``, saved with the optimiser, halved by a rollback)."""
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
-
-
 def run_meta(cfg: Config, precision: str, step: int, elapsed: float,
              best: dict[str, Any] | None) -> dict[str, Any]:
     """What every checkpoint records, whatever its task: the step, the seconds of training so far,
@@ -183,6 +165,25 @@ def ema_beta(decay: float, rampup: float, step: int) -> float:
         return decay
     half_life = min(math.log(0.5) / math.log(decay), rampup * step)
     return 0.5 ** (1.0 / half_life)
+
+
+def ema_beta_images(half_life: float, rampup: float, images: int, batch: int) -> float:
+    """The EMA's decay for one update of ``batch`` images with a half-life given in images
+    (Karras et al. 2020; Huang et al. 2024): the half-life is min(``half_life``, ``rampup`` x
+    ``images``, the images seen after this update), and beta = (1/2) ** (batch / half-life).
+    ``rampup`` 0: no warm-up. :func:`ema_beta` is the same with a half-life in steps."""
+    h = min(half_life, rampup * images) if rampup > 0.0 else half_life
+    return 0.5 ** (batch / h)
+
+
+def ema_decay(schedule: Schedule, step: int) -> float:
+    """The EMA's decay after G update ``step`` (0, 1, ...): from ``train.ema_half_life`` (images,
+    scheduled) when set, else from ``train.ema`` (per step), both warmed up by ``train.ema_rampup``."""
+    t = schedule.cfg.train
+    half_life = schedule.ema_half_life(step)
+    if half_life is None:
+        return ema_beta(t.ema, t.ema_rampup, step + 1)
+    return ema_beta_images(half_life, t.ema_rampup, schedule.images(step + 1), schedule.images(1))
 
 
 @dataclass
@@ -231,6 +232,15 @@ class TrainState:
         return Draw(self.z_gen, self.dist.world, self.dist.rank)
 
     @property
+    def schedule(self) -> Schedule:
+        """The run's scheduled values (``gankit.train.schedule``), a function of ``step``."""
+        return Schedule(self.cfg, self.dist.world)
+
+    def gammas(self) -> tuple[float, float]:
+        """The R1 and R2 gammas of this step (``reg.r1``, ``reg.r2``; scheduled with their ends)."""
+        return self.schedule.gammas(self.step)
+
+    @property
     def G_sample(self) -> nn.Module:
         """The generator that samples, the report and evaluation see: the EMA copy when enabled."""
         return self.G_ema if self.G_ema is not None else self.G
@@ -243,7 +253,7 @@ class TrainState:
         foreach kernels (beta is a host number from the step count): no host synchronisation."""
         if self.G_ema is None:
             return
-        beta = ema_beta(self.cfg.train.ema, self.cfg.train.ema_rampup, self.step + 1)
+        beta = ema_decay(self.schedule, self.step)
         ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
         torch._foreach_lerp_(ema_p, p, 1.0 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):

@@ -9,7 +9,7 @@ instead of two. G's loss is still computed through the *updated* D, as Algorithm
 the noise sample is shared between the two half-steps.
 
 The cures of ``cfg.reg`` enter here: what D sees (DiffAugment, instance noise), D's penalties (R1,
-gradient penalty), weight clipping, label smoothing, and the unrolled look-ahead of G's step.
+R2, gradient penalty), weight clipping, label smoothing, and the unrolled look-ahead of G's step.
 
 ``--precision bf16|fp16``: the forward passes run under ``s.autocast()`` (convolutions and matrix
 products in the low precision), the backward passes outside it as torch's AMP recipe has it; the
@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from gankit.losses import class_loss, clip_weights_, d_probability, gradient_penalty, r1_penalty
+from gankit.losses.penalties import r2_penalty
 from gankit.train.augment import diff_augment
 from gankit.train.state import TrainState
 
@@ -101,8 +102,11 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tens
         fake = fake_for_d(s, real.shape[0], y=y_fake)
     real_in = d_input(s, real)  # (B, *dims)
     fake_in = d_input(s, fake.detach())  # detached: no gradient flows into G here
-    if r.r1:
+    gamma_r1, gamma_r2 = s.gammas()  # reg.r1, reg.r2 at this step (train.schedule_images)
+    if gamma_r1:
         real_in = real_in.detach().requires_grad_(True)  # R1 differentiates D at the real inputs
+    if gamma_r2:
+        fake_in = fake_in.detach().requires_grad_(True)  # R2 at the fake ones (still no path to G)
     with s.autocast():
         real_logits, real_classes = judge(s.D_train, real_in, y_real)  # (B / pack,), (B, K) for ACGAN
         fake_logits, _ = judge(s.D_train, fake_in, y_fake)
@@ -114,8 +118,10 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tens
         # let G and D agree on a private code - D's head read 95 % of the fakes as the class asked
         # for while the fmnist classifier agreed on 33 % (bench/conditional.py, docs/BENCHMARKS.md).
         loss = loss + s.cfg.model.acgan_weight * class_loss(real_classes, y_real)
-    if r.r1:
-        loss = loss + 0.5 * r.r1 * r1_penalty(real_logits, real_in)
+    if gamma_r1:
+        loss = loss + 0.5 * gamma_r1 * r1_penalty(real_logits, real_in)
+    if gamma_r2:
+        loss = loss + 0.5 * gamma_r2 * r2_penalty(fake_logits, fake_in)
     if r.gp:
         eps = s.draw.rand(real.shape[0], device=real.device)  # sharded like z under torchrun
         # interpolates carry the real sample's label (the conditional WGAN-GP convention)
