@@ -95,19 +95,24 @@ def test_binomial_filter_is_normalised_and_passes_dc() -> None:
 
 def test_resampling_keeps_constants_and_kills_nyquist() -> None:
     ones = torch.ones(1, 2, 8, 8)
-    down, up = Downsample(2)(ones), Upsample(2)(ones)
+    down, up = Downsample()(ones), Upsample()(ones)
     assert down.shape == (1, 2, 4, 4) and up.shape == (1, 2, 16, 16)
     assert torch.allclose(down[..., 1:, 1:], torch.ones(1, 2, 3, 3))  # away from the zero padding
     assert torch.allclose(up[..., :-1, :-1], torch.ones(1, 2, 15, 15))
     checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1  # +-1 at Nyquist
-    assert Downsample(1)(checker[None, None])[..., 1:, 1:].abs().max() < 1e-6
+    assert Downsample()(checker[None, None])[..., 1:, 1:].abs().max() < 1e-6
     # upsampling is bilinear: even pixels copy, odd ones average their neighbours
     x = torch.arange(4.0).reshape(1, 1, 1, 4).expand(1, 1, 4, 4)
-    row = Upsample(1)(x)[0, 0, 2]
+    row = Upsample()(x)[0, 0, 2]
     assert torch.allclose(row[:7], torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]))
     # and the adjoint of downsampling, times 4: <down(a), b> = <a, up(b)> / 4
     a, b = torch.randn(1, 1, 8, 8), torch.randn(1, 1, 4, 4)
-    assert torch.allclose((Downsample(1)(a) * b).sum(), (a * Upsample(1)(b)).sum() / 4, atol=1e-5)
+    assert torch.allclose((Downsample()(a) * b).sum(), (a * Upsample()(b)).sum() / 4, atol=1e-5)
+    # under bf16 autocast the filter runs in fp32 and hands back the input's dtype
+    with torch.autocast("cpu", torch.bfloat16):
+        y = Downsample()(a.bfloat16())
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), Downsample()(a.bfloat16().float()), atol=1e-2, rtol=1e-2)
 
 
 def test_every_parameter_learns_after_the_zero_convolutions_move() -> None:
