@@ -24,6 +24,7 @@ CASES = {  # name: (model, image size, batch)
     "mlp28-b64": ("mlp", 28, 64), "mlp28-b256": ("mlp", 28, 256),
     "dcgan32-b64": ("dcgan", 32, 64), "dcgan32-b256": ("dcgan", 32, 256),
     "dcgan64-b64": ("dcgan", 64, 64), "dcgan64-b256": ("dcgan", 64, 256),
+    "dcgan28-b64": ("dcgan", 28, 64), "r3-28-b64": ("r3", 28, 64), "r3-32-b64": ("r3", 32, 64),
 }
 
 

@@ -12,6 +12,7 @@ SHAPES = {
     "mlp": [(2,), (1, 28, 28), (3, 32, 32)],
     "mlp2-tanh": [(2,), (1, 28, 28)],
     "dcgan": [(1, 28, 28), (3, 32, 32), (3, 64, 64), (3, 128, 128), (1, 48, 64), (3, 16, 16)],
+    "r3": [(1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 48, 64), (3, 16, 16)],
 }
 
 
@@ -52,7 +53,7 @@ def test_dcgan_on_points_is_a_clear_error() -> None:
 
 
 def test_unknown_model_lists_choices() -> None:
-    with pytest.raises(GankitError, match="mlp, mlp2-tanh, dcgan"):
+    with pytest.raises(GankitError, match="mlp, mlp2-tanh, dcgan, r3"):
         build_models("resnet", DataShape((2,)))
 
 

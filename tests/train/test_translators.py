@@ -271,7 +271,7 @@ def test_translate_writes_one_png_per_input_with_its_name(tmp_path: Path, side_b
     ({"model": "cyclegan", "identity": -1.0}, "translate.identity must be 0 (off) or positive"),
     ({"model": "dcgan", "pool_size": 10}, "translate.pool_size is for image translation"),
     ({"model": "dcgan", "partner": "x"}, "translate.partner is for image translation"),
-    ({"model": "pix3pix"}, "unknown model 'pix3pix'; choose one of: mlp, mlp2-tanh, dcgan, pix2pix, cyclegan"),
+    ({"model": "pix3pix"}, "unknown model 'pix3pix'; choose one of: mlp, mlp2-tanh, dcgan, r3, pix2pix, cyclegan"),
 ])
 def test_options_of_the_other_kind_are_refused(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -201,6 +201,8 @@ class ModelConfig:
     prior: str = _f("normal", "distribution of z: N(0, I) or U(-1, 1)", choices=("normal", "uniform"))
     width: int | None = _f(None, "base width (channels or hidden units); unset: the architecture's default",
                            bounds=_upto(1024))
+    blocks: int | None = _f(None, "residual blocks per resolution in G and D of model.arch=r3 (unset: "
+                            "1, the CPU-sized model); scale r3 by this and model.width", bounds=_upto(64))
     conditional: str | None = _f(
         None, "class-conditional G(z, y) and D on labelled data (Fashion-MNIST, or a folder whose "
         "subfolders are the classes): cgan (Mirza & Osindero 2014), acgan (Odena et al. 2017) or "
