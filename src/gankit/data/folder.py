@@ -605,7 +605,7 @@ def load_image_folder(
     writer = None if cache_folder is None or key is None else open_writer(cache_folder, key, shape)
     try:
         array, files, skipped, labels, classes = _decode_into(
-            writer, root_str, candidates, ignored, size, channels, workers)
+            writer, root_str, candidates, ignored, size, channels, workers, cache_folder)
     except BaseException:
         if writer is not None:
             writer.discard()  # a failed or interrupted decode leaves nothing a later load accepts
@@ -623,19 +623,22 @@ def load_image_folder(
 
 
 def _decode_into(writer: CacheWriter | None, root: str, candidates: list[str], ignored: int,
-                 size: tuple[int, int], channels: int | None, workers: int
+                 size: tuple[int, int], channels: int | None, workers: int, cache_folder: Path | None
                  ) -> tuple[np.ndarray, list[str], list[tuple[str, str]], list[int] | None, list[str] | None]:
     """Decode ``candidates`` into the writer's mapped file (else a buffer in memory), then keep the
-    usable rows: (array, files, skipped, labels, classes)."""
+    usable rows: (array, files, skipped, labels, classes). ``cache_folder``: where the cache was
+    to be (named when the images fit neither there nor in memory)."""
     from gankit.data.base import gib, physical_memory
 
     n, (height, width) = len(candidates), size
     if writer is None:
         need, memory = n * (channels or 3) * height * width, physical_memory()
         if memory is not None and need > memory:
+            cache = "" if cache_folder is None else \
+                f" and its cache in {display_path(cache_folder)} could not be written (free disk there, or set data.cache_dir)"
             raise GankitError(
                 f"{n} images at {height}x{width} need {gib(need)} decoded, more than this machine's "
-                f"{gib(memory)} of memory; lower data.image_size or give a folder of fewer images"
+                f"{gib(memory)} of memory{cache}; lower data.image_size or give a folder of fewer images"
             )
         buffer: np.ndarray = np.empty((n, channels or 3, height, width), dtype=np.uint8)
     else:

@@ -16,10 +16,12 @@ Copy-on-write keeps the array writable for ``torch.from_numpy`` without ever cha
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +96,14 @@ def cache_read(folder: Path, key: str, size: tuple[int, int]) -> tuple[np.ndarra
         return None
 
 
+def disk_free(folder: Path) -> int | None:
+    """Bytes free for this user on ``folder``'s file system, or None where it cannot be told."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 def _new_mapped(folder: Path, name: str, shape: tuple[int, ...]) -> tuple[Path, np.memmap]:
     """A hidden temporary ``.npy`` of ``shape`` uint8 for ``name``, its blocks reserved, mapped."""
     tmp = folder / f"{temp_prefix(name)}{secrets.token_hex(4)}.tmp"
@@ -116,8 +126,13 @@ class CacheWriter:
     removes the temporary."""
 
     def __init__(self, folder: Path, key: str, shape: tuple[int, int, int, int]) -> None:
+        from gankit.data.base import gib
+
         folder.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(folder, f"{key}.npy")  # a killed writer's leftover of this entry
+        need, free = int(np.prod(shape)), disk_free(folder)
+        if free is not None and need > free:
+            raise OSError(errno.ENOSPC, f"{gib(need)} needed, {gib(free)} free on its disk")
         self.folder, self.key = folder, key
         self._paths: list[Path] = []
         tmp, self.array = _new_mapped(folder, f"{key}.npy", shape)
