@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-import gankit.data.folder as folder_mod
+import gankit.data.decode as decode_mod
 from gankit.data.base import InMemoryData, stays_on_host, to_float
 from gankit.data.folder import load_image_folder, stream_image_folder
 from gankit.data.folder_cache import cache_key
@@ -81,7 +81,7 @@ def test_a_decode_that_fails_midway_leaves_nothing_a_later_load_accepts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _folder(tmp_path / "imgs", 12)
     cache = tmp_path / "cache"
-    real_decode, calls = folder_mod._decode_file, []
+    real_decode, calls = decode_mod._decode_file, []
 
     def dies_at_the_seventh(*args: object) -> object:
         calls.append(1)
@@ -89,11 +89,11 @@ def test_a_decode_that_fails_midway_leaves_nothing_a_later_load_accepts(
             raise KeyboardInterrupt  # the user's Ctrl-C, half-way through the first decode
         return real_decode(*args)
 
-    monkeypatch.setattr(folder_mod, "_decode_file", dies_at_the_seventh)
+    monkeypatch.setattr(decode_mod, "_decode_file", dies_at_the_seventh)
     with pytest.raises(KeyboardInterrupt):
         load_image_folder(root, (8, 8), cache_dir=cache, workers=1)
     assert _entries(cache) == []  # the temporary went with it
-    monkeypatch.setattr(folder_mod, "_decode_file", real_decode)
+    monkeypatch.setattr(decode_mod, "_decode_file", real_decode)
     redone = load_image_folder(root, (8, 8), cache_dir=cache, workers=1)
     assert not redone.from_cache and torch.equal(redone.images, load_image_folder(root, (8, 8)).images)
 
