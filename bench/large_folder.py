@@ -2,7 +2,7 @@
 batches read from that cache against the same images held in memory.
 
 Usage:  python bench/large_folder.py [--n 200000] [--size 128] [--root /tmp/gankit-large]
-                                     [--workers 2] [--train-steps 60] [--clean]
+                                     [--workers 2] [--train-steps 150] [--clean]
 
 Phases (each prints one JSON line; the last line sums them up):
 
@@ -16,8 +16,8 @@ Phases (each prints one JSON line; the last line sums them up):
    cold (the cache file's pages dropped first with ``posix_fadvise(DONTNEED)``) and warm -- and
    from the same rows copied into memory (the first ``--memory-n`` images, so that the copy fits;
    the mapped set is measured on the same rows too).
-4. ``train``: ``gankit train`` on the folder (dcgan at ``--size``, width ``--width``) in a child
-   process, its resident memory sampled every second: private memory stays flat while the mapped
+4. ``train``: ``gankit train`` on the folder (dcgan at ``--size``, width ``--width``, 3 channels:
+   the cache of phase 2, no second decode) in a child process, its resident memory sampled every second: private memory stays flat while the mapped
    share is whatever the page cache keeps.
 
 ``--clean`` removes ``ROOT`` at the end (the 200,000-image cache is 9.8 GB).
@@ -166,14 +166,17 @@ def _drop_page_cache(path: Path) -> None:
         os.close(fd)
 
 
-def loader(found: object, cache: Path, steps: int, batch: int, memory_n: int) -> dict[str, object]:
+def loader(folder: Path, cache: Path, size: int, steps: int, batch: int, memory_n: int) -> dict[str, object]:
     from gankit.data.base import InMemoryData
+    from gankit.data.folder import load_image_folder
 
-    images = found.images  # type: ignore[attr-defined]
-    n = len(images)
     (npy,) = (cache / "folders").glob("*.npy")
+    _drop_page_cache(npy)  # no mapping of it is left in this process: its pages really go
+    found = load_image_folder(folder, (size, size), 3, cache_dir=cache)
+    assert found.from_cache
+    images = found.images
+    n = len(images)
     mapped = InMemoryData(images, "mapped")
-    _drop_page_cache(npy)
     sampler = Sampler(os.getpid(), 0.2)
     cold = _loader(mapped, n, steps, batch)
     warm = _loader(mapped, n, steps, batch)
@@ -196,7 +199,7 @@ def train(folder: Path, cache: Path, size: int, steps: int, width: int, threads:
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "gankit", "train", "--data", str(folder), "--image-size", str(size),
-           "--cache-dir", str(cache), "--model", "dcgan", "--width", str(width), "--steps", str(steps),
+           "--channels", "3", "--cache-dir", str(cache), "--model", "dcgan", "--width", str(width), "--steps", str(steps),
            "--batch-size", "64", "--out", str(out), "--no-progress", "--sample-every", str(10 * steps),
            "--checkpoint-every", str(10 * steps), "--log-every", "10"]
     t0 = time.perf_counter()
@@ -222,7 +225,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS)")
     p.add_argument("--loader-steps", type=int, default=2000)
     p.add_argument("--memory-n", type=int, default=50_000, help="rows copied into memory for the comparison")
-    p.add_argument("--train-steps", type=int, default=60)
+    p.add_argument("--train-steps", type=int, default=150)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--phases", default="make,decode,loader,train")
     p.add_argument("--clean", action="store_true", help="remove --root when done")
@@ -237,19 +240,14 @@ def main() -> None:
         if "make" in phases:
             results.append(make(folder, a.n, a.size, a.workers))
             print(json.dumps(results[-1]), flush=True)
-        found = None
         if "decode" in phases:
             res, found = decode(folder, cache, a.size, a.workers)
+            del found  # unmapped, so that the loader's cold pass starts from disk
             results.append(res)
             print(json.dumps(res), flush=True)
         if "loader" in phases:
-            if found is None:
-                from gankit.data.folder import load_image_folder
-
-                found = load_image_folder(folder, (a.size, a.size), 3, cache_dir=cache, workers=a.workers)
-            results.append(loader(found, cache, a.loader_steps, 64, a.memory_n))
+            results.append(loader(folder, cache, a.size, a.loader_steps, 64, a.memory_n))
             print(json.dumps(results[-1]), flush=True)
-            del found
         if "train" in phases:
             results.append(train(folder, cache, a.size, a.train_steps, a.width, a.threads))
             print(json.dumps(results[-1]), flush=True)

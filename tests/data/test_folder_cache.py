@@ -124,7 +124,9 @@ def test_parallel_streamed_decode_matches_in_process(tmp_path: Path) -> None:
     parallel = load_image_folder(root, (8, 12), cache_dir=tmp_path / "c2", workers=2)
     assert torch.equal(parallel.images, serial.images) and parallel.skipped == serial.skipped
     stream = stream_image_folder(root, (8, 12), 3, workers=2, seed=None)
-    streamed = np.concatenate(list(stream.batches()))
+    chunks = list(stream.batches())
+    assert len(chunks) > 1  # read a worker's chunk at a time, never the folder at once
+    streamed = np.concatenate(chunks)
     assert np.array_equal(streamed, serial.images.numpy()) and stream.skipped == serial.skipped
     shuffled = stream_image_folder(root, (8, 12), 3, workers=1, seed=0)
     rows = np.concatenate(list(shuffled.batches()))
