@@ -135,7 +135,7 @@ def test_parallel_streamed_decode_matches_in_process(tmp_path: Path) -> None:
     assert np.array_equal(rows, serial.images.numpy()[order])
 
 
-def test_data_too_large_for_the_gpu_stay_on_the_host() -> None:
+def test_data_too_large_for_the_gpu_stay_on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
     assert not stays_on_host(10**12, torch.device("cpu"))
     assert stays_on_host(26, cuda, free=100) and not stays_on_host(25, cuda, free=100)
@@ -144,6 +144,15 @@ def test_data_too_large_for_the_gpu_stay_on_the_host() -> None:
     assert data.to("cpu").batch_device is None and data.index_device == torch.device("cpu")
     assert torch.equal(data.batch(torch.tensor([1, 1])), to_float(data.data[[1, 1]], channels_last=True))
     assert data.labels_of(torch.tensor([1, 0])).tolist() == [5, 4]
+    # the host path (on a GPU: gathered on the host, pinned, copied) gives the same batches
+    import gankit.data.base
+
+    monkeypatch.setattr(gankit.data.base, "stays_on_host", lambda nbytes, device: True)
+    host = InMemoryData(data.data.clone(), "host", labels=data.labels.clone()).to("cpu")
+    assert host.batch_device == torch.device("cpu")
+    index = torch.tensor([1, 0, 1])
+    assert torch.equal(host.batch(index), data.batch(index))
+    assert torch.equal(host.labels_of(index), data.labels_of(index))
 
 
 def test_streamed_eval_gives_the_in_memory_fid(tmp_path: Path) -> None:

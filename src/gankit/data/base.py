@@ -127,7 +127,7 @@ class InMemoryData:
             index = index.to(source.device)
         x = source.index_select(0, index)
         if self.batch_device is not None:  # host data: the batch alone travels, from pinned memory
-            x = x.pin_memory().to(self.batch_device, non_blocking=True)
+            x = (x.pin_memory() if self.batch_device.type == "cuda" else x).to(self.batch_device, non_blocking=True)
         return x
 
     def batch(self, index: Tensor) -> Tensor:
