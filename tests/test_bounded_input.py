@@ -221,12 +221,19 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused(
                            "4096", "--image-size", "256", "--channels", "3"], capsys,
                           "--batch-size 4096", "this machine's 1.0 GiB of memory")
     assert "needs at least 6.0 GiB" in line
-    # and a folder whose decoded images cannot fit is refused before it is decoded
+    # a folder larger than memory trains from its memory-mapped cache ...
     import gankit.data.base
+    import gankit.data.folder_cache
 
     monkeypatch.setattr(gankit.data.base, "physical_memory", lambda: 100)
-    one_line_error(["train", "--data", str(tmp_path / "imgs"), *TINY], capsys, "1 images at 8x8",
-                   "--image-size")
+    assert main(["train", "--data", str(tmp_path / "imgs"), *TINY, "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    # ... but one whose decoded images fit neither in memory nor on the cache's disk is refused
+    # before it is decoded
+    monkeypatch.setattr(gankit.data.folder_cache, "disk_free", lambda folder: 100)
+    with pytest.warns(RuntimeWarning, match="could not write the image cache"):
+        one_line_error(["train", "--data", str(tmp_path / "imgs"), *TINY, "--image-size", "16"], capsys,
+                       "1 images at 16x16", "--image-size", "could not be written")
 
 
 # --------------------------------------------------------------------------- --data

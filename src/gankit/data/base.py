@@ -1,8 +1,11 @@
 """In-memory data and a resumable, deterministic batch order.
 
-Data that fits in memory is decoded once: images are kept as one uint8 tensor (N, C, H, W) and
-normalised to [-1, 1] a batch at a time on the device, never decoded per item per epoch. 2-D point
-sets are kept as float32 (N, 2).
+Data are decoded once: images are kept as one uint8 tensor (N, C, H, W) and normalised to [-1, 1]
+a batch at a time on the device, never decoded per item per epoch. 2-D point sets are kept as
+float32 (N, 2). A cached folder's tensor is memory-mapped from its cache file, so "in memory"
+means "addressable": the page cache holds what is read. On a GPU, data larger than a quarter of its
+free memory stay on the host and each batch is gathered there, pinned and copied
+(:func:`stays_on_host`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,21 @@ def to_float(x: Tensor, channels_last: bool = False) -> Tensor:
     them are (a no-op for one channel)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=fmt).float().div_(127.5).sub_(1.0)
+
+
+HOST_DATA_SHARE = 0.25
+"""Data taking more than this share of an accelerator's free memory stay in host memory."""
+
+
+def stays_on_host(nbytes: int, device: torch.device, free: int | None = None) -> bool:
+    """Whether data of ``nbytes`` stay in host memory when training on ``device``: on a CUDA
+    device, when they would take more than ``HOST_DATA_SHARE`` of its free memory (``free``, read
+    from the device when not given). Elsewhere (CPU, MPS) the data move as they are."""
+    if device.type != "cuda":
+        return False
+    if free is None:
+        free, _ = torch.cuda.mem_get_info(device)
+    return nbytes > HOST_DATA_SHARE * free
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +92,7 @@ class InMemoryData:
     notes: list[str] = field(default_factory=list)  # lines printed at the start of training
     extent: tuple[float, float, float, float] | None = None  # 2-D sets: region to draw D's field on
     traits: DataTraits = NO_TRAITS  # what a built-in set is known to be (none for user data)
+    batch_device: torch.device | None = None  # set by `to` when the data stay on the host
 
     @property
     def shape(self) -> DataShape:
@@ -82,18 +101,45 @@ class InMemoryData:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def to(self, device: torch.device) -> InMemoryData:
+    def to(self, device: torch.device | str) -> InMemoryData:
+        """Train on ``device``: the data move there, unless they are too large for it
+        (:func:`stays_on_host`); then they stay in host memory (memory-mapped, for a cached folder)
+        and each batch is gathered there, pinned, and copied to ``device``."""
+        device = torch.device(device)
+        if stays_on_host(self.data.nbytes, device):
+            self.data = self.data.cpu()
+            self.labels = None if self.labels is None else self.labels.cpu()
+            self.batch_device = device
+            return self
+        self.batch_device = None
         self.data = self.data.to(device)
         if self.labels is not None:
             self.labels = self.labels.to(device)
         return self
 
+    @property
+    def index_device(self) -> torch.device:
+        """Where batch indices should be made, so that gathering a batch never syncs devices."""
+        return self.data.device
+
+    def _gather(self, source: Tensor, index: Tensor) -> Tensor:
+        if index.device != source.device:
+            index = index.to(source.device)
+        x = source.index_select(0, index)
+        if self.batch_device is not None:  # host data: the batch alone travels, from pinned memory
+            x = (x.pin_memory() if self.batch_device.type == "cuda" else x).to(self.batch_device, non_blocking=True)
+        return x
+
     def batch(self, index: Tensor) -> Tensor:
-        """Rows ``index`` as float32 on the data's device: images scaled from uint8 to [-1, 1]."""
-        x = self.data.index_select(0, index)
+        """Rows ``index`` as float32 on the training device: images scaled from uint8 to [-1, 1]."""
+        x = self._gather(self.data, index)
         if x.dtype == torch.uint8:  # channels-last, like the convolutional networks that read it
             return to_float(x, channels_last=True)
         return x.float()
+
+    def labels_of(self, index: Tensor) -> Tensor | None:
+        """The labels of rows ``index`` on the training device (None for unlabelled data)."""
+        return None if self.labels is None else self._gather(self.labels, index)
 
     def describe(self) -> str:
         return f"{self.name}: {len(self)} {self.shape.describe()}"

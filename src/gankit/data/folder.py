@@ -1,4 +1,4 @@
-"""Load a folder of images into one in-memory ``uint8`` tensor, decoded once, in parallel, cached.
+"""Load a folder of images into one ``uint8`` tensor, decoded once, in parallel, cached and memory-mapped.
 
 :func:`load_image_folder` walks a folder recursively, decodes every file whose extension Pillow
 knows, resizes it to one common size and stacks the result into an ``(N, C, H, W)`` ``uint8``
@@ -38,7 +38,10 @@ Decoding runs in ``workers`` processes (in-process for small folders or ``worker
 ``cache_dir`` set, the decoded array is stored as ``<cache_dir>/folders/<key>.npy`` next to a
 ``<key>.json`` describing it; the key covers the folder's absolute path, the requested size and
 channels, and every candidate file's relative path, byte size and modification time, so editing,
-adding or removing an image triggers a fresh decode. The cache holds no pickles.
+adding or removing an image triggers a fresh decode. The cache holds no pickles. The first decode
+streams into the cache file (workers' chunks are written as they arrive, a few chunks in flight),
+and a load maps it (:mod:`gankit.data.folder_cache`): a folder larger than memory loads and trains.
+:func:`stream_image_folder` reads a folder a chunk at a time without any cache (``gankit eval``).
 
 File names are bytes to the system: a name that is not UTF-8 (``b"\xff.png"``) is read like any
 other (Python holds it as ``os.fsdecode`` does). Wherever a name is shown -- the summary, skipped
@@ -46,50 +49,40 @@ files, errors, class names taken from subfolders -- it goes through
 :func:`gankit.errors.display_path`, so such a name reads ``\xff.png`` and a name holding a terminal
 escape sequence cannot act on the terminal. ``files`` and ``skipped`` keep the names as they are.
 
-Before decoding, the ``(N, C, H, W)`` buffer is checked against the machine's memory: a folder
-that cannot fit at the requested size is refused by name instead of being decoded until the
-system runs out.
+Without a cache, the ``(N, C, H, W)`` buffer is checked against the machine's memory before
+decoding: a folder that cannot fit at the requested size is refused by name instead of being
+decoded until the system runs out. With one, the cache file's blocks are reserved first, so a disk
+too small for it is a warning (and the in-memory path) rather than a crash.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import math
 import os
-import re
-import stat
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from gankit.data.decode import _decode_stream, _default_workers, decode_image_bytes
+from gankit.data.folder_cache import (
+    CACHE_FORMAT,
+    CacheWriter,
+    cache_key,
+    cache_read,
+    cache_warning,
+    open_writer,
+)
 from gankit.errors import GankitError, display_path, short_repr
-from gankit.fsutil import atomic_write
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FolderImages", "decode_image_bytes", "load_image_folder"]
-
-CACHE_FORMAT = "gankit-folder-cache-v1"
-"""Part of the cache key; bump it whenever decoding changes what an image turns into."""
-
-_INPROCESS_MAX_FILES = 64
-"""Folders with at most this many candidates are decoded in-process (a pool costs more)."""
-
-_COLOUR_MODES_VIA_RGB = frozenset({"CMYK", "YCbCr", "RGBX", "LAB", "HSV"})
-_ALPHA_MODES = frozenset({"RGBA", "RGBa", "PA", "LA", "La"})
-
-# What one file turns into: the pixels plus "was the source gray", or a reason to skip it.
-_Decoded = tuple[np.ndarray, bool] | str
+__all__ = ["FolderImages", "FolderStream", "decode_image_bytes", "load_image_folder", "stream_image_folder"]
 
 
 @dataclass
@@ -125,285 +118,6 @@ class FolderImages:
 
 
 # --------------------------------------------------------------------------------------------
-# Decoding one file (runs in worker processes: no torch, never raises for a bad file)
-# --------------------------------------------------------------------------------------------
-
-
-def _short(exc: BaseException, limit: int = 100) -> str:
-    """A one-line, human-sized version of an exception message."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    # "image file is truncated (12 bytes not processed)" -> "image file is truncated"
-    trimmed = re.sub(r"\s*\([^()]*\)\s*$", "", text)
-    text = trimmed or text or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _bomb_reason(pixels: str, max_pixels: int | None) -> str:
-    return (
-        f"too large: {pixels} pixels exceeds Pillow's decompression-bomb limit of {max_pixels} "
-        "(raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)"
-    )
-
-
-def _bomb_reason_from_exception(exc: BaseException, max_pixels: int | None) -> str:
-    match = re.search(r"\((\d+) pixels\)", str(exc))
-    return _bomb_reason(match.group(1) if match else "the image's", max_pixels)
-
-
-def _over_white(base: Image.Image, alpha: Image.Image) -> Image.Image:
-    """Composite ``base`` (L or RGB) over white using ``alpha`` (L) as coverage."""
-    if alpha.getextrema() == (255, 255):
-        return base
-    background = Image.new(base.mode, base.size, 255 if base.mode == "L" else (255, 255, 255))
-    background.paste(base, (0, 0), alpha)
-    return background
-
-
-def _sixteen_to_eight(img: Image.Image) -> Image.Image:
-    """Scale a 16/32-bit integer image to 8 bit: value / 257, rounded, clipped to 0..255."""
-    try:
-        arr = np.asarray(img)
-    except Exception:
-        arr = np.asarray(img.convert("I"))
-    arr = np.clip(arr.astype(np.int64), 0, 65535)
-    return Image.fromarray(((arr + 128) // 257).astype(np.uint8))
-
-
-def _float_to_eight(img: Image.Image) -> Image.Image:
-    """Scale a float image to 8 bit: 0..1 if its maximum is at most 1, else 0..255; clipped."""
-    arr = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=255.0, neginf=0.0)
-    if arr.size and float(arr.max()) <= 1.0:
-        arr = arr * 255.0
-    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
-
-
-def _to_8bit(img: Image.Image) -> tuple[Image.Image, bool] | str:
-    """Convert a loaded image to 8-bit ``L`` or ``RGB``; returns (image, source_is_gray)."""
-    mode = img.mode
-    if mode == "L":
-        return img, True
-    if mode == "RGB":
-        return img, False
-    if mode == "1":
-        return img.convert("L"), True
-    if mode == "F":
-        return _float_to_eight(img), True
-    if mode == "I" or mode.startswith("I;16"):
-        return _sixteen_to_eight(img), True
-    if mode in ("LA", "La"):
-        la = img.convert("LA") if mode == "La" else img
-        return _over_white(la.getchannel("L"), la.getchannel("A")), True
-    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        return _over_white(rgba.convert("RGB"), rgba.getchannel("A")), False
-    if mode == "P" or mode in _COLOUR_MODES_VIA_RGB:
-        return img.convert("RGB"), False
-    # Anything else Pillow can turn into RGB is taken as colour.
-    return img.convert("RGB"), False
-
-
-def _cover_crop(img: Image.Image, width: int, height: int) -> Image.Image:
-    """Scale ``img`` to cover ``width`` x ``height`` (aspect kept) and crop the centre.
-
-    Same crop box and resampling as ``ImageOps.fit(img, (width, height), Image.BICUBIC)``, plus
-    ``reducing_gap`` so shrinking a large photo first takes a cheap integer reduction.
-    """
-    iw, ih = img.size
-    if (iw, ih) == (width, height):
-        return img
-    out_ratio = width / height
-    if iw / ih >= out_ratio:
-        crop_w, crop_h = ih * out_ratio, float(ih)
-    else:
-        crop_w, crop_h = float(iw), iw / out_ratio
-    left, top = (iw - crop_w) / 2, (ih - crop_h) / 2
-    return img.resize(
-        (width, height),
-        Image.Resampling.BICUBIC,
-        box=(left, top, left + crop_w, top + crop_h),
-        reducing_gap=3.0,
-    )
-
-
-def _decode_open(
-    img: Image.Image, size: tuple[int, int], channels: int | None, max_pixels: int | None
-) -> _Decoded:
-    height, width = size
-    w0, h0 = img.size
-    if max_pixels is not None and w0 * h0 > max_pixels:
-        return _bomb_reason(f"{w0}x{h0}", max_pixels)
-
-    if img.format in ("JPEG", "MPO"):
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed;
-        # a square request covers both orientations, the factor 2 leaves room for bicubic.
-        side = 2 * max(height, width)
-        with contextlib.suppress(Exception):
-            img.draft(None, (side, side))
-    try:
-        img.load()
-    except Image.DecompressionBombError as exc:
-        return _bomb_reason_from_exception(exc, max_pixels)
-    except MemoryError:
-        return "too large (ran out of memory while decoding)"
-    except Exception as exc:
-        return f"truncated or corrupt ({_short(exc)})"
-
-    try:
-        upright = ImageOps.exif_transpose(img)
-        if upright is not None:
-            img = upright
-    except Exception:
-        pass  # a broken EXIF block is no reason to drop the pixels; keep them as stored
-
-    try:
-        converted = _to_8bit(img)
-    except MemoryError:
-        return "too large (ran out of memory while converting)"
-    except Exception as exc:
-        return f"unsupported image mode {img.mode} ({_short(exc)})"
-    if isinstance(converted, str):
-        return converted
-    img8, source_gray = converted
-
-    out = _cover_crop(img8, width, height)
-    if channels == 1 and out.mode != "L":
-        out = out.convert("L")
-    arr = np.array(out, dtype=np.uint8, copy=True)
-    expected = (height, width) if out.mode == "L" else (height, width, 3)
-    if arr.shape != expected:  # pragma: no cover - defensive; Pillow guarantees this
-        return f"cannot convert (decoded to shape {arr.shape}, expected {expected})"
-    return arr, source_gray
-
-
-def _decode_file(
-    path: str, size: tuple[int, int], channels: int | None, max_pixels: int | None
-) -> _Decoded:
-    """Decode one file to ``(H, W)`` or ``(H, W, 3)`` uint8 plus a gray flag, or a skip reason."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return f"cannot read ({(exc.strerror or _short(exc)).lower()})"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    if st.st_size == 0:
-        return "empty file (0 bytes)"
-
-    return _open_and_decode(path, size, channels, max_pixels)
-
-
-def _open_and_decode(source: str | IO[bytes], size: tuple[int, int], channels: int | None,
-                     max_pixels: int | None) -> _Decoded:
-    """Open an image (a path, or an upload's bytes) and decode it (``_decode_open``), Pillow's
-    decompression-bomb warnings and every failure turned into a skip reason."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            img = Image.open(source)
-        except UnidentifiedImageError:
-            return "not an image (cannot identify image file)"
-        except Image.DecompressionBombError as exc:
-            return _bomb_reason_from_exception(exc, max_pixels)
-        except OSError as exc:
-            if not isinstance(source, str):  # no file to read: the bytes themselves are bad
-                return f"truncated or corrupt ({_short(exc)})"
-            return f"cannot read ({(exc.strerror or _short(exc)).lower()})"
-        except Exception as exc:
-            return f"truncated or corrupt ({_short(exc)})"
-        try:
-            with img:
-                result = _decode_open(img, size, channels, max_pixels)
-        except MemoryError:
-            return "too large (ran out of memory while decoding)"
-        except Exception as exc:
-            return f"cannot decode ({_short(exc)})"
-        if isinstance(result, str):
-            return result
-        for warning in caught:  # e.g. a later frame or tile claiming too many pixels
-            if issubclass(warning.category, Image.DecompressionBombWarning):
-                return _bomb_reason_from_exception(warning.message, max_pixels)  # type: ignore[arg-type]
-    return result
-
-
-def decode_image_bytes(data: bytes, size: tuple[int, int], channels: int | None) -> np.ndarray | str:
-    """One image file's bytes (an upload) decoded as a folder's files are: (H, W) or (H, W, 3) uint8
-    scaled to cover ``size`` and centre-cropped, or the reason it is refused (not an image, a
-    decompression bomb, corrupt). Never raises for bad bytes."""
-    import io
-
-    if not data:
-        return "empty file (0 bytes)"
-    result = _open_and_decode(io.BytesIO(data), size, channels, Image.MAX_IMAGE_PIXELS)
-    return result if isinstance(result, str) else result[0]
-
-
-def _decode_chunk(
-    paths: Sequence[str], size: tuple[int, int], channels: int | None, max_pixels: int | None
-) -> list[_Decoded]:
-    """Worker entry point: decode several files. Never raises for a bad file."""
-    # A spawned worker starts with Pillow's default limit; use the caller's.
-    if max_pixels != Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = max_pixels
-    return [_decode_file(p, size, channels, max_pixels) for p in paths]
-
-
-def _default_workers() -> int:
-    if hasattr(os, "process_cpu_count"):
-        count = os.process_cpu_count()
-    elif hasattr(os, "sched_getaffinity"):
-        count = len(os.sched_getaffinity(0))
-    else:
-        count = os.cpu_count()
-    return max(1, min(count or 1, 8))
-
-
-def _decode_all(
-    paths: Sequence[str],
-    size: tuple[int, int],
-    channels: int | None,
-    workers: int,
-    on_result: Callable[[int, _Decoded], None],
-) -> None:
-    """Decode every path, calling ``on_result(index, result)`` as results arrive (any order)."""
-    max_pixels = Image.MAX_IMAGE_PIXELS  # read now, so a patched or raised limit is honoured
-    n = len(paths)
-    if workers <= 1 or n <= _INPROCESS_MAX_FILES:
-        for i, path in enumerate(paths):
-            on_result(i, _decode_file(path, size, channels, max_pixels))
-        return
-
-    # ~8 chunks per worker balances load; 8..256 files per chunk keeps the overhead low.
-    chunk = max(8, min(256, math.ceil(n / (workers * 8))))
-    starts = list(range(0, n, chunk))
-    done: set[int] = set()
-    pool: ProcessPoolExecutor | None = None
-    try:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(starts)))
-        futures = {
-            pool.submit(_decode_chunk, list(paths[s : s + chunk]), size, channels, max_pixels): s
-            for s in starts
-        }
-        for future in as_completed(futures):
-            start = futures.pop(future)
-            for j, result in enumerate(future.result()):
-                on_result(start + j, result)
-            done.add(start)
-    except Exception as exc:  # broken pool, no semaphores in a sandbox, worker killed (OOM) ...
-        warnings.warn(
-            f"parallel image decoding failed ({type(exc).__name__}: {_short(exc)}); "
-            "decoding the remaining files in this process",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        for start in starts:
-            if start not in done:
-                for j, path in enumerate(paths[start : start + chunk]):
-                    on_result(start + j, _decode_file(path, size, channels, max_pixels))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-# --------------------------------------------------------------------------------------------
 # Walking the folder, the cache, assembly
 # --------------------------------------------------------------------------------------------
 
@@ -432,76 +146,6 @@ def _scan(root: str) -> tuple[list[str], int, Counter[str]]:
                 ignored_exts[ext or "(no extension)"] += 1
     candidates.sort()
     return candidates, ignored, ignored_exts
-
-
-def _cache_key(
-    root: str,
-    size: tuple[int, int],
-    channels: int | None,
-    candidates: Sequence[str],
-    ignored: int,
-) -> str:
-    digest = hashlib.sha256()
-    head = {
-        "format": CACHE_FORMAT,
-        "root": root,
-        "size": list(size),
-        "channels": channels,
-        "ignored": ignored,  # keeps the stored count honest
-        "max_pixels": Image.MAX_IMAGE_PIXELS,  # decides what is skipped as a bomb
-    }
-    digest.update(json.dumps(head, sort_keys=True).encode())
-    for rel in candidates:
-        try:
-            st = os.stat(os.path.join(root, rel))
-            sig = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            sig = (-1, -1)
-        # surrogateescape: a name that is not UTF-8 hashes as its bytes
-        digest.update(f"\n{rel}\0{sig[0]}\0{sig[1]}".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
-
-
-def _cache_read(folder: Path, key: str, size: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
-    """A valid cache entry, or None (missing, unreadable, corrupt or inconsistent)."""
-    meta_path, array_path = folder / f"{key}.json", folder / f"{key}.npy"
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
-            return None
-        files, c = meta["files"], meta["channels"]
-        if not isinstance(files, list) or c not in (1, 3):
-            return None
-        array = np.load(array_path, allow_pickle=False)
-        if array.dtype != np.uint8 or array.shape != (len(files), c, *size):
-            return None
-        skipped = [(str(p), str(r)) for p, r in meta["skipped"]]
-        labels, classes = meta["labels"], meta["classes"]
-        if (labels is None) != (classes is None):
-            return None
-        if labels is not None and len(labels) != len(files):
-            return None
-        meta["skipped"] = skipped
-        return np.ascontiguousarray(array), meta
-    except Exception:
-        return None
-
-
-def _cache_write(folder: Path, key: str, array: np.ndarray, meta: dict) -> None:
-    """Store one entry (array first, JSON last); failures only warn."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / f"{key}.npy", lambda f: np.save(f, array, allow_pickle=False))
-        atomic_write(folder / f"{key}.json", lambda f: f.write(json.dumps(meta).encode()))
-    except Exception as exc:
-        warnings.warn(
-            f"could not write the image cache in {display_path(folder)} ({type(exc).__name__}: "
-            f"{_short(exc)}); "
-            "continuing without it (the folder will be decoded again next time)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 def _labels_for(files: Sequence[str]) -> tuple[list[int] | None, list[str] | None]:
@@ -547,6 +191,50 @@ def _check_args(
     return (height, width), workers
 
 
+def _open_folder(root: str | os.PathLike) -> tuple[str, list[str], int]:
+    """The folder's absolute path, its candidate files (sorted) and its count of ignored files;
+    a missing folder, a file, or a folder without image files is refused by name."""
+    given = os.fspath(root)
+    if isinstance(given, bytes):
+        given = os.fsdecode(given)
+    if not given.strip():
+        raise GankitError("the data folder's path is empty; point data.source at a folder of images "
+                          "(`.` for this one)")
+    root_str = os.path.abspath(os.path.expanduser(given))
+    shown = display_path(root_str)
+    if not os.path.exists(root_str):
+        raise GankitError(
+            f"data folder {shown} does not exist; check the path, or point data.source at a folder "
+            "of images"
+        )
+    if not os.path.isdir(root_str):
+        raise GankitError(
+            f"data path {shown} is a file, not a folder; point data.source at the folder that "
+            "holds your images"
+        )
+    candidates, ignored, ignored_exts = _scan(root_str)
+    if not candidates:
+        common = ".png, .jpg, .jpeg, .webp, .bmp, .gif, .tif, .tiff"
+        other = ""
+        if ignored:
+            top = ", ".join(ext for ext, _ in ignored_exts.most_common(5))
+            other = f"; found {ignored} other file(s) ({top}) that Pillow cannot read as images"
+        raise GankitError(
+            f"{shown} contains no image files (looked for {common} and the other extensions "
+            f"Pillow knows, recursively, ignoring hidden files{other}); point data.source at a folder "
+            "of images"
+        )
+    return root_str, candidates, ignored
+
+
+def _none_usable(n: int, root: str, skipped: Sequence[tuple[str, str]]) -> GankitError:
+    return GankitError(
+        f"none of the {n} image file(s) in {display_path(root)} could be used:\n"
+        f"{_format_skipped(skipped)}\n"
+        "fix or remove these files, or point data.source at another folder"
+    )
+
+
 def load_image_folder(
     root: str | os.PathLike,
     size: tuple[int, int],
@@ -555,6 +243,11 @@ def load_image_folder(
     workers: int | None = None,
 ) -> FolderImages:
     """Decode every image under ``root`` into one ``(N, C, H, W)`` uint8 tensor.
+
+    With ``cache_dir`` the tensor is memory-mapped from the cache (see
+    :mod:`gankit.data.folder_cache`): a first decode streams into the cache file as the workers
+    finish their chunks, so neither decoding nor training holds the folder in memory. Without it
+    (or where the cache cannot be written) the images are decoded into memory, which must hold them.
 
     Args:
         root: folder to walk recursively (hidden files/folders skipped, symlinked folders not
@@ -575,47 +268,15 @@ def load_image_folder(
     """
     import torch
 
-    from gankit.data.base import gib, physical_memory
-
     (height, width), workers = _check_args(size, channels, workers)
     size = (height, width)
-    given = os.fspath(root)
-    if isinstance(given, bytes):
-        given = os.fsdecode(given)
-    if not given.strip():
-        raise GankitError("the data folder's path is empty; point data.source at a folder of images "
-                          "(`.` for this one)")
-    root_str = os.path.abspath(os.path.expanduser(given))
-    shown = display_path(root_str)
-    if not os.path.exists(root_str):
-        raise GankitError(
-            f"data folder {shown} does not exist; check the path, or point data.source at a folder "
-            "of images"
-        )
-    if not os.path.isdir(root_str):
-        raise GankitError(
-            f"data path {shown} is a file, not a folder; point data.source at the folder that "
-            "holds your images"
-        )
-
-    candidates, ignored, ignored_exts = _scan(root_str)
-    if not candidates:
-        common = ".png, .jpg, .jpeg, .webp, .bmp, .gif, .tif, .tiff"
-        other = ""
-        if ignored:
-            top = ", ".join(ext for ext, _ in ignored_exts.most_common(5))
-            other = f"; found {ignored} other file(s) ({top}) that Pillow cannot read as images"
-        raise GankitError(
-            f"{shown} contains no image files (looked for {common} and the other extensions "
-            f"Pillow knows, recursively, ignoring hidden files{other}); point data.source at a folder "
-            "of images"
-        )
+    root_str, candidates, ignored = _open_folder(root)
 
     cache_folder = key = None
     if cache_dir is not None:
         cache_folder = Path(os.path.expanduser(os.fspath(cache_dir))) / "folders"
-        key = _cache_key(root_str, size, channels, candidates, ignored)
-        hit = _cache_read(cache_folder, key, size)
+        key = cache_key(root_str, size, channels, candidates, ignored)
+        hit = cache_read(cache_folder, key, size)
         if hit is not None:
             array, meta = hit
             labels, classes = meta["labels"], meta["classes"]
@@ -630,68 +291,19 @@ def load_image_folder(
                 root=root_str,
             )
 
-    # Decode straight into a (n, C, H, W) buffer; with channels=None it has 3 channels and gray
-    # images are replicated, then channel 0 is taken if every kept image turned out gray.
+    # Decode straight into a (n, C, H, W) buffer -- the cache's mapped file, else memory; with
+    # channels=None it has 3 channels and gray images are replicated, then channel 0 is kept if
+    # every kept image turned out gray.
     n = len(candidates)
-    need, memory = n * (channels or 3) * height * width, physical_memory()
-    if memory is not None and need > memory:
-        raise GankitError(
-            f"{n} images at {height}x{width} need {gib(need)} decoded, more than this machine's "
-            f"{gib(memory)} of memory; lower data.image_size or give a folder of fewer images"
-        )
-    buffer = np.empty((n, channels or 3, height, width), dtype=np.uint8)
-    kept = np.zeros(n, dtype=bool)
-    gray = np.zeros(n, dtype=bool)
-    reasons: dict[int, str] = {}
-
-    def on_result(i: int, result: _Decoded) -> None:
-        if isinstance(result, str):
-            reasons[i] = result
-            return
-        arr, source_gray = result
-        buffer[i] = arr if arr.ndim == 2 else arr.transpose(2, 0, 1)
-        kept[i] = True
-        gray[i] = source_gray
-
-    abs_paths = [os.path.join(root_str, *rel.split("/")) for rel in candidates]
-    _decode_all(abs_paths, size, channels, workers, on_result)
-
-    skipped = [(candidates[i], reasons[i]) for i in sorted(reasons)]
-    kept_idx = np.flatnonzero(kept)
-    if kept_idx.size == 0:
-        raise GankitError(
-            f"none of the {n} image file(s) in {shown} could be used:\n"
-            f"{_format_skipped(skipped)}\n"
-            "fix or remove these files, or point data.source at another folder"
-        )
-
-    if channels is None and bool(gray[kept_idx].all()):
-        out_channels = 1
-        array = np.ascontiguousarray(buffer[kept_idx, :1])
-    else:
-        out_channels = channels or 3
-        if kept_idx.size < n:  # compact in place (destination never overtakes source)
-            for dst, src in enumerate(kept_idx):
-                if dst != src:
-                    buffer[dst] = buffer[src]
-        array = buffer[: kept_idx.size]
-
-    files = [candidates[i] for i in kept_idx]
-    labels, classes = _labels_for(files)
-    if cache_folder is not None and key is not None:
-        meta = {
-            "format": CACHE_FORMAT,
-            "root": root_str,
-            "size": [height, width],
-            "channels": out_channels,
-            "files": files,
-            "skipped": [list(s) for s in skipped],
-            "ignored": ignored,
-            "labels": labels,
-            "classes": classes,
-        }
-        _cache_write(cache_folder, key, array, meta)
-
+    shape = (n, channels or 3, height, width)
+    writer = None if cache_folder is None or key is None else open_writer(cache_folder, key, shape)
+    try:
+        array, files, skipped, labels, classes = _decode_into(
+            writer, root_str, candidates, ignored, size, channels, workers, cache_folder)
+    except BaseException:
+        if writer is not None:
+            writer.discard()  # a failed or interrupted decode leaves nothing a later load accepts
+        raise
     return FolderImages(
         images=torch.from_numpy(array),
         files=files,
@@ -702,3 +314,124 @@ def load_image_folder(
         from_cache=False,
         root=root_str,
     )
+
+
+def _decode_into(writer: CacheWriter | None, root: str, candidates: list[str], ignored: int,
+                 size: tuple[int, int], channels: int | None, workers: int, cache_folder: Path | None
+                 ) -> tuple[np.ndarray, list[str], list[tuple[str, str]], list[int] | None, list[str] | None]:
+    """Decode ``candidates`` into the writer's mapped file (else a buffer in memory), then keep the
+    usable rows: (array, files, skipped, labels, classes). ``cache_folder``: where the cache was
+    to be (named when the images fit neither there nor in memory)."""
+    from gankit.data.base import gib, physical_memory
+
+    n, (height, width) = len(candidates), size
+    if writer is None:
+        need, memory = n * (channels or 3) * height * width, physical_memory()
+        if memory is not None and need > memory:
+            cache = "" if cache_folder is None else \
+                f" and its cache in {display_path(cache_folder)} could not be written (free disk there, or set data.cache_dir)"
+            raise GankitError(
+                f"{n} images at {height}x{width} need {gib(need)} decoded, more than this machine's "
+                f"{gib(memory)} of memory{cache}; lower data.image_size or give a folder of fewer images"
+            )
+        buffer: np.ndarray = np.empty((n, channels or 3, height, width), dtype=np.uint8)
+    else:
+        buffer = writer.array
+    kept = np.zeros(n, dtype=bool)
+    gray = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+    abs_paths = [os.path.join(root, *rel.split("/")) for rel in candidates]
+    for start, results in _decode_stream(abs_paths, size, channels, workers):
+        for i, result in enumerate(results, start):
+            if isinstance(result, str):
+                reasons[i] = result
+                continue
+            arr, source_gray = result
+            buffer[i] = arr if arr.ndim == 2 else arr.transpose(2, 0, 1)
+            kept[i] = True
+            gray[i] = source_gray
+
+    skipped = [(candidates[i], reasons[i]) for i in sorted(reasons)]
+    kept_idx = np.flatnonzero(kept)
+    if kept_idx.size == 0:
+        raise _none_usable(n, root, skipped)
+    out_channels = 1 if channels is None and bool(gray[kept_idx].all()) else channels or 3
+    files = [candidates[i] for i in kept_idx]
+    labels, classes = _labels_for(files)
+    if writer is not None:
+        meta = {
+            "format": CACHE_FORMAT,
+            "root": root,
+            "size": [height, width],
+            "channels": out_channels,
+            "files": files,
+            "skipped": [list(s) for s in skipped],
+            "ignored": ignored,
+            "labels": labels,
+            "classes": classes,
+        }
+        try:
+            return writer.finish(kept_idx, out_channels, meta), files, skipped, labels, classes
+        except Exception as exc:  # the cache could not be published: keep the images in memory
+            cache_warning(writer.folder, exc)
+            buffer = np.array(buffer)
+            writer.discard()
+    if out_channels == 1 and buffer.shape[1] == 3:
+        array = np.ascontiguousarray(buffer[kept_idx, :1])
+    else:
+        if kept_idx.size < n:  # compact in place (destination never overtakes source)
+            for dst, src in enumerate(kept_idx):
+                if dst != src:
+                    buffer[dst] = buffer[src]
+        array = buffer[: kept_idx.size]
+    return array, files, skipped, labels, classes
+
+
+@dataclass
+class FolderStream:
+    """A folder's images decoded chunk by chunk and never held all at once (``gankit eval
+    --real/--fake``): :meth:`batches` yields them; ``kept`` and ``skipped`` fill as it goes."""
+
+    root: str
+    files: list[str]  # the candidate files, in the order they are read
+    ignored: int
+    key: str  # the folder cache's key: changes when any file changes
+    size: tuple[int, int]
+    channels: int
+    workers: int
+    kept: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """The usable images as ``(b, C, H, W)`` uint8 arrays, a worker's chunk at a time."""
+        self.kept, self.skipped = [], []
+        paths = [os.path.join(self.root, *rel.split("/")) for rel in self.files]
+        for start, results in _decode_stream(paths, self.size, self.channels, self.workers):
+            chunk = []
+            for rel, result in zip(self.files[start:start + len(results)], results, strict=True):
+                if isinstance(result, str):
+                    self.skipped.append((rel, result))
+                    continue
+                arr = result[0]
+                chunk.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+                self.kept.append(rel)
+            if chunk:
+                yield np.stack(chunk)
+        if not self.kept:
+            raise _none_usable(len(self.files), self.root, self.skipped)
+
+
+def stream_image_folder(root: str | os.PathLike, size: tuple[int, int], channels: int,
+                        workers: int | None = None, seed: int | None = 0) -> FolderStream:
+    """A folder read as :func:`load_image_folder` reads it, but streamed: decoded a chunk at a
+    time in ``workers`` processes, in an order shuffled by ``seed`` (None: sorted), so the first
+    images read are a random sample of the folder. ``channels`` is 1 or 3."""
+    size, workers = _check_args(size, channels, workers)
+    if channels is None:
+        raise GankitError("a streamed folder needs channels 1 or 3")
+    root_str, candidates, ignored = _open_folder(root)
+    key = cache_key(root_str, size, channels, candidates, ignored)
+    if seed is not None:
+        order = np.random.default_rng(seed).permutation(len(candidates))
+        candidates = [candidates[i] for i in order]
+    return FolderStream(root_str, candidates, ignored, key, size, channels, workers)

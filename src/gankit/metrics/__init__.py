@@ -44,8 +44,11 @@ N_MODES_STACKED = 26_000  # samples of the stacked-MNIST protocol (VEEGAN; PacGA
 def images_key(name: str, images: torch.Tensor) -> dict[str, object]:
     """What identifies the real side for the reference cache: the data's name and a hash of the
     decoded images themselves, so a changed folder or another tensor never reuses stale statistics."""
-    digest = hashlib.sha256(images.contiguous().cpu().numpy().tobytes()).hexdigest()
-    return {"data": name, "shape": list(images.shape), "sha256": digest}
+    h = hashlib.sha256()
+    rows = max(1, 2**26 // max(1, images[:1].nbytes))  # ~64 MB at a time: a mapped set is never copied whole
+    for i in range(0, len(images), rows):
+        h.update(images[i:i + rows].contiguous().cpu().numpy().tobytes())
+    return {"data": name, "shape": list(images.shape), "sha256": h.hexdigest()}
 
 
 def evaluate_generator(
@@ -188,24 +191,31 @@ def count_stacked_modes(batches: Iterable[Tensor], device: torch.device | str = 
 
 def evaluate_folders(real_dir: str, fake_dir: str, metrics: list[str] | None = None,
                      features: str = "fmnist", size: tuple[int, int] | None = None,
-                     device: torch.device | str = "cpu", progress: bool = False) -> EvalResult:
-    """Compare two folders of images (decoded once, cached like training data). The result's
-    warnings say when the two sides' images differ in size or channels (both are resized to the
-    extractor's input, which hides it) or are too few for the metrics."""
-    from gankit.data import default_cache_dir
-    from gankit.data.folder import load_image_folder
+                     device: torch.device | str = "cpu", progress: bool = False,
+                     workers: int | None = None, cache: bool = True) -> EvalResult:
+    """Compare two folders of images, streamed: each is decoded a chunk at a time (in ``workers``
+    processes, in a shuffled order) and featurised as it comes, so only features and statistics are
+    held, never the images at the extractor's size. The real side's statistics are cached (keyed
+    by its files' names, sizes and times). The result's warnings say when the two sides' images
+    differ in size or channels (both are resized to the extractor's input, which hides it) or are
+    too few for the metrics."""
+    from gankit.data.folder import stream_image_folder
+    from gankit.metrics.evaluate import evaluate_summary, summary_of
 
+    t0 = time.perf_counter()
     extractor = get_extractor(features, device)
     if size is None:
         size = (28, 28) if extractor.name == "fmnist" else (299, 299)
     channels = 1 if extractor.name == "fmnist" else 3
-    cache = default_cache_dir()
-    real = load_image_folder(real_dir, size, channels, cache)
-    fake = load_image_folder(fake_dir, size, channels, cache)
+    real = stream_image_folder(real_dir, size, channels, workers)
+    fake = stream_image_folder(fake_dir, size, channels, workers)
     names = from_summaries(metrics or default_metrics(extractor))
-    key = images_key(str(Path(real_dir).resolve()), real.images)
-    res = evaluate_images(batches_of(fake.images), real.images, key, extractor, names, progress=progress)
-    res.warnings = shape_warnings(real_dir, real.files, fake_dir, fake.files) + res.warnings
+    key = {"data": real.root, "folder": real.key, "order": "shuffled:0"}
+    reference = summary_of(key, lambda: batches_of(real.batches()), len(real.files), extractor,
+                           cache=cache, progress=progress)
+    res = evaluate_summary(reference, batches_of(fake.batches()), extractor, names, t0=t0)
+    res.warnings = shape_warnings(real.root, sorted(real.kept or real.files), fake.root,
+                                  sorted(fake.kept)) + res.warnings
     return res
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -222,10 +222,17 @@ def default_metrics(extractor: FeatureExtractor) -> list[str]:
 # --------------------------------------------------------------------------- sources of images
 
 
-def batches_of(images: Tensor, batch_size: int = 500) -> Iterator[Tensor]:
-    """(N, C, H, W) uint8 or float in [-1, 1] -> float batches in [-1, 1]."""
+def batches_of(images: Tensor | Iterable[Tensor | np.ndarray], batch_size: int = 500,
+               order: Tensor | None = None) -> Iterator[Tensor]:
+    """(N, C, H, W) uint8 or float in [-1, 1] -> float batches in [-1, 1]; in the order of the
+    indices ``order`` if given (gathered a batch at a time: a memory-mapped set is never copied
+    whole). An iterable of uint8 chunks (a streamed folder) is converted chunk by chunk."""
+    if not isinstance(images, Tensor):
+        for chunk in images:
+            yield from batches_of(torch.as_tensor(chunk), batch_size)
+        return
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size]
+        x = images[i:i + batch_size] if order is None else images.index_select(0, order[i:i + batch_size])
         yield x.float().div(127.5).sub(1) if x.dtype == torch.uint8 else x.float()
 
 
@@ -266,6 +273,17 @@ def reference_summary(key: dict[str, object], images: Tensor, extractor: Feature
                       keep: int = DEFAULT_KEEP, cache: bool = True, progress: bool = False) -> SampleSummary:
     """The real side, computed once and cached by (dataset, size, extractor, keep) in safetensors.
     ``progress``: a progress bar while it is computed (the first time: 60,000 images take minutes)."""
+    # The real side keeps `keep` features chosen at random, not the first ones (the data may be sorted).
+    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    return summary_of(key, lambda: batches_of(images, order=perm), len(images), extractor, keep, cache,
+                      progress)
+
+
+def summary_of(key: dict[str, object], batches: Callable[[], Iterable[Tensor]], total: int,
+               extractor: FeatureExtractor, keep: int = DEFAULT_KEEP, cache: bool = True,
+               progress: bool = False) -> SampleSummary:
+    """The summary of the real images that ``batches()`` yields (``total`` of them, for the
+    progress bar), cached under ``key``; ``batches`` is only called when the cache misses."""
     digest = hashlib.sha256(json.dumps({**key, "extractor": extractor.name, "dim": extractor.dim,
                                         "keep": keep, "v": 1}, sort_keys=True).encode()).hexdigest()[:24]
     path = _cache_dir() / f"{digest}.safetensors"
@@ -276,9 +294,7 @@ def reference_summary(key: dict[str, object], images: Tensor, extractor: Feature
             return SampleSummary(st, preds=[t["pred"]] if "pred" in t else [])
         except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed
             pass
-    # The real side keeps `keep` features chosen at random, not the first ones (the data may be sorted).
-    perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
-    summary = summarise(batches_of(images[perm]), extractor, keep, total=len(images),
+    summary = summarise(batches(), extractor, keep, total=total,
                         progress="featurising the real images (once, then cached)" if progress else None)
     if cache:
         arrays = summary.stats.to_arrays()
@@ -321,6 +337,14 @@ def evaluate_images(fake: Iterable[Tensor], real_images: Tensor, real_key: dict[
     stderr while the real side is first featurised)."""
     t0 = time.perf_counter()
     real = reference_summary(real_key, real_images, extractor, keep, cache, progress)
+    return evaluate_summary(real, fake, extractor, metrics, keep, t0)
+
+
+def evaluate_summary(real: SampleSummary, fake: Iterable[Tensor], extractor: FeatureExtractor,
+                     metrics: list[str], keep: int = DEFAULT_KEEP, t0: float | None = None) -> EvalResult:
+    """Compare generated batches with the real side's summary under ``metrics`` (``t0``: when
+    the evaluation started, for its seconds)."""
+    t0 = time.perf_counter() if t0 is None else t0
     fake_s = summarise(fake, extractor, keep, keep_probs=any(METRICS.get(m).needs_probs for m in metrics))
     values = compare(real, fake_s, from_summaries(metrics), extractor)
     return EvalResult(values, fake_s.stats.n, real.stats.n, time.perf_counter() - t0, extractor.name,

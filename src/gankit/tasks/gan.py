@@ -118,7 +118,7 @@ class GANTask(Task):
         self.unit = "img" if data.shape.is_image else "pt"
         num_classes, classes = class_count(data) if cfg.model.conditional else (0, None)
         # Every rank walks the same global order of world * B indices and keeps its own slice.
-        self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
+        self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, data.index_device)
         self.state = s = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
         self.precision = s.precision
         self.real_points = None
@@ -183,7 +183,7 @@ class GANTask(Task):
         s, data = self.state, self.data
         index = distributed.shard(self.dist, self.order.indices(s.real_batches))
         s.real_batches += 1
-        labels = data.labels.index_select(0, index) if s.num_classes and data.labels is not None else None
+        labels = data.labels_of(index) if s.num_classes else None
         return data.batch(index), labels
 
     def iteration(self, step: int) -> dict[str, Tensor]:
