@@ -14,6 +14,8 @@ from gankit.api import train_config
 from gankit.checkpoint import load_checkpoint
 from gankit.config import Config, config_from_dict, load_yaml
 from gankit.data import from_tensor
+from gankit.diagnosis import _data_size
+from gankit.rundir import RunDir
 from gankit.train.ada import DEFAULT_POLICY, Ada, auto_ada
 from gankit.train.augment import Draw, diff_augment
 from tests.conftest import tiny_config, tiny_images
@@ -136,6 +138,7 @@ def test_a_small_folder_gets_ada_unless_the_user_says_no(tmp_path: Path, flag: b
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert all(("ada_p" in r and "ada_rt" in r) == on for r in rows if "loss_d" in r)
     assert ("ada.p" in load_checkpoint(tmp_path / "r").train) == on
+    assert _data_size(RunDir(tmp_path / "r")) == 40  # what `gankit doctor` weighs D's confidence by
 
 
 def test_builtin_and_given_data_keep_ada_off_unless_asked(tmp_path: Path) -> None:

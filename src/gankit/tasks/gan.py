@@ -122,6 +122,7 @@ class GANTask(Task):
         self.ctx.notes.extend(data.notes)
         self.data = data = data.to(device)
         self.unit = "img" if data.shape.is_image else "pt"
+        self.data_size = len(data) if data.shape.is_image else None
         num_classes, classes = class_count(data) if cfg.model.conditional else (0, None)
         # Every rank walks the same global order of world * B indices and keeps its own slice.
         self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
@@ -164,7 +165,7 @@ class GANTask(Task):
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
         s = self.state
         tensors, optim_meta = s.train_tensors()
-        return s.model_tensors(), tensors, s.meta() | {"optim": optim_meta}
+        return s.model_tensors(), tensors, s.meta() | {"optim": optim_meta, "data_size": self.data_size}
 
     def check_resume(self, meta: dict[str, Any]) -> None:
         s = self.state
