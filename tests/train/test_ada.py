@@ -139,6 +139,8 @@ def test_a_small_folder_gets_ada_unless_the_user_says_no(tmp_path: Path, flag: b
     assert all(("ada_p" in r and "ada_rt" in r) == on for r in rows if "loss_d" in r)
     assert ("ada.p" in load_checkpoint(tmp_path / "r").train) == on
     assert _data_size(RunDir(tmp_path / "r")) == 40  # what `gankit doctor` weighs D's confidence by
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert ("augmentation probability p and its overfitting signal" in report) == on  # plotted
 
 
 def test_builtin_and_given_data_keep_ada_off_unless_asked(tmp_path: Path) -> None:
