@@ -78,6 +78,31 @@ def test_r_t_is_the_mean_sign_over_the_interval() -> None:
     assert torch.allclose(ada.p, torch.tensor(8 / 1000))
 
 
+def test_two_ranks_steer_the_p_of_one_process_at_the_global_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under torchrun each rank sums its own shard's signs; the adjustment averages the sums over
+    # the ranks (an all-reduce, simulated here) and must then move p exactly as one process seeing
+    # the global batch would.
+    from gankit.train import ada as ada_mod
+    from gankit.train.distributed import Dist
+
+    ranks = [Ada(DEFAULT_POLICY, 0.6, 1.0, 2, CPU, Dist(rank=r, world=2)) for r in range(2)]
+    one = _ada(kimg=1.0, interval=2)
+    reduced: list[torch.Tensor] = []
+    monkeypatch.setattr(ada_mod.distributed, "all_mean", lambda d, t: reduced[0] if d.enabled else t)
+    g = torch.Generator().manual_seed(3)
+    for it in range(1, 7):
+        logits = torch.randn(32, generator=g) + 1.5  # mostly positive: r_t above the target
+        for r, a in enumerate(ranks):
+            a.observe(logits[16 * r:16 * (r + 1)], 16)
+        one.observe(logits, 32)
+        reduced[:] = [(ranks[0].acc + ranks[1].acc) / 2]  # what the all-reduce hands every rank
+        for a in ranks:
+            a.after_iteration(it)
+        one.after_iteration(it)
+        assert torch.allclose(ranks[0].p, one.p) and torch.allclose(ranks[1].p, one.p)
+    assert torch.allclose(one.p, torch.tensor(3 * 64 / 1000))  # up at each of the 3 adjustments
+
+
 def test_p_0_leaves_the_images_as_they_are() -> None:
     x = _images()
     out = _ada().augment(x, Draw(torch.Generator().manual_seed(1)))
