@@ -127,13 +127,13 @@ class GANTask(Task):
         # Every rank walks the same global order of world * B indices and keeps its own slice.
         self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, device)
         # reg.ada unset: on for a small folder of images (Karras et al. 2020), said and recorded
-        self.ada: tuple[bool, str] | None = None
+        self.ada_auto: tuple[bool, str] | None = None  # (on?, why) when reg.ada was left unset
         ada = cfg.reg.ada
         if ada is None:
-            self.ada = auto_ada(len(data) if folder else None, data.shape.is_image)
-            ada = self.ada[0]
+            self.ada_auto = auto_ada(len(data) if folder else None, data.shape.is_image)
+            ada = self.ada_auto[0]
             if ada:
-                self.ctx.notes.append(f"adaptive augmentation (ADA) on: {self.ada[1]}")
+                self.ctx.notes.append(f"adaptive augmentation (ADA) on: {self.ada_auto[1]}")
         self.state = s = TrainState.create(cfg, data.shape, device, d, num_classes, classes, ada)
         self.precision = s.precision
         self.real_points = None
@@ -156,8 +156,8 @@ class GANTask(Task):
             c, h, w = self.data.shape.dims
             out["data.image_size"] = (str(h) if h == w else f"{h}x{w}", "from the data")
             out["data.channels"] = (c, "from the data")
-        if self.ada is not None:
-            out["reg.ada"] = self.ada
+        if self.ada_auto is not None:
+            out["reg.ada"] = self.ada_auto
         return {k: v for k, v in out.items() if self.cfg.get(k) is None}  # what the user set stays
 
     # ------------------------------------------------------------------ checkpoint round trip
