@@ -136,8 +136,49 @@ def test_mean_pairwise_distance_by_hand() -> None:
     assert mean_pairwise_distance(x) == pytest.approx(10 / 3)
 
 
+# The run: a folder of 1,432 images at 32 px, D(x) = 0.95 and D(G(z)) = 0.07, D's margin growing.
+MEMORISING = {"d_real": lambda i: 0.86 + 0.01 * i, "d_fake": lambda i: 0.18 - 0.01 * i, "grad_g": 1.0}
+
+
+def test_d_memorising_a_small_bare_set_names_augmentation_first() -> None:
+    rs = recs(12, **MEMORISING)
+    found = {f.kind: f for f in check(rs, data_size=1432)}
+    assert set(found) == {"overfitting", "non_convergence"}
+    over = found["overfitting"].message
+    assert "1,432 images" in over and "D(x) = 0.97" in over and over.index("Try --ada") > 0
+    assert found["non_convergence"].message.split("Try ")[1].startswith("--ada or --diffaugment")
+    # a large set (Fashion-MNIST's 60,000), or one of unknown size: no overfitting verdict, the
+    # usual cures first
+    for size in (60_000, None):
+        found = {f.kind: f for f in check(rs, data_size=size)}
+        assert set(found) == {"non_convergence"}
+        assert found["non_convergence"].message.split("Try ")[1].startswith("lower learning rates")
+
+
+def test_augmentation_at_work_is_left_alone_and_at_its_cap_named() -> None:
+    rising = recs(12, **MEMORISING, ada_p=lambda i: 0.05 * i)  # p still below its cap
+    found = {f.kind: f for f in check(rising, data_size=1432)}
+    assert "overfitting" not in found
+    assert found["non_convergence"].message.split("Try ")[1].startswith("lower learning rates")
+    capped = recs(12, **MEMORISING, ada_p=1.0)
+    (f,) = [f for f in check(capped, data_size=1432) if f.kind == "overfitting"]
+    assert "cap (p = 1.00)" in f.message and "--diffaugment" in f.message
+    (f,) = [f for f in check(recs(12, **MEMORISING), data_size=1432, diffaugment=True) if f.kind == "overfitting"]
+    assert "cap" in f.message
+    # a healthy small run raises nothing
+    assert check(recs(12, **HEALTHY), data_size=1432) == []
+
+
+def test_watcher_reads_adas_last_p() -> None:
+    w = Watcher("nonsaturating", steps=300, data_size=1432)
+    out = [f.kind for i, r in enumerate(recs(12, **MEMORISING, ada_p=lambda i: 1.0 if i > 8 else 0.3))
+           for f in w.add(r)]
+    assert out.count("overfitting") == 1 and "overfitting" in w.active
+
+
 def test_every_failure_names_cures() -> None:
-    assert set(FAILURES) == {"diminished_gradient", "mode_collapse", "non_convergence", "divergence"}
+    assert set(FAILURES) == {"diminished_gradient", "mode_collapse", "non_convergence", "divergence",
+                             "overfitting"}
     assert all(f.cures.startswith("--") or "--" in f.cures for f in FAILURES.values())
 
 

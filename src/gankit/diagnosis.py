@@ -11,6 +11,11 @@ GAN training has three classic failures (Goodfellow et al. 2014; Salimans et al.
   steadily in D's favour (Salimans et al. 2016; Mescheder et al. 2018). Divergence (NaN or Inf) is
   its extreme and is handled by the trainer, which rolls the run back to its last checkpoint.
 
+On a small image set a fourth reading joins them, **overfitting**: D is sure of the real images and
+rejects G's because it has memorised the few it sees over and over (Karras et al. 2020, "Training
+Generative Adversarial Networks with Limited Data"); its cure, augmenting what D sees (``--ada``,
+``--diffaugment``), is then named first, also among the other failures' cures.
+
 ``Probe`` measures the signals that need the networks (diversity, modes, classes) at fixed
 latents; ``check`` turns a run's metric records into ``Finding``\\s, each one plain sentence that
 says what is happening and which cures of the catalogue to try. The trainer calls ``check`` as
@@ -64,7 +69,15 @@ FAILURES = {
     "divergence": Failure(
         "divergence", "divergence",
         "lower learning rates, --loss nonsaturating, --r1 or --gp, --spectral-norm"),
+    "overfitting": Failure(
+        "overfitting", "D memorises a small data set",
+        "--ada (adaptive discriminator augmentation, Karras et al. 2020; on by default for a folder "
+        "under 20,000 images) or --diffaugment translation,color,cutout (Zhao et al. 2020), then "
+        "--r1 10, a smaller D (--width) or more images"),
 }
+AUGMENT_FIRST = "--ada or --diffaugment translation,color,cutout (D memorises a set this small)"
+AT_CAP_CURES = ("the ops ADA lacks (--diffaugment translation,color,cutout), --r1 10, a smaller D "
+                "(--width) or more images")
 
 # Thresholds, calibrated on gankit's own runs (docs/BENCHMARKS.md: the healthy default DCGAN keeps
 # D's margin std under 0.07 over 10 log steps; a collapsed ring GAN has diversity near 0.01).
@@ -81,6 +94,10 @@ HQ_FOR_COVERAGE = 0.5
 OSCILLATION = 0.15  # std of D(x) - D(G(z)) over the window
 DRIFT = 0.15  # rise of D(x) - D(G(z)) per 1000 steps, with the margin already above 0.5
 WINDOW = 10  # log records the oscillation and drift are measured over
+SMALL_DATA = 20_000  # fewer real images than this: D can memorise them (ADA's automatic threshold)
+OVERFIT_REAL = 0.8  # D(x) above this ...
+OVERFIT_MARGIN = 0.6  # ... and this far above D(G(z)): D separates the real set from G's outright
+ADA_CAP = 0.99  # ADA's p at (or next to) 1: it cannot augment more
 PATIENCE = 3  # consecutive records a condition must hold before it is reported
 
 
@@ -174,14 +191,50 @@ def _non_convergence(recs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def check(records: list[dict[str, Any]], loss: str = "nonsaturating") -> list[Finding]:
-    """The failures visible at the last of ``records`` (metrics.jsonl lines up to now)."""
+def _augmentation(recs: list[dict[str, Any]], diffaugment: bool) -> float | None:
+    """How much D's inputs are augmented: ADA's last logged p, 1.0 for DiffAugment (every op on
+    every sample), None for no augmentation."""
+    p = [v for _, v in _series(recs, "ada_p")]
+    return p[-1] if p else (1.0 if diffaugment else None)
+
+
+def _overfitting(recs: list[dict[str, Any]], probabilities: bool, data_size: int | None,
+                 augment: float | None) -> str | None:
+    """D separates a small real set from G's samples outright, with no augmentation or with ADA's
+    p at its cap: it is memorising the set (Karras et al. 2020, Fig. 1)."""
+    if not probabilities or data_size is None or data_size >= SMALL_DATA:
+        return None
+    if augment is not None and augment < ADA_CAP:
+        return None  # augmentation on and still able to rise: it is doing the work
+    last = [r for r in recs if "d_fake" in r and "d_real" in r][-PATIENCE:]
+    if len(last) < PATIENCE or not all(r["d_real"] > OVERFIT_REAL and r["d_real"] - r["d_fake"] > OVERFIT_MARGIN
+                                       for r in last):
+        return None
+    r = last[-1]
+    seen = (f"D is sure of the real images (D(x) = {r['d_real']:.2f}) and rejects G's (D(G(z)) = "
+            f"{r['d_fake']:.2f}) on a set of only {data_size:,} images")
+    if augment is None:
+        return (f"{seen}, shown without augmentation: it is memorising them, and its feedback to G "
+                f"degrades. Try {FAILURES['overfitting'].cures}")
+    return (f"{seen}, although the augmentation is at its cap (p = {augment:.2f}): it memorises "
+            f"them still. Try {AT_CAP_CURES}")
+
+
+def check(records: list[dict[str, Any]], loss: str = "nonsaturating", data_size: int | None = None,
+          diffaugment: bool = False) -> list[Finding]:
+    """The failures visible at the last of ``records`` (metrics.jsonl lines up to now).
+
+    ``data_size``: the number of real images (None: not known, or not images); ``diffaugment``:
+    whether D's inputs are always augmented. On a small unaugmented set the cures name
+    augmentation first."""
     if not records:
         return []
     from gankit.losses import LOSSES
 
     probabilities = LOSSES.get(loss).probabilities if loss in LOSSES else True
     step = int(records[-1]["step"])
+    augment = _augmentation(records, diffaugment)
+    small_bare = data_size is not None and data_size < SMALL_DATA and augment is None
     found = []
     for kind, message in (
         ("diminished_gradient", _diminished_gradient(records, probabilities, loss == "minimax")),
@@ -189,7 +242,13 @@ def check(records: list[dict[str, Any]], loss: str = "nonsaturating") -> list[Fi
         ("non_convergence", _non_convergence(records)),
     ):
         if message:
-            found.append(Finding(kind, step, f"{message}. Try {FAILURES[kind].cures}."))
+            cures = FAILURES[kind].cures
+            if small_bare and kind != "mode_collapse":  # D wins by memorising: augment first
+                cures = f"{AUGMENT_FIRST}, then {cures}"
+            found.append(Finding(kind, step, f"{message}. Try {cures}."))
+    overfit = _overfitting(records, probabilities, data_size, augment)
+    if overfit:
+        found.append(Finding("overfitting", step, f"{overfit}."))
     return found
 
 
@@ -205,8 +264,8 @@ class Watcher:
     of G's gradient norm, the first and the best diversity), so ``check`` is given just those:
     constant work per record however long the run, with the verdicts of the whole history."""
 
-    def __init__(self, loss: str, steps: int) -> None:
-        self.loss = loss
+    def __init__(self, loss: str, steps: int, data_size: int | None = None, diffaugment: bool = False) -> None:
+        self.loss, self.data_size, self.diffaugment = loss, data_size, diffaugment
         self.warmup = int(WARMUP * steps)
         self.records: list[dict[str, Any]] = []  # everything added, warm-up included
         self.active: set[str] = set()
@@ -221,7 +280,7 @@ class Watcher:
         i, self._n = self._n, self._n + 1
         # the last WINDOW training records (oscillation, drift, D's confidence, G's last gradient),
         # the last 2 diversity and coverage readings (collapse needs two in a row)
-        for kind, key, n in (("train", "d_fake", WINDOW), ("diversity", "diversity", 2),
+        for kind, key, n in (("train", "d_fake", WINDOW), ("ada", "ada_p", 1), ("diversity", "diversity", 2),
                              ("modes", "modes_total", 2), ("classes", "classes_total", 2)):
             if key in record and (kind != "diversity" or _finite(record[key]) is not None):
                 tail = self._tails.setdefault(kind, [])
@@ -245,7 +304,7 @@ class Watcher:
         if int(record["step"]) <= self.warmup:
             return []
         self._keep(record)
-        found = check(self._summary(), self.loss)
+        found = check(self._summary(), self.loss, self.data_size, self.diffaugment)
         new = [f for f in found if f.kind not in self.active]
         self.active = {f.kind for f in found}
         return new
@@ -267,6 +326,24 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _data_size(run: RunDir) -> int | None:
+    """The number of real images the run trains on, as its newest checkpoint's state.json
+    records it (``data_size``); None before the first checkpoint, or for runs saved without it."""
+    import json
+
+    from gankit.checkpoint import MAX_STATE_BYTES, STATE
+    from gankit.errors import GankitError
+    from gankit.rundir import resolve_last
+    from gankit.validate import read_regular
+
+    last = resolve_last(run.checkpoints_dir)
+    try:
+        size = json.loads(read_regular(last / STATE, MAX_STATE_BYTES))["data_size"] if last else None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, GankitError):
+        return None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def diagnose_run(run_dir: str | Path | RunDir) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
     """Replay a run's metrics.jsonl through the same rules: (findings as they started, the run's
     events such as rollbacks, a summary of the last signals)."""
@@ -275,7 +352,7 @@ def diagnose_run(run_dir: str | Path | RunDir) -> tuple[list[Finding], list[dict
     every = run.records()  # a line cut short by a kill is skipped
     records = [r for r in every if "event" not in r]
     events = [r for r in every if "event" in r]
-    watcher = Watcher(cfg.train.loss, cfg.train.steps)
+    watcher = Watcher(cfg.train.loss, cfg.train.steps, _data_size(run), bool(cfg.reg.diffaugment))
     findings = [f for rec in records for f in watcher.add(rec)]
     last: dict[str, Any] = {}
     for rec in records:

@@ -58,7 +58,8 @@ def resolve(cfg: Config) -> Config:
     loss's ``implies``), each recorded with its reason. Raises GankitError naming the key."""
     out = copy.deepcopy(cfg)
     _check_name_lengths(out)
-    task_name_for(out)  # a model some task trains (names the choices otherwise)
+    if task_name_for(out) != "gan" and out.reg.ada is False:  # a model some task trains (names the choices otherwise)
+        out.reg.ada = None  # off, as a config saved before reg.ada says: other tasks have no ADA
     _resolve_translator(out)
     _resolve_text(out)
     _resolve_nextframe(out)

@@ -98,7 +98,7 @@ def resolve_last(ckpt_dir: Path) -> Path | None:
 #: (and with every ``loss*`` and ``grad*``).
 NUMERIC_KEYS = frozenset({"d_real", "d_fake", "time", "img_per_s", "diversity", "modes", "modes_total", "hq",
                           "classes", "classes_total", "first_diversity", "eval_seconds", "eval_n", "lr_g",
-                          "lr_d", "beta2", "gamma_r1", "gamma_r2", "ema_half_life"})
+                          "lr_d", "beta2", "gamma_r1", "gamma_r2", "ema_half_life", "ada_p", "ada_rt"})
 
 #: the largest step a record may hold (as ``gankit.validate.MAX_COUNT``)
 MAX_STEP = 10**15

@@ -140,7 +140,8 @@ def test_every_cure_trains_on_points(tmp_path: Path, cure: dict[str, object]) ->
 
 def test_every_cure_of_the_catalogue_is_covered() -> None:
     # CURES must grow with RegConfig: a cure without an end-to-end run is an untested cure.
-    covered = {k for c in CURES for k in c} | {"diffaugment"}
+    # (DiffAugment below; ADA and its settings on images in tests/train/test_ada.py)
+    covered = {k for c in CURES for k in c} | {"diffaugment", "ada", "ada_target", "ada_kimg", "ada_interval"}
     assert {f for f in RegConfig.__dataclass_fields__} <= covered
 
 

@@ -311,6 +311,18 @@ class RegConfig:
         "(e.g. color,translation,cutout); unset: off",
         choices=("color", "translation", "cutout"), many=True,
     )
+    ada: bool | None = _f(
+        None, "adaptive discriminator augmentation (Karras et al. 2020): each op of --diffaugment "
+        "(unset: translation,color,cutout) on each sample with a probability p steered by "
+        "E[sign(D(x))] toward --ada-target; unset: on for a folder of fewer than 20,000 images",
+        absent=False,
+    )
+    ada_target: float = _f(0.6, "ADA's target for r_t = E[sign(D(x))] on the real batches "
+                           "(Karras et al. 2020's 0.6)", bounds=Bounds(0, 1, low_open=True, high_open=True))
+    ada_kimg: float = _f(20.0, "ADA's speed: p can go from 0 to 1 in this many thousand real images "
+                         "(the paper's 500 is for 25M-image runs)", bounds=Bounds(0, 10**6, low_open=True))
+    ada_interval: int = _f(4, "adjust ADA's p every N iterations (Karras et al. 2020: 4)",
+                           bounds=_upto(MANY))
 
 
 @dataclass

@@ -114,6 +114,16 @@ def diagnosis_html(records: list[dict[str, Any]], diag: Diagnosis) -> str:
                            "Diversity: mean pairwise distance of G's samples at fixed z in feature space, "
                            "relative to the real data's (1 = as varied); the share of the data's known "
                            "modes or classes the samples hit. Falling: mode collapse."))
+    ada = [("p (augmentation probability)", series(records, "ada_p"), plots.C_OTHER[0]),
+           ("r_t = E[sign(D(x))]", series(records, "ada_rt"), plots.C_REAL)]
+    if ada[0][1][1]:
+        out.append(_figure(plots.plot_curves("Adaptive augmentation (ADA)", ada, ylim=(-1.05, 1.05),
+                                             marks=_marks(diag, ("overfitting",)), xlim=steps_of(records)),
+                           "ADA's augmentation probability p and its overfitting signal r_t against step",
+                           "ADA (Karras et al. 2020): p, the probability each augmentation is applied "
+                           "to each image D sees, rises while D is surer of the real images than "
+                           "reg.ada_target (r_t above it) and falls otherwise. p at 1 with r_t still "
+                           "high: D memorises the set even so."))
     return "".join(out)
 
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from gankit.checkpoint import Checkpoint, restoring
 from gankit.config import Config
-from gankit.data import BatchOrder, InMemoryData, load_data
+from gankit.data import DATASETS, BatchOrder, InMemoryData, load_data
 from gankit.diagnosis import Probe, grad_norm
 from gankit.errors import GankitError
 from gankit.fsutil import atomic_write_bytes, atomic_write_text
@@ -43,6 +43,7 @@ from gankit.sampling import (
     sample_from,
 )
 from gankit.train import distributed, step
+from gankit.train.ada import auto_ada
 from gankit.train.control import CannotSplit
 from gankit.train.state import GRID_COLUMNS, TrainState
 from gankit.train.task import Task
@@ -95,13 +96,17 @@ def algorithm1(s: TrainState, next_labelled: Any, d_steps: int | None = None) ->
     # ... then one generator update (on D's fake batch when K = 1 and reuse_fake)
     loss_g = step.g_step(s, t.batch_size, fake if reuse else None, real, lambda: next_labelled()[0],
                          y_fake if reuse else None, y_real)
+    ada = {}
+    if s.ada is not None:  # logged before this iteration's adjustment: the p the steps ran with
+        ada = {"ada_p": s.ada.p, "ada_rt": s.ada.rt}
+        s.ada.after_iteration(s.step + 1)
     # gradient norms (kept on the device): the diminished-gradient and divergence signals
     grad_g, grad_d = grad_norm(s.G), grad_norm(s.D)
     if s.scaler_G is not None:  # fp16: a step the scaler skipped for overflowing gradients is the
         # scaler at work, not divergence; it counts 0 in the means
         grad_g, grad_d = (torch.where(torch.isfinite(g), g, 0.0) for g in (grad_g, grad_d))
     return {"loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
-            "grad_g": grad_g, "grad_d": grad_d}
+            "grad_g": grad_g, "grad_d": grad_d, **ada}
 
 
 class GANTask(Task):
@@ -111,15 +116,25 @@ class GANTask(Task):
         cfg, t, d, device = self.cfg, self.cfg.train, self.dist, self.device
         self.d_steps: int | None = None  # k steered by gankit lab (None: train.d_steps)
         self.loss_name: str | None = None  # the loss switched to by gankit lab (None: train.loss)
+        folder = data is None and cfg.data.source not in DATASETS  # a folder of the user's
         if data is None:
             data = load_data(cfg.data, t.seed)
         self.ctx.notes.extend(data.notes)
         self.data = data = data.to(device)
         self.unit = "img" if data.shape.is_image else "pt"
+        self.data_size = len(data) if data.shape.is_image else None
         num_classes, classes = class_count(data) if cfg.model.conditional else (0, None)
         # Every rank walks the same global order of world * B indices and keeps its own slice.
         self.order = BatchOrder(len(data), t.batch_size * d.world, t.seed, data.index_device)
-        self.state = s = TrainState.create(cfg, data.shape, device, d, num_classes, classes)
+        # reg.ada unset: on for a small folder of images (Karras et al. 2020), said and recorded
+        self.ada_auto: tuple[bool, str] | None = None  # (on?, why) when reg.ada was left unset
+        ada = cfg.reg.ada
+        if ada is None:
+            self.ada_auto = auto_ada(len(data) if folder else None, data.shape.is_image)
+            ada = self.ada_auto[0]
+            if ada:
+                self.ctx.notes.append(f"adaptive augmentation (ADA) on: {self.ada_auto[1]}")
+        self.state = s = TrainState.create(cfg, data.shape, device, d, num_classes, classes, ada)
         self.precision = s.precision
         self.real_points = None
         if not data.shape.is_image:
@@ -141,6 +156,8 @@ class GANTask(Task):
             c, h, w = self.data.shape.dims
             out["data.image_size"] = (str(h) if h == w else f"{h}x{w}", "from the data")
             out["data.channels"] = (c, "from the data")
+        if self.ada_auto is not None:
+            out["reg.ada"] = self.ada_auto
         return {k: v for k, v in out.items() if self.cfg.get(k) is None}  # what the user set stays
 
     # ------------------------------------------------------------------ checkpoint round trip
@@ -148,7 +165,7 @@ class GANTask(Task):
     def checkpoint(self) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
         s = self.state
         tensors, optim_meta = s.train_tensors()
-        return s.model_tensors(), tensors, s.meta() | {"optim": optim_meta}
+        return s.model_tensors(), tensors, s.meta() | {"optim": optim_meta, "data_size": self.data_size}
 
     def check_resume(self, meta: dict[str, Any]) -> None:
         s = self.state

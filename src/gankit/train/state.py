@@ -38,6 +38,7 @@ from gankit.models import DataShape, default_width, models_for, sample_prior
 from gankit.models.conditional import class_rows, default_labels
 from gankit.sampling import check_gan_meta
 from gankit.train import distributed
+from gankit.train.ada import DEFAULT_POLICY, Ada
 from gankit.train.augment import Draw
 from gankit.train.schedule import Schedule
 
@@ -212,6 +213,7 @@ class TrainState:
     scaler_D: torch.amp.GradScaler | None = None
     precision: str = "fp32"  # the run's --precision, resolved (auto -> bf16 or fp32)
     width: int = 0  # the networks' base width as built (the architecture's default if unset)
+    ada: Ada | None = None  # adaptive augmentation's p and signal (reg.ada), else None
 
     def __post_init__(self) -> None:
         if self.G_train is None:
@@ -262,10 +264,11 @@ class TrainState:
     @classmethod
     def create(cls, cfg: Config, shape: DataShape, device: torch.device,
                d: distributed.Dist = distributed.SINGLE, num_classes: int = 0,
-               classes: list[str] | None = None) -> TrainState:
+               classes: list[str] | None = None, ada: bool | None = None) -> TrainState:
         """Fresh models and optimisers; the same seed gives the same weights, run after run
         (and on every rank: the seed is shared, so DDP starts from identical replicas).
-        ``num_classes``: the labelled data's K, for ``--conditional``."""
+        ``num_classes``: the labelled data's K, for ``--conditional``. ``ada``: adaptive
+        augmentation on or off as the task resolved ``reg.ada`` (None: ``reg.ada``, unset = off)."""
         torch.manual_seed(cfg.train.seed)
         m, t = cfg.model, cfg.train
         if cfg.reg.diffaugment and not shape.is_image:
@@ -273,6 +276,11 @@ class TrainState:
                               f"{shape.describe()}: leave it out")
         if not m.conditional:
             num_classes, classes = 0, None
+        r = cfg.reg
+        if ada is None:
+            ada = bool(r.ada)
+        if ada and not shape.is_image:
+            raise GankitError(f"reg.ada augments images; these data are {shape.describe()}: leave it out")
         G, D = models_for(cfg, shape, num_classes)
         G, D = G.to(device), D.to(device)
         if shape.is_image and any(isinstance(x, nn.Conv2d) for x in D.modules()):
@@ -302,7 +310,9 @@ class TrainState:
                    G_train=G_train, D_train=D_train, G_ema=G_ema, num_classes=num_classes,
                    classes=classes, fixed_y=fixed_y, scaler_G=gradient_scaler(precision, device),
                    scaler_D=gradient_scaler(precision, device), precision=precision,
-                   width=m.width or default_width(m.arch, shape))
+                   width=m.width or default_width(m.arch, shape),
+                   ada=Ada(r.diffaugment or DEFAULT_POLICY, r.ada_target, r.ada_kimg, r.ada_interval, device, d)
+                   if ada else None)
 
     def z(self, n: int) -> Tensor:
         """A minibatch of noise from the prior (Algorithm 1: "sample m noise samples").
@@ -333,6 +343,8 @@ class TrainState:
         tG, mG = optimizer_to_flat("opt_G", self.opt_G)
         tD, mD = optimizer_to_flat("opt_D", self.opt_D)
         tensors = {**tG, **tD, **rng_state_tensors(self.z_gen), "fixed_z": self.fixed_z}
+        if self.ada is not None:
+            tensors.update(self.ada.tensors())
         meta: dict[str, object] = {"opt_G": mG, "opt_D": mD}
         if self.scaler_G is not None and self.scaler_D is not None:  # fp16: the loss scales (floats)
             meta["scalers"] = {"G": self.scaler_G.state_dict(), "D": self.scaler_D.state_dict()}
@@ -364,6 +376,8 @@ class TrainState:
             self.scaler_D.load_state_dict(scalers["D"])
         restore_rng(ckpt.train, self.z_gen)
         self.fixed_z = ckpt.train["fixed_z"].to(self.device)
+        if self.ada is not None:
+            self.ada.load(ckpt.train)
         self.step = int(ckpt.meta["step"])
         self.real_batches = int(ckpt.meta["real_batches"])
 
@@ -383,6 +397,9 @@ class TrainState:
         check_rng(ckpt, "rng.torch", torch.default_generator)
         check_rng(ckpt, "rng.z", self.z_gen)
         check_train_tensor(ckpt, "fixed_z", self.fixed_z.shape, floating=True)
+        if self.ada is not None:
+            for key, t in self.ada.tensors().items():
+                check_train_tensor(ckpt, key, t.shape, floating=True)
         scalers = ckpt.fields("optim").object("scalers", default=None)
         for name, scaler in (("G", self.scaler_G), ("D", self.scaler_D)):
             if scaler is not None and scalers is not None:

@@ -76,11 +76,14 @@ def fake_for_d(s: TrainState, batch_size: int, keep_graph: bool = False, y: Tens
 
 
 def d_input(s: TrainState, x: Tensor) -> Tensor:
-    """What D is shown of a batch, real or fake alike: DiffAugment (Zhao et al. 2020), then
+    """What D is shown of a batch, real or fake alike: DiffAugment (Zhao et al. 2020), or its
+    ops each with ADA's probability p (``gankit.train.ada``), then
     instance noise of a std annealed linearly to 0 over the run (Sonderby et al. 2016: it makes the
     real and fake distributions overlap, so D's optimum is smooth and G's gradient informative)."""
     r = s.cfg.reg
-    if r.diffaugment:
+    if s.ada is not None:  # adaptive: each op with probability p (Karras et al. 2020)
+        x = s.ada.augment(x, s.draw)
+    elif r.diffaugment:
         x = diff_augment(x, r.diffaugment, s.draw)
     if r.instance_noise:
         sigma = r.instance_noise * max(0.0, 1.0 - s.step / s.cfg.train.steps)
@@ -111,6 +114,8 @@ def d_step(s: TrainState, real: Tensor, fake: Tensor | None = None, y_real: Tens
         real_logits, real_classes = judge(s.D_train, real_in, y_real)  # (B / pack,), (B, K) for ACGAN
         fake_logits, _ = judge(s.D_train, fake_in, y_fake)
     loss_d = s.loss.d_loss(real_logits, fake_logits, 1.0 - r.label_smoothing)
+    if s.ada is not None:  # ADA's overfitting signal, E[sign(D(x))], summed on the device
+        s.ada.observe(real_logits, real.shape[0])
     loss = loss_d
     if real_classes is not None and y_real is not None:
         # ACGAN (Odena et al. 2017): D also maximises the log-likelihood of the right class. On real

@@ -62,6 +62,9 @@ class Task(ABC):
 
     #: what a batch holds, for the progress bar's rate (img/s, pt/s)
     unit: str = "img"
+    #: how many real images D is shown over and over (set by tasks that know it): the diagnosis
+    #: names augmentation first when D memorises a small set
+    data_size: int | None = None
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

@@ -9,16 +9,16 @@ const TOKEN = new URLSearchParams(location.search).get("token") || "";
 const STATIC = window.LAB_STATIC || null;
 const $ = (id) => document.getElementById(id);
 const COLORS = { loss_d: "#d62728", loss_g: "#1f77b4", d_real: "#1f77b4", d_fake: "#d62728",
-                 grad_d: "#d62728", grad_g: "#1f77b4" };
+                 grad_d: "#d62728", grad_g: "#1f77b4", ada_p: "#2ca02c" };
 const PALETTE = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"];
 const CHARTS = {
   "c-loss": { keys: (k) => k.startsWith("loss"), label: "loss" },
-  "c-d": { keys: (k) => k === "d_real" || k === "d_fake", label: "D", range: [0, 1], half: true },
+  "c-d": { keys: (k) => k === "d_real" || k === "d_fake" || k === "ada_p", label: "D", range: [0, 1], half: true },
   "c-grad": { keys: (k) => k.startsWith("grad"), label: "norm" },
   "c-eval": { keys: (k) => k === "diversity" || k === "modes" || k === "hq", label: "score", evals: true },
 };
 const NAMES = { d_real: "D(x)", d_fake: "D(G(z))", loss_d: "loss D", loss_g: "loss G",
-                grad_d: "‖∇D‖", grad_g: "‖∇G‖" };
+                grad_d: "‖∇D‖", grad_g: "‖∇G‖", ada_p: "ADA's p" };
 
 const state = { run: null, source: null, charts: {}, events: [], samples: [], summary: null,
                 twoD: false, follow: true, fieldCache: new Map(), playing: null, full: true };
