@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # recipe name -> preset: configs/veegan-2d-NAME.yaml (plain: no cure; best: gankit's best recipe)
 RECIPES = {p.stem.removeprefix("veegan-2d-"): p for p in sorted((REPO / "configs").glob("veegan-2d-*.yaml"))}
+RECIPES["r3"] = REPO / "configs" / "r3-veegan-2d.yaml"  # R3GAN's loss with R1 + R2 (issue 20)
 PAPERS = [  # (row, ring modes, ring % hq, grid modes, grid % hq) from VEEGAN Table 1 and GDPP
     ("GAN (papers)", "1", "99.3", "3.3", "0.5"),
     ("Unrolled GAN (papers)", "7.6", "35.6", "23.6", "16"),

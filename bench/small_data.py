@@ -1,6 +1,7 @@
 """Small data: adaptive discriminator augmentation (ADA; Karras et al. 2020) against none.
 
 Usage:  python bench/small_data.py [--n 1500] [--steps 3000] [--seeds 0] [--root runs/small_data]
+                                  [--set KEY=VALUE ...]
 
 The case of project issue 20: a user's folder of a few thousand images, where D memorises the set.
 A folder of ``--n`` Fashion-MNIST training images (a seeded random draw, written as 28x28 gray PNGs)
@@ -55,6 +56,7 @@ def fid_against(G: torch.nn.Module, cfg: object, real: torch.Tensor, name: str, 
 def main(argv: list[str] | None = None) -> None:
     from gankit.api import train_config
     from gankit.config import build_config
+    from gankit.config.load import parse_assignments
     from gankit.data.fashion_mnist import load_arrays
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-fake", type=int, default=10_000, help="samples per FID")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--root", default="runs/small_data")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides for both runs of a pair, as flags name them (e.g. ada_kimg=100)")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
     a = p.parse_args(argv)
 
@@ -77,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         for ada in (True, False):
             out = root / f"{'ada' if ada else 'no-ada'}-seed{seed}"
             cfg = build_config(overrides={
-                "data": str(root / f"fmnist-{a.n}"), "image_size": 28, "steps": a.steps, "seed": seed,
+                **parse_assignments(a.set), "data": str(root / f"fmnist-{a.n}"), "image_size": 28,
+                "steps": a.steps, "seed": seed,
                 "out": str(out), "progress": False, "precision": a.precision, "ada": ada})
             t0 = time.perf_counter()
             run = train_config(cfg)

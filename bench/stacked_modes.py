@@ -29,6 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = {p.stem.removeprefix("stacked-fmnist-"): p
            for p in sorted((REPO / "configs").glob("stacked-fmnist-*.yaml"))}
+RECIPES["r3"] = REPO / "configs" / "r3-stacked-fmnist.yaml"  # R3GAN's loss (issue 20)
 PAPERS = [  # (row, modes, KL) on stacked MNIST, as the issue quotes VEEGAN Table 2 and PacGAN
     ("DCGAN (VEEGAN paper, stacked MNIST)", "99", "3.4"),
     ("PacGAN (PacGAN paper, stacked MNIST)", "1000", "0.06"),

@@ -41,12 +41,23 @@ def test_mode_collapse_benchmark_tiny(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @needs_fmnist
 def test_stacked_benchmark_tiny(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The plain recipe and R3GAN's loss (RpGAN + R1 + R2, configs/r3-stacked-fmnist.yaml), a tiny
+    stacked run each, and an ablation row made with --set/--tag."""
     bench = load("stacked_modes")
-    bench.main(["--steps", "3", "--samples", "400", "--recipes", "plain", "--root", str(tmp_path)])
+    bench.main(["--steps", "3", "--samples", "400", "--recipes", "plain", "r3", "--root", str(tmp_path)])
     res = json.loads((tmp_path / "results.json").read_text())
     modes, kl = res["real"]
     # 400 real images over 1000 modes: at most 400 distinct, and KL far from 0
     assert 100 < modes <= 400 and kl > 0.5
-    (row,) = res["rows"]
-    assert row["recipe"] == "plain" and 1 <= row["modes"] <= 400 and row["steps"] == 3
-    assert "| gankit plain (1 seed) |" in capsys.readouterr().out
+    assert [r["recipe"] for r in res["rows"]] == ["plain", "r3"]
+    for row in res["rows"]:
+        assert 1 <= row["modes"] <= 400 and row["steps"] == 3
+    r3 = (tmp_path / "r3-0" / "config.yaml").read_text()
+    assert "loss: rpgan" in r3 and "r1: 0.1" in r3 and "r2: 0.1" in r3  # the preset trained as written
+    out = capsys.readouterr().out
+    assert "| gankit plain (1 seed) |" in out and "| gankit r3 (1 seed) |" in out
+    bench.main(["--steps", "2", "--samples", "400", "--recipes", "plain", "--set", "loss=rpgan", "r2=0.5",
+                "--tag", "rp-r2", "--root", str(tmp_path / "abl")])
+    (row,) = json.loads((tmp_path / "abl" / "results.json").read_text())["rows"]
+    assert row["recipe"] == "plain+rp-r2" and row["steps"] == 2
+    assert "r2: 0.5" in (tmp_path / "abl" / "plain+rp-r2-0" / "config.yaml").read_text()
