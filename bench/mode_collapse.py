@@ -72,6 +72,7 @@ def diagnosis(run_dir: Path) -> dict[str, list[str]]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds --first-seed, ..., + --seeds - 1")
     p.add_argument("--steps", type=int, default=25_000)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--recipes", nargs="*", default=["plain", "best"], choices=list(RECIPES))
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         a.recipes = [x for x in a.recipes if any(r["recipe"] == x for r in rows)]
         a.seeds = len({r["seed"] for r in rows})
     else:
-        jobs = [(r, d, s) for r in a.recipes for d in a.data for s in range(a.seeds)]
+        jobs = [(r, d, s) for r in a.recipes for d in a.data
+                for s in range(a.first_seed, a.first_seed + a.seeds)]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(a.jobs) as pool:
             rows = list(pool.map(launch, jobs))
