@@ -13,6 +13,7 @@ import torch
 
 from gankit.checkpoint import load_checkpoint
 from gankit.cli import main
+from tests.conftest import needs_fmnist
 from tests.train.test_resume import logged
 
 pytestmark = pytest.mark.distributed  # torchrun launches: test.sh runs them alone, after the rest
@@ -57,6 +58,34 @@ def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path, extra: list[str]
     # (a 2-D run's samples: the grid's PNG and the lab's JSON of D's field and the points)
     assert sorted(p.name for p in (tmp_path / "ddp" / "samples").iterdir()) == [
         "step-000000.json", "step-000000.png", "step-000030.json", "step-000030.png"]
+
+
+# R3GAN's recipe (issue 20) and ADA: the pairing loss reads D(x) in G's step, R2 is a double
+# backward at the fakes, the schedules count the global batch's images, and ADA's p moves on the
+# signal averaged over the ranks (mlp on images: no batch norm, so the runs are comparable).
+R3_ADA = ["--data", "fashion-mnist", "--loss", "rpgan", "--r1", "0.1", "--r2", "0.1",
+          "--schedule-images", "640", "--lr-g-end", "1e-4", "--r2-end", "0.01", "--ada",
+          "--ada-kimg", "0.5", "--ada-interval", "2", "--diagnose-every", "0", "--precision", "fp32"]
+
+
+@needs_fmnist
+def test_two_ranks_r3gan_recipe_and_ada_equal_one_process(tmp_path: Path) -> None:
+    r = torchrun(["train", *COMMON, *R3_ADA, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
+    assert r.returncode == 0, r.stderr[-3000:]
+    torch.set_num_threads(1)
+    assert main(["train", *COMMON, *R3_ADA, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
+    a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
+    assert a.step == b.step == 30
+    for k in b.model:
+        assert torch.allclose(a.model[k], b.model[k], rtol=1e-4, atol=1e-5), k
+    assert a.train is not None and b.train is not None
+    assert 0 < float(b.train["ada.p"]) <= 1  # p moved (0.5k images: 0 -> 1 in 16 iterations)
+    assert torch.allclose(a.train["ada.p"], b.train["ada.p"], atol=1e-6)
+    la, lb = logged(tmp_path / "ddp"), logged(tmp_path / "one")
+    for ra, rb in zip(la, lb, strict=True):  # the scheduled values reached the same ends
+        for key in ("lr_g", "gamma_r2", "ada_p"):
+            assert abs(ra[key] - rb[key]) < 1e-6, (key, ra[key], rb[key])
+    assert abs(la[-1]["lr_g"] - 1e-4) < 1e-9 and abs(la[-1]["gamma_r2"] - 0.01) < 1e-9
 
 
 def test_ddp_checkpoint_resumes_under_ddp_and_loads_in_one_process(tmp_path: Path) -> None:
