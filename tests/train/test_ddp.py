@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gankit.checkpoint import load_checkpoint
+from gankit.checkpoint import Checkpoint, load_checkpoint
 from gankit.cli import main
 from tests.conftest import needs_fmnist
 from tests.train.test_resume import logged
@@ -36,18 +36,25 @@ def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess[str
 CURES = ["--gp", "1", "--r1", "0.1", "--instance-noise", "0.05", "--pack", "2", "--unrolled", "1"]
 
 
-@pytest.mark.parametrize("extra", [[], CURES], ids=["plain", "cures"])
-def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path, extra: list[str]) -> None:
-    r = torchrun(["train", *COMMON, *extra, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
+def ranks_and_one_process(tmp_path: Path, args: list[str]) -> tuple[Checkpoint, Checkpoint]:
+    """Train ``args`` as 2 ranks at batch 16 (tmp_path/ddp) and as 1 process at batch 32
+    (tmp_path/one); both end at step 30 with the same weights. Returns their last checkpoints."""
+    r = torchrun(["train", *args, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
     assert r.returncode == 0, r.stderr[-3000:]
     torch.set_num_threads(1)
-    assert main(["train", *COMMON, *extra, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
+    assert main(["train", *args, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
     a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
     assert a.step == b.step == 30
-    # 2 D steps per iteration, and with --unrolled 1 one more batch for the look-ahead
-    assert a.meta["real_batches"] == b.meta["real_batches"] == (90 if extra else 60)
     for k in b.model:
         assert torch.allclose(a.model[k], b.model[k], rtol=1e-4, atol=1e-5), k
+    return a, b
+
+
+@pytest.mark.parametrize("extra", [[], CURES], ids=["plain", "cures"])
+def test_two_ranks_at_b_equal_one_process_at_2b(tmp_path: Path, extra: list[str]) -> None:
+    a, b = ranks_and_one_process(tmp_path, [*COMMON, *extra])
+    # 2 D steps per iteration, and with --unrolled 1 one more batch for the look-ahead
+    assert a.meta["real_batches"] == b.meta["real_batches"] == (90 if extra else 60)
     # Logged values are means over the ranks: the same numbers as the single process.
     la, lb = logged(tmp_path / "ddp"), logged(tmp_path / "one")
     assert [r["step"] for r in la] == [r["step"] for r in lb] == [10, 20, 30]
@@ -70,14 +77,7 @@ R3_ADA = ["--data", "fashion-mnist", "--loss", "rpgan", "--r1", "0.1", "--r2", "
 
 @needs_fmnist
 def test_two_ranks_r3gan_recipe_and_ada_equal_one_process(tmp_path: Path) -> None:
-    r = torchrun(["train", *COMMON, *R3_ADA, "--batch-size", "16", "--out", str(tmp_path / "ddp")])
-    assert r.returncode == 0, r.stderr[-3000:]
-    torch.set_num_threads(1)
-    assert main(["train", *COMMON, *R3_ADA, "--batch-size", "32", "--out", str(tmp_path / "one")]) == 0
-    a, b = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "one")
-    assert a.step == b.step == 30
-    for k in b.model:
-        assert torch.allclose(a.model[k], b.model[k], rtol=1e-4, atol=1e-5), k
+    a, b = ranks_and_one_process(tmp_path, [*COMMON, *R3_ADA])
     assert a.train is not None and b.train is not None
     assert 0 < float(b.train["ada.p"]) <= 1  # p moved (0.5k images: 0 -> 1 in 16 iterations)
     assert torch.allclose(a.train["ada.p"], b.train["ada.p"], atol=1e-6)
