@@ -71,7 +71,7 @@ def ceiling(cfg: object, n: int) -> dict[str, float]:
     return out
 
 
-def sample_unseen(run: Path, threads: int) -> list[dict[str, object]]:
+def sample_unseen(run: Path, threads: int, unknown_words: str | None = None) -> list[dict[str, object]]:
     """`gankit sample RUN --text CAPTION -n 100 --out DIR` for each unseen wording, then the share
     of the 100 items the fmnist classifier gives the named class."""
     import numpy as np
@@ -86,14 +86,17 @@ def sample_unseen(run: Path, threads: int) -> list[dict[str, object]]:
         assert heldout_wording(caption), caption
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "samples"
-            subprocess.run([sys.executable, "-m", "gankit", "sample", str(run), "--text", caption, "-n", "100",
-                            "--out", str(out)], check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
-                           stdout=subprocess.DEVNULL)
+            how = ["--unknown-words", unknown_words] if unknown_words else []
+            done = subprocess.run([sys.executable, "-m", "gankit", "sample", str(run), "--text", caption, "-n", "100",
+                                   "--out", str(out), *how], check=True, text=True, stdout=subprocess.PIPE,
+                                  env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            read_as = next((line for line in done.stdout.splitlines() if line.startswith("read ")), "")
             arrays = [np.asarray(Image.open(p).convert("L")) for p in sorted(out.iterdir())]
         images = torch.from_numpy(np.stack(arrays)).float()[:, None] / 127.5 - 1
         _, classes, _ = read_items(images)
         want = list(CAPTIONED.classes or ()).index(cls)
-        rows.append({"caption": caption, "class": cls, "share": float((classes == want).float().mean())})
+        rows.append({"caption": caption, "class": cls, "share": float((classes == want).float().mean()),
+                     "read": read_as})
     return rows
 
 
@@ -109,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=3000, help="captions scored per split (at most 3000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads, training and scoring (1)")
     p.add_argument("--out", type=Path, default=Path("text2image.json"))
+    p.add_argument("--unknown-words", choices=("rewrite", "nearest", "keep"),
+                   help="how new words are read when scoring (default: the run's text.unknown_words)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     result: dict[str, object] = {"config": str(a.config.relative_to(REPO)) if a.config.is_relative_to(REPO)
@@ -118,14 +123,15 @@ def main(argv: list[str] | None = None) -> None:
     lg = load_text_generator(a.run)
     result["step"] = lg.step
     t0 = time.perf_counter()
-    scores = score_builtin(lg, a.n)
-    baseline = score_builtin(lg, a.n, shuffle=True)
+    scores = score_builtin(lg, a.n, unknown_words=a.unknown_words)
+    baseline = score_builtin(lg, a.n, shuffle=True, unknown_words=a.unknown_words)
     real = ceiling(lg.config, a.n)
     result |= {"scores": scores, "baseline": baseline, "ceiling": real, "eval_s": round(time.perf_counter() - t0, 1)}
-    result["unseen_wordings"] = sample_unseen(a.run, a.threads)
+    result["unknown_words"] = a.unknown_words or lg.config.text.unknown_words
+    result["unseen_wordings"] = sample_unseen(a.run, a.threads, a.unknown_words)
     a.out.write_text(json.dumps(result, indent=2))
 
-    print(f"step {lg.step}, {a.n} captions per split; accuracy (baseline: captions shuffled; ceiling: the "
+    print(f"step {lg.step}, {a.n} captions per split, unknown words: {result['unknown_words']}; accuracy (baseline: captions shuffled; ceiling: the "
           "real canvases)")
     print("| split | " + " | ".join(ATTRS) + " | FID (crops) |")
     print("| --- |" + " --- |" * (len(ATTRS) + 1))
@@ -137,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     misses += [f"{k}{s} {scores[f'{k}_acc{s}']:.1%} is more than {WITHIN:.0%} under test-seen"
                for k in ATTRS for s in ("_combos", "_wordings") if scores[f"{k}_acc{s}"] < scores[f"{k}_acc"] - WITHIN]
     for row in result["unseen_wordings"]:  # type: ignore[union-attr]
-        print(f"gankit sample --text {row['caption']!r} -n 100: {row['share']:.0%} {row['class']}")
+        print(f"gankit sample --text {row['caption']!r} -n 100: {row['share']:.0%} {row['class']}  {row['read']}")
         if row["share"] < SAMPLE_TARGET:
             misses.append(f"{row['caption']!r}: {row['share']:.0%} < {SAMPLE_TARGET:.0%}")
     print("targets met" if not misses else "targets missed: " + "; ".join(misses))

@@ -22,7 +22,8 @@ from gankit.checkpoint import (
 )
 from gankit.config import Config, config_from_dict
 from gankit.data.captioned import cache_root
-from gankit.data.text_encoder import TEXT_DIM, embed_captions
+from gankit.data.text_encoder import TEXT_DIM, embed_captions, encode
+from gankit.data.vocabulary import Encode, Reading, read_captions, vocabulary
 from gankit.errors import GankitError, display_path
 from gankit.models import DataShape
 from gankit.models.text2image import ARCH, TextGenerator, build_text2image, generate, noise
@@ -40,13 +41,14 @@ def is_text_checkpoint(path: str | Path) -> bool:
 
 def check_text_meta(ckpt: Checkpoint) -> None:
     """``Damaged`` unless state.json's ``text2image`` says what G is rebuilt from: the image shape
-    (C, H, W) and the text embedding's size."""
+    (C, H, W) and the text embedding's size (and, where kept, the training captions' words)."""
     t = ckpt.fields().object("text2image")
     assert t is not None  # absent: Damaged, naming the key
     t.integers("shape", lo=1, hi=1 << 16, min_len=3, max_len=3)
     dim = t.integer("text_dim", lo=1, hi=1 << 16)
     if dim != TEXT_DIM:
         raise t.bad("text_dim", f"is {dim}, but the text encoder gives {TEXT_DIM}")
+    t.strings("vocabulary", default=None)  # absent in runs saved before it was kept
 
 
 @dataclass
@@ -57,16 +59,65 @@ class LoadedTextGenerator:
     config: Config
     step: int
     run_dir: Path | None
-    meta: dict[str, Any]  # state.json's "text2image": shape, text_dim, data, builtin
+    meta: dict[str, Any]  # state.json's "text2image": shape, text_dim, data, builtin, vocabulary
+    _captions: list[str] | None = None  # the distinct training captions, once read
 
-    def sample(self, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
+    @property
+    def vocabulary(self) -> list[str]:
+        """The words of the training captions (state.json's, or for a run saved before it kept
+        them, read again from its data)."""
+        if "vocabulary" not in self.meta:
+            self.meta["vocabulary"] = vocabulary(self.training_captions())
+        return list(self.meta["vocabulary"])
+
+    def training_captions(self) -> list[str]:
+        """The distinct captions G was trained on, read again from the run's data (the built-in
+        set, or the folder's metadata.jsonl, which must still be there)."""
+        from gankit.data.captioned import METADATA, has_captions, load_captioned, read_metadata
+
+        if self._captions is None:
+            d, source = self.config.data, self.config.data.source
+            if self.meta.get("builtin"):
+                texts = load_captioned(d, self.config.text.caption_items, "train").captions
+            elif source and has_captions(source):
+                texts = [t for _, _, t in read_metadata(Path(source).expanduser() / METADATA)]
+            else:
+                raise GankitError(f"--unknown-words nearest needs the captions this run trained on, from "
+                                  f"{display_path(source or '?')}, which holds no {METADATA} now; use "
+                                  "--unknown-words rewrite")
+            self._captions = list(dict.fromkeys(texts))
+        return self._captions
+
+    def read(self, captions: list[str], unknown_words: str | None = None) -> list[Reading]:
+        """How G reads each caption: words the training captions never used rewritten into theirs
+        (``gankit.data.vocabulary``), and with 'nearest' the training caption nearest that, as
+        ``unknown_words`` says (unset: the run's text.unknown_words)."""
+        how = unknown_words or self.config.text.unknown_words
+        if how == "keep":
+            return read_captions(captions, None, how, encoder_of(self.config))
+
+        def bank() -> tuple[list[str], Tensor]:
+            texts = self.training_captions()
+            return texts, embed_captions(texts, cache_root(self.config.data))
+
+        return read_captions(captions, self.vocabulary, how, encoder_of(self.config), bank)
+
+    def sample(self, captions: list[str], n: int = 1, seed: int = 0, unknown_words: str | None = None) -> Tensor:
         """``n`` images per caption, (len(captions) * n, C, H, W) in [-1, 1], caption by caption:
         the same noise for each caption's i-th image."""
-        return sample_captions(self.G, self.config, captions, n, seed)
+        texts = [r.read_as for r in self.read(captions, unknown_words)]
+        return sample_captions(self.G, self.config, texts, n, seed)
+
+
+def encoder_of(cfg: Config) -> Encode:
+    """The sentence encoder as ``gankit.data.vocabulary`` calls it (texts -> embeddings)."""
+    cache = cache_root(cfg.data)
+    return lambda texts: encode(texts, cache)
 
 
 def sample_captions(G: TextGenerator, cfg: Config, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
-    """``n`` images of each caption (the i-th of each from the same noise), in [-1, 1], on the CPU."""
+    """``n`` images of each caption (the i-th of each from the same noise), in [-1, 1], on the CPU.
+    The captions are embedded as given (``LoadedTextGenerator.sample`` reads them first)."""
     phi = embed_captions(captions, cache_root(cfg.data)).repeat_interleave(n, 0)
     z, eps = noise(n, G, cfg.model.prior, seed)
     k = len(captions)
@@ -107,9 +158,10 @@ def load_text_generator(path: str | Path, device: str | torch.device = "cpu") ->
 
 
 def score_builtin(lg: LoadedTextGenerator, n: int = 3000, device: str | torch.device = "cpu",
-                  seed: int = 12345, shuffle: bool = False) -> dict[str, float]:
+                  seed: int = 12345, shuffle: bool = False, unknown_words: str | None = None) -> dict[str, float]:
     """The scores of ``gankit.metrics.text2image`` on the first ``n`` items of each test split of
-    ``captioned-fashion`` (``shuffle``: the caption-agnostic baseline)."""
+    ``captioned-fashion`` (``shuffle``: the caption-agnostic baseline), each caption read as
+    ``LoadedTextGenerator.read`` reads it."""
     from gankit.data.captioned import HELDOUT_SPLITS, NAME, load_captioned
     from gankit.metrics.text2image import SPLIT_SUFFIX, real_features, score_split
 
@@ -120,11 +172,12 @@ def score_builtin(lg: LoadedTextGenerator, n: int = 3000, device: str | torch.de
     for k, split in enumerate(HELDOUT_SPLITS):
         data = load_captioned(lg.config.data, lg.config.text.caption_items, split).head(n)
         assert data.attrs is not None
-        phi = embed_captions(data.captions, cache_root(lg.config.data))
+        texts = [r.read_as for r in lg.read(data.captions, unknown_words)]
+        phi = embed_captions(texts, cache_root(lg.config.data))
         values |= score_split(lg.G, lg.config.model.prior, data.attrs, phi, seed + k, device, SPLIT_SUFFIX[split],
                               real_features(data.images, device), shuffle)
     return values
 
 
-__all__ = ["LoadedTextGenerator", "check_text_meta", "is_text_checkpoint", "load_text_generator",
+__all__ = ["LoadedTextGenerator", "check_text_meta", "encoder_of", "is_text_checkpoint", "load_text_generator",
            "sample_captions", "score_builtin"]

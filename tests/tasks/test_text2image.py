@@ -243,11 +243,28 @@ def test_sample_text_end_to_end_on_a_tiny_run(tmp_path: Path, shared_cache: Path
     # several captions: one named row each; a folder: one PNG per sample
     assert main(["sample", str(run), "--text", "a tiny purse", "--text", "huge trainers, top-left",
                  "-n", "3", "--out", str(tmp_path / "two.png")]) == 0
+    # words no training caption used are read into the training captions' words, and the user is told
+    vocab = json.loads((sorted((run / "checkpoints").iterdir())[-1] / "state.json").read_text())["text2image"]["vocabulary"]
+    assert "tiny" not in vocab and "purse" not in vocab and "a" in vocab
+    out_text = capsys.readouterr().out
+    assert "read 'a tiny purse' as '" in out_text and "tiny " in out_text.split("read 'a tiny purse'")[1]
+    assert main(["sample", str(run), "--text", "a tiny purse", "--unknown-words", "keep", "-n", "1",
+                 "--out", str(tmp_path / "kept.png")]) == 0
+    assert "read " not in capsys.readouterr().out
+    from gankit.data.vocabulary import words
+    from gankit.text_sampling import load_text_generator
+
+    lg0 = load_text_generator(run)
+    read = lg0.read(["a tiny purse"], "rewrite")[0]
+    assert set(words(read.read_as)) <= set(vocab) and read.replaced[0][0] == "tiny"
+    assert lg0.read(["a tiny purse"], "keep")[0].read_as == "a tiny purse"
+    known = " ".join(reversed(lg0.training_captions()[0].split()))  # known words in an unseen order
+    near = lg0.read(["a tiny purse", known], "nearest")
+    assert near[0].read_as in lg0.training_captions() and near[0].via == read.read_as
+    assert near[1].read_as == known  # all its words known: as typed
     assert main(["sample", str(run), "--text", "a small dark sneaker", "-n", "2", "--out", str(tmp_path / "d")]) == 0
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["sample-00000.png", "sample-00001.png"]
     # the same seed, the same images
-    from gankit.text_sampling import load_text_generator
-
     lg = load_text_generator(run)
     assert torch.equal(lg.sample(["a bag"], 2, seed=5), lg.sample(["a bag"], 2, seed=5))
     import gankit  # the API's noise-only sampling names the way a text run samples
@@ -259,8 +276,11 @@ def test_sample_text_end_to_end_on_a_tiny_run(tmp_path: Path, shared_cache: Path
     assert main(["sample", str(run), "--out", str(tmp_path / "x.png")]) == 2
     assert "give the caption with --text" in capsys.readouterr().err
     # gankit eval scores the attributes on the held-out splits, with the shuffled-caption baseline
+    assert main(["eval", str(run), "--n", "16", "--json", "--unknown-words", "keep"]) == 0
+    kept = json.loads(capsys.readouterr().out)
     assert main(["eval", str(run), "--n", "16", "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
+    assert scores["class_acc"] == kept["class_acc"]  # seen wordings: nothing to rewrite, the same images
     assert {"class_acc", "position_acc_combos", "size_acc_wordings", "fid"} <= set(scores)
     assert "class_acc" in scores["baseline"]
 
@@ -272,6 +292,10 @@ def test_text_on_a_run_that_is_not_text_to_image_is_refused(tmp_path: Path, caps
     train_config(tiny_config(tmp_path / "ring", steps=2, checkpoint_every=2))
     assert main(["sample", str(tmp_path / "ring"), "--text", "a bag", "--out", str(tmp_path / "x.png")]) == 2
     assert "--text needs a text -> image run" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "ring"), "--unknown-words", "keep", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--unknown-words is for text -> image runs" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "ring"), "--unknown-words", "keep"]) == 2
+    assert "--unknown-words is for text -> image runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--text", action="append", metavar="CAPTION",
                    help="a text -> image run (--model gan-int-cls): N images of this caption; repeat it "
                         "for one row per caption, the same noise down each column")
+    s.add_argument("--unknown-words", choices=("rewrite", "nearest", "keep"),
+                   help="a text -> image run, a caption with words no training caption used: rewrite: "
+                        "each becomes the training word (or nothing) that keeps the caption's meaning "
+                        "closest; nearest: that, then the training caption nearest it; keep: given to G "
+                        "as typed (default: the run's text.unknown_words); what G is given is printed")
     s.add_argument("--input", metavar="FILE",
                    help="a novel-view run (--model novel-view): the photo of an object to turn round, "
                         "taken to be seen at azimuth 0 and the run's usual elevation")
@@ -136,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "classifier's accuracy on each class asked for (Fashion-MNIST classes)")
     e.add_argument("--n-per-class", type=int, default=1000, help="samples per class with --per-class (1000)")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.add_argument("--unknown-words", choices=("rewrite", "nearest", "keep"),
+                   help="a text -> image run: how its held-out wordings' new words are read, as `gankit "
+                        "sample --unknown-words` (default: the run's text.unknown_words)")
     e.set_defaults(func=cmd_eval)
 
     dr = sub.add_parser("doctor", help="diagnose a run: diminished gradient, mode collapse, "

@@ -31,6 +31,9 @@ def cmd_sample(ns: argparse.Namespace) -> int:
 
     if wants_text(ns):  # --text, or a text -> image run (gankit.cli.text2image)
         return cmd_sample_text(ns)
+    if ns.unknown_words:
+        raise GankitError("--unknown-words is for text -> image runs (with --text); "
+                          f"{display_path(ns.source)} is not one")
     from gankit.cli.views import cmd_sample_views, wants_views
 
     if wants_views(ns):  # --input/--angles, or a novel-view run (gankit.cli.views)

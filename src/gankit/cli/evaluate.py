@@ -35,6 +35,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         from gankit.cli.text2image import cmd_eval_text
 
         return cmd_eval_text(ns)
+    if ns.unknown_words:
+        raise GankitError("--unknown-words is for text -> image runs; this is not one")
     from gankit.view_sampling import is_view_checkpoint
 
     if ns.source and not (ns.real or ns.fake) and is_view_checkpoint(ns.source):  # gankit.cli.views

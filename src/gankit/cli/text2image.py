@@ -42,7 +42,11 @@ def cmd_sample_text(ns: argparse.Namespace) -> int:
     if ns.n < 1:
         raise GankitError(f"-n must be at least 1, got {ns.n}")
     lg = load_text_generator(ns.source, ns.device)
-    x = lg.sample(captions, ns.n, ns.seed)  # caption by caption
+    readings = lg.read(captions, ns.unknown_words)
+    for r in readings:  # what G is given, when it is not what was typed
+        if r.replaced:
+            print(f"read {r.text!r} as {r.read_as!r} (words no training caption used: {r.describe()})")
+    x = lg.sample([r.read_as for r in readings], ns.n, ns.seed, "keep")  # caption by caption
     out = Path(ns.out)
     clean_stale_temps(out.parent, out.name)
     try:
@@ -72,8 +76,8 @@ def cmd_eval_text(ns: argparse.Namespace) -> int:
                           "--metrics and --per-class do not apply")
     lg = load_text_generator(ns.source, ns.device)
     n = max(2, min(ns.n, 3000))
-    scores = score_builtin(lg, n, ns.device, ns.seed)
-    baseline = score_builtin(lg, n, ns.device, ns.seed, shuffle=True)
+    scores = score_builtin(lg, n, ns.device, ns.seed, unknown_words=ns.unknown_words)
+    baseline = score_builtin(lg, n, ns.device, ns.seed, shuffle=True, unknown_words=ns.unknown_words)
     if ns.json:
         print(json.dumps({"step": lg.step, "n": n, **scores, "baseline": baseline}))
         return 0

@@ -406,6 +406,12 @@ class TextConfig:
                             "(Zhang et al. 2021: 1): D learns a space where each image is nearest its own "
                             "caption among the batch's, and G's images must be so too (0 = off)",
                             bounds=_zero_or_more(), absent=0.0)
+    unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
+                            "wordings' scores) with words no training caption used: rewrite: each such word "
+                            "becomes the training word, or nothing, that keeps the caption's embedding "
+                            "closest (gankit.data.vocabulary); nearest: that, then the training caption "
+                            "nearest it; keep: as it is", choices=("rewrite", "nearest", "keep"),
+                            absent="keep")
     caption_items: int = _f(60000, "--data captioned-fashion: items in its training split "
                             "(Fashion-MNIST's 60,000 training images, reused beyond)", bounds=_upto(10**6))
 

@@ -25,6 +25,7 @@ splits and reads the class, position, size and brightness back off the pixels
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ from gankit.data.text_encoder import (
     embedding_key,
     unique,
 )
+from gankit.data.vocabulary import read_captions, vocabulary
 from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
 from gankit.images import save_grid
@@ -71,7 +73,7 @@ from gankit.models.text2image import (
     generate,
     noise,
 )
-from gankit.text_sampling import check_text_meta, sample_captions
+from gankit.text_sampling import check_text_meta, encoder_of, sample_captions
 from gankit.train import distributed
 from gankit.train.schedule import Schedule
 from gankit.train.state import adam, ema_decay, resolve_precision, resumed_precision
@@ -93,10 +95,15 @@ class TextRun:
     config: Config
     step: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    vocabulary: list[str] = field(default_factory=list)  # the training captions' words
+    bank: Callable[[], tuple[list[str], Tensor]] | None = None  # distinct training captions, embeddings
 
     def sample(self, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
-        """``n`` images of each caption, (len(captions) * n, C, H, W) in [-1, 1], on the CPU."""
-        return sample_captions(self.G, self.config, captions, n, seed)
+        """``n`` images of each caption, (len(captions) * n, C, H, W) in [-1, 1], on the CPU; words
+        the training captions never used are read as text.unknown_words says."""
+        texts = [r.read_as for r in read_captions(captions, self.vocabulary, self.config.text.unknown_words,
+                                                  encoder_of(self.config), self.bank)]
+        return sample_captions(self.G, self.config, texts, n, seed)
 
 
 def grid_rows(data: CaptionedData, rows: int = ROWS) -> tuple[list[str], list[str]]:
@@ -130,6 +137,8 @@ class Text2ImageTask(Task):
         self.data_name = train.name
         distinct, index = unique(train.captions)
         self.captions_key = embedding_key(distinct)
+        self.vocabulary = vocabulary(distinct)  # kept in checkpoints: new wordings are read into it
+        self.distinct = distinct
         # the grid's captions: held-out test captions (the built-in set), else the data's own
         shown = load_captioned(cfg.data, cfg.text.caption_items, "test-seen") if self.builtin else train
         captions, self.row_labels = grid_rows(shown)
@@ -182,11 +191,14 @@ class Text2ImageTask(Task):
     # ------------------------------------------------------------------ held-out captions
 
     def _heldout(self, split: str) -> tuple[CaptionedData, Tensor]:
-        """A test split of the built-in set (its first eval.eval_n items) and its embeddings."""
+        """A test split of the built-in set (its first eval.eval_n items) and its embeddings, each
+        caption read as ``gankit sample --text`` reads it (text.unknown_words)."""
         if split not in self.heldout:
             data = load_captioned(self.cfg.data, self.cfg.text.caption_items, split)
             data = data.head(min(len(data), self.cfg.eval.eval_n))
-            self.heldout[split] = (data, embed_captions(data.captions, self.cache))
+            readings = read_captions(data.captions, self.vocabulary, self.cfg.text.unknown_words,
+                                     encoder_of(self.cfg), self.bank)
+            self.heldout[split] = (data, embed_captions([r.read_as for r in readings], self.cache))
         return self.heldout[split]
 
     # ------------------------------------------------------------------ one iteration
@@ -279,7 +291,7 @@ class Text2ImageTask(Task):
                 # self-describing: `gankit sample --text` rebuilds G from it and the config
                 "text2image": {"shape": list(self.shape.dims), "text_dim": TEXT_DIM, "encoder": MODEL_ID,
                                "data": self.data_name, "items": self.n_items, "captions": self.captions_key,
-                               "builtin": self.builtin}}
+                               "builtin": self.builtin, "vocabulary": self.vocabulary}}
         return model, {**tG, **tD, "rng.z": self.z_gen.get_state()}, meta
 
     def check_resume(self, meta: dict[str, Any]) -> None:
@@ -360,7 +372,11 @@ class Text2ImageTask(Task):
         return {"fid": fid_of_features(ext.features_and_logits(fake)[0], self.real_features["train"])}
 
     def result(self, run_dir: Path, step: int, history: list[dict[str, Any]]) -> TextRun:
-        return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history)
+        return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history, self.vocabulary, self.bank)
+
+    def bank(self) -> tuple[list[str], Tensor]:
+        """The distinct training captions and their embeddings (``--unknown-words nearest``)."""
+        return self.distinct, self.embeddings.cpu()
 
 
 __all__ = ["Text2ImageTask", "TextRun", "grid_rows"]
