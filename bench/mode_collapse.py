@@ -1,6 +1,10 @@
 """The 2-D mode-collapse benchmark of VEEGAN (Srivastava et al. 2017, Table 1), as GDPP reuses it.
 
 Usage:  python bench/mode_collapse.py [--seeds 5] [--steps 25000] [--jobs 2] [--recipes plain best]
+                [--set KEY=VALUE ...] [--tag NAME]
+
+``--set``: config overrides on top of each recipe, as flags name them (a sweep: ``--set r1=0.1
+r2=0.1``), with ``--tag`` naming the variant in the table and the run folders.
 
 ring: 8 Gaussians at 8 distinct angles on a circle of radius 1, std 0.01; grid: 25 Gaussians at
 {-4, -2, 0, 2, 4}^2, std 0.05. 2,500 generated samples; a sample is high quality when within 3 std
@@ -40,23 +44,26 @@ PAPERS = [  # (row, ring modes, ring % hq, grid modes, grid % hq) from VEEGAN Ta
 ]
 
 
-def one(recipe: str, data: str, seed: int, steps: int, root: Path) -> dict[str, object]:
-    """Train one run and score it (in this process)."""
+def one(recipe: str, data: str, seed: int, steps: int, root: Path, assignments: list[str] | None = None,
+        tag: str = "") -> dict[str, object]:
+    """Train one run and score it (in this process); ``assignments``: KEY=VALUE overrides."""
     import torch
 
     from gankit.api import train_config
     from gankit.config import build_config
+    from gankit.config.load import parse_assignments
     from gankit.metrics import evaluate_generator
 
     torch.set_num_threads(1)
-    out = root / f"{recipe}-{data}-{seed}"
-    cfg = build_config(RECIPES[recipe], {"data": data, "seed": seed, "steps": steps, "out": str(out),
-                                         "progress": False})
+    name = f"{recipe}+{tag}" if tag else recipe
+    out = root / f"{name}-{data}-{seed}"
+    cfg = build_config(RECIPES[recipe], {**parse_assignments(assignments or []), "data": data, "seed": seed,
+                                         "steps": steps, "out": str(out), "progress": False})
     t0 = time.perf_counter()
     run = train_config(cfg)
     seconds = time.perf_counter() - t0
     res = evaluate_generator(run.G, cfg, 2500, ["modes"], seed=seed + 1000)
-    return {"recipe": recipe, "data": data, "seed": seed, "modes": res.values["modes"],
+    return {"recipe": name, "data": data, "seed": seed, "modes": res.values["modes"],
             "hq": res.values["hq"], **diagnosis(out), "seconds": round(seconds, 1)}
 
 
@@ -80,18 +87,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", default="runs/mode-collapse")
     p.add_argument("--rescore", action="store_true",
                    help="re-read ROOT/results.json and the runs' logs with the current diagnosis rules")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every recipe")
+    p.add_argument("--tag", default="", help="a name for the --set variant")
     p.add_argument("--one", nargs=3, metavar=("RECIPE", "DATA", "SEED"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     root = Path(a.root)
     if a.one:
-        print(json.dumps(one(a.one[0], a.one[1], int(a.one[2]), a.steps, root)))
+        print(json.dumps(one(a.one[0], a.one[1], int(a.one[2]), a.steps, root, a.set, a.tag)))
         return
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
     def launch(job: tuple[str, str, int]) -> dict[str, object]:
         out = subprocess.run([sys.executable, __file__, "--one", job[0], job[1], str(job[2]),
-                              "--steps", str(a.steps), "--root", str(root)],
+                              "--steps", str(a.steps), "--root", str(root), "--tag", a.tag,
+                              *(["--set", *a.set] if a.set else [])],
                              capture_output=True, text=True, env=env)
         if out.returncode:
             raise SystemExit(f"{job} failed:\n{out.stderr[-3000:]}")
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.rescore:
         saved = json.loads((root / "results.json").read_text())
         rows = [r | diagnosis(root / f"{r['recipe']}-{r['data']}-{r['seed']}") for r in saved["rows"]]
+        a.recipes = [f"{x}+{a.tag}" if a.tag else x for x in a.recipes]
         wall = saved["wall_seconds"]
         a.recipes = [x for x in a.recipes if any(r["recipe"] == x for r in rows)]
         a.seeds = len({r["seed"] for r in rows})
@@ -112,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         with ThreadPoolExecutor(a.jobs) as pool:
             rows = list(pool.map(launch, jobs))
         wall = time.perf_counter() - t0
+        a.recipes = [f"{x}+{a.tag}" if a.tag else x for x in a.recipes]
         (root / "results.json").write_text(json.dumps({"rows": rows, "wall_seconds": wall}, indent=1))
 
     def ms(xs: list[float], pct: bool = False) -> str:

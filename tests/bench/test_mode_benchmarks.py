@@ -37,6 +37,13 @@ def test_mode_collapse_benchmark_tiny(tmp_path: Path, capsys: pytest.CaptureFixt
     bench.main(["--rescore", "--root", str(tmp_path)])  # the same table from the saved runs
     again = capsys.readouterr().out
     assert again.split("| gankit plain")[1].split("\n")[0] == out.split("| gankit plain")[1].split("\n")[0]
+    # a sweep: --set on top of the preset, named by --tag in the rows, folders and table
+    bench.main(["--seeds", "1", "--steps", "20", "--recipes", "r3", "--data", "grid", "--set", "r1=0.2", "r2=0.3",
+                "--tag", "g", "--root", str(tmp_path / "sweep")])
+    [row] = json.loads((tmp_path / "sweep" / "results.json").read_text())["rows"]
+    assert row["recipe"] == "r3+g" and "| gankit r3+g (1 seeds) |" in capsys.readouterr().out
+    saved = (tmp_path / "sweep" / "r3+g-grid-0" / "config.yaml").read_text()
+    assert "r1: 0.2" in saved and "r2: 0.3" in saved and "loss: rpgan" in saved
 
 
 @needs_fmnist
