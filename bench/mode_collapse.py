@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(r), flush=True)
         return r
 
+    names = [f"{x}+{a.tag}" if a.tag else x for x in a.recipes]  # as the rows and folders name them
     if a.rescore:
         saved = json.loads((root / "results.json").read_text())
         rows = [r | diagnosis(root / f"{r['recipe']}-{r['data']}-{r['seed']}") for r in saved["rows"]]
-        a.recipes = [f"{x}+{a.tag}" if a.tag else x for x in a.recipes]
         wall = saved["wall_seconds"]
-        a.recipes = [x for x in a.recipes if any(r["recipe"] == x for r in rows)]
+        names = [x for x in names if any(r["recipe"] == x for r in rows)]
         a.seeds = len({r["seed"] for r in rows})
     else:
         jobs = [(r, d, s) for r in a.recipes for d in a.data
@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         with ThreadPoolExecutor(a.jobs) as pool:
             rows = list(pool.map(launch, jobs))
         wall = time.perf_counter() - t0
-        a.recipes = [f"{x}+{a.tag}" if a.tag else x for x in a.recipes]
         (root / "results.json").write_text(json.dumps({"rows": rows, "wall_seconds": wall}, indent=1))
 
     def ms(xs: list[float], pct: bool = False) -> str:
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|")
     for row in PAPERS:
         print("| " + " | ".join(row) + " |")
-    for recipe in a.recipes:
+    for recipe in names:
         cells = []
         for data in ("ring", "grid"):
             rs = [r for r in rows if r["recipe"] == recipe and r["data"] == data]

@@ -6,7 +6,7 @@ bench/text2image.py; nothing here knows the training loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from gankit.checkpoint import (
 from gankit.config import Config, config_from_dict
 from gankit.data.captioned import cache_root
 from gankit.data.text_encoder import TEXT_DIM, embed_captions, encode
-from gankit.data.vocabulary import Encode, Reading, read_captions, vocabulary
+from gankit.data.vocabulary import CaptionReader, Encode, Reading, vocabulary
 from gankit.errors import GankitError, display_path
 from gankit.models import DataShape
 from gankit.models.text2image import ARCH, TextGenerator, build_text2image, generate, noise
@@ -61,6 +61,7 @@ class LoadedTextGenerator:
     run_dir: Path | None
     meta: dict[str, Any]  # state.json's "text2image": shape, text_dim, data, builtin, vocabulary
     _captions: list[str] | None = None  # the distinct training captions, once read
+    _readers: dict[str, CaptionReader] = field(default_factory=dict)  # one per text.unknown_words value
 
     @property
     def vocabulary(self) -> list[str]:
@@ -93,14 +94,15 @@ class LoadedTextGenerator:
         (``gankit.data.vocabulary``), and with 'nearest' the training caption nearest that, as
         ``unknown_words`` says (unset: the run's text.unknown_words)."""
         how = unknown_words or self.config.text.unknown_words
-        if how == "keep":
-            return read_captions(captions, None, how, encoder_of(self.config))
+        if how not in self._readers:
 
-        def bank() -> tuple[list[str], Tensor]:
-            texts = self.training_captions()
-            return texts, embed_captions(texts, cache_root(self.config.data))
+            def bank() -> tuple[list[str], Tensor]:
+                texts = self.training_captions()
+                return texts, embed_captions(texts, cache_root(self.config.data))
 
-        return read_captions(captions, self.vocabulary, how, encoder_of(self.config), bank)
+            vocab = self.vocabulary if how != "keep" else None
+            self._readers[how] = CaptionReader(vocab, how, encoder_of(self.config), bank)
+        return self._readers[how].read(captions)
 
     def sample(self, captions: list[str], n: int = 1, seed: int = 0, unknown_words: str | None = None) -> Tensor:
         """``n`` images per caption, (len(captions) * n, C, H, W) in [-1, 1], caption by caption:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gankit.data.vocabulary import FLOOR, KnownWords, Reading, read_captions, vocabulary, words
+from gankit.data.vocabulary import FLOOR, CaptionReader, KnownWords, Reading, vocabulary, words
 
 # A bag-of-words encoder: each word a fixed vector, a text the normalised sum of its words'.
 AXES = ("bag", "dress", "small", "dark", "left", "a", "other")
@@ -80,8 +80,8 @@ def test_the_sentence_decides_between_the_neighbours() -> None:
 
 def test_keep_or_no_vocabulary_gives_the_captions_as_they_are() -> None:
     enc = BagOfWords()
-    assert read_captions(["a tiny purse"], VOCAB, "keep", enc) == [Reading("a tiny purse", "a tiny purse")]
-    assert read_captions(["a tiny purse"], None, "rewrite", enc)[0].read_as == "a tiny purse"
+    assert CaptionReader(VOCAB, "keep", enc).read(["a tiny purse"]) == [Reading("a tiny purse", "a tiny purse")]
+    assert CaptionReader(None, "rewrite", enc).read(["a tiny purse"])[0].read_as == "a tiny purse"
     assert enc.calls == []
 
 
@@ -119,11 +119,29 @@ def test_nearest_moves_only_rewritten_captions_to_the_nearest_training_caption()
     enc = BagOfWords()
     bank_texts = ["a small bag", "a dark dress", "a dark bag left"]
     bank = (bank_texts, enc(bank_texts))
-    r = read_captions(["a tiny purse", "a dark bag"], VOCAB, "nearest", enc, lambda: bank)
+    r = CaptionReader(VOCAB, "nearest", enc, lambda: bank).read(["a tiny purse", "a dark bag"])
     # "a tiny purse" -> "a small bag" (rewritten), which is in the bank; "a dark bag" had no unknown
     # word, so it stays as typed (a held-out combination is not moved onto another one)
     assert r[0] == Reading("a tiny purse", "a small bag", (("tiny", "small"), ("purse", "bag")), "a small bag")
     assert r[1] == Reading("a dark bag", "a dark bag")
-    r = read_captions(["a dark gown leftish"], VOCAB, "nearest", enc, lambda: bank)[0]
+    r = CaptionReader(VOCAB, "nearest", enc, lambda: bank).read(["a dark gown leftish"])[0]
     assert r.via == "a dark dress left" and r.read_as == "a dark dress"  # not in the bank: its nearest
     assert r.describe().endswith("then the training caption nearest 'a dark dress left'")
+
+
+def test_a_reader_reads_each_caption_once_and_loads_the_bank_only_when_needed() -> None:
+    enc, loads = BagOfWords(), []
+    bank_texts = ["a small bag", "a dark dress"]
+
+    def bank() -> tuple[list[str], torch.Tensor]:
+        loads.append(1)
+        return bank_texts, enc(bank_texts)
+
+    reader = CaptionReader(VOCAB, "nearest", enc, bank)
+    assert reader.read(["a dark bag", "a small bag"])[0].read_as == "a dark bag" and loads == []  # all known
+    enc.calls.clear()
+    first = reader.read(["a tiny purse", "a tiny purse"])
+    assert first[0] == first[1] and first[0].read_as == "a small bag" and loads == [1]
+    calls = len(enc.calls)
+    assert reader.read(["a tiny purse", "a dark bag"])[0] == first[0]  # the same reading, from memory
+    assert len(enc.calls) == calls and loads == [1]

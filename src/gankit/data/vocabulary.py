@@ -142,17 +142,35 @@ def nearest(readings: Sequence[Reading], bank: tuple[Sequence[str], Tensor], enc
     return out
 
 
-def read_captions(captions: Sequence[str], vocab: Sequence[str] | None, how: str, encode: Encode,
-                  bank: Callable[[], tuple[Sequence[str], Tensor]] | None = None) -> list[Reading]:
-    """``captions`` read for G as ``how`` says (text.unknown_words): 'rewrite' into ``vocab``;
-    'nearest' that, then the nearest caption of ``bank()`` for those rewritten; 'keep' (or no
-    vocabulary known) as given."""
-    if how == "keep" or not vocab:
-        return [Reading(c, c) for c in captions]
-    readings = KnownWords(vocab, encode).read(captions)
-    if how == "nearest" and bank is not None:
-        return nearest(readings, bank(), encode)
-    return readings
+class CaptionReader:
+    """Reads captions for G as ``how`` says (text.unknown_words): 'rewrite' into ``vocab``;
+    'nearest' that, then the nearest caption of ``bank()`` (the distinct training captions and
+    their embeddings, loaded on first need) for those rewritten; 'keep' (or no vocabulary known) as
+    given. Each distinct caption is read once: the scores read a split for G and again for the
+    shuffled-caption baseline."""
+
+    def __init__(self, vocab: Sequence[str] | None, how: str, encode: Encode,
+                 bank: Callable[[], tuple[Sequence[str], Tensor]] | None = None) -> None:
+        self.how = how if vocab else "keep"
+        self.known = KnownWords(vocab, encode) if vocab and how != "keep" else None
+        self.encode = encode
+        self._load_bank = bank if how == "nearest" else None
+        self._bank: tuple[Sequence[str], Tensor] | None = None
+        self._read: dict[str, Reading] = {}
+
+    def read(self, captions: Sequence[str]) -> list[Reading]:
+        """Each caption's ``Reading``, in order."""
+        new = [c for c in dict.fromkeys(captions) if c not in self._read]
+        if self.known is None:
+            readings = [Reading(c, c) for c in new]
+        else:
+            readings = self.known.read(new)
+            if self._load_bank is not None and any(r.replaced for r in readings):
+                if self._bank is None:
+                    self._bank = self._load_bank()
+                readings = nearest(readings, self._bank, self.encode)
+        self._read.update(zip(new, readings, strict=True))
+        return [self._read[c] for c in captions]
 
 
-__all__ = ["FLOOR", "NEIGHBOURS", "KnownWords", "Reading", "nearest", "read_captions", "vocabulary", "words"]
+__all__ = ["FLOOR", "NEIGHBOURS", "CaptionReader", "KnownWords", "Reading", "nearest", "vocabulary", "words"]

@@ -25,7 +25,6 @@ splits and reads the class, position, size and brightness back off the pixels
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from gankit.data.text_encoder import (
     embedding_key,
     unique,
 )
-from gankit.data.vocabulary import read_captions, vocabulary
+from gankit.data.vocabulary import CaptionReader, vocabulary
 from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
 from gankit.images import save_grid
@@ -95,14 +94,12 @@ class TextRun:
     config: Config
     step: int
     history: list[dict[str, Any]] = field(default_factory=list)
-    vocabulary: list[str] = field(default_factory=list)  # the training captions' words
-    bank: Callable[[], tuple[list[str], Tensor]] | None = None  # distinct training captions, embeddings
+    reader: CaptionReader | None = None  # how captions are read for G (text.unknown_words)
 
     def sample(self, captions: list[str], n: int = 1, seed: int = 0) -> Tensor:
         """``n`` images of each caption, (len(captions) * n, C, H, W) in [-1, 1], on the CPU; words
         the training captions never used are read as text.unknown_words says."""
-        texts = [r.read_as for r in read_captions(captions, self.vocabulary, self.config.text.unknown_words,
-                                                  encoder_of(self.config), self.bank)]
+        texts = [r.read_as for r in self.reader.read(captions)] if self.reader is not None else captions
         return sample_captions(self.G, self.config, texts, n, seed)
 
 
@@ -138,7 +135,6 @@ class Text2ImageTask(Task):
         distinct, index = unique(train.captions)
         self.captions_key = embedding_key(distinct)
         self.vocabulary = vocabulary(distinct)  # kept in checkpoints: new wordings are read into it
-        self.distinct = distinct
         # the grid's captions: held-out test captions (the built-in set), else the data's own
         shown = load_captioned(cfg.data, cfg.text.caption_items, "test-seen") if self.builtin else train
         captions, self.row_labels = grid_rows(shown)
@@ -148,6 +144,9 @@ class Text2ImageTask(Task):
         self.grid_phi = embed_captions(captions, self.cache).repeat_interleave(COLUMNS, 0).to(device)
         if d.enabled and d.is_main:
             distributed.barrier(d)
+        embeddings = self.embeddings  # the reader's bank: a closure over these, not over the task
+        self.reader = CaptionReader(self.vocabulary, cfg.text.unknown_words, encoder_of(cfg),
+                                    lambda: (distinct, embeddings.cpu()))
         self.caption_index = index.to(device)  # (N,): item i's caption among the distinct ones
         self.images = train.images.to(device)
         self.n_items = len(train)
@@ -196,8 +195,7 @@ class Text2ImageTask(Task):
         if split not in self.heldout:
             data = load_captioned(self.cfg.data, self.cfg.text.caption_items, split)
             data = data.head(min(len(data), self.cfg.eval.eval_n))
-            readings = read_captions(data.captions, self.vocabulary, self.cfg.text.unknown_words,
-                                     encoder_of(self.cfg), self.bank)
+            readings = self.reader.read(data.captions)
             self.heldout[split] = (data, embed_captions([r.read_as for r in readings], self.cache))
         return self.heldout[split]
 
@@ -372,11 +370,7 @@ class Text2ImageTask(Task):
         return {"fid": fid_of_features(ext.features_and_logits(fake)[0], self.real_features["train"])}
 
     def result(self, run_dir: Path, step: int, history: list[dict[str, Any]]) -> TextRun:
-        return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history, self.vocabulary, self.bank)
-
-    def bank(self) -> tuple[list[str], Tensor]:
-        """The distinct training captions and their embeddings (``--unknown-words nearest``)."""
-        return self.distinct, self.embeddings.cpu()
+        return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history, self.reader)
 
 
 __all__ = ["Text2ImageTask", "TextRun", "grid_rows"]
