@@ -99,3 +99,15 @@ def test_resnet_generator_shapes(size: tuple[int, int]) -> None:
     assert y.shape == (2, 1, *size) and y.abs().max() <= 1
     with pytest.raises(GankitError, match="divisible by 4"):
         ResnetGenerator(1, 1, (30, 30))
+
+
+def test_every_translate_setting_belongs_to_a_translator() -> None:
+    # resolve() refuses a translate.* key the chosen translator does not list, naming the ones that
+    # do: a key no translator lists could never be set
+    from dataclasses import fields
+
+    from gankit.config.schema import TranslateConfig
+    from gankit.models.translators import TRANSLATORS
+
+    listed = {name for e in TRANSLATORS.entries() for name in e.obj.settings}
+    assert {f.name for f in fields(TranslateConfig)} - {"partner"} == listed

@@ -16,6 +16,7 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.emoji import installed_styles
 from gankit.errors import GankitError
+from gankit.losses.dtn import f_constancy
 from gankit.metrics.fmnist_classifier import WEIGHTS, load_fmnist_classifier
 from gankit.metrics.translation import emoji_scores
 from gankit.resolve import resolve
@@ -80,12 +81,39 @@ def test_an_emoji_folder_of_one_image_is_refused_by_name(tmp_path: Path, capsys:
     ({"model": "dtn", "cycle": 5.0}, "translate.cycle is a cyclegan setting"),
     ({"model": "cyclegan", "const": 3.0}, "translate.const is a dtn setting"),
     ({"model": "pix2pix", "dtn_f": "x"}, "translate.dtn_f is a dtn setting"),
+    ({"model": "cyclegan", "const_on": "logits"}, "translate.const_on is a dtn setting"),
+    ({"model": "dtn", "const_on": "pixels"}, "translate.const_on"),
     ({"model": "dtn", "loss": "lsgan"}, "'lsgan' does not suit model.arch=dtn: it trains with its paper's loss"),
     ({"model": "dtn", "tv": -1.0}, "translate.tv must be 0"),
 ])
 def test_the_dtn_refuses_what_is_not_its_own(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(GankitError, match=message.replace("(", r"\(").replace(")", r"\)")):
         resolve(build_config(overrides=overrides))
+
+
+@needs_fmnist
+def test_constancy_on_logits_ignores_what_fs_head_ignores(tmp_path: Path) -> None:
+    from gankit.models.dtn import build_dtn
+    from gankit.tasks.dtn import CONST_SPACES
+
+    G = build_dtn((1, 28, 28), (3, 32, 32), 8)["G"]
+    G.f.load_state_dict(load_fmnist_classifier().state_dict())
+    W = G.f.head.weight.detach()  # (10, 128)
+    h = torch.rand(4, 128)
+    v = torch.randn(4, 128)
+    v = v - v @ torch.linalg.pinv(W) @ W  # v in the head's null space: the class scores cannot see it
+    h2 = h + v
+    with torch.no_grad():
+        feat = f_constancy(CONST_SPACES["features"](G, h), CONST_SPACES["features"](G, h2))
+        logit = f_constancy(CONST_SPACES["logits"](G, h), CONST_SPACES["logits"](G, h2))
+        moved = f_constancy(CONST_SPACES["logits"](G, h), CONST_SPACES["logits"](G, h + W[3]))
+    assert feat == pytest.approx(v.square().mean().item(), rel=1e-5) and feat > 0.1
+    assert logit < 1e-8  # only the class evidence must stay ...
+    assert moved > 1e-2  # ... and a move along a class direction is seen
+    photos, emoji = folder(tmp_path / "photos", 8, False, 0), folder(tmp_path / "emoji", 10, True, 1)
+    train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
+                                             const_on="logits")))
+    assert "const_on: logits" in (tmp_path / "r" / "config.yaml").read_text()
 
 
 def test_the_dtn_takes_its_papers_weights_and_a_bad_f_is_named(tmp_path: Path) -> None:

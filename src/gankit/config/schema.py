@@ -383,6 +383,10 @@ class TranslateConfig:
     dtn_f: str = _f("fmnist", "dtn: the fixed feature function f: fmnist (the shipped Fashion-MNIST "
                     "classifier's 128-d features) or a PATH.safetensors of that network's weights, "
                     "e.g. adapted to read both domains (bench/train_dtn_f.py)")
+    const_on: str = _f("features", "dtn: where f-constancy compares f(x) with f(G(x)): features (f's 128-d "
+                       "penultimate layer, as Taigman et al. 2017) or logits (f's class scores: only the "
+                       "class evidence must stay, the looks are free to become the target's)",
+                       choices=("features", "logits"))
 
 
 @dataclass

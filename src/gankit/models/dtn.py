@@ -78,6 +78,10 @@ class DTNGenerator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.g(self.features(x))
 
+    def class_scores(self, h: Tensor) -> Tensor:
+        """f's logits (N, 10) from its features h (N, 128): f's own head (no dropout: f is fixed)."""
+        return self.f.head(h)  # type: ignore[operator]
+
     def f_constancy(self, x: Tensor) -> Tensor:
         """Per input (N,): mean over f's features of (f(x) - f(G(x)))^2 (the paper's L_CONST)."""
         fx = self.features(x)

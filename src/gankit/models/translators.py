@@ -96,7 +96,7 @@ TRANSLATORS.register(
                # the paper's three-way D with cross-entropy: G's loss is the nonsaturating form.
                # Adam 2e-4, beta1 0.5 as its public re-implementations; constant rate, no EMA.
                implies={"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "ema": 0.0, "data": "fashion2emoji"},
-               settings=("const", "tid", "tv", "dtn_f"), losses=("nonsaturating",)),
+               settings=("const", "tid", "tv", "dtn_f", "const_on"), losses=("nonsaturating",)),
     "Domain Transfer Network (Taigman et al. 2017): G = g(f(x)) with f fixed, a three-way D, "
     "f-constancy + target identity + TV (unpaired)",
 )

@@ -13,7 +13,8 @@ a batch t of the target domain:
         and G(x) be smooth (eq. 7)
 
 (``gankit.losses.dtn``; alpha, beta, gamma are ``translate.const``, ``tid``, ``tv``: 15, 15, 0 as the
-paper's digit experiment.) The domain bridge: f reads 28 x 28 gray images, so every image it sees,
+paper's digit experiment. ``translate.const_on`` says where f(x) and f(G(x)) are compared: f's
+features, as the paper, or f's class scores, which ask G to keep the class f sees and nothing else.) The domain bridge: f reads 28 x 28 gray images, so every image it sees,
 photo, emoji or G's RGB output, goes through its input adapter (BT.601 luma, bilinear resizing).
 The grid shows, one column per class of held-out data (or the first held-out inputs of folders),
 the source x, G(x), a target t and G(t).
@@ -21,6 +22,7 @@ the source x, G(x), a target t and G(t).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,13 @@ from gankit.train.state import adam
 from gankit.translating import translate_images
 
 MIN_TARGET = 10  # target images the DTN needs at least: D learns the target style from a set
+
+# translate.const_on -> what f-constancy compares, from f's features h (N, 128): the paper's features,
+# or f's class scores, which leave G free in everything f's head ignores
+CONST_SPACES: dict[str, Callable[[DTNGenerator, Tensor], Tensor]] = {
+    "features": lambda G, h: h,
+    "logits": lambda G, h: G.class_scores(h),
+}
 
 
 def f_weights(spec: str) -> dict[str, Tensor]:
@@ -126,7 +135,8 @@ class DTNTask(TranslationTask):
             g_fs, g_ft = D(fake_s).float(), D(fake_t).float()
             f_gx = G.features(fake_s).float()  # the domain bridge: G's RGB output as f's 28 x 28 gray
         loss_gan = g_gan_loss(g_fs, g_ft)
-        loss_const = tr.const * f_constancy(f_x, f_gx)
+        code = CONST_SPACES[tr.const_on]
+        loss_const = tr.const * f_constancy(code(G, f_x), code(G, f_gx))
         loss_tid = tr.tid * target_identity(t, fake_t)
         loss_tv = tr.tv * total_variation(fake_s)
         loss_G = loss_gan + loss_const + loss_tid + loss_tv
@@ -145,4 +155,4 @@ class DTNTask(TranslationTask):
         return "class_agreement" if self.target_classifier else "f_const"
 
 
-__all__ = ["MIN_TARGET", "DTNTask", "f_weights"]
+__all__ = ["CONST_SPACES", "MIN_TARGET", "DTNTask", "f_weights"]
