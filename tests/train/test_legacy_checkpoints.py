@@ -6,8 +6,8 @@ tensors (model/ and train/), expected-after-resume.json its log.
 On the machine that made them the two agree to the bit. On another CPU, oneDNN picks other kernels
 (AVX2 against AVX-512) whose sums round differently, so the check is on what the resumed steps
 changed: ours against the old code's, relative to its size. Two threads instead of one (another
-order of the same sums) differ there by 6e-8; a step missing or done twice differs by tens of
-percent."""
+order of the same sums) differ there by 6e-8; resuming pix2pix in bf16 instead of fp32 differs
+by 1.5e-3 and fails."""
 
 from __future__ import annotations
 
@@ -58,7 +58,6 @@ def assert_as_expected(run: Path, start: dict[str, dict[str, torch.Tensor]], exp
         assert theirs.norm() > 0, f
         assert (ours - theirs).norm() <= REL * theirs.norm(), (f, ((ours - theirs).norm() / theirs.norm()).item())
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(logged) == len(expected["metrics"])
     for ours_row, theirs_row in zip(logged, expected["metrics"], strict=True):
         keys = set(theirs_row) - VOLATILE
         assert set(ours_row) - VOLATILE == keys

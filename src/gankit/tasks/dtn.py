@@ -14,8 +14,9 @@ a batch t of the target domain:
 
 (``gankit.losses.dtn``; alpha, beta, gamma are ``translate.const``, ``tid``, ``tv``: 15, 15, 0 as the
 paper's digit experiment. ``translate.const_on`` says where f(x) and f(G(x)) are compared: f's
-features, as the paper, or f's class scores, which ask G to keep the class f sees and nothing else.) The domain bridge: f reads 28 x 28 gray images, so every image it sees,
-photo, emoji or G's RGB output, goes through its input adapter (BT.601 luma, bilinear resizing).
+features, as the paper, or f's class scores, which ask G to keep the class f sees and nothing else.)
+The domain bridge: f reads 28 x 28 gray images, so every image it sees, photo, emoji or G's RGB
+output, goes through its input adapter (BT.601 luma, bilinear resizing).
 The grid shows, one column per class of held-out data (or the first held-out inputs of folders),
 the source x, G(x), a target t and G(t).
 """
