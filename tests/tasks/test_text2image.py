@@ -355,3 +355,63 @@ def test_textnorm_keeps_the_training_captions_directions_and_drops_the_rest() ->
     assert out.shape == (500, 3) and float(out.var(0, unbiased=False).mean()) == pytest.approx(1.0, rel=1e-4)
     outside = torch.linalg.qr(torch.cat([basis, torch.randn(16, 1, generator=g)], 1))[0][:, 3]
     assert torch.allclose(norm(train[:4] + 5 * outside), out[:4], atol=1e-4)  # a new direction: dropped
+
+
+def test_text_affine_starts_as_plain_batch_norm_and_scales_every_position_alike() -> None:
+    from gankit.models.text2image import TextAffine
+
+    torch.manual_seed(0)
+    norm = TextAffine(3, 2)
+    norm.reset()
+    h, c = torch.randn(4, 3, 5, 5), torch.randn(4, 2)
+    plain = torch.nn.functional.batch_norm(h, None, None, training=True, eps=norm.bn.eps)
+    assert torch.allclose(norm(h, c), plain, atol=1e-6)  # zero at the start: the plain DCGAN
+    with torch.no_grad():
+        norm.fc.weight.copy_(torch.arange(12.0).view(6, 2) / 10)
+        norm.fc.bias.fill_(0.5)
+    gamma = c @ norm.fc.weight[:3].T + 0.5  # (B, 3) by hand
+    beta = c @ norm.fc.weight[3:].T + 0.5
+    expected = plain * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+    out = norm(h, c)
+    assert torch.allclose(out, expected, atol=1e-5)
+    # the same scale and shift at every position: shifting the input map shifts the output map
+    rolled = norm(h.roll(2, dims=3), c)
+    assert torch.allclose(rolled, out.roll(2, dims=3), atol=1e-5)
+    out.sum().backward()
+    assert norm.fc.weight.grad is not None and float(norm.fc.weight.grad.abs().sum()) > 0
+
+
+def test_the_fused_generator_reads_the_caption_at_every_layer() -> None:
+    from gankit.models.base import DataShape
+    from gankit.models.text2image import FusedGenerator, build_text2image
+
+    torch.manual_seed(0)
+    G, _ = build_text2image(DataShape((1, 16, 16)), 4, 12, 3, 4, torch.randn(20, 12), text_dims=6, fusion="affine")
+    assert isinstance(G.fused, FusedGenerator) and G.net is None
+    assert len(G.fused.norms) == 2 and all(k.startswith(("norm.", "ca.", "fused.")) for k in G.state_dict())
+    z, phi, eps = torch.randn(8, 4), torch.randn(8, 12), torch.randn(8, 3)
+    x, mu, logvar = G(z, phi, eps)
+    assert x.shape == (8, 1, 16, 16) and float(x.detach().abs().max()) <= 1 and mu.shape == (8, 3)
+    x.square().mean().backward()
+    # the layers that start at zero get a gradient from the first step, so the caption can act there
+    assert all(float(n.fc.weight.grad.abs().sum()) > 0 for n in G.fused.norms)
+    plain, _ = build_text2image(DataShape((1, 16, 16)), 4, 12, 3, 4, text_dims=6)
+    assert plain.fused is None and any(k.startswith("net.") for k in plain.state_dict())  # the old keys
+
+
+@needs_text
+def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: Path) -> None:
+    from gankit.api import train_config
+    from gankit.config import build_config
+    from gankit.text_sampling import load_text_generator
+
+    run = tmp_path / "run"
+    train_config(build_config(overrides={
+        "model": "gan-int-cls", "data": "captioned-fashion", "caption_items": 64, "latent_dim": 8, "width": 8,
+        "cond_dim": 8, "g_fusion": "affine", "steps": 2, "batch_size": 8, "checkpoint_every": 2,
+        "sample_every": 2, "precision": "fp32", "progress": False, "cache_dir": str(shared_cache),
+        "out": str(run)}))
+    lg = load_text_generator(run)
+    assert lg.G.fused is not None and lg.config.text.g_fusion == "affine"
+    x = lg.sample(["a large bright bag at the bottom"], 3, seed=1)
+    assert x.shape == (3, 1, 48, 48) and torch.equal(x, lg.sample(["a large bright bag at the bottom"], 3, seed=1))

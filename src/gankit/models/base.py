@@ -106,6 +106,6 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d) and module.affine:  # not one without its own
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.models.base import DataShape, init_dcgan_weights
-from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, Readout, dcgan_plan
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, Project, Readout, dcgan_plan
 
 ARCH = "gan-int-cls"  # model.arch of text -> image
 TEXT_PROJ = 128  # D's compressed caption (Reed et al. 2016: 128)
@@ -84,22 +84,82 @@ class CondAugment(nn.Module):
         return mu + (0.5 * logvar).exp() * eps, mu, logvar
 
 
+class TextAffine(nn.Module):
+    """Batch norm whose per-channel scale and shift are made from the text code c (B, cond_dim):
+    BN(h) * (1 + gamma(c)) + beta(c), gamma and beta one linear layer (conditional batch norm, de
+    Vries et al. 2017, as BigGAN conditions every layer of G on the class; DF-GAN's text fusion,
+    Tao et al. 2022). The layer starts at zero, so G starts as the plain DCGAN; its bias is the
+    plain batch norm's own scale and shift."""
+
+    def __init__(self, ch: int, cond_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(ch, affine=False)
+        self.fc = nn.Linear(cond_dim, 2 * ch)
+
+    def reset(self) -> None:
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        gamma, beta = self.fc(c).to(h.dtype)[:, :, None, None].chunk(2, 1)  # (B, ch, 1, 1) each
+        return self.bn(h) * (1 + gamma) + beta
+
+
+class FusedGenerator(nn.Module):
+    """DCGAN's generator (``DCGANGenerator``'s layers and shapes) whose every batch norm is a
+    ``TextAffine`` of the text code: [z, c] -> image, and c again at each scale. Why: the scale
+    and shift are the same at every position, so the caption says *what* is drawn at each layer
+    the same way wherever the first layer put it; a class never seen at a place is still drawn as
+    that class (the held-out combinations of captioned-fashion)."""
+
+    def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int) -> None:
+        super().__init__()
+        c, h, w = shape.dims
+        h0, w0, n = dcgan_plan(h, w)
+        ch = width * 2 ** (n - 1)
+        self.project = Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False)  # -> (B, ch, h0, w0)
+        self.norms = nn.ModuleList([TextAffine(ch, cond_dim)])
+        self.ups = nn.ModuleList()
+        for _ in range(n - 1):  # (B, ch, s, t) -> (B, ch/2, 2s, 2t)
+            self.ups.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
+            self.norms.append(TextAffine(ch // 2, cond_dim))
+            ch //= 2
+        self.out = nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False)  # -> (B, c, h, w)
+        self.apply(init_dcgan_weights)
+        for norm in self.norms:
+            norm.reset()
+
+    def forward(self, zc: Tensor, c: Tensor) -> Tensor:
+        h = torch.relu(self.norms[0](self.project(zc), c))
+        for up, norm in zip(self.ups, self.norms[1:], strict=True):
+            h = torch.relu(norm(up(h), c))
+        return torch.tanh(self.out(h))
+
+
 class TextGenerator(nn.Module):
-    """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar)."""
+    """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar). ``fusion``: where G reads
+    the text code c: ``input`` (beside z, Reed et al. 2016) or ``affine`` (there and in every batch
+    norm's scale and shift, ``FusedGenerator``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
-                 text_dims: int = 384) -> None:
+                 text_dims: int = 384, fusion: str = "input") -> None:
         super().__init__()
         self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
         self.norm = TextNorm(text_dim, text_dims)
         # torch's fan-in initialisation (not DCGAN's N(0, 0.02)): mu's spread is then about the same
         # whatever text_dims is, and large beside eps from the first step
         self.ca = CondAugment(text_dims, cond_dim)
-        self.net = DCGANGenerator(shape, latent_dim + cond_dim, width)  # [z, c] -> image
+        self.fused = FusedGenerator(shape, latent_dim, cond_dim, width) if fusion == "affine" else None
+        # [z, c] -> image
+        self.net = DCGANGenerator(shape, latent_dim + cond_dim, width) if self.fused is None else None
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
-        return self.net(torch.cat([z, c.to(z.dtype)], 1)), mu, logvar
+        zc = torch.cat([z, c.to(z.dtype)], 1)
+        if self.fused is not None:
+            return self.fused(zc, c.to(z.dtype)), mu, logvar
+        assert self.net is not None
+        return self.net(zc), mu, logvar
 
 
 class TextDiscriminator(nn.Module):
@@ -148,12 +208,13 @@ class TextDiscriminator(nn.Module):
 
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
                      embeddings: Tensor | None = None, text_dims: int = 384,
-                     contrastive: bool = False) -> tuple[TextGenerator, TextDiscriminator]:
+                     contrastive: bool = False, fusion: str = "input") -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
-    ``text_dims`` principal directions of the captions' embeddings; with the training captions'
-    ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
+    ``text_dims`` principal directions of the captions' embeddings, G reading the text code as
+    ``fusion`` says (``TextGenerator``); with the training captions' ``embeddings`` (N, text_dim),
+    their ``TextNorm`` set from them."""
     w = width or DEFAULT_WIDTH
-    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims)
+    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion)
     D = TextDiscriminator(shape, text_dim, w, text_dims, contrastive)
     if embeddings is not None:
         for m in (*G.modules(), *D.modules()):
@@ -186,5 +247,6 @@ def generate(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor, batch_size: 
     return torch.cat(out) if out else torch.zeros(0, *G.shape.dims, device=device)
 
 
-__all__ = ["ARCH", "DEFAULT_WIDTH", "CondAugment", "TextNorm", "TextDiscriminator", "TextGenerator", "build_text2image",
+__all__ = ["ARCH", "DEFAULT_WIDTH", "CondAugment", "FusedGenerator", "TextAffine", "TextNorm", "TextDiscriminator",
+           "TextGenerator", "build_text2image",
            "generate", "noise"]
