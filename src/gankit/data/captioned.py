@@ -108,11 +108,18 @@ CAPTIONED = DataTraits(classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "
                                 "Sneaker", "Bag", "Ankle boot"))
 
 
-def is_heldout_combo(cls: Tensor, position: Tensor, size: Tensor, brightness: Tensor) -> Tensor:
-    """Whether each item's class x attributes is a held-out combination (bool, same shape)."""
+def heldout_parts(cls: Tensor, position: Tensor, size: Tensor, brightness: Tensor) -> tuple[Tensor, Tensor]:
+    """Whether each item is at its class's held-out position, and whether at its held-out size x
+    brightness (two bool tensors, the inputs' shape)."""
     hp = torch.tensor(HELDOUT_POSITION)[cls]
     hl = torch.tensor(HELDOUT_LOOK)[cls]
-    return (position == hp) | (2 * size + brightness == hl)
+    return position == hp, 2 * size + brightness == hl
+
+
+def is_heldout_combo(cls: Tensor, position: Tensor, size: Tensor, brightness: Tensor) -> Tensor:
+    """Whether each item's class x attributes is a held-out combination (bool, same shape)."""
+    place, look = heldout_parts(cls, position, size, brightness)
+    return place | look
 
 
 @dataclass
@@ -456,5 +463,5 @@ def load_captioned(data_cfg: DataConfig, caption_items: int = 60_000, split: str
 
 __all__ = ["ATTRIBUTES", "CANVAS", "CAPTIONED", "NAME", "SPLITS", "CaptionedData", "attribute_words",
            "cache_root", "captioned_fashion", "compose", "draw_items", "has_captions", "heldout_wording",
-           "is_heldout_combo",
+           "heldout_parts", "is_heldout_combo",
            "load_captioned", "load_captioned_folder", "read_metadata"]

@@ -149,17 +149,16 @@ class TextGenerator(nn.Module):
         # torch's fan-in initialisation (not DCGAN's N(0, 0.02)): mu's spread is then about the same
         # whatever text_dims is, and large beside eps from the first step
         self.ca = CondAugment(text_dims, cond_dim)
-        self.fused = FusedGenerator(shape, latent_dim, cond_dim, width) if fusion == "affine" else None
-        # [z, c] -> image
-        self.net = DCGANGenerator(shape, latent_dim + cond_dim, width) if self.fused is None else None
+        # [z, c] -> image (``input`` keeps the state-dict keys of runs from before ``fusion``)
+        self.net = (FusedGenerator(shape, latent_dim, cond_dim, width) if fusion == "affine"
+                    else DCGANGenerator(shape, latent_dim + cond_dim, width))
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
-        zc = torch.cat([z, c.to(z.dtype)], 1)
-        if self.fused is not None:
-            return self.fused(zc, c.to(z.dtype)), mu, logvar
-        assert self.net is not None
-        return self.net(zc), mu, logvar
+        c = c.to(z.dtype)
+        zc = torch.cat([z, c], 1)
+        x = self.net(zc, c) if isinstance(self.net, FusedGenerator) else self.net(zc)
+        return x, mu, logvar
 
 
 class TextDiscriminator(nn.Module):
