@@ -146,6 +146,9 @@ def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str)
 
     run = tmp_path / kind
     (_field_run if kind == "field" else _image_run)(run)
+    with open(run / "metrics.jsonl", "a") as f:  # evaluations: a share (an accuracy) and FID
+        for step, acc, fid in ((20, 0.7, 40.0), (30, 0.8, 30.0)):
+            f.write(json.dumps({"step": step, "class_acc": acc, "fid": fid, "eval_seconds": 1.0}) + "\n")
     out = export_html(run, tmp_path / "lab.html")
     assert "/static/" not in out.read_text()  # everything inlined, nothing fetched
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -162,6 +165,11 @@ def test_static_export_is_the_same_page(tmp_path: Path, browser: Any, kind: str)
         page.dispatch_event("#slider", "input")
         page.wait_for_function(f"document.querySelector('{shown}').dataset.step === '10'")
         assert page.evaluate("lab.charts['c-d'].data[0].length") == 6
+        # FID on the right-hand axis of its own; the accuracy on the left one with the 0-1 scores,
+        # not flattened to the bottom of FID's range
+        scales = page.evaluate("Object.fromEntries(lab.charts['c-eval'].u.series.slice(1)"
+                               ".map((s) => [s.label, s.scale]))")
+        assert scales == {"eval: class_acc": "y", "eval: fid": "e"}
         _keep(page, f"lab-export-{kind}.png")
     finally:
         page.close()

@@ -127,8 +127,11 @@ function buildChart(id, series, keys) {
     return;
   }
   const width = Math.max(260, box.clientWidth - 10);
-  // evaluation scores (FID ~ 100, modes ~ 8) get their own axis on the right, beside the probe's 0-1
-  const own = (k) => k.startsWith(EVAL);
+  // evaluation scores (FID ~ 100, modes ~ 8) get their own axis on the right, beside the probe's 0-1;
+  // a score that is a share (an accuracy: every value in [0, 1]) stays on the left with the 0-1 ones,
+  // or FID's range would flatten it to a line at the bottom
+  const share = (k) => series[k][1].every((v) => v === null || (v >= 0 && v <= 1));
+  const own = (k) => k.startsWith(EVAL) && !share(k);
   const twoAxes = keys.some(own) && keys.some((k) => !own(k));
   const opts = {
     width, height: 220,
