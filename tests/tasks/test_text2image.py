@@ -399,8 +399,51 @@ def test_the_fused_generator_reads_the_caption_at_every_layer() -> None:
     assert not isinstance(plain.net, FusedGenerator) and "net.net.0.weight" in plain.state_dict()  # the old keys
 
 
+def test_what_where_places_one_patch_where_the_caption_says() -> None:
+    from gankit.models.text2image import WhatWhere
+
+    torch.manual_seed(0)
+    layer = WhatWhere(in_dim=4, cond_dim=2, ch=3, size=(6, 6), k=3)
+    zc, c = torch.randn(2, 4), torch.zeros(2, 2)
+    patch = layer.what(zc).view(2, 3, 3, 3).detach()  # each sample's what: (ch, k, k)
+    with torch.no_grad():  # a where that is sure: all of it on the position (row 2, column 3)
+        layer.where.weight.zero_()
+        layer.where.bias.fill_(-100.0)
+        layer.where.bias[2 * 6 + 3] = 100.0
+    h = layer(zc, c).detach()
+    assert h.shape == (2, 3, 6, 6)
+    # by hand: the patch (flipped: a convolution) centred on (2, 3), nothing elsewhere
+    expected = torch.zeros(2, 3, 6, 6)
+    expected[:, :, 1:4, 2:5] = patch.flip(2, 3)
+    assert torch.allclose(h, expected, atol=1e-5)
+    with torch.no_grad():  # the same what one position lower and to the left: the same map, moved
+        layer.where.bias.fill_(-100.0)
+        layer.where.bias[3 * 6 + 2] = 100.0
+    assert torch.allclose(layer(zc, c).detach(), expected.roll((1, -1), dims=(2, 3)), atol=1e-5)
+    with torch.no_grad():  # an unsure where: the patch spread evenly over the map
+        layer.where.bias.zero_()
+    spread = layer(zc, c)  # away from the edges, each position gets the whole patch's 1/36
+    assert torch.allclose(spread.detach()[:, :, 2, 2], patch.sum((2, 3)) / 36, atol=1e-6)
+    spread[:, :, 0, 0].sum().backward()  # more in a corner: the where learns to move there
+    assert float(layer.where.bias.grad.abs().sum()) > 0 and float(layer.what.weight.grad.abs().sum()) > 0
+
+
+def test_the_what_where_generator_builds_and_draws() -> None:
+    from gankit.models.base import DataShape
+    from gankit.models.text2image import FusedGenerator, WhatWhere, build_text2image
+
+    torch.manual_seed(0)
+    G, _ = build_text2image(DataShape((1, 16, 16)), 4, 12, 3, 4, torch.randn(20, 12), text_dims=6, fusion="where")
+    assert isinstance(G.net, FusedGenerator) and isinstance(G.net.project, WhatWhere)
+    x, _, _ = G(torch.randn(8, 4), torch.randn(8, 12), torch.randn(8, 3))
+    assert x.shape == (8, 1, 16, 16) and float(x.detach().abs().max()) <= 1
+    x.square().mean().backward()
+    assert float(G.net.project.where.weight.grad.abs().sum()) > 0  # the caption moves the where
+
+
 @needs_text
-def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: Path) -> None:
+@pytest.mark.parametrize("fusion", ["affine", "where"])
+def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: Path, fusion: str) -> None:
     from gankit.api import train_config
     from gankit.config import build_config
     from gankit.models.text2image import FusedGenerator
@@ -409,10 +452,10 @@ def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: P
     run = tmp_path / "run"
     train_config(build_config(overrides={
         "model": "gan-int-cls", "data": "captioned-fashion", "caption_items": 64, "latent_dim": 8, "width": 8,
-        "cond_dim": 8, "g_fusion": "affine", "steps": 2, "batch_size": 8, "checkpoint_every": 2,
+        "cond_dim": 8, "g_fusion": fusion, "steps": 2, "batch_size": 8, "checkpoint_every": 2,
         "sample_every": 2, "precision": "fp32", "progress": False, "cache_dir": str(shared_cache),
         "out": str(run)}))
     lg = load_text_generator(run)
-    assert isinstance(lg.G.net, FusedGenerator) and lg.config.text.g_fusion == "affine"
+    assert isinstance(lg.G.net, FusedGenerator) and lg.config.text.g_fusion == fusion
     x = lg.sample(["a large bright bag at the bottom"], 3, seed=1)
     assert x.shape == (3, 1, 48, 48) and torch.equal(x, lg.sample(["a large bright bag at the bottom"], 3, seed=1))

@@ -410,11 +410,13 @@ class TextConfig:
                             "(Zhang et al. 2021: 1): D learns a space where each image is nearest its own "
                             "caption among the batch's, and G's images must be so too (0 = off)",
                             bounds=_zero_or_more(), absent=0.0)
-    g_fusion: str = _f("affine", "gan-int-cls: where G reads the text code c: input (beside z only, Reed "
-                       "et al. 2016) or affine (there and in every batch norm's per-channel scale and shift, "
+    g_fusion: str = _f("where", "gan-int-cls: where G reads the text code c: input (beside z only, Reed "
+                       "et al. 2016); affine (there and in every batch norm's per-channel scale and shift, "
                        "as conditional batch norm, de Vries et al. 2017, and DF-GAN, Tao et al. 2022: the "
-                       "caption says what to draw at every layer, wherever it is drawn)",
-                       choices=("input", "affine"), absent="input")
+                       "caption says what to draw at every layer, wherever it is drawn); where (affine, "
+                       "and G's first layer draws one patch of features, the what, and places it where "
+                       "the caption says, after Reed, Akata, Mohan et al. 2016, Learning What and Where to Draw)",
+                       choices=("input", "affine", "where"), absent="input")
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "
                             "becomes the training word, or nothing, that keeps the caption's embedding "

@@ -8,7 +8,9 @@ augmentation, one linear layer to (mu, log sigma^2) and a draw
 c = mu + sigma * eps, eps ~ N(0, I); [z, c] then feeds a DCGAN generator (one projection to a
 (h0, w0) map, stride-2 transposed convolutions, batch norm, ReLU, tanh out). The draw makes many
 codes per caption (smoother conditioning manifold); a KL(N(mu, sigma^2) || N(0, I)) term keeps it
-so (``gankit.losses.text2image.ca_kl``).
+so (``gankit.losses.text2image.ca_kl``). G's ``fusion`` says where else it reads c: in every batch
+norm's scale and shift (``affine``, ``FusedGenerator``), and also in a first layer that draws a
+what and places it where the caption says (``where``, ``WhatWhere``; the preset's).
 
 D(x, phi(t)): a DCGAN discriminator trunk down to the (h0, w0) map (6x6 for 48 px, 4x4 for 64 px);
 the caption's embedding (centred and scaled, ``TextNorm``) compressed by a linear layer and a leaky ReLU, replicated over the map and
@@ -24,6 +26,7 @@ then ``judge``); the text head holds no batch norm, so both are judged alike.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.models.base import DataShape, init_dcgan_weights
@@ -105,19 +108,48 @@ class TextAffine(nn.Module):
         return self.bn(h) * (1 + gamma) + beta
 
 
+class WhatWhere(nn.Module):
+    """G's first layer drawn as *what* and *where* (the idea of Reed, Akata, Mohan et al. 2016,
+    "Learning What and Where to Draw", whose G replicates the text's features inside the object's
+    box; there the box is given, here the caption says it): [z, c] ->
+    a (ch, k, k) patch of features, the what; c -> a softmax over the (h0, w0) map's positions, the
+    where; the map is the patch placed by the where (the where convolved with the patch), (B, ch,
+    h0, w0). Why: the first layer of DCGAN's G has its own weights at every position, so the
+    caption's class is drawn at a position by weights trained on that class there; a class never
+    seen at a place has none (captioned-fashion's held-out combinations). Here one patch serves every
+    place, and the where only says where it goes."""
+
+    def __init__(self, in_dim: int, cond_dim: int, ch: int, size: tuple[int, int], k: int = 5) -> None:
+        super().__init__()
+        self.ch, self.size, self.k = ch, size, k
+        self.what = nn.Linear(in_dim, ch * k * k, bias=False)
+        self.where = nn.Linear(cond_dim, size[0] * size[1])
+
+    def forward(self, zc: Tensor, c: Tensor) -> Tensor:
+        B, (h0, w0) = zc.shape[0], self.size
+        patch = self.what(zc).view(B * self.ch, 1, self.k, self.k)  # each sample's what
+        where = torch.softmax(self.where(c).float(), 1).to(zc.dtype).view(1, B, h0, w0)  # sums to 1 per sample
+        # one group per sample: its where (1 channel) convolved with its own ch patches
+        h = F.conv2d(where, patch, padding=self.k // 2, groups=B)  # (1, B * ch, h0, w0)
+        return h.view(B, self.ch, h0, w0)
+
+
 class FusedGenerator(nn.Module):
     """DCGAN's generator (``DCGANGenerator``'s layers and shapes) whose every batch norm is a
     ``TextAffine`` of the text code: [z, c] -> image, and c again at each scale. Why: the scale
     and shift are the same at every position, so the caption says *what* is drawn at each layer
     the same way wherever the first layer put it; a class never seen at a place is still drawn as
-    that class (the held-out combinations of captioned-fashion)."""
+    that class (the held-out combinations of captioned-fashion). With ``where`` the first layer is
+    ``WhatWhere``'s instead of DCGAN's projection."""
 
-    def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int) -> None:
+    def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int, where: bool = False) -> None:
         super().__init__()
         c, h, w = shape.dims
         h0, w0, n = dcgan_plan(h, w)
         ch = width * 2 ** (n - 1)
-        self.project = Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False)  # -> (B, ch, h0, w0)
+        # [z, c] -> (B, ch, h0, w0)
+        self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, cond_dim, ch, (h0, w0)) if where
+                                   else Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False))
         self.norms = nn.ModuleList([TextAffine(ch, cond_dim)])
         self.ups = nn.ModuleList()
         for _ in range(n - 1):  # (B, ch, s, t) -> (B, ch/2, 2s, 2t)
@@ -130,7 +162,8 @@ class FusedGenerator(nn.Module):
             norm.reset()
 
     def forward(self, zc: Tensor, c: Tensor) -> Tensor:
-        h = torch.relu(self.norms[0](self.project(zc), c))
+        h = self.project(zc, c) if isinstance(self.project, WhatWhere) else self.project(zc)
+        h = torch.relu(self.norms[0](h, c))
         for up, norm in zip(self.ups, self.norms[1:], strict=True):
             h = torch.relu(norm(up(h), c))
         return torch.tanh(self.out(h))
@@ -138,8 +171,9 @@ class FusedGenerator(nn.Module):
 
 class TextGenerator(nn.Module):
     """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar). ``fusion``: where G reads
-    the text code c: ``input`` (beside z, Reed et al. 2016) or ``affine`` (there and in every batch
-    norm's scale and shift, ``FusedGenerator``)."""
+    the text code c: ``input`` (beside z, Reed et al. 2016), ``affine`` (there and in every batch
+    norm's scale and shift, ``FusedGenerator``) or ``where`` (that, and a first layer that draws a
+    what and places it, ``WhatWhere``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
                  text_dims: int = 384, fusion: str = "input") -> None:
@@ -150,8 +184,8 @@ class TextGenerator(nn.Module):
         # whatever text_dims is, and large beside eps from the first step
         self.ca = CondAugment(text_dims, cond_dim)
         # [z, c] -> image (``input`` keeps the state-dict keys of runs from before ``fusion``)
-        self.net = (FusedGenerator(shape, latent_dim, cond_dim, width) if fusion == "affine"
-                    else DCGANGenerator(shape, latent_dim + cond_dim, width))
+        self.net = (DCGANGenerator(shape, latent_dim + cond_dim, width) if fusion == "input"
+                    else FusedGenerator(shape, latent_dim, cond_dim, width, where=fusion == "where"))
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
@@ -247,5 +281,5 @@ def generate(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor, batch_size: 
 
 
 __all__ = ["ARCH", "DEFAULT_WIDTH", "CondAugment", "FusedGenerator", "TextAffine", "TextNorm", "TextDiscriminator",
-           "TextGenerator", "build_text2image",
+           "TextGenerator", "WhatWhere", "build_text2image",
            "generate", "noise"]
