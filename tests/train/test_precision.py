@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -127,11 +128,11 @@ def test_bf16_with_the_penalties_and_diffaugment_trains(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_picks_bf16_for_images_on_native_bf16_hardware_only(monkeypatch: pytest.MonkeyPatch,
-                                                                  native: bool) -> None:
+def test_auto_picks_bf16_for_images_where_bf16_pays_only(monkeypatch: pytest.MonkeyPatch,
+                                                          native: bool) -> None:
     from gankit.train import state as state_mod
 
-    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(state_mod, "cpu_bf16_pays", lambda: native)
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu, is_image=True) == ("bf16" if native else "fp32")
     assert resolve_precision("auto", cpu, is_image=False) == "fp32"  # 2-D points: never bf16
@@ -142,7 +143,7 @@ def test_auto_picks_bf16_for_images_on_native_bf16_hardware_only(monkeypatch: py
 def test_auto_run_records_the_precision_it_chose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gankit.train import state as state_mod
 
-    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(state_mod, "cpu_bf16_pays", lambda: True)
     images = from_tensor(tiny_images(32, 16))
     train_config(tiny_config(tmp_path / "img", steps=4, **DCGAN, precision="auto"), data=images)
     train_config(tiny_config(tmp_path / "pts", steps=4, precision="auto"))
@@ -171,11 +172,61 @@ def test_auto_resumes_in_the_precision_the_run_was_trained_in(tmp_path: Path,
     state_mod = importlib.import_module("gankit.train.state")
     images = tiny_images(48, 16)
     kw = DCGAN | {"precision": "auto"}
-    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(state_mod, "cpu_bf16_pays", lambda: False)
     train_config(tiny_config(tmp_path / "full", steps=20, **kw), data=from_tensor(images))
     train_config(tiny_config(tmp_path / "part", steps=10, checkpoint_every=10, **kw), data=from_tensor(images))
-    monkeypatch.setattr(state_mod, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(state_mod, "cpu_bf16_pays", lambda: True)
     train_config(None, data=from_tensor(images), resume=tmp_path / "part",  # type: ignore[arg-type]
           overrides={"steps": 20})
     assert load_checkpoint(tmp_path / "part").meta["precision"] == "fp32"
     assert_same_run(tmp_path / "full", tmp_path / "part")
+
+
+CPUINFO = "model name\t: Some CPU\nflags\t\t: fpu avx512f avx512_bf16\n"
+
+
+def test_the_bf16_probe_measures_once_per_machine_and_keeps_the_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from gankit.train import bf16_probe
+
+    calls: list[int] = []
+
+    def slow_bf16() -> dict[str, float | bool]:
+        calls.append(1)
+        return {"fp32_ms": 27.0, "bf16_ms": 34.0, "bf16": False}
+
+    monkeypatch.setattr(bf16_probe, "measure", slow_bf16)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert bf16_probe.bf16_pays(CPUINFO, tmp_path) is False and calls == [1]
+    assert "measured at 0.79x fp32's speed" in capsys.readouterr().err
+    kept = json.loads((tmp_path / bf16_probe.FILE).read_text())
+    assert kept == {bf16_probe.machine_key(CPUINFO): {"fp32_ms": 27.0, "bf16_ms": 34.0, "bf16": False}}
+    assert bf16_probe.bf16_pays(CPUINFO, tmp_path) is False and calls == [1]  # from the cache: not again
+    # another CPU (or torch, or thread count) is another machine: measured, and kept beside the first
+    other = CPUINFO.replace("Some CPU", "Another CPU")
+    assert bf16_probe.machine_key(other) != bf16_probe.machine_key(CPUINFO)
+    monkeypatch.setattr(bf16_probe, "measure", lambda: {"fp32_ms": 30.0, "bf16_ms": 15.0, "bf16": True})
+    assert bf16_probe.bf16_pays(other, tmp_path) is True
+    assert len(json.loads((tmp_path / bf16_probe.FILE).read_text())) == 2
+    # a damaged cache file is measured over, not trusted
+    (tmp_path / bf16_probe.FILE).write_text("{not json")
+    assert bf16_probe.bf16_pays(other, tmp_path) is True
+    assert json.loads((tmp_path / bf16_probe.FILE).read_text())[bf16_probe.machine_key(other)]["bf16"] is True
+
+
+def test_under_torchrun_an_unmeasured_machine_gets_fp32_without_a_race(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from gankit.train import bf16_probe
+
+    monkeypatch.setattr(bf16_probe, "measure", lambda: pytest.fail("every rank would measure at once"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert bf16_probe.bf16_pays(CPUINFO, tmp_path) is False
+    assert not (tmp_path / bf16_probe.FILE).exists()
+
+
+def test_the_probe_measures_both_precisions_and_applies_the_threshold() -> None:
+    from gankit.train import bf16_probe
+
+    found = bf16_probe.measure()
+    assert 0 < found["fp32_ms"] < 5000 and 0 < found["bf16_ms"] < 5000
+    assert found["bf16"] == (found["fp32_ms"] / found["bf16_ms"] >= bf16_probe.MIN_SPEEDUP)

@@ -68,8 +68,8 @@ def gradient_scaler(precision: str, device: torch.device) -> torch.amp.GradScale
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX, read from /proc/cpuinfo
-    on Linux), so oneDNN's bf16 convolutions beat fp32 (4.6x forward, 2x forward + backward for
-    DCGAN's layers on this project's Zen 4). Elsewhere bf16 is emulated, and slower."""
+    on Linux). Elsewhere bf16 is emulated, and slower. Having it does not make it faster than
+    fp32 (``cpu_bf16_pays``)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -77,8 +77,20 @@ def cpu_has_native_bf16() -> bool:
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags)) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 autocast beats fp32 on this CPU: native bf16, and measured faster (once per
+    machine, cached: ``gankit.train.bf16_probe``)."""
+    if not cpu_has_native_bf16():
+        return False
+    from gankit.data import default_cache_dir
+    from gankit.train.bf16_probe import bf16_pays
+
+    return bf16_pays(Path("/proc/cpuinfo").read_text(), default_cache_dir())
+
+
 def resolve_precision(precision: str, device: torch.device, is_image: bool) -> str:
-    """``--precision auto``: bf16 for image GANs on hardware with native bf16, else fp32.
+    """``--precision auto``: bf16 for image GANs on hardware where it is native and, on a CPU,
+    measured faster than fp32; else fp32.
 
     Never for 2-D points: bf16 keeps 8 bits of mantissa, so G's outputs near 1 would fall on a
     grid of 1/128, coarser than the ring's modes (std 0.01)."""
@@ -89,7 +101,7 @@ def resolve_precision(precision: str, device: torch.device, is_image: bool) -> s
     if device.type == "cuda":
         # not emulated: pre-Ampere GPUs run bf16 through fp32 units, slower than fp32 itself
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_bf16_pays() else "fp32"
 
 
 def resumed_precision(asked: str, resolved: str, meta: dict) -> str:
@@ -104,7 +116,8 @@ def check_precision(precision: str, device: torch.device, asked: str = "") -> No
     precision has no fast kernels on this device (it still runs)."""
     if asked == "auto" and precision != "fp32":
         print(f"precision: {precision} autocast (precision auto: this {device.type} has native "
-              f"{precision}; precision fp32 turns it off)", file=sys.stderr)
+              f"{precision}{', measured faster than fp32' if device.type == 'cpu' else ''}; "
+              f"precision fp32 turns it off)", file=sys.stderr)
     slow = ""
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         slow = "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 is emulated and slower than fp32"
