@@ -224,9 +224,16 @@ def test_under_torchrun_an_unmeasured_machine_gets_fp32_without_a_race(tmp_path:
     assert not (tmp_path / bf16_probe.FILE).exists()
 
 
-def test_the_probe_measures_both_precisions_and_applies_the_threshold() -> None:
+def test_the_probe_measures_both_precisions_and_leaves_the_random_state_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gankit.train import bf16_probe
 
-    found = bf16_probe.measure()
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    answer = bf16_probe.bf16_pays(CPUINFO, tmp_path)  # measured for real
+    # a run seeded before its precision is resolved draws the same numbers whether or not it probed
+    assert torch.equal(torch.get_rng_state(), before)
+    found = json.loads((tmp_path / bf16_probe.FILE).read_text())[bf16_probe.machine_key(CPUINFO)]
     assert 0 < found["fp32_ms"] < 5000 and 0 < found["bf16_ms"] < 5000
-    assert found["bf16"] == (found["fp32_ms"] / found["bf16_ms"] >= bf16_probe.MIN_SPEEDUP)
+    assert answer == found["bf16"] == (found["fp32_ms"] / found["bf16_ms"] >= bf16_probe.MIN_SPEEDUP)

@@ -80,7 +80,8 @@ def bf16_pays(cpuinfo: str, cache_dir: Path) -> bool:
         return bool(known[key]["bf16"])
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return False
-    found = measure()
+    with torch.random.fork_rng(devices=[]):  # the run's random state is not the probe's to use
+        found = measure()
     print(f"precision auto: bf16 autocast measured at {found['fp32_ms'] / found['bf16_ms']:.2f}x fp32's speed "
           f"on this CPU ({found['bf16_ms']} against {found['fp32_ms']} ms a probe step): "
           f"{'bf16' if found['bf16'] else 'fp32'} (kept in {path})", file=sys.stderr)
