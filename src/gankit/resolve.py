@@ -183,7 +183,7 @@ def _resolve_translator(cfg: Config) -> None:
                               f"trains with its paper's loss ({', '.join(translator.losses)}); leave train.loss out")
         raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its "
                           f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
-    for name in (f.name for f in fields(tr) if f.name != "partner"):
+    for name in (f.name for f in fields(tr) if f.name not in ("partner", "fmnist_items")):  # every translator's
         if name not in translator.settings and _user_changed(cfg, f"translate.{name}"):
             users = [e.name for e in TRANSLATORS.entries() if name in e.obj.settings]
             raise GankitError(f"translate.{name} is a {' and '.join(users)} setting; model.arch={arch} does not "

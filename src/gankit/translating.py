@@ -45,10 +45,12 @@ Data = PairedData | UnpairedData
 
 
 def load_data(cfg: Config, split: str = "train") -> Data:
-    """The run's data (``split`` "test": Fashion-MNIST's test set for the built-in tasks)."""
+    """The run's data (``split`` "test": Fashion-MNIST's test set for the built-in tasks; the
+    training split of those cut to translate.fmnist_items when set)."""
     d = cfg.data
     return load_translation(d.source, TRANSLATORS.get(cfg.model.arch).paired, split, d.size(), d.channels,
-                            cfg.translate.partner, d.data_root, d.cache_dir)
+                            cfg.translate.partner, d.data_root, d.cache_dir,
+                            items=cfg.translate.fmnist_items if split == "train" else 0)
 
 
 def translate_images(G: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:

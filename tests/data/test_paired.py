@@ -105,3 +105,28 @@ def test_builtin_tasks() -> None:
     assert u.name == "sneaker2sandal" and len(u.A) == len(u.B) == 6000
     with pytest.raises(GankitError, match="unknown Fashion-MNIST class 'boot'"):
         fmnist_classes("boot", "sandal")
+
+
+@needs_fmnist
+def test_fmnist_items_cuts_the_training_split_of_builtin_tasks_only() -> None:
+    from gankit.config import build_config
+    from gankit.translating import load_data
+
+    cfg = build_config(overrides={"model": "pix2pix", "data": "day2night", "image_size": "16", "fmnist_items": 300})
+    train, test = load_data(cfg, "train"), load_data(cfg, "test")
+    assert len(train.A) == len(train.B) == 300 and len(test.A) == 10_000  # the test split stays whole
+    whole = load_data(build_config(overrides={"model": "pix2pix", "data": "day2night", "image_size": "16"}))
+    assert len(whole.A) == 60_000 and torch.equal(whole.A[:300], train.A) and torch.equal(whole.B[:300], train.B)
+    pair = load_data(build_config(overrides={"model": "cyclegan", "data": "sneaker2sandal", "fmnist_items": 40}))
+    assert len(pair.A) == len(pair.B) == 40  # of each domain
+    emoji = load_data(build_config(overrides={"model": "dtn", "data": "fashion2emoji", "image_size": "16",
+                                              "fmnist_items": 50}))
+    assert len(emoji.A) == len(emoji.labels_A) == 50 and len(emoji.B) > 50  # the photos only
+
+
+def test_fmnist_items_on_a_folder_is_refused(tmp_path: Path) -> None:
+    from gankit.data.paired import load_translation
+
+    write(tmp_path / "a" / "0.png", np.zeros((8, 16, 3), np.uint8))
+    with pytest.raises(GankitError, match="fmnist_items cuts the built-in Fashion-MNIST tasks"):
+        load_translation(str(tmp_path / "a"), True, items=10)

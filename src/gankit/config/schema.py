@@ -387,6 +387,10 @@ class TranslateConfig:
                        "penultimate layer, as Taigman et al. 2017) or logits (f's class scores: only the "
                        "class evidence must stay, the looks are free to become the target's)",
                        choices=("features", "logits"))
+    fmnist_items: int = _f(0, "built-in translation tasks made from Fashion-MNIST (edges2fashion, day2night, "
+                           "A2B class pairs, fashion2emoji's photos): train on the first N items of the "
+                           "training split (of each class for a class pair); the test split stays whole "
+                           "(0 = all)", bounds=_upto(10**6, low=0, zero="all"))
 
 
 @dataclass

@@ -383,10 +383,11 @@ def render_emoji(n_per_class: int, size: int = DEFAULT_SIZE, seed: int = 0, chan
 
 
 def fashion2emoji(split: str = "train", root: str | None = None, size: tuple[int, int] | None = None,
-                  channels: int | None = None, cache_dir: str | os.PathLike | None = None) -> UnpairedData:
-    """The built-in unpaired task: A = Fashion-MNIST photos (``split``), B = augmented clothing
-    emoji of the same ten classes, both ``size`` (default 32x32). ``channels`` None: photos gray (1),
-    emoji RGB (3); 1 or 3: both so."""
+                  channels: int | None = None, cache_dir: str | os.PathLike | None = None,
+                  items: int = 0) -> UnpairedData:
+    """The built-in unpaired task: A = Fashion-MNIST photos (``split``; its first ``items`` if > 0),
+    B = augmented clothing emoji of the same ten classes, both ``size`` (default 32x32).
+    ``channels`` None: photos gray (1), emoji RGB (3); 1 or 3: both so."""
     from gankit.data.fashion_mnist import load_arrays, resize_cover
     from gankit.data.paired import UnpairedData
 
@@ -395,6 +396,8 @@ def fashion2emoji(split: str = "train", root: str | None = None, size: tuple[int
         raise GankitError(f"fashion2emoji's emoji are square: data.image_size {h}x{w} is not; give one side")
     seed, per_class = SPLITS[split]
     photos, labels_A = load_arrays(split, root)
+    if items:
+        photos, labels_A = photos[:items], labels_A[:items]
     photos = resize_cover(photos, (h, w))
     if channels == 3:
         photos = photos.expand(-1, 3, -1, -1).contiguous()

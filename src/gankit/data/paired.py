@@ -219,14 +219,15 @@ def _sized(images: Tensor, size: tuple[int, int] | None) -> Tensor:
 
 def load_translation(source: str, paired: bool, split: str = "train", size: tuple[int, int] | None = None,
                      channels: int | None = None, partner: str | None = None, root: str | None = None,
-                     cache_dir: str | os.PathLike | None = None) -> PairedData | UnpairedData:
+                     cache_dir: str | os.PathLike | None = None, items: int = 0) -> PairedData | UnpairedData:
     """The data ``source`` (``data.source``) names for a translator: a built-in task (``edges2fashion``,
     ``day2night``, or ``A2B`` of two Fashion-MNIST classes such as ``sneaker2sandal``), or folders.
 
     ``paired`` (pix2pix): a built-in paired task, a folder of side-by-side A|B images, or with
     ``partner`` two folders matching by name. Unpaired (CycleGAN): a class pair, or ``source`` and
     ``partner`` as the two domains. ``split`` "test" is Fashion-MNIST's test set for built-in tasks;
-    folders have one split. ``size`` (H, W) resizes (default: 28 for built-ins, 64 for folders)."""
+    folders have one split. ``size`` (H, W) resizes (default: 28 for built-ins, 64 for folders).
+    ``items`` > 0 keeps a built-in task's first ``items`` (of each domain for a class pair)."""
     from gankit.data.folder import load_image_folder
 
     kind = "pix2pix" if paired else "cyclegan"
@@ -238,7 +239,7 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
             raise GankitError(f"data.source={source} is a paired task (pix2pix); for model.arch=cyclegan "
                               "name two Fashion-MNIST classes, e.g. data.source=sneaker2sandal, or give "
                               "data.source=A_DIR translate.partner=B_DIR")
-        d = (edges2fashion if source == "edges2fashion" else day2night)(split, root)
+        d = (edges2fashion if source == "edges2fashion" else day2night)(split, root, items)
         return PairedData(_sized(d.A, size), _sized(d.B, size), d.name, d.labels)
     if source in UNPAIRED_TASKS:
         if paired:
@@ -246,20 +247,24 @@ def load_translation(source: str, paired: bool, split: str = "train", size: tupl
                               "correspondence): train it with model.arch=dtn or cyclegan")
         from gankit.data.emoji import fashion2emoji
 
-        return fashion2emoji(split, root, size, channels, cache_dir)
+        return fashion2emoji(split, root, size, channels, cache_dir, items)
     if pair is not None:
         if paired:
             raise GankitError(f"data.source={source} is an unpaired task (two classes, cyclegan); "
                               f"model.arch=pix2pix needs pairs: data.source={' or '.join(PAIRED_TASKS)}, "
                               "or a folder")
         u = fmnist_classes(str(pair[0]), str(pair[1]), split, root)
-        return UnpairedData(_sized(u.A, size), _sized(u.B, size), u.name, u.classes)
+        cut = slice(None, items or None)
+        return UnpairedData(_sized(u.A[cut], size), _sized(u.B[cut], size), u.name, u.classes)
     if not _is_folder(source):
         raise GankitError(f"data.source {short_repr(source)} is neither a {kind} task ("
                           + (", ".join(PAIRED_TASKS) if paired else
                              "fashion2emoji, or A2B of two Fashion-MNIST classes: "
                              + ", ".join(class_pair_names()))
                           + ") nor an existing folder of images")
+    if items:
+        raise GankitError(f"translate.fmnist_items cuts the built-in Fashion-MNIST tasks; data.source="
+                          f"{display_path(source)} is a folder: leave it out")
     size = size or (64, 64)
     if paired:
         return load_paired_folder(source, size, partner, cache_dir, channels)

@@ -50,13 +50,14 @@ TASKS.register("gan", TaskEntry(GANTask, MODELS.names,
                "noise -> data (Goodfellow et al. 2014), unconditional or class-conditional: "
                "Algorithm 1 with the loss and cures of the config")
 TASKS.register("pix2pix", TaskEntry(Pix2PixTask, lambda: ["pix2pix"],
-                                    {"data": "day2night", "model": "pix2pix", "image_size": "16", "width": 8},
+                                    {"data": "day2night", "model": "pix2pix", "image_size": "16", "width": 8,
+                                     "fmnist_items": 512},
                                     # batch norm's statistics and dropout's masks are per rank
                                     ddp_exact=None),
                "paired image translation A -> B (Isola et al. 2017)")
 TASKS.register("cyclegan", TaskEntry(CycleGANTask, lambda: ["cyclegan"],
                                      {"data": "sneaker2sandal", "model": "cyclegan", "image_size": "16",
-                                      "width": 8},
+                                      "width": 8, "fmnist_items": 512},
                                      # each rank's image pool holds its own shard's fakes
                                      ddp_exact={"pool_size": 0}),
                "unpaired image translation A <-> B (Zhu et al. 2017)")
@@ -67,7 +68,8 @@ TASKS.register("text2image", TaskEntry(Text2ImageTask, lambda: [TEXT_ARCH],
                                        ddp_exact=None),
                "text -> image (GAN-INT-CLS, Reed et al. 2016): G(z, caption) against a matching-aware D")
 TASKS.register("dtn", TaskEntry(DTNTask, lambda: ["dtn"],
-                                {"data": "fashion2emoji", "model": "dtn", "image_size": "16", "width": 8},
+                                {"data": "fashion2emoji", "model": "dtn", "image_size": "16", "width": 8,
+                                 "fmnist_items": 512},
                                 # batch norm's statistics are per rank
                                 ddp_exact=None),
                "pictures -> emoji, A -> B with a fixed f kept constant (Taigman et al. 2017)")
