@@ -183,11 +183,14 @@ def _resolve_translator(cfg: Config) -> None:
                               f"trains with its paper's loss ({', '.join(translator.losses)}); leave train.loss out")
         raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its "
                           f"PatchGAN takes {', '.join(TRANSLATOR_LOSSES)} (no penalty, not relativistic)")
-    for name in (f.name for f in fields(tr) if f.name not in ("partner", "fmnist_items")):  # every translator's
+    for name in (f.name for f in fields(tr) if f.name not in EVERY_TRANSLATOR):
         if name not in translator.settings and _user_changed(cfg, f"translate.{name}"):
             users = [e.name for e in TRANSLATORS.entries() if name in e.obj.settings]
             raise GankitError(f"translate.{name} is a {' and '.join(users)} setting; model.arch={arch} does not "
                               "use it: leave it out")
+
+
+EVERY_TRANSLATOR = ("partner", "fmnist_items")  # translate.* keys that every translator reads (its data's)
 
 
 def _user_changed(cfg: Config, dotted: str) -> bool:
@@ -331,4 +334,4 @@ def _check_eval(cfg: Config) -> None:
         _named("eval.eval_metric", direction, ev.eval_metric)  # names the known keys
 
 
-__all__ = ["check_memory", "first_batch_bytes", "resolve"]
+__all__ = ["EVERY_TRANSLATOR", "check_memory", "first_batch_bytes", "resolve"]
