@@ -151,6 +151,9 @@ def _gan_only() -> dict[str, str]:
     }
 
 
+EVERY_TRANSLATOR = ("partner", "fmnist_items")  # translate.* keys that every translator reads (its data's)
+
+
 def _resolve_translator(cfg: Config) -> None:
     """Translators (``model.arch`` pix2pix, cyclegan) against GANs: each refuses the other's options.
 
@@ -188,9 +191,6 @@ def _resolve_translator(cfg: Config) -> None:
             users = [e.name for e in TRANSLATORS.entries() if name in e.obj.settings]
             raise GankitError(f"translate.{name} is a {' and '.join(users)} setting; model.arch={arch} does not "
                               "use it: leave it out")
-
-
-EVERY_TRANSLATOR = ("partner", "fmnist_items")  # translate.* keys that every translator reads (its data's)
 
 
 def _user_changed(cfg: Config, dotted: str) -> bool:

@@ -268,7 +268,8 @@ class TrainConfig:
                         "(autocast; weights, Adam and the losses stay fp32). auto: bf16 for image "
                         "GANs where the hardware has native bf16 (Ampere+ GPUs; AVX512-BF16 or AMX CPUs "
                         "where a probe, once per machine, measures it 1.2x as fast as fp32: 1.5x the "
-                        "steps and a lower FID at 300 s on 2 Zen 4 cores, docs/BENCHMARKS.md), else fp32. fp16 adds a gradient scaler, for older GPUs",
+                        "steps and a lower FID at 300 s on 2 Zen 4 cores, docs/BENCHMARKS.md), else "
+                        "fp32. fp16 adds a gradient scaler, for older GPUs",
                         choices=("auto", "fp32", "bf16", "fp16"))
     cudnn_benchmark: bool = _f(True, "on a GPU, let cuDNN time its convolution algorithms for each "
                                "shape and keep the fastest (runs are then not bit-exact)")

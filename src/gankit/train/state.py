@@ -66,26 +66,32 @@ def gradient_scaler(precision: str, device: torch.device) -> torch.amp.GradScale
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX, read from /proc/cpuinfo
-    on Linux). Elsewhere bf16 is emulated, and slower. Having it does not make it faster than
-    fp32 (``cpu_bf16_pays``)."""
+def _cpuinfo() -> str:
+    """/proc/cpuinfo's text ("" where there is none: not Linux)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return ""
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX, read from /proc/cpuinfo
+    on Linux, or from ``cpuinfo`` given). Elsewhere bf16 is emulated, and slower. Having it does not
+    make it faster than fp32 (``cpu_bf16_pays``)."""
+    flags = _cpuinfo() if cpuinfo is None else cpuinfo
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags)) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def cpu_bf16_pays() -> bool:
     """Whether bf16 autocast beats fp32 on this CPU: native bf16, and measured faster (once per
     machine, cached: ``gankit.train.bf16_probe``)."""
-    if not cpu_has_native_bf16():
+    cpuinfo = _cpuinfo()
+    if not cpu_has_native_bf16(cpuinfo):
         return False
     from gankit.data import default_cache_dir
     from gankit.train.bf16_probe import bf16_pays
 
-    return bf16_pays(Path("/proc/cpuinfo").read_text(), default_cache_dir())
+    return bf16_pays(cpuinfo, default_cache_dir())
 
 
 def resolve_precision(precision: str, device: torch.device, is_image: bool) -> str:
