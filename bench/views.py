@@ -2,7 +2,7 @@
 and copy-the-source.
 
 Usage:  python bench/views.py [--steps 2500] [--max-time 570] [--threads 1] [--clf-steps 3000]
-                              [--runs runs/views] [--skip-train] [--out views.json]
+                              [--view-g flow] [--view-adv 1] [--runs runs/views] [--skip-train] [--out views.json]
 
 1. Renders (or reads from the cache) ``--data views``: 128 POV-Ray objects x 48 views at 32 px,
    25 objects held out.
@@ -34,12 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 KEYS = ("l1", "ssim", "identity", "angle_acc")
 
 
-def train(run: Path, steps: int, max_time: float, threads: int, adv: float) -> dict[str, object]:
+def train(run: Path, steps: int, max_time: float, threads: int, adv: float, view_g: str) -> dict[str, object]:
     if run.exists():
         shutil.rmtree(run)
     args = ["--model", "novel-view", "--data", "views", "--steps", str(steps), "--batch-size", "32",
-            "--max-time", str(max_time), "--view-adv", str(adv), "--eval-every", "500", "--eval-n", "600",
-            "--sample-every", "500", "--checkpoint-every", "500", "--no-progress", "--out", str(run)]
+            "--max-time", str(max_time), "--view-adv", str(adv), "--view-g", view_g, "--eval-every", "500",
+            "--eval-n", "600", "--sample-every", "500", "--checkpoint-every", "500", "--no-progress", "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "gankit", "train", *args], check=True, env=env)
@@ -56,6 +56,8 @@ def main() -> None:
     p.add_argument("--max-time", type=float, default=570.0, help="seconds per training run (570)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clf-steps", type=int, default=3000)
+    p.add_argument("--view-g", default="flow", choices=("flow", "unet"), help="G of both models (flow)")
+    p.add_argument("--view-adv", type=float, default=1.0, help="the GAN's adversarial weight (1)")
     p.add_argument("--runs", default="runs/views")
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --runs")
     p.add_argument("--out", default="views.json")
@@ -81,9 +83,9 @@ def main() -> None:
     print(f"angle classifier: {clf.classes.n} classes, {ceiling:.1%} on held-out true views", file=sys.stderr)
 
     runs = Path(a.runs)
-    for name, adv in (("gan", 1.0), ("l1_only", 0.0)):
+    for name, adv in (("gan", a.view_adv), ("l1_only", 0.0)):
         if not a.skip_train:
-            result[f"train_{name}"] = train(runs / name, a.steps, a.max_time, a.threads, adv)
+            result[f"train_{name}"] = train(runs / name, a.steps, a.max_time, a.threads, adv, a.view_g)
         lg = load_view_generator(runs / name)
         result[name] = score_views(lg.G, test, 10_000, angle_classes=(clf, clf.classes))
         result[name]["step"] = lg.step  # type: ignore[index]

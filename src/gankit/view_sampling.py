@@ -75,7 +75,7 @@ def load_view_generator(path: str | Path, device: str | torch.device = "cpu") ->
         check_views_meta(c)
         cfg = config_from_dict(c.meta["config"], str(c.path / STATE))
         try:
-            G = build_views(tuple(c.meta["views"]["shape"]), cfg.model.width)["G"]  # type: ignore[arg-type]
+            G = build_views(tuple(c.meta["views"]["shape"]), cfg.model.width, cfg.views.view_g)["G"]  # type: ignore[arg-type]
         except (GankitError, ValueError, RuntimeError, TypeError) as e:
             raise Damaged(c.path / STATE, f"its views.shape builds no generator ({e})") from None
         load_module(c, "G", G)

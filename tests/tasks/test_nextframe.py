@@ -21,7 +21,7 @@ from gankit.errors import GankitError
 from gankit.losses.nextframe import gdl_loss, lp_loss
 from gankit.metrics.nextframe import copy_last, score_rollouts, sharpness
 from gankit.metrics.translation import PSNR_CAP
-from gankit.models.nextframe import build_nextframe, rollout
+from gankit.models.nextframe import build_nextframe, pyramid, rollout
 from gankit.resolve import resolve
 from tests.conftest import needs_fmnist
 
@@ -198,3 +198,43 @@ def test_training_on_a_folder_with_a_short_sequence_exits_2_naming_it(tmp_path: 
     assert main([*args[:-2], "--width", "4", "--batch-size", "2", "--out", str(tmp_path / "r2")]) == 0
     saved = (tmp_path / "r2" / "config.yaml").read_text()
     assert "context: 4" in saved and "horizon: 1" in saved and "channels: 1" in saved
+
+
+@needs_fmnist
+def test_rollout_training_predicts_from_its_own_predictions_and_means_the_losses(tmp_path: Path) -> None:
+    from gankit.tasks.nextframe import NextFrameTask
+    from gankit.train.task import Context
+
+    torch.set_num_threads(1)
+    cfg = resolve(build_config(overrides={**TINY, "context": 2, "rollout": 3, "out": str(tmp_path / "r"),
+                                          "adv_weight": 0.0}))
+    task = NextFrameTask(Context(cfg, torch.device("cpu")))
+    task.setup()
+    for step in range(20):  # an untrained G draws much the same frame from any input
+        task.iteration(step)
+    clips = task.clips(20)
+    assert clips.shape == (4, 5, 1, 32, 32)  # context 2 + rollout 3
+    G = task.G
+    # by hand: each frame predicted from the two before it, G's own predictions from the second on
+    window, lp, gdl = clips[:, :2], 0.0, 0.0
+    for j in range(3):
+        pyr = G.pyramid(window.flatten(1, 2))
+        targets = pyramid(clips[:, 2 + j])  # the true frame at the four scales
+        lp += sum(lp_loss(p, y, 1).item() for p, y in zip(pyr, targets, strict=True)) / 3
+        gdl += sum(gdl_loss(p, y).item() for p, y in zip(pyr, targets, strict=True)) / 3
+        window = torch.cat([window[:, 1:], pyr[-1][:, None]], 1)
+    # teacher forcing (the true frames as every input) gives another loss: the rollout is what is used
+    teacher = sum(lp_loss(p, y, 1).item() / 3 for j in range(3)
+                  for p, y in zip(G.pyramid(clips[:, j:j + 2].flatten(1, 2)), pyramid(clips[:, 2 + j]), strict=True))
+    assert teacher != pytest.approx(lp, rel=1e-4)  # 1.4e-3 apart here; the check below is to 1e-5
+    out = task.iteration(20)
+    assert out["loss_lp"].item() == pytest.approx(lp, rel=1e-5)
+    assert out["loss_gdl"].item() == pytest.approx(gdl, rel=1e-5)
+
+
+@needs_fmnist
+def test_a_rollout_longer_than_the_sequences_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", "mfmnist-small", "--model", "nextframe", "--rollout", "2", "--steps", "1",
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    assert "--context + --rollout = 4 + 2 frames; lower --rollout" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

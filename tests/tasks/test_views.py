@@ -19,7 +19,13 @@ from gankit.config import build_config
 from gankit.data.views import ViewSet
 from gankit.errors import GankitError
 from gankit.metrics.views import eval_pairs, identity_hits, score_views
-from gankit.models.views import ANGLE_DIMS, angle_code, build_views
+from gankit.models.views import (
+    ANGLE_DIMS,
+    FlowViewGenerator,
+    ViewGenerator,
+    angle_code,
+    build_views,
+)
 from gankit.resolve import resolve
 from gankit.view_sampling import parse_angles
 
@@ -46,6 +52,56 @@ def test_g_and_d_take_the_view_and_the_angles() -> None:
     nets["G"].eval()
     other = angle_code(torch.zeros(5, 2), torch.full((5, 2), 45.0))
     assert not torch.allclose(nets["G"](x, code), nets["G"](x, other))
+
+
+class Fixed(torch.nn.Module):
+    """Stands for the U-Net: returns one given output whatever its input."""
+
+    def __init__(self, out: torch.Tensor) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out
+
+
+def test_the_flow_g_moves_the_source_draws_the_rest_and_blends_by_its_mask() -> None:
+    G = build_views((1, 8, 8), width=4, g="flow")["G"]
+    assert isinstance(G, FlowViewGenerator)
+    source = torch.arange(64.0).view(1, 1, 8, 8) / 64 - 0.5
+    code = angle_code(torch.zeros(1, 2), torch.zeros(1, 2))
+    drawn, flow, mask = torch.full((1, 1, 8, 8), 0.25), torch.zeros(1, 2, 8, 8), torch.ones(1, 1, 8, 8)
+
+    def out(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        G.unet = Fixed(torch.cat([drawn, flow, mask * 2 - 1], 1))  # the mask leaves the U-Net in [-1, 1]
+        return G(source, code)
+
+    assert torch.allclose(out(flow, mask), source, atol=1e-6)  # no flow, all moved: the source itself
+    assert torch.allclose(out(flow, mask * 0), drawn)  # nothing moved: the drawn view
+    assert torch.allclose(out(flow, mask * 0.25), 0.25 * source + 0.75 * drawn, atol=1e-6)
+    # a flow of one pixel to the right (2 / 8 in [-1, 1] units) reads each pixel from its right-hand
+    # neighbour; the last column reads past the edge and keeps the border's value
+    right = torch.zeros(1, 2, 8, 8)
+    right[:, 0] = 2 / 8
+    moved = out(right, mask)
+    assert torch.allclose(moved[..., :-1], source[..., 1:], atol=1e-6)
+    assert torch.allclose(moved[..., -1], source[..., -1], atol=1e-6)
+    # a down flow of one pixel reads each row from the row below
+    down = torch.zeros(1, 2, 8, 8)
+    down[:, 1] = 2 / 8
+    assert torch.allclose(out(down, mask)[..., :-1, :], source[..., 1:, :], atol=1e-6)
+
+
+def test_the_flow_g_is_trained_through_its_flow_and_its_mask() -> None:
+    torch.manual_seed(0)
+    G = build_views((3, 16, 16), width=4, g="flow")["G"]
+    x, code = torch.rand(2, 3, 16, 16) * 2 - 1, angle_code(torch.zeros(2, 2), torch.full((2, 2), 30.0))
+    out = G(x, code)
+    assert out.shape == (2, 3, 16, 16) and out.abs().max() <= 1
+    out.square().sum().backward()
+    last = G.unet.up[-1][1]  # the outermost transposed convolution: C drawn, 2 flow, 1 mask channels
+    assert last.weight.grad.shape[1] == 6
+    assert (last.weight.grad[:, 3:].abs().sum((0, 2, 3)) > 0).all()  # the flow's and mask's weights learn
 
 
 def _views(images: torch.Tensor, per_object: int) -> ViewSet:
@@ -146,6 +202,17 @@ def test_the_l1_only_twin_descends_l1_alone(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "loss_l1" in r]
     assert rows and all(r["loss_g"] == pytest.approx(r["loss_l1"]) for r in rows)
+
+
+def test_a_run_is_rebuilt_with_its_own_g(tmp_path: Path) -> None:
+    if shutil.which("povray") is None:
+        pytest.fail("POV-Ray is not installed: run scripts/setup.sh")
+    from gankit.view_sampling import load_view_generator
+
+    assert resolve(build_config(overrides=TINY)).views.view_g == "flow"  # the default
+    train_config(build_config(overrides={**TINY, "steps": 2, "out": str(tmp_path / "r"), "view_g": "unet"}))
+    loaded = load_view_generator(tmp_path / "r")
+    assert isinstance(loaded.G, ViewGenerator) and loaded.config.views.view_g == "unet"
 
 
 def test_views_settings_and_gan_options_are_refused_where_they_do_not_apply() -> None:

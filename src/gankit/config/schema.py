@@ -450,6 +450,10 @@ class NextFrameConfig:
                            "al. 2016, eq. 5: 1; 0 = off)", bounds=_zero_or_more())
     adv_weight: float = _f(0.05, "nextframe: weight lambda_adv of the adversarial loss in G's (Mathieu et "
                            "al. 2016: 0.05; 0 = no D: a plain L_p (+ GDL) regression)", bounds=_zero_or_more())
+    rollout: int = _f(1, "nextframe: frames G predicts per training clip, each from the last context frames, "
+                      "its own predictions included, gradients through them all (1 = the paper's one-step "
+                      "training; more trains G on the inputs it meets when rolled out, as Bengio et al. 2015's "
+                      "scheduled sampling does in full)", bounds=_upto(64), absent=1)
     sequences: int = _f(0, "--data mfmnist, mfmnist-small: training sequences, the first of the set "
                         "(0 = all: 10,000 for mfmnist as OpenSTL's, 2,000 for mfmnist-small)",
                         bounds=_upto(10**6, low=0, zero="all"))
@@ -464,6 +468,9 @@ class ViewsConfig:
                         bounds=_zero_or_more(), absent=100.0)
     view_adv: float = _f(1.0, "novel-view: weight of the adversarial loss in G's loss (0 = the L1-only twin: "
                          "D still trains and is scored, G ignores it)", bounds=_zero_or_more(), absent=1.0)
+    view_g: str = _f("flow", "novel-view: G's output: flow (the U-Net moves the source's pixels by an "
+                     "appearance flow, Zhou et al. 2016, draws what the source hides, and blends the two by a "
+                     "mask) or unet (it draws the whole view)", choices=("flow", "unet"), absent="unet")
 
 
 SECTIONS: dict[str, type] = {

@@ -5,7 +5,12 @@ conditional GAN with L1 as pix2pix is (Isola et al. 2017).
 
 - G: pix2pix's U-Net (``gankit.models.unet``) whose input is the source view with the angle code
   broadcast over the image as extra channels: the skips carry the source's appearance, the code
-  says how far to turn it.
+  says how far to turn it. With ``flow`` (``--view-g flow``, the default) its output is not the
+  view itself but an appearance flow, where in the source each output pixel is read from (Zhou
+  et al. 2016), a view drawn outright, and a mask that chooses between the two per pixel (as Sun
+  et al. 2018, "Multi-view to novel view", blend a flow's and a generator's predictions): parts of
+  the object the source shows are moved, keeping their colours and edges; parts it hides are
+  drawn. With ``unet`` the U-Net draws the whole view.
 - D: pix2pix's PatchGAN (``gankit.models.patchgan``) judging (source, target view, angle code)
   concatenated on channels: real pairs at their true angles against G's output.
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.models.patchgan import PatchDiscriminator, patch_layers
@@ -27,6 +33,7 @@ from gankit.models.unet import UNetGenerator
 ARCH = "novel-view"
 ANGLE_DIMS = 6
 DEFAULT_WIDTH = 32
+GENERATORS = ("unet", "flow")  # views.view_g: G draws the view, or moves the source's pixels and draws the rest
 
 
 def angle_code(source: Tensor, target: Tensor) -> Tensor:
@@ -54,6 +61,35 @@ class ViewGenerator(nn.Module):
         return self.unet(torch.cat([source, planes(code, source)], 1))
 
 
+def identity_grid(like: Tensor) -> Tensor:
+    """The sampling grid that reads every pixel of ``like`` (B, C, H, W) from itself: (1, H, W, 2),
+    (x, y) in [-1, 1] at the pixels' centres (``grid_sample``'s align_corners=False)."""
+    h, w = like.shape[2], like.shape[3]
+    ys = (torch.arange(h, device=like.device, dtype=like.dtype) * 2 + 1) / h - 1
+    xs = (torch.arange(w, device=like.device, dtype=like.dtype) * 2 + 1) / w - 1
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+
+
+class FlowViewGenerator(nn.Module):
+    """(source (B, C, H, W) in [-1, 1], code (B, 6)) -> the target view (B, C, H, W) in [-1, 1]:
+    the U-Net's C + 3 outputs are a drawn view (C), a flow (2: where each pixel is read from in the
+    source, as an offset in [-1, 1] image units) and a mask (1: the share of the moved pixels)."""
+
+    def __init__(self, channels: int, size: tuple[int, int], width: int = DEFAULT_WIDTH) -> None:
+        super().__init__()
+        self.channels = channels
+        self.unet = UNetGenerator(channels + ANGLE_DIMS, channels + 3, size, width=width)
+
+    def forward(self, source: Tensor, code: Tensor) -> Tensor:
+        out = self.unet(torch.cat([source, planes(code, source)], 1))  # (B, C + 3, H, W) in [-1, 1]
+        c = self.channels
+        drawn, flow, mask = out[:, :c], out[:, c:c + 2], (out[:, c + 2:] + 1) / 2  # mask (B, 1, H, W) in [0, 1]
+        grid = identity_grid(source) + flow.permute(0, 2, 3, 1)  # (B, H, W, 2)
+        # border padding: a pixel read from outside the source takes the nearest edge, the background
+        moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return mask * moved + (1 - mask) * drawn
+
+
 class ViewDiscriminator(nn.Module):
     """(source, view (B, C, H, W), code (B, 6)) -> patch logits (B, 1, H', W')."""
 
@@ -65,12 +101,14 @@ class ViewDiscriminator(nn.Module):
         return self.patch(torch.cat([source, view, planes(code, source)], 1))
 
 
-def build_views(shape: tuple[int, int, int], width: int | None = None) -> dict[str, nn.Module]:
-    """G and D for views of ``shape`` (C, H, W); ``width`` None = ``DEFAULT_WIDTH``."""
+def build_views(shape: tuple[int, int, int], width: int | None = None, g: str = "flow") -> dict[str, nn.Module]:
+    """G and D for views of ``shape`` (C, H, W); ``width`` None = ``DEFAULT_WIDTH``; ``g`` one of
+    ``GENERATORS``."""
     c, h, w = shape
     width = width or DEFAULT_WIDTH
-    return {"G": ViewGenerator(c, (h, w), width), "D": ViewDiscriminator(c, (h, w), width)}
+    G = {"unet": ViewGenerator, "flow": FlowViewGenerator}[g](c, (h, w), width)
+    return {"G": G, "D": ViewDiscriminator(c, (h, w), width)}
 
 
-__all__ = ["ANGLE_DIMS", "ARCH", "DEFAULT_WIDTH", "ViewDiscriminator", "ViewGenerator", "angle_code",
-           "build_views", "planes"]
+__all__ = ["ANGLE_DIMS", "ARCH", "DEFAULT_WIDTH", "GENERATORS", "FlowViewGenerator", "ViewDiscriminator",
+           "ViewGenerator", "angle_code", "build_views", "identity_grid", "planes"]

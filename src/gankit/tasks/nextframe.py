@@ -11,9 +11,17 @@ One iteration, as the paper's section 3 (D first, then G, one step each):
             + lambda_lp sum_k ||Y_k - Y^_k||_p^p + lambda_gdl sum_k L_gdl(Y^_k, Y_k)
 
 (nextframe.adv_weight 0: no D, a plain regression, the L2-only twin with --lp 2 --gdl-weight 0.)
+
 For longer horizons G is rolled out on its own predictions. The sample grid shows, for held-out
 sequences, the true frames above G's (the context, then the rolled-out horizon); evaluation scores
 the rollouts per horizon (``gankit.metrics.nextframe``).
+
+With nextframe.rollout R > 1 a clip holds context + R frames and G predicts R of them in turn,
+each from the last ``context`` frames with its own earlier predictions among them (gradients flow
+through them): G then trains on the inputs it meets when rolled out at test time, instead of only
+on true frames (one-step training's exposure bias; Bengio et al. 2015). D judges the j-th
+prediction against the true j-th frame given the true frames before it, so a rollout that fades is
+told apart from the truth; every loss is the mean over the R predictions.
 """
 
 from __future__ import annotations
@@ -108,8 +116,12 @@ class NextFrameTask(Task):
         self.ctx.notes.extend(train.notes)
         self.data_name, self.n_sequences = train.name, len(train)
         self.frames = train.frames.to(device)
-        self.clip_first = train.clip_starts(context + 1).to(device)
-        self.ctx.notes.append(f"{train.name}: {len(self.clip_first)} clips of {context} + 1 frames "
+        self.rollout = nf.rollout
+        self.clip_first = train.clip_starts(context + self.rollout).to(device)
+        if not len(self.clip_first):
+            raise GankitError(f"{train.name}: no training sequence holds nextframe.context + nextframe.rollout = "
+                              f"{context} + {self.rollout} frames; lower nextframe.rollout")
+        self.ctx.notes.append(f"{train.name}: {len(self.clip_first)} clips of {context} + {self.rollout} frames "
                               f"{train.frame_shape}")
         self.order = BatchOrder(len(self.clip_first), t.batch_size * d.world, t.seed, device)
         first = eval_windows(held, context, self.horizon, len(held))
@@ -151,25 +163,39 @@ class NextFrameTask(Task):
         distributed.average_gradients(self.dist, net.parameters())
         opt.step()
 
+    def clips(self, step: int) -> Tensor:
+        """This rank's clips of batch ``step``: (B, context + rollout, C, H, W) in [-1, 1]."""
+        index = distributed.shard(self.dist, self.order.indices(step))
+        first = self.clip_first.index_select(0, index)
+        length = self.context + self.rollout
+        clips = to_float(self.frames[(first[:, None] + torch.arange(length, device=self.device)).flatten()])
+        return clips.view(len(index), length, *self.shape)
+
     def iteration(self, step: int) -> dict[str, Tensor]:
         nf, G, D, ctx = self.cfg.nextframe, self.G, self.D, self.context
-        index = distributed.shard(self.dist, self.order.indices(step))
         self.real_batches = step + 1
-        first = self.clip_first.index_select(0, index)
-        clips = to_float(self.frames[(first[:, None] + torch.arange(ctx + 1, device=self.device)).flatten()])
-        clips = clips.view(len(index), ctx + 1, *self.shape)  # (B, context + 1, C, H, W) in [-1, 1]
-        X, Y = clips[:, :ctx].flatten(1, 2), clips[:, ctx]
-        targets = pyramid(Y)
-        with self.autocast():
-            preds = [p.float() for p in G.pyramid(X)]
+        clips = self.clips(step)  # (B, context + R, C, H, W)
+        # G rolled out R frames: prediction j reads the last ctx frames, its own predictions among them
+        window, X, preds, targets = clips[:, :ctx], [], [], []
+        for j in range(self.rollout):
+            with self.autocast():
+                pyr = [p.float() for p in G.pyramid(window.flatten(1, 2))]  # the frame at 4 scales
+            preds.append(pyr)
+            targets.append(pyramid(clips[:, ctx + j]))
+            X.append(clips[:, j:j + ctx].flatten(1, 2))  # D's condition: the true frames before it
+            window = torch.cat([window[:, 1:], pyr[-1][:, None].to(window.dtype)], 1)
+        # the R predictions as one batch (R * B) for D and the losses: each term a mean over them
+        X_all = torch.cat(X)
+        preds_all = [torch.cat(ps) for ps in zip(*preds, strict=True)]
+        targets_all = [torch.cat(ts) for ts in zip(*targets, strict=True)]
         zero = torch.zeros((), device=self.device)
         loss_D, p_real, p_fake, grad_d = zero, zero + 0.5, zero + 0.5, zero
         adv = nf.adv_weight > 0
         if adv:  # D step: D_k judges (X_k, Y_k) real and (X_k, Y^_k) fake at every scale
             self.opt_D.zero_grad(set_to_none=True)
             with self.autocast():
-                l_real = D(X, targets).float()  # (B, SCALES): one logit per scale
-                l_fake = D(X, [p.detach() for p in preds]).float()
+                l_real = D(X_all, targets_all).float()  # (R * B, SCALES): one logit per scale
+                l_fake = D(X_all, [p.detach() for p in preds_all]).float()
             loss_D = SCALES * self.loss.d_loss(l_real, l_fake)  # summed over the scales
             self.descend(loss_D, self.opt_D, D)
             p_real, p_fake, grad_d = d_probability(l_real), d_probability(l_fake), grad_norm(D)
@@ -178,9 +204,9 @@ class NextFrameTask(Task):
         loss_adv = zero
         if adv:
             with self.autocast():
-                loss_adv = SCALES * self.loss.g_loss(D(X, preds).float())
-        loss_lp = sum((lp_loss(p, y, nf.lp) for p, y in zip(preds, targets, strict=True)), zero)
-        loss_gdl = sum((gdl_loss(p, y) for p, y in zip(preds, targets, strict=True)), zero) \
+                loss_adv = SCALES * self.loss.g_loss(D(X_all, preds_all).float())
+        loss_lp = sum((lp_loss(p, y, nf.lp) for p, y in zip(preds_all, targets_all, strict=True)), zero)
+        loss_gdl = sum((gdl_loss(p, y) for p, y in zip(preds_all, targets_all, strict=True)), zero) \
             if nf.gdl_weight > 0 else zero
         loss_G = nf.adv_weight * loss_adv + nf.lp_weight * loss_lp + nf.gdl_weight * loss_gdl
         self.descend(loss_G, self.opt_G, G)

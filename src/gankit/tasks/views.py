@@ -108,7 +108,7 @@ class ViewsTask(Task):
         t = self.cfg.train
         torch.manual_seed(t.seed)
         self.shape = shape
-        self.nets = build_views(shape, self.cfg.model.width)
+        self.nets = build_views(shape, self.cfg.model.width, self.cfg.views.view_g)
         for net in self.nets.values():
             init_weights(net)
             net.to(self.device)
