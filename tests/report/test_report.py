@@ -262,3 +262,15 @@ def test_plot_field_returns_png() -> None:
         im.load()
     with pytest.raises(ValueError):
         plot_field(np.zeros((1, 2)), np.zeros((1, 2)), prob, (1, 0, 0, 1))
+
+
+@pytest.mark.parametrize(("arch", "says"), [("dcgan", "G(z) at the same fixed z"), ("pix2pix", "the input A"),
+                                            ("gan-int-cls", "one row per caption"),
+                                            ("nextframe", "its rollout on its own predictions"),
+                                            ("novel-view", "G's view at the target angles")])
+def test_the_grid_caption_describes_the_task_s_own_grid(arch: str, says: str) -> None:
+    from gankit.report.html import _grid_caption
+
+    caption = _grid_caption({"model": {"arch": arch}})
+    assert says in caption
+    assert ("fixed z at every step" in caption) == (arch == "dcgan")  # only a GAN's grid is G(z) at fixed z

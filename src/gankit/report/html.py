@@ -149,6 +149,16 @@ TRANSLATORS = {
 }
 
 
+#: The other tasks whose grids are not G(z) at fixed z (each task's save_samples, gankit.tasks).
+OTHER_GRIDS = {
+    "gan-int-cls": "Text to image: one row per caption, named on the left; each column one fixed z.",
+    "nextframe": "Next frame: for each held-out sequence, the true frames (the context, then the horizon) "
+                 "above G's (the same context, then its rollout on its own predictions).",
+    "novel-view": "New angles: held-out objects, one pair per column; row 1: the source view; row 2: G's view "
+                  "at the target angles; row 3: the true view at those angles.",
+}
+
+
 def _grid_caption(cfg: dict[str, Any]) -> str:
     """How to read a sample grid of this run."""
     model = _section(cfg, "model")
@@ -156,6 +166,8 @@ def _grid_caption(cfg: dict[str, Any]) -> str:
     if rows is not None:
         return (f"Image translation: held-out inputs, one per column; {rows}. Scores: gankit eval RUN "
                 "(the Evaluation table below).")
+    if str(model.get("arch")) in OTHER_GRIDS:
+        return OTHER_GRIDS[str(model.get("arch"))]
     if model.get("conditional"):
         return "One row per class, named on the left; each column one fixed z."
     return "G(z) at the same fixed z at every step, so the grids over time compare like with like."
