@@ -207,9 +207,12 @@ def test_the_l1_only_twin_descends_l1_alone(tmp_path: Path) -> None:
 def test_a_run_is_rebuilt_with_its_own_g(tmp_path: Path) -> None:
     if shutil.which("povray") is None:
         pytest.fail("POV-Ray is not installed: run scripts/setup.sh")
+    from gankit.config.schema import options_by_key
+    from gankit.models.views import GENERATORS
     from gankit.view_sampling import load_view_generator
 
     assert resolve(build_config(overrides=TINY)).views.view_g == "flow"  # the default
+    assert set(options_by_key()["view_g"].choices or ()) == set(GENERATORS)  # every choice builds a G
     train_config(build_config(overrides={**TINY, "steps": 2, "out": str(tmp_path / "r"), "view_g": "unet"}))
     loaded = load_view_generator(tmp_path / "r")
     assert isinstance(loaded.G, ViewGenerator) and loaded.config.views.view_g == "unet"

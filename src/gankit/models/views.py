@@ -33,7 +33,6 @@ from gankit.models.unet import UNetGenerator
 ARCH = "novel-view"
 ANGLE_DIMS = 6
 DEFAULT_WIDTH = 32
-GENERATORS = ("unet", "flow")  # views.view_g: G draws the view, or moves the source's pixels and draws the rest
 
 
 def angle_code(source: Tensor, target: Tensor) -> Tensor:
@@ -61,15 +60,6 @@ class ViewGenerator(nn.Module):
         return self.unet(torch.cat([source, planes(code, source)], 1))
 
 
-def identity_grid(like: Tensor) -> Tensor:
-    """The sampling grid that reads every pixel of ``like`` (B, C, H, W) from itself: (1, H, W, 2),
-    (x, y) in [-1, 1] at the pixels' centres (``grid_sample``'s align_corners=False)."""
-    h, w = like.shape[2], like.shape[3]
-    ys = (torch.arange(h, device=like.device, dtype=like.dtype) * 2 + 1) / h - 1
-    xs = (torch.arange(w, device=like.device, dtype=like.dtype) * 2 + 1) / w - 1
-    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
-
-
 class FlowViewGenerator(nn.Module):
     """(source (B, C, H, W) in [-1, 1], code (B, 6)) -> the target view (B, C, H, W) in [-1, 1]:
     the U-Net's C + 3 outputs are a drawn view (C), a flow (2: where each pixel is read from in the
@@ -84,7 +74,9 @@ class FlowViewGenerator(nn.Module):
         out = self.unet(torch.cat([source, planes(code, source)], 1))  # (B, C + 3, H, W) in [-1, 1]
         c = self.channels
         drawn, flow, mask = out[:, :c], out[:, c:c + 2], (out[:, c + 2:] + 1) / 2  # mask (B, 1, H, W) in [0, 1]
-        grid = identity_grid(source) + flow.permute(0, 2, 3, 1)  # (B, H, W, 2)
+        # the identity grid (every pixel read from itself, at the pixels' centres) plus the flow
+        identity = torch.eye(2, 3, device=source.device, dtype=source.dtype).expand(len(source), 2, 3)
+        grid = F.affine_grid(identity, list(source.shape), align_corners=False) + flow.permute(0, 2, 3, 1)
         # border padding: a pixel read from outside the source takes the nearest edge, the background
         moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return mask * moved + (1 - mask) * drawn
@@ -101,14 +93,17 @@ class ViewDiscriminator(nn.Module):
         return self.patch(torch.cat([source, view, planes(code, source)], 1))
 
 
+#: views.view_g -> G: moves the source's pixels and draws the rest, or draws the whole view
+GENERATORS: dict[str, type[nn.Module]] = {"flow": FlowViewGenerator, "unet": ViewGenerator}
+
+
 def build_views(shape: tuple[int, int, int], width: int | None = None, g: str = "flow") -> dict[str, nn.Module]:
-    """G and D for views of ``shape`` (C, H, W); ``width`` None = ``DEFAULT_WIDTH``; ``g`` one of
+    """G and D for views of ``shape`` (C, H, W); ``width`` None = ``DEFAULT_WIDTH``; ``g`` a key of
     ``GENERATORS``."""
     c, h, w = shape
     width = width or DEFAULT_WIDTH
-    G = {"unet": ViewGenerator, "flow": FlowViewGenerator}[g](c, (h, w), width)
-    return {"G": G, "D": ViewDiscriminator(c, (h, w), width)}
+    return {"G": GENERATORS[g](c, (h, w), width), "D": ViewDiscriminator(c, (h, w), width)}
 
 
 __all__ = ["ANGLE_DIMS", "ARCH", "DEFAULT_WIDTH", "GENERATORS", "FlowViewGenerator", "ViewDiscriminator",
-           "ViewGenerator", "angle_code", "build_views", "identity_grid", "planes"]
+           "ViewGenerator", "angle_code", "build_views", "planes"]
