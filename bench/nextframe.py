@@ -46,6 +46,8 @@ L2 = ["--adv-weight", "0", "--gdl-weight", "0", "--lp", "2"]
 # which under --rollout R > 1 is the stronger L2 baseline (the twin trained on its rollouts hazes)
 MODELS: dict[str, tuple[list[str], int | None]] = {"gan": ([], None), "l2": (L2, None), "l2-onestep": (L2, 1)}
 SCORES = ("mse", "mae", "ssim", "psnr", "sharp")
+LOWER_IS_BETTER = ("mse", "mae", "haze")
+FORMATS = {"mse": ".1f", "mae": ".1f", "ssim": ".3f", "ssim_snapped": ".3f", "haze": ".4f"}  # else .2f
 HORIZON = 10
 
 
@@ -104,12 +106,12 @@ def score(args: argparse.Namespace, runs: dict[str, Path]) -> dict[str, dict[str
 def table(scores: dict[str, dict[str, float]]) -> str:
     lines = []
     for s in (*SCORES, "haze", "ssim_snapped"):
-        arrow = "↓" if s in ("mse", "mae", "haze") else "↑"
+        arrow = "↓" if s in LOWER_IS_BETTER else "↑"
         rows = {k: v for k, v in scores.items() if f"{s}@1" in v}  # haze: the trained models only
         lines.append(f"\n{s} {arrow}\n\n| model | " + " | ".join(f"h={h}" for h in range(1, HORIZON + 1))
                      + " | mean |\n|---|" + "---|" * (HORIZON + 1))
+        fmt = FORMATS.get(s, ".2f")
         for name, v in rows.items():
-            fmt = ".3f" if s.startswith("ssim") else ".4f" if s == "haze" else ".1f" if s in ("mse", "mae") else ".2f"
             lines.append(f"| {name} | " + " | ".join(f"{v[f'{s}@{h}']:{fmt}}" for h in range(1, HORIZON + 1))
                          + f" | {v[s]:{fmt}} |")
     return "\n".join(lines)

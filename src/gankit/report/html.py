@@ -162,12 +162,12 @@ OTHER_GRIDS = {
 def _grid_caption(cfg: dict[str, Any]) -> str:
     """How to read a sample grid of this run."""
     model = _section(cfg, "model")
-    rows = TRANSLATORS.get(str(model.get("arch")))
-    if rows is not None:
-        return (f"Image translation: held-out inputs, one per column; {rows}. Scores: gankit eval RUN "
-                "(the Evaluation table below).")
-    if str(model.get("arch")) in OTHER_GRIDS:
-        return OTHER_GRIDS[str(model.get("arch"))]
+    arch = str(model.get("arch"))
+    if arch in TRANSLATORS:
+        return (f"Image translation: held-out inputs, one per column; {TRANSLATORS[arch]}. Scores: gankit eval "
+                "RUN (the Evaluation table below).")
+    if arch in OTHER_GRIDS:
+        return OTHER_GRIDS[arch]
     if model.get("conditional"):
         return "One row per class, named on the left; each column one fixed z."
     return "G(z) at the same fixed z at every step, so the grids over time compare like with like."
