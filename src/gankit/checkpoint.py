@@ -239,7 +239,16 @@ def _point(ckpt_dir: Path, link_name: str, target: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         link.unlink()
     os.symlink(target, link)
-    os.replace(link, ckpt_dir / link_name)
+    dest = ckpt_dir / link_name
+    if dest.is_dir() and not dest.is_symlink():
+        # a run copied by following links (cp -L, shutil.copytree) holds a folder here, a copy of the
+        # checkpoint it named: a link cannot replace a folder, so move it aside first
+        stale = ckpt_dir / f".old-{link_name}-{os.getpid()}"
+        os.replace(dest, stale)
+        os.replace(link, dest)
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        os.replace(link, dest)
     fsync_dir(ckpt_dir)
 
 

@@ -61,6 +61,18 @@ def test_missing_last_link_falls_back_to_newest(tmp_path: Path) -> None:
     assert ck.load_checkpoint(tmp_path / "r").step == 20
 
 
+def test_a_run_copied_through_its_links_resumes_and_saves(tmp_path: Path) -> None:
+    import shutil
+
+    train_config(tiny_config(tmp_path / "r", steps=20, checkpoint_every=10))
+    shutil.copytree(tmp_path / "r", tmp_path / "copy")  # follows links: last is a folder now
+    d = tmp_path / "copy" / "checkpoints"
+    assert (d / "last").is_dir() and not (d / "last").is_symlink()
+    train_config(None, resume=tmp_path / "copy", overrides={"steps": 30})
+    assert (d / "last").is_symlink() and (d / "last").resolve().name == "step-000030"
+    assert not [p for p in d.iterdir() if p.name.startswith(".")]  # the folder moved aside is gone
+
+
 def test_damaged_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     train_config(tiny_config(tmp_path / "r", steps=10, checkpoint_every=10))
     f = tmp_path / "r" / "checkpoints" / "last" / "model.safetensors"
