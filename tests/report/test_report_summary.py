@@ -116,3 +116,15 @@ def test_directions_of_every_kind_of_score() -> None:
     table = eval_table([{"step": 5, "nonsense": 1.0, "eval_n": 3}, {"step": 6, "nonsense": 2.0, "eval_n": 3}])
     assert table.best("nonsense") is None  # no direction, no "best"
     assert per_class_table([{"step": 1, "fid": 2.0, "eval_n": 3}]) is None
+
+
+def test_a_run_stopped_by_its_time_budget_says_so_not_a_share_of_its_steps(tmp_path: Path,
+                                                                           ring_config: str) -> None:
+    config = ring_config.replace("steps: 40", "steps: 1000000").replace("max_time: 0.0", "max_time: 2.0")
+    assert "max_time: 2.0" in config and "steps: 1000000" in config
+    records = [_train(s, 0.5, 0.5) for s in range(10, 210, 10)]  # time = step / 100: 2 s at step 200
+    summary = _summary(build_report(_run(tmp_path, config, records)).read_text())
+    assert "step <b>200</b> (stopped at its time budget, 2 s)" in summary and "of 1000000" not in summary
+    (tmp_path / "b").mkdir()
+    still = _summary(build_report(_run(tmp_path / "b", config, records[:-1])).read_text())  # 1.9 s: going on
+    assert "step <b>190</b> of 1000000 (0%)" in still

@@ -212,8 +212,14 @@ def _summary_html(cfg: dict[str, Any], records: list[dict[str, Any]], table: Eva
     step = records[-1]["step"]
     total = _section(cfg, "train").get("steps")
     progress = f"step <b>{esc(step)}</b>"
-    if isinstance(total, int) and total > 0:
-        progress += f" of {esc(total)}" + (" (finished)" if step >= total else f" ({100 * step / total:.0f}%)")
+    budget, spent = _section(cfg, "train").get("max_time"), last(records, "time")
+    if isinstance(total, int) and total > 0 and step >= total:
+        progress += f" of {esc(total)} (finished)"
+    elif isinstance(budget, (int, float)) and budget > 0 and spent is not None and spent >= budget:
+        # a time-budgeted run (--max-time) ends before its --steps: the share of those says nothing
+        progress += f" (stopped at its time budget, {esc(_duration(budget))})"
+    elif isinstance(total, int) and total > 0:
+        progress += f" of {esc(total)} ({100 * step / total:.0f}%)"
     for key, form in (("time", lambda v: f"in {_duration(v)}"), ("img_per_s", lambda v: f"{v:,.0f} img/s")):
         v = last(records, key)
         if v is not None and math.isfinite(v):
