@@ -213,3 +213,18 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_the_same_com
     code, err = run_cli(args, capsys)  # the same command as the first time
     assert code == 0 and "never saved a checkpoint" in err
     assert logged(out) == full  # the old log is gone, the new one is as the first run's
+
+
+def test_the_model_flag_lists_what_every_registered_task_trains() -> None:
+    import re
+
+    from gankit.cli import build_parser
+    from gankit.tasks import TASKS
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
+                 if any(o.dest == "model" for o in a._actions) and any(o.dest == "resume" for o in a._actions))
+    usage = train.format_help()
+    listed = re.search(r"--model \{([^}]*)\}", usage)
+    assert listed is not None
+    every = [m for e in TASKS.entries() for m in e.obj.models()]
+    assert listed.group(1).split(",") == every and {"novel-view", "nextframe", "dtn"} <= set(every)

@@ -31,16 +31,14 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 def _catalogue(opt: Option) -> list[str] | None:
     """The registry's names for fields that name a registered component (shown in --help)."""
     from gankit.losses import LOSSES
-    from gankit.models import CONDITIONINGS, MODELS
+    from gankit.models import CONDITIONINGS
 
-    registries = {"model.arch": MODELS, "train.loss": LOSSES, "model.conditional": CONDITIONINGS}
+    registries = {"train.loss": LOSSES, "model.conditional": CONDITIONINGS}
     reg = registries.get(opt.dotted)
-    if opt.dotted == "model.arch":  # the GANs, the image translators, text -> image, next frame
-        from gankit.models.nextframe import ARCH as NEXTFRAME_ARCH
-        from gankit.models.text2image import ARCH as TEXT_ARCH
-        from gankit.models.translators import TRANSLATORS
+    if opt.dotted == "model.arch":  # every task's models: the GANs', the translators', ... (gankit.tasks)
+        from gankit.tasks import model_names
 
-        return MODELS.names() + TRANSLATORS.names() + [TEXT_ARCH, NEXTFRAME_ARCH]
+        return model_names()
     return reg.names() if reg else ([str(c) for c in opt.choices] if opt.choices else None)
 
 

@@ -84,7 +84,13 @@ TASKS.register("views", TaskEntry(ViewsTask, lambda: [VIEWS_ARCH],
                                   # batch norm's statistics and dropout's masks are per rank
                                   ddp_exact=None),
                "new angles of an object from one view (Tatarchenko et al. 2016): a U-Net G conditioned on "
-               "the angles, a PatchGAN D on (source, view, angles), adversarial + L1")
+               "the angles (moving the source's pixels by an appearance flow, Zhou et al. 2016, by default), "
+               "a PatchGAN D on (source, view, angles), adversarial + L1")
+
+
+def model_names() -> list[str]:
+    """Every ``model.arch`` some task trains, in the catalogue's order (what ``--model`` may say)."""
+    return [m for e in TASKS.entries() for m in e.obj.models()]
 
 
 def task_name_for(cfg: Config) -> str:
@@ -104,4 +110,4 @@ def task_name_of(meta: dict[str, Any]) -> str:
     return str(translator["arch"]) if isinstance(translator, dict) else "gan"
 
 
-__all__ = ["TASKS", "TaskEntry", "task_name_for", "task_name_of"]
+__all__ = ["TASKS", "TaskEntry", "model_names", "task_name_for", "task_name_of"]
