@@ -158,8 +158,8 @@ def render_cli_md() -> str:
             by_key = options_by_key()
             lines += ["", "### Resume", "",
                       "`gankit train --resume RUN_DIR` continues the run with its own config.yaml; "
-                      "only these keys may change (how long and how visibly it runs, not what it "
-                      "is): " + ", ".join(f"`{by_key[k].flag}`" for k in sorted(RESUMABLE_KEYS))
+                      "only these keys may change (how long and how visibly it runs, and how far "
+                      "next-frame G's training clips roll out; not what the model is): " + ", ".join(f"`{by_key[k].flag}`" for k in sorted(RESUMABLE_KEYS))
                       + ". `--config` cannot be combined with `--resume`."]
         else:
             rows = [_action_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction)]

@@ -238,3 +238,23 @@ def test_a_rollout_longer_than_the_sequences_exits_2(tmp_path: Path, capsys: pyt
                  "--out", str(tmp_path / "r"), "--no-progress"]) == 2
     assert "--context + --rollout = 4 + 2 frames; lower --rollout" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+@needs_fmnist
+def test_a_run_resumed_with_a_longer_rollout_trains_on_its_rollouts(tmp_path: Path) -> None:
+    import shutil
+
+    from gankit.checkpoint import load_checkpoint
+    from gankit.train.rundir import RunDir
+
+    torch.set_num_threads(1)
+    one, two = tmp_path / "one", tmp_path / "two"
+    train_config(build_config(overrides={**TINY, "context": 2, "steps": 2, "checkpoint_every": 2, "out": str(one)}))
+    shutil.copytree(one, two)
+    # a curriculum: one step ahead first, then on its rollouts (the same networks)
+    assert main(["train", "--resume", str(two), "--steps", "4", "--rollout", "2", "--no-progress"]) == 0
+    assert main(["train", "--resume", str(one), "--steps", "4", "--no-progress"]) == 0
+    assert (RunDir(one).config().nextframe.rollout, RunDir(two).config().nextframe.rollout) == (1, 2)
+    a, b = load_checkpoint(one), load_checkpoint(two)
+    assert a.step == b.step == 4
+    assert any(not torch.equal(a.model[k], b.model[k]) for k in a.model if k.startswith("G."))

@@ -30,7 +30,10 @@ from gankit.rundir import RunDir
 # What may change when a run is resumed: how long it runs and how it is watched, not what it is.
 RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "keep", "progress", "device",
                   "tensorboard", "eval_every", "eval_n", "compile",
-                  "max_time", "diagnose_every", "precision", "cudnn_benchmark"}
+                  "max_time", "diagnose_every", "precision", "cudnn_benchmark",
+                  # how long next-frame G's training clips roll out: the same networks, trained on
+                  # longer clips (a curriculum: one step ahead first, then on its rollouts)
+                  "rollout"}
 
 
 def default_out(cfg: Config) -> Path:
