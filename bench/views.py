@@ -2,7 +2,7 @@
 and copy-the-source.
 
 Usage:  python bench/views.py [--steps 2500] [--max-time 570] [--threads 1] [--clf-steps 3000]
-                              [--view-g flow] [--view-adv 1] [--runs runs/views] [--skip-train] [--out views.json]
+                              [--view-g flow] [--view-adv 0.1] [--runs runs/views] [--skip-train] [--out views.json]
 
 1. Renders (or reads from the cache) ``--data views``: 128 POV-Ray objects x 48 views at 32 px,
    25 objects held out.
@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clf-steps", type=int, default=3000)
     p.add_argument("--view-g", default="flow", choices=("flow", "unet"), help="G of both models (flow)")
-    p.add_argument("--view-adv", type=float, default=1.0, help="the GAN's adversarial weight (1)")
+    p.add_argument("--view-adv", type=float, default=0.1, help="the GAN's adversarial weight (0.1, the default)")
     p.add_argument("--runs", default="runs/views")
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --runs")
     p.add_argument("--out", default="views.json")

@@ -147,10 +147,12 @@ def test_legacy_unset_spellings_load_as_none(tmp_path: Path) -> None:
     assert (cfg.data.image_size, cfg.model.width, cfg.data.channels, cfg.model.conditional) == (None,) * 4
     # every other key at its default, except those added since, at what the old runs did
     assert (cfg.train.ema_rampup, cfg.text.contrastive, cfg.reg.ada, cfg.text.unknown_words,
-            cfg.text.g_fusion, cfg.views.view_g, cfg.nextframe.rollout) == (0.0, 0.0, False, "keep", "input", "unet", 1)
+            cfg.text.g_fusion, cfg.views.view_g, cfg.nextframe.rollout, cfg.views.view_adv) == (
+        0.0, 0.0, False, "keep", "input", "unet", 1, 1.0)
     cfg.train.ema_rampup, cfg.text.contrastive = Config().train.ema_rampup, Config().text.contrastive
     cfg.reg.ada, cfg.text.unknown_words = Config().reg.ada, Config().text.unknown_words
     cfg.text.g_fusion, cfg.views.view_g = Config().text.g_fusion, Config().views.view_g
+    cfg.views.view_adv = Config().views.view_adv
     assert cfg == Config(data=cfg.data, model=cfg.model) and cfg.data.source == "ring"
     assert resolve(cfg).model.conditional is None  # and it resolves: "" is not a conditioning name
     # the same spellings as flags, keyword arguments or a --config file
