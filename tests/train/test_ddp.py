@@ -16,7 +16,7 @@ from gankit.cli import main
 from tests.conftest import needs_fmnist
 from tests.train.test_resume import logged
 
-pytestmark = pytest.mark.distributed  # torchrun launches: test.sh runs them alone, after the rest
+pytestmark = pytest.mark.distributed  # torchrun launches: test.sh runs them apart, after the rest
 
 COMMON = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "16", "--steps", "30",
           "--log-every", "10", "--sample-every", "30", "--checkpoint-every", "15", "--no-progress",
