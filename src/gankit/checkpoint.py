@@ -199,10 +199,7 @@ def save_checkpoint(
         _write_json(tmp / STATE, meta)
         fsync_dir(tmp)
         if final.exists():  # re-saving a step (a resumed run ending where it resumed): swap
-            old = ckpt_dir / f".old-{name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            _swap_in(tmp, final, ckpt_dir / f".old-{name}-{os.getpid()}")
         else:
             os.replace(tmp, final)
         _point(ckpt_dir, "last", name)
@@ -242,14 +239,19 @@ def _point(ckpt_dir: Path, link_name: str, target: str) -> None:
     dest = ckpt_dir / link_name
     if dest.is_dir() and not dest.is_symlink():
         # a run copied by following links (cp -L, shutil.copytree) holds a folder here, a copy of the
-        # checkpoint it named: a link cannot replace a folder, so move it aside first
-        stale = ckpt_dir / f".old-{link_name}-{os.getpid()}"
-        os.replace(dest, stale)
-        os.replace(link, dest)
-        shutil.rmtree(stale, ignore_errors=True)
+        # checkpoint it named: a link cannot replace a folder
+        _swap_in(link, dest, ckpt_dir / f".old-{link_name}-{os.getpid()}")
     else:
         os.replace(link, dest)
     fsync_dir(ckpt_dir)
+
+
+def _swap_in(new: Path, folder: Path, aside: Path) -> None:
+    """Put ``new`` where the folder ``folder`` is (os.replace cannot replace a folder that is not
+    empty, nor a folder by a link): the folder moves to ``aside`` first, and is removed after."""
+    os.replace(folder, aside)
+    os.replace(new, folder)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def mark_best(ckpt_dir: Path, step: int) -> None:
