@@ -467,8 +467,8 @@ class ViewsConfig:
                         "the adversarial loss (as pix2pix, Isola et al. 2017, eq. 4: 100)",
                         bounds=_zero_or_more(), absent=100.0)
     view_adv: float = _f(0.1, "novel-view: weight of the adversarial loss in G's loss (pix2pix's is 1; 0.1 "
-                         "measured best with the flow G: the GAN's views then beat the L1-only twin's in SSIM "
-                         "as well as in angle and identity; 0 = the L1-only twin: D still trains and is "
+                         "measured best with the flow G: the GAN's views then tie the L1-only twin's in SSIM "
+                         "and beat them in angle and identity; 0 = the L1-only twin: D still trains and is "
                          "scored, G ignores it)", bounds=_zero_or_more(), absent=1.0)
     view_g: str = _f("flow", "novel-view: G's output: flow (the U-Net moves the source's pixels by an "
                      "appearance flow, Zhou et al. 2016, draws what the source hides, and blends the two by a "

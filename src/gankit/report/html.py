@@ -210,16 +210,17 @@ def _summary_html(cfg: dict[str, Any], records: list[dict[str, Any]], table: Eva
         return (f'<div class="summary">{head}<p class="note">No metrics logged yet{esc(why)}. The page '
                 "will fill in as training logs steps.</p></div>")
     step = records[-1]["step"]
-    total = _section(cfg, "train").get("steps")
+    train = _section(cfg, "train")
+    total, budget, spent = train.get("steps"), train.get("max_time"), last(records, "time")
     progress = f"step <b>{esc(step)}</b>"
-    budget, spent = _section(cfg, "train").get("max_time"), last(records, "time")
-    if isinstance(total, int) and total > 0 and step >= total:
-        progress += f" of {esc(total)} (finished)"
-    elif isinstance(budget, (int, float)) and budget > 0 and spent is not None and spent >= budget:
-        # a time-budgeted run (--max-time) ends before its --steps: the share of those says nothing
-        progress += f" (stopped at its time budget, {esc(_duration(budget))})"
-    elif isinstance(total, int) and total > 0:
-        progress += f" of {esc(total)} ({100 * step / total:.0f}%)"
+    if isinstance(total, int) and total > 0:
+        if step >= total:
+            progress += f" of {esc(total)} (finished)"
+        elif isinstance(budget, (int, float)) and budget > 0 and spent is not None and spent >= budget:
+            # a time-budgeted run (--max-time) ends before its --steps: the share of those says nothing
+            progress += f" (stopped at its time budget, {esc(_duration(budget))})"
+        else:
+            progress += f" of {esc(total)} ({100 * step / total:.0f}%)"
     for key, form in (("time", lambda v: f"in {_duration(v)}"), ("img_per_s", lambda v: f"{v:,.0f} img/s")):
         v = last(records, key)
         if v is not None and math.isfinite(v):
