@@ -3,6 +3,7 @@ Fashion-MNIST (``--data mfmnist``: 64x64, two items, 10 frames in, 10 out; OpenS
 
 Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 540] [--width 16] [--batch-size 8]
                                   [--n 500] [--threads 1] [--rollout 1] [--seed 0] [--models ...]
+                                  [--then-rollout 2 --switch-at 600]
                                   [--skip-train] [--out nextframe.json]
 
 Trains the models for the same wall-clock budget each (``gankit train --max-time``, one thread each,
@@ -12,7 +13,9 @@ one after the other):
 - ``l2``: the same G trained with L2 only (``--adv-weight 0 --gdl-weight 0 --lp 2``), no D;
 
 both with ``--rollout R`` (1: the paper's one-step training; R: each clip trains G on R frames
-rolled out on its own predictions), and with R > 1 also
+rolled out on its own predictions), or the GAN with a curriculum (``--then-rollout R --switch-at S``:
+one step ahead for S seconds, then resumed with ``--rollout R`` for the rest of the budget), and
+with R > 1 also
 
 - ``l2-onestep``: the L2 twin trained one step ahead (R = 1), the stronger L2 baseline then;
 
@@ -56,19 +59,34 @@ def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
         shutil.rmtree(run)
     loss_flags, rollout = MODELS[name]
     rollout = rollout or args.rollout
+    # the curriculum (the GAN only): one step ahead for --switch-at seconds, then resumed on rollouts
+    curriculum = bool(args.then_rollout) and not loss_flags
     flags = ["--model", "nextframe", "--data", "mfmnist", "--width", str(args.width), "--batch-size",
-             str(args.batch_size), "--max-time", str(args.budget), "--steps", "1000000", "--precision", "fp32",
+             str(args.batch_size), "--max-time", str(args.switch_at if curriculum else args.budget),
+             "--steps", "1000000", "--precision", "fp32",
              "--sample-every", "500", "--checkpoint-every", "1000", "--eval-n", "64", "--no-progress",
-             "--seed", str(args.seed), "--rollout", str(rollout), *loss_flags]
+             "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags]
     cmd = [sys.executable, "-m", "gankit", "train", *flags, "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = max(int(r.get("step", 0)) for r in records)
-    return {"command": f"OMP_NUM_THREADS={args.threads} gankit train {' '.join(flags)} --out {run}",
+    switched = last_step(run)
+    frames = switched * args.batch_size * (1 if curriculum else rollout)
+    if curriculum:  # --max-time counts the training time of both parts
+        more = ["--resume", str(run), "--rollout", str(args.then_rollout), "--max-time", str(args.budget)]
+        subprocess.run([sys.executable, "-m", "gankit", "train", *more], check=True, env=env)
+        frames += (last_step(run) - switched) * args.batch_size * args.then_rollout
+        flags += ["--out", str(run), "&&", "gankit", "train", *more]
+    steps = last_step(run)
+    return {"command": f"OMP_NUM_THREADS={args.threads} gankit train {' '.join(flags)}"
+                       + ("" if curriculum else f" --out {run}"),
             "wall_s": round(time.perf_counter() - t0, 1), "steps": steps,
-            "clips": steps * args.batch_size, "frames_predicted": steps * args.batch_size * rollout}
+            "clips": steps * args.batch_size, "frames_predicted": frames}
+
+
+def last_step(run: Path) -> int:
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return max(int(r.get("step", 0)) for r in records)
 
 
 def score(args: argparse.Namespace, runs: dict[str, Path]) -> dict[str, dict[str, float]]:
@@ -126,6 +144,10 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500, help="test sequences scored (500 of OpenSTL's 10,000)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rollout", type=int, default=1, help="frames G predicts per training clip (1)")
+    p.add_argument("--then-rollout", type=int, default=0,
+                   help="a curriculum for the GAN: one step ahead for --switch-at seconds, then resumed "
+                        "with --rollout this for the rest of --budget (0 = off; the L2 twin stays one step ahead)")
+    p.add_argument("--switch-at", type=float, default=0.0, help="training seconds before --then-rollout")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="*", choices=list(MODELS),
                    help="gan and l2 (default), and l2-onestep when --rollout > 1")
@@ -139,7 +161,8 @@ def main() -> None:
     trained = {} if args.skip_train else {m: train(m, run, args) for m, run in runs.items()}
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
-              "threads": args.threads, "rollout": args.rollout, "seed": args.seed, "train": trained, "scores": scores}
+              "threads": args.threads, "rollout": args.rollout, "seed": args.seed,
+              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "train": trained, "scores": scores}
     Path(args.out).write_text(json.dumps(result, indent=1))
     for m, t in trained.items():
         print(f"{m}: {t['steps']} steps ({t['clips']} clips) in {t['wall_s']} s: {t['command']}")

@@ -243,6 +243,9 @@ def test_rule_errors_need_resolve_and_build_config_alone_keeps_the_schema() -> N
         resolve(cfg)
     with pytest.raises(GankitError, match="train.batch_size \\(32\\) must be a multiple of reg.pack \\(3\\)"):
         build_config(overrides={"batch_size": 32, "pack": 3})
+    with pytest.raises(GankitError, match="text.where_dims \\(8\\) must be under text.cond_dim \\(8\\)"):
+        build_config(overrides={"g_fusion": "split", "cond_dim": 8})
+    assert build_config(overrides={"g_fusion": "where", "cond_dim": 8}).text.where_dims == 8  # read by split only
     assert validate(build_config(overrides={"conditional": "cgan"})).model.conditional == "cgan"
 
 

@@ -102,6 +102,30 @@ def test_watcher_reports_a_failure_when_it_starts_and_again_after_it_clears() ->
     assert len(w2.add({"step": 1500, "diversity": 0.1})) == 1
 
 
+def test_a_run_with_a_time_budget_is_warmed_up_after_a_tenth_of_it() -> None:
+    # --steps 1000000 --max-time 1200 (the benchmarks' runs): a tenth of the steps is never reached,
+    # a tenth of the time is (120 s); probe records carry no time: the last log record's counts
+    w = Watcher("nonsaturating", steps=1_000_000, max_time=1200)
+    assert w.add({"step": 100, "time": 60.0, "d_real": 0.6, "d_fake": 0.4}) == []
+    assert w.add({"step": 200, "diversity": 0.0}) == [] and w.add({"step": 250, "diversity": 0.0}) == []
+    assert w.add({"step": 300, "time": 121.0, "d_real": 0.6, "d_fake": 0.4}) == []  # warm from here
+    assert w.add({"step": 350, "diversity": 0.0}) == []  # one probe after the warm-up
+    assert [f.kind for f in w.add({"step": 400, "diversity": 0.0})] == ["mode_collapse"]
+    w.truncate_after(300)  # a rollback replays the records kept, with their times
+    assert w.add({"step": 350, "diversity": 0.0}) == [] and len(w.add({"step": 400, "diversity": 0.0})) == 1
+    # without a time budget the steps alone end the warm-up, as before
+    w2 = Watcher("nonsaturating", steps=1_000_000)
+    assert all(w2.add({"step": s, "time": 1e6, "diversity": 0.0}) == [] for s in (250, 500, 750))
+
+
+def test_a_tasks_own_cures_replace_the_catalogues() -> None:
+    low = [{"step": 250, "diversity": 0.2}, {"step": 500, "diversity": 0.15}]
+    (f,) = check(low, cures={"mode_collapse": "a lower --adv-weight"})
+    assert f.message.endswith("Try a lower --adv-weight.") and "--pack" not in f.message
+    (g,) = check(low, cures={"non_convergence": "lower rates"})  # not this failure's: the catalogue's
+    assert "--pack 4" in g.message
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_watcher_gives_the_verdicts_of_the_whole_history(seed: int) -> None:
     # The Watcher hands `check` only the records the rules read; on a random walk of signals

@@ -221,12 +221,13 @@ def _overfitting(recs: list[dict[str, Any]], probabilities: bool, data_size: int
 
 
 def check(records: list[dict[str, Any]], loss: str = "nonsaturating", data_size: int | None = None,
-          diffaugment: bool = False) -> list[Finding]:
+          diffaugment: bool = False, cures: dict[str, str] | None = None) -> list[Finding]:
     """The failures visible at the last of ``records`` (metrics.jsonl lines up to now).
 
     ``data_size``: the number of real images (None: not known, or not images); ``diffaugment``:
     whether D's inputs are always augmented. On a small unaugmented set the cures name
-    augmentation first."""
+    augmentation first. ``cures``: a task's own cures of a failure, in place of the catalogue's
+    (whose flags are the image GAN's: ``Task.cures``)."""
     if not records:
         return []
     from gankit.losses import LOSSES
@@ -242,10 +243,10 @@ def check(records: list[dict[str, Any]], loss: str = "nonsaturating", data_size:
         ("non_convergence", _non_convergence(records)),
     ):
         if message:
-            cures = FAILURES[kind].cures
+            try_ = (cures or {}).get(kind) or FAILURES[kind].cures
             if small_bare and kind != "mode_collapse":  # D wins by memorising: augment first
-                cures = f"{AUGMENT_FIRST}, then {cures}"
-            found.append(Finding(kind, step, f"{message}. Try {cures}."))
+                try_ = f"{AUGMENT_FIRST}, then {try_}"
+            found.append(Finding(kind, step, f"{message}. Try {try_}."))
     overfit = _overfitting(records, probabilities, data_size, augment)
     if overfit:
         found.append(Finding("overfitting", step, f"{overfit}."))
@@ -253,6 +254,8 @@ def check(records: list[dict[str, Any]], loss: str = "nonsaturating", data_size:
 
 
 WARMUP = 0.1  # no verdicts in the first tenth of a run: every GAN starts out collapsed and lopsided
+# (of its steps, or of its --max-time when that comes first: a run stopped by its time budget has
+# --steps far beyond what it will reach)
 
 
 class Watcher:
@@ -264,14 +267,17 @@ class Watcher:
     of G's gradient norm, the first and the best diversity), so ``check`` is given just those:
     constant work per record however long the run, with the verdicts of the whole history."""
 
-    def __init__(self, loss: str, steps: int, data_size: int | None = None, diffaugment: bool = False) -> None:
-        self.loss, self.data_size, self.diffaugment = loss, data_size, diffaugment
-        self.warmup = int(WARMUP * steps)
+    def __init__(self, loss: str, steps: int, data_size: int | None = None, diffaugment: bool = False,
+                 max_time: float = 0.0, cures: dict[str, str] | None = None) -> None:
+        self.loss, self.data_size, self.diffaugment, self.cures = loss, data_size, diffaugment, cures
+        self.warmup = int(WARMUP * steps)  # the warm-up's last step ...
+        self.warmup_time = WARMUP * max_time  # ... or its training seconds, when the run has a time budget
         self.records: list[dict[str, Any]] = []  # everything added, warm-up included
         self.active: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
+        self._time = 0.0  # the training time of the newest record that gave one (probe records do not)
         self._n = 0  # records past the warm-up so far: their order
         self._tails: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._extremes: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -299,12 +305,17 @@ class Watcher:
         kept.update(dict(self._extremes.values()))
         return [kept[i] for i in sorted(kept)]
 
+    def _warming_up(self, record: dict[str, Any]) -> bool:
+        t = _finite(record.get("time"))
+        self._time = self._time if t is None else t
+        return int(record["step"]) <= self.warmup and not 0 < self.warmup_time <= self._time
+
     def add(self, record: dict[str, Any]) -> list[Finding]:
         self.records.append(record)
-        if int(record["step"]) <= self.warmup:
+        if self._warming_up(record):
             return []
         self._keep(record)
-        found = check(self._summary(), self.loss, self.data_size, self.diffaugment)
+        found = check(self._summary(), self.loss, self.data_size, self.diffaugment, self.cures)
         new = [f for f in found if f.kind not in self.active]
         self.active = {f.kind for f in found}
         return new
@@ -314,7 +325,7 @@ class Watcher:
         self.records = [r for r in self.records if int(r["step"]) <= step]
         self._reset()
         for r in self.records:
-            if int(r["step"]) > self.warmup:
+            if not self._warming_up(r):
                 self._keep(r)
 
 
@@ -344,15 +355,18 @@ def _data_size(run: RunDir) -> int | None:
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
-def diagnose_run(run_dir: str | Path | RunDir) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
+def diagnose_run(run_dir: str | Path | RunDir, cures: dict[str, str] | None = None,
+                 ) -> tuple[list[Finding], list[dict[str, Any]], dict[str, Any]]:
     """Replay a run's metrics.jsonl through the same rules: (findings as they started, the run's
-    events such as rollbacks, a summary of the last signals)."""
+    events such as rollbacks, a summary of the last signals). ``cures``: the run's task's own
+    (``Task.cures``), as the live warnings named them."""
     run = RunDir(run_dir)
     cfg = run.config()
     every = run.records()  # a line cut short by a kill is skipped
     records = [r for r in every if "event" not in r]
     events = [r for r in every if "event" in r]
-    watcher = Watcher(cfg.train.loss, cfg.train.steps, _data_size(run), bool(cfg.reg.diffaugment))
+    watcher = Watcher(cfg.train.loss, cfg.train.steps, _data_size(run), bool(cfg.reg.diffaugment),
+                      cfg.train.max_time, cures)
     findings = [f for rec in records for f in watcher.add(rec)]
     last: dict[str, Any] = {}
     for rec in records:
@@ -370,6 +384,14 @@ def mean_pairwise_distance(x: Tensor) -> float:
     n = x.shape[0]
     d = torch.cdist(x, x)
     return float(d.sum() / (n * (n - 1)))
+
+
+def pooled_pixels(x: Tensor) -> Tensor:
+    """Images (N, C, H, W) average-pooled to at most 16x16: the features the diversity of images
+    no classifier reads is measured in (their layout and tones, not their pixel noise)."""
+    h, w = x.shape[-2:]
+    k = max(1, math.ceil(max(h, w) / 16))
+    return nn.functional.avg_pool2d(x.float(), k, ceil_mode=True)
 
 
 class Probe:
@@ -402,9 +424,7 @@ class Probe:
         if self.classifier is not None:
             return self.classifier.features_and_logits(x.float())
         if self.shape.is_image:
-            h, w = x.shape[-2:]
-            k = max(1, math.ceil(max(h, w) / 16))
-            return nn.functional.avg_pool2d(x.float(), k, ceil_mode=True), None
+            return pooled_pixels(x), None
         return x.float(), None
 
     @torch.no_grad()

@@ -258,3 +258,33 @@ def test_a_run_resumed_with_a_longer_rollout_trains_on_its_rollouts(tmp_path: Pa
     a, b = load_checkpoint(one), load_checkpoint(two)
     assert a.step == b.step == 4
     assert any(not torch.equal(a.model[k], b.model[k]) for k in a.model if k.startswith("G."))
+
+
+@needs_fmnist
+def test_the_probe_calls_a_g_that_draws_one_frame_for_every_past_collapsed(tmp_path: Path) -> None:
+    """A width-16 GAN trained on its rollouts went blank (every prediction black, at one of two
+    seeds, docs/BENCHMARKS.md) while the report said no failure was seen: the probe's diversity of
+    G's next frames against the true ones is what the mode-collapse rule reads."""
+    from gankit.diagnosis import check, mean_pairwise_distance, pooled_pixels
+    from gankit.tasks import task_cures
+    from gankit.tasks.nextframe import NextFrameTask
+    from gankit.train.task import Context
+
+    torch.set_num_threads(1)
+    cfg = resolve(build_config(overrides={**TINY, "eval_n": 16, "out": str(tmp_path / "r")}))
+    task = NextFrameTask(Context(cfg, torch.device("cpu")))
+    task.setup()
+    held = task.held[:16].float() / 127.5 - 1  # the probe's sequences, in [-1, 1]
+    truth = mean_pairwise_distance(pooled_pixels(held[:, task.context]))
+    # by hand: a G that copies the last frame is as varied as its inputs
+    copy = mean_pairwise_distance(pooled_pixels(held[:, task.context - 1])) / truth
+    task.G.forward = lambda x: x[:, -1:]  # type: ignore[method-assign]  # (N, context * C, H, W) -> last frame
+    assert task.probe()["diversity"] == pytest.approx(copy, abs=1e-4) and copy > 0.5
+    task.G.forward = lambda x: -torch.ones_like(x[:, -1:])  # type: ignore[method-assign]  # blank frames
+    blank = task.probe()
+    assert blank == {"diversity": 0.0}
+    found = check([{"step": 250} | blank, {"step": 500} | blank], cures=task_cures(cfg))
+    assert [f.kind for f in found] == ["mode_collapse"]
+    # the cures a next-frame run has, not the image GAN's flags
+    assert "--adv-weight" in found[0].message and "--pack" not in found[0].message
+    assert task_cures(cfg) == NextFrameTask.cures and task_cures(build_config()) == {}

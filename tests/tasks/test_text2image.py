@@ -441,8 +441,42 @@ def test_the_what_where_generator_builds_and_draws() -> None:
     assert float(G.net.project.where.weight.grad.abs().sum()) > 0  # the caption moves the where
 
 
+def test_the_split_code_hides_the_where_from_the_rest_of_g() -> None:
+    from gankit.models.base import DataShape
+    from gankit.models.text2image import CodeSplit, FusedGenerator, build_text2image
+
+    torch.manual_seed(0)
+    split = CodeSplit(6, 2)
+    c = torch.randn(5, 6)
+    c_where, c_what = split(c)
+    Q = torch.linalg.qr(split.V.detach())[0]
+    # an orthogonal decomposition: c = c_what + c_where Q^T, c_what orthogonal to the where's directions
+    assert c_where.shape == (5, 2) and torch.allclose(c_what + c_where @ Q.T, c, atol=1e-5)
+    assert torch.allclose(c_what @ Q, torch.zeros(5, 2), atol=1e-5)
+    with pytest.raises(ValueError, match="between 1"):
+        CodeSplit(6, 6)
+
+    G, _ = build_text2image(DataShape((1, 16, 16)), 4, 12, 6, 4, torch.randn(20, 12), text_dims=6,
+                            fusion="split", where_dims=2)
+    net = G.net
+    assert isinstance(net, FusedGenerator) and net.split is not None and net.project.where.in_features == 2
+    Q = torch.linalg.qr(net.split.V.detach())[0]
+    z, c = torch.randn(3, 4), torch.randn(3, 6)
+    moved = c + torch.randn(3, 2) @ Q.T  # the same code moved along the where's directions only
+    with torch.no_grad():
+        _, what = net.split(c)
+        _, what_moved = net.split(moved)
+        where, where_moved = net.split(c)[0], net.split(moved)[0]
+    # what the rest of G reads is the same, what the where reads is not
+    assert torch.allclose(what, what_moved, atol=1e-5) and not torch.allclose(where, where_moved, atol=1e-3)
+    x = net(z, c)
+    x.square().mean().backward()  # both halves pull on the directions: the split is learned
+    assert float(net.split.V.grad.abs().sum()) > 0 and float(net.project.where.weight.grad.abs().sum()) > 0
+    assert "net.split.V" in G.state_dict()  # saved with the weights
+
+
 @needs_text
-@pytest.mark.parametrize("fusion", ["affine", "where"])
+@pytest.mark.parametrize("fusion", ["affine", "where", "split"])
 def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: Path, fusion: str) -> None:
     from gankit.api import train_config
     from gankit.config import build_config
@@ -452,7 +486,7 @@ def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: P
     run = tmp_path / "run"
     train_config(build_config(overrides={
         "model": "gan-int-cls", "data": "captioned-fashion", "caption_items": 64, "latent_dim": 8, "width": 8,
-        "cond_dim": 8, "g_fusion": fusion, "steps": 2, "batch_size": 8, "checkpoint_every": 2,
+        "cond_dim": 8, "where_dims": 2, "g_fusion": fusion, "steps": 2, "batch_size": 8, "checkpoint_every": 2,
         "sample_every": 2, "precision": "fp32", "progress": False, "cache_dir": str(shared_cache),
         "out": str(run)}))
     lg = load_text_generator(run)

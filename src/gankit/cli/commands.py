@@ -145,7 +145,9 @@ def cmd_doctor(ns: argparse.Namespace) -> int:
     run = RunDir(ns.run_dir)
     if not run.is_run():
         raise GankitError(f"{display_path(run.path)} is not a gankit run (no config.yaml); give a run directory")
-    findings, events, last = diagnose_run(run)
+    from gankit.tasks import task_cures
+
+    findings, events, last = diagnose_run(run, task_cures(run.config()))
     if "step" not in last:
         print(f"{display_path(run.path)}: nothing logged yet")
         return 0

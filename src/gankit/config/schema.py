@@ -420,8 +420,13 @@ class TextConfig:
                        "as conditional batch norm, de Vries et al. 2017, and DF-GAN, Tao et al. 2022: the "
                        "caption says what to draw at every layer, wherever it is drawn); where (affine, "
                        "and G's first layer draws one patch of features, the what, and places it where "
-                       "the caption says, after Reed, Akata, Mohan et al. 2016, Learning What and Where to Draw)",
-                       choices=("input", "affine", "where"), absent="input")
+                       "the caption says, after Reed, Akata, Mohan et al. 2016, Learning What and Where to Draw); "
+                       "split (where, with the code split in two: the where reads c along --where-dims "
+                       "learned directions, the rest of G reads c without them, so what G draws cannot "
+                       "depend on where it goes)",
+                       choices=("input", "affine", "where", "split"), absent="input")
+    where_dims: int = _f(8, "gan-int-cls with --g-fusion split: directions of the text code c that the where "
+                         "reads and the rest of G does not (under --cond-dim)", bounds=_upto(4095))
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "
                             "becomes the training word, or nothing, that keeps the caption's embedding "
@@ -711,6 +716,10 @@ def validate(cfg: Config) -> Config:
                           "their input gradients would underflow in fp16 without a scaler of their "
                           "own; use train.precision=bf16, which has fp32's range")
     _check_schedule(cfg)
+    x = cfg.text
+    if x.g_fusion == "split" and x.where_dims >= x.cond_dim:
+        raise GankitError(f"text.where_dims ({x.where_dims}) must be under text.cond_dim ({x.cond_dim}): the "
+                          "where reads that many of the code's directions and the rest of G the others")
     return cfg
 
 

@@ -10,7 +10,9 @@ c = mu + sigma * eps, eps ~ N(0, I); [z, c] then feeds a DCGAN generator (one pr
 codes per caption (smoother conditioning manifold); a KL(N(mu, sigma^2) || N(0, I)) term keeps it
 so (``gankit.losses.text2image.ca_kl``). G's ``fusion`` says where else it reads c: in every batch
 norm's scale and shift (``affine``, ``FusedGenerator``), and also in a first layer that draws a
-what and places it where the caption says (``where``, ``WhatWhere``; the preset's).
+what and places it where the caption says (``where``, ``WhatWhere``); ``split`` is ``where`` with c
+split in two (``CodeSplit``): the where reads a few learned directions of c, the rest of G reads
+c without them, so what G draws cannot depend on where it goes.
 
 D(x, phi(t)): a DCGAN discriminator trunk down to the (h0, w0) map (6x6 for 48 px, 4x4 for 64 px);
 the caption's embedding (centred and scaled, ``TextNorm``) compressed by a linear layer and a leaky ReLU, replicated over the map and
@@ -134,21 +136,47 @@ class WhatWhere(nn.Module):
         return h.view(B, self.ch, h0, w0)
 
 
+class CodeSplit(nn.Module):
+    """c (B, cond_dim) -> (c_where (B, r), c_what (B, cond_dim)): c's coordinates on r learned
+    orthonormal directions (the columns of Q, the QR basis of a learned (cond_dim, r) matrix), and c
+    with those directions removed, c - (c Q) Q^T. Why: in captioned-fashion's held-out combinations
+    G draws, at a place it never drew a class at, the class it saw there (docs/BENCHMARKS.md): the
+    layers that draw the item read the caption whole, place included, and learn which classes go
+    where. Given c_what they cannot see what the where sees, so the place is read in one part of G
+    only (the linear probe of the benchmark reads the place off a caption's embedding along a few
+    directions). The split is learned from the losses alone: the where pulls the directions toward
+    the place, and the what, which loses them, pushes them off everything else it needs."""
+
+    def __init__(self, cond_dim: int, r: int) -> None:
+        super().__init__()
+        if not 0 < r < cond_dim:
+            raise ValueError(f"the where's directions ({r}) must be between 1 and the code's size ({cond_dim}) - 1")
+        self.V = nn.Parameter(torch.randn(cond_dim, r) / cond_dim ** 0.5)
+
+    def forward(self, c: Tensor) -> tuple[Tensor, Tensor]:
+        Q = torch.linalg.qr(self.V.float())[0]  # (cond_dim, r), orthonormal columns
+        c_where = c.float() @ Q  # (B, r)
+        return c_where.to(c.dtype), (c.float() - c_where @ Q.T).to(c.dtype)
+
+
 class FusedGenerator(nn.Module):
     """DCGAN's generator (``DCGANGenerator``'s layers and shapes) whose every batch norm is a
     ``TextAffine`` of the text code: [z, c] -> image, and c again at each scale. Why: the scale
     and shift are the same at every position, so the caption says *what* is drawn at each layer
     the same way wherever the first layer put it; a class never seen at a place is still drawn as
     that class (the held-out combinations of captioned-fashion). With ``where`` the first layer is
-    ``WhatWhere``'s instead of DCGAN's projection."""
+    ``WhatWhere``'s instead of DCGAN's projection; with ``where_dims`` r > 0 too, the where reads
+    c's coordinates on r learned directions and every other layer c without them (``CodeSplit``)."""
 
-    def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int, where: bool = False) -> None:
+    def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int, where: bool = False,
+                 where_dims: int = 0) -> None:
         super().__init__()
         c, h, w = shape.dims
         h0, w0, n = dcgan_plan(h, w)
         ch = width * 2 ** (n - 1)
+        self.split = CodeSplit(cond_dim, where_dims) if where and where_dims else None
         # [z, c] -> (B, ch, h0, w0)
-        self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, cond_dim, ch, (h0, w0)) if where
+        self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, where_dims or cond_dim, ch, (h0, w0)) if where
                                    else Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False))
         self.norms = nn.ModuleList([TextAffine(ch, cond_dim)])
         self.ups = nn.ModuleList()
@@ -161,8 +189,10 @@ class FusedGenerator(nn.Module):
         for norm in self.norms:
             norm.reset()
 
-    def forward(self, zc: Tensor, c: Tensor) -> Tensor:
-        h = self.project(zc, c) if isinstance(self.project, WhatWhere) else self.project(zc)
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        c_where, c = self.split(c) if self.split is not None else (c, c)  # c: what the rest of G reads
+        zc = torch.cat([z, c], 1)
+        h = self.project(zc, c_where) if isinstance(self.project, WhatWhere) else self.project(zc)
         h = torch.relu(self.norms[0](h, c))
         for up, norm in zip(self.ups, self.norms[1:], strict=True):
             h = torch.relu(norm(up(h), c))
@@ -172,11 +202,12 @@ class FusedGenerator(nn.Module):
 class TextGenerator(nn.Module):
     """G(z, phi, eps) -> (images (B, C, H, W) in [-1, 1], mu, logvar). ``fusion``: where G reads
     the text code c: ``input`` (beside z, Reed et al. 2016), ``affine`` (there and in every batch
-    norm's scale and shift, ``FusedGenerator``) or ``where`` (that, and a first layer that draws a
-    what and places it, ``WhatWhere``)."""
+    norm's scale and shift, ``FusedGenerator``), ``where`` (that, and a first layer that draws a
+    what and places it, ``WhatWhere``) or ``split`` (``where`` with the where reading ``where_dims``
+    learned directions of c and the rest of G c without them, ``CodeSplit``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
-                 text_dims: int = 384, fusion: str = "input") -> None:
+                 text_dims: int = 384, fusion: str = "input", where_dims: int = 8) -> None:
         super().__init__()
         self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
         self.norm = TextNorm(text_dim, text_dims)
@@ -185,13 +216,13 @@ class TextGenerator(nn.Module):
         self.ca = CondAugment(text_dims, cond_dim)
         # [z, c] -> image (``input`` keeps the state-dict keys of runs from before ``fusion``)
         self.net = (DCGANGenerator(shape, latent_dim + cond_dim, width) if fusion == "input"
-                    else FusedGenerator(shape, latent_dim, cond_dim, width, where=fusion == "where"))
+                    else FusedGenerator(shape, latent_dim, cond_dim, width, where=fusion in ("where", "split"),
+                                        where_dims=where_dims if fusion == "split" else 0))
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
         c = c.to(z.dtype)
-        zc = torch.cat([z, c], 1)
-        x = self.net(zc, c) if isinstance(self.net, FusedGenerator) else self.net(zc)
+        x = self.net(z, c) if isinstance(self.net, FusedGenerator) else self.net(torch.cat([z, c], 1))
         return x, mu, logvar
 
 
@@ -241,13 +272,14 @@ class TextDiscriminator(nn.Module):
 
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
                      embeddings: Tensor | None = None, text_dims: int = 384,
-                     contrastive: bool = False, fusion: str = "input") -> tuple[TextGenerator, TextDiscriminator]:
+                     contrastive: bool = False, fusion: str = "input",
+                     where_dims: int = 8) -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
     ``text_dims`` principal directions of the captions' embeddings, G reading the text code as
-    ``fusion`` says (``TextGenerator``); with the training captions' ``embeddings`` (N, text_dim),
-    their ``TextNorm`` set from them."""
+    ``fusion`` says (``TextGenerator``; ``where_dims``: the where's share of it under ``split``);
+    with the training captions' ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
     w = width or DEFAULT_WIDTH
-    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion)
+    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion, where_dims)
     D = TextDiscriminator(shape, text_dim, w, text_dims, contrastive)
     if embeddings is not None:
         for m in (*G.modules(), *D.modules()):
@@ -280,6 +312,6 @@ def generate(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor, batch_size: 
     return torch.cat(out) if out else torch.zeros(0, *G.shape.dims, device=device)
 
 
-__all__ = ["ARCH", "DEFAULT_WIDTH", "CondAugment", "FusedGenerator", "TextAffine", "TextNorm", "TextDiscriminator",
+__all__ = ["ARCH", "DEFAULT_WIDTH", "CodeSplit", "CondAugment", "FusedGenerator", "TextAffine", "TextNorm", "TextDiscriminator",
            "TextGenerator", "WhatWhere", "build_text2image",
            "generate", "noise"]

@@ -186,8 +186,9 @@ def diagnose(run: RunDir, events: list[dict[str, Any]]) -> Diagnosis:
     others = [e for e in events if e.get("event") != "warning"]
     try:
         from gankit.diagnosis import FAILURES, diagnose_run
+        from gankit.tasks import task_cures
 
-        findings, _, latest = diagnose_run(run)
+        findings, _, latest = diagnose_run(run, task_cures(run.config()))
     except Exception as e:  # the report never fails over the diagnosis: it shows what was logged
         logged = [{"step": e_["step"], "kind": str(e_.get("kind") or e_.get("event")),
                    "message": str(e_.get("message", ""))} for e_ in events if e_.get("event") == "warning"]

@@ -101,6 +101,13 @@ def task_name_for(cfg: Config) -> str:
     return by_model[cfg.model.arch]
 
 
+def task_cures(cfg: Config) -> dict[str, str]:
+    """The cures the task training ``cfg.model.arch`` names for a failure in place of the
+    catalogue's (``Task.cures``; what ``gankit doctor`` and the report say, as the live warnings)."""
+    make = TASKS.get(task_name_for(cfg)).make
+    return dict(make.cures) if isinstance(make, type) and issubclass(make, Task) else {}
+
+
 def task_name_of(meta: dict[str, Any]) -> str:
     """The task a checkpoint was trained by (checkpoints from before tasks were recorded: a
     translator's names its architecture, anything else is the GAN's)."""
@@ -110,4 +117,4 @@ def task_name_of(meta: dict[str, Any]) -> str:
     return str(translator["arch"]) if isinstance(translator, dict) else "gan"
 
 
-__all__ = ["TASKS", "TaskEntry", "model_names", "task_name_for", "task_name_of"]
+__all__ = ["TASKS", "TaskEntry", "model_names", "task_cures", "task_name_for", "task_name_of"]

@@ -65,6 +65,7 @@ from gankit.train.state import adam, resolve_precision, resumed_precision
 from gankit.train.task import Task
 
 N_SHOWN = 4  # held-out sequences in the sample grid: two rows each
+N_PROBE = 64  # held-out sequences whose next frames the diagnosis compares (``probe``)
 
 
 @dataclass
@@ -99,6 +100,15 @@ class NextFrameTask(Task):
     """G(X) -> the next frame against D(X, Y) at four scales (see the module docstring)."""
 
     unit = "clip"
+    # the catalogue's cures name the image GAN's flags; these are the ones a next-frame run has
+    cures = {
+        "mode_collapse": "a lower --adv-weight (D's pull on G; Mathieu et al. 2016: 0.05), --rollout 1 "
+                         "(training on G's own rollouts sends gradients through its predictions), lower "
+                         "--lr-g and --lr-d, or resuming from a checkpoint before it (checkpoints/step-N) "
+                         "with those",
+        "diminished_gradient": "a lower --adv-weight, or a slower D (--lr-d under --lr-g)",
+        "non_convergence": "lower --lr-g and --lr-d, or a lower --adv-weight",
+    }
 
     def setup(self, data: Any | None = None) -> None:
         if data is not None:
@@ -126,6 +136,7 @@ class NextFrameTask(Task):
         self.order = BatchOrder(len(self.clip_first), t.batch_size * d.world, t.seed, device)
         first = eval_windows(held, context, self.horizon, len(held))
         self.held = held.clips(first, context + self.horizon)  # (K, context + horizon, C, H, W) uint8, CPU
+        self._probe_truth: float | None = None  # the true next frames' diversity (``probe``)
         self._build(train.frame_shape)
 
     def _data_default(self, key: str) -> int:
@@ -270,6 +281,22 @@ class NextFrameTask(Task):
             rows += [shown[i], torch.cat([shown[i, :self.context], pred[i]])]
             labels += [f"truth {i + 1}", f"G {i + 1}"]
         save_grid(torch.cat(rows).float().cpu(), path, nrow=self.context + self.horizon, row_labels=labels)
+
+    @torch.no_grad()
+    def probe(self) -> dict[str, float]:
+        """``diversity``: how varied G's next frames of the first held-out sequences are, against
+        the true next frames (mean pairwise distance, frames pooled to 16x16; 1 = as varied). A G
+        that draws one frame whatever the past, a blank one say, scores 0: the diagnosis calls it
+        mode collapse (a prediction fading over a long rollout is not measured: one step only)."""
+        from gankit.diagnosis import mean_pairwise_distance, pooled_pixels
+
+        held = to_float(self.held[:N_PROBE]).to(self.device)  # (K, context + horizon, C, H, W)
+        if len(held) < 2:
+            return {}
+        if self._probe_truth is None:
+            self._probe_truth = mean_pairwise_distance(pooled_pixels(held[:, self.context]))
+        pred = rollout(self.G, held[:, :self.context], 1)[:, 0]
+        return {"diversity": round(mean_pairwise_distance(pooled_pixels(pred)) / max(self._probe_truth, 1e-12), 4)}
 
     def default_eval_key(self) -> str:
         return "ssim"

@@ -201,7 +201,7 @@ def _run(d: distributed.Dist, name: str, make_task: Any, cfg: Config, resume: st
             checkpoint()
 
     # ---------------------------------------------------------------- diagnosis (gankit.diagnosis)
-    watcher = Watcher(task.diagnosis_loss, t.steps, task.data_size, bool(cfg.reg.diffaugment))
+    watcher = Watcher(task.diagnosis_loss, t.steps, task.data_size, bool(cfg.reg.diffaugment), t.max_time, task.cures)
     for old in metrics.records() if resume is not None else ():  # warnings already given stay given
         if "event" not in old:
             watcher.add(old)

@@ -11,7 +11,8 @@ torchrun, metering, NaN rollback, the log / sample / checkpoint / eval / diagnos
 - how a batch is drawn, and one iteration (``iteration``: for the GAN, Goodfellow et al.'s
   Algorithm 1, k D-steps then one G-step), returning what it logs as 0-dim tensors on the device;
 - its sample grid with row names (``save_samples``) and its evaluation (``evaluate``);
-- the diagnosis signals it can give (``probe``).
+- the diagnosis signals it can give (``probe``), and its own cures where the catalogue's flags
+  do not apply (``cures``).
 
 A task is built from a resolved config by its registry entry (``gankit.tasks.TASKS``), then
 ``setup`` loads its data and builds its networks. The lifecycle never asks what kind of task it
@@ -24,7 +25,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -65,6 +66,9 @@ class Task(ABC):
     #: how many real images D is shown over and over (set by tasks that know it): the diagnosis
     #: names augmentation first when D memorises a small set
     data_size: int | None = None
+    #: the task's own cures of a failure (``gankit.diagnosis.FAILURES``' kinds), where the
+    #: catalogue's, which name the image GAN's flags, do not apply to it
+    cures: ClassVar[dict[str, str]] = {}
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
