@@ -10,6 +10,11 @@ Two readings of a text -> image run on the built-in captioned-fashion set:
    class at the seen place) (all three seen in training), and the class at the seen place. If the
    sum draws no better than the caption's own embedding, the embedding is not what G fails on.
 
+3. With ``--g-fusion split`` (the where reads a few directions of the code, the rest of G the
+   others): for the same captions, G given the where of the held-out caption and the rest of the
+   code of the class at a seen place, and the other way round. If the where placed the item and
+   the rest said only what to draw, the first would draw the class at the held-out place.
+
 Usage:  python bench/text2image_composition.py RUN [--per-look 6] [--threads 1]
 """
 
@@ -33,7 +38,7 @@ from gankit.data.captioned import (
 )
 from gankit.data.text_encoder import embed_captions
 from gankit.metrics.text2image import read_items
-from gankit.models.text2image import TextNorm, generate, noise
+from gankit.models.text2image import FusedGenerator, TextGenerator, TextNorm, generate, noise
 from gankit.text_sampling import load_text_generator
 
 NOISES = 10  # G's draws per caption
@@ -115,6 +120,35 @@ def main() -> None:
                       ("the class at a seen place", e_seen)):
         _, cls_fake, _ = read_items(generate(lg.G, phi.repeat(NOISES, 1), z, eps))
         print(f"  {name:30s} class {(cls_fake == target).float().mean():.1%}")
+    if isinstance(lg.G.net, FusedGenerator) and lg.G.net.split is not None:
+        held = torch.tensor([HELDOUT_POSITION[c] for c in want]).repeat(NOISES)
+        swapped(lg.G, e_own.repeat(NOISES, 1), e_seen.repeat(NOISES, 1), z, eps, target, held)
+
+
+@torch.no_grad()
+def swapped(G: TextGenerator, e_held: torch.Tensor, e_seen: torch.Tensor, z: torch.Tensor, eps: torch.Tensor,
+            target: torch.Tensor, held: torch.Tensor) -> None:
+    """A split G's where and the rest of its code taken from two captions (see the docstring)."""
+    net = G.net
+    assert isinstance(net, FusedGenerator) and net.split is not None
+    G.eval()
+
+    def draw(c_where: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # FusedGenerator.forward, the code given split
+        h = torch.relu(net.norms[0](net.project(torch.cat([z, c], 1), c_where), c))
+        for up, norm in zip(net.ups, net.norms[1:], strict=True):
+            h = torch.relu(norm(up(h), c))
+        return torch.tanh(net.out(h))
+
+    c_held, c_seen = (G.ca(G.norm(e), eps)[0] for e in (e_held, e_seen))
+    (where_h, rest_h), (where_s, rest_s) = net.split(c_held), net.split(c_seen)
+    cos, whole = (float(F.cosine_similarity(a, b).mean()) for a, b in ((rest_h, rest_s), (c_held, c_seen)))
+    print(f"split code: the class at its held-out and at a seen place, the rest of their codes {cos:.2f} "
+          f"cosine apart, the whole codes {whole:.2f}")
+    for name, (a, b) in (("held-out caption", (where_h, rest_h)), ("seen caption", (where_s, rest_s)),
+                         ("where held-out, rest seen", (where_h, rest_s)), ("where seen, rest held-out", (where_s, rest_h))):
+        m, cls_fake, _ = read_items(draw(a, b))
+        print(f"  {name:30s} class {(cls_fake == target).float().mean():.1%}, "
+              f"at the held-out place {(m.position == held).float().mean():.1%}")
 
 
 if __name__ == "__main__":

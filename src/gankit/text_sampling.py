@@ -134,7 +134,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[TextGenerator, Config]:
     try:
         G, _ = build_text2image(shape, cfg.model.latent_dim, TEXT_DIM, cfg.text.cond_dim, cfg.model.width,
                                 text_dims=cfg.text.text_dims, fusion=cfg.text.g_fusion,
-                                where_dims=cfg.text.where_dims)
+                                where_dims=cfg.text.where_dims, where_patch=cfg.text.where_patch)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its config and shape {list(shape.dims)} build no generator ({e})") from None
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"

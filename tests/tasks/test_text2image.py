@@ -473,6 +473,9 @@ def test_the_split_code_hides_the_where_from_the_rest_of_g() -> None:
     x.square().mean().backward()  # both halves pull on the directions: the split is learned
     assert float(net.split.V.grad.abs().sum()) > 0 and float(net.project.where.weight.grad.abs().sum()) > 0
     assert "net.split.V" in G.state_dict()  # saved with the weights
+    small, _ = build_text2image(DataShape((1, 16, 16)), 4, 12, 6, 4, torch.randn(20, 12), text_dims=6,
+                                fusion="split", where_dims=2, where_patch=3)
+    assert small.net.project.what.out_features == small.net.project.ch * 9  # a 3x3 patch of ch features
 
 
 @needs_text

@@ -427,6 +427,10 @@ class TextConfig:
                        choices=("input", "affine", "where", "split"), absent="input")
     where_dims: int = _f(8, "gan-int-cls with --g-fusion split: directions of the text code c that the where "
                          "reads and the rest of G does not (under --cond-dim)", bounds=_upto(4095))
+    where_patch: int = _f(5, "gan-int-cls with --g-fusion where or split: the side of the patch of features "
+                          "the what draws on G's first map (6x6 for 48 px), placed by the where; odd. A "
+                          "patch nearly as large as the map can move the item itself, so the what learns "
+                          "the place too", bounds=_upto(15))
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "
                             "becomes the training word, or nothing, that keeps the caption's embedding "
@@ -717,6 +721,9 @@ def validate(cfg: Config) -> Config:
                           "own; use train.precision=bf16, which has fp32's range")
     _check_schedule(cfg)
     x = cfg.text
+    if x.where_patch % 2 == 0:
+        raise GankitError(f"text.where_patch ({x.where_patch}) must be odd: the patch is centred on the place "
+                          "the where puts it")
     if x.g_fusion == "split" and x.where_dims >= x.cond_dim:
         raise GankitError(f"text.where_dims ({x.where_dims}) must be under text.cond_dim ({x.cond_dim}): the "
                           "where reads that many of the code's directions and the rest of G the others")

@@ -169,14 +169,15 @@ class FusedGenerator(nn.Module):
     c's coordinates on r learned directions and every other layer c without them (``CodeSplit``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int, where: bool = False,
-                 where_dims: int = 0) -> None:
+                 where_dims: int = 0, where_patch: int = 5) -> None:
         super().__init__()
         c, h, w = shape.dims
         h0, w0, n = dcgan_plan(h, w)
         ch = width * 2 ** (n - 1)
         self.split = CodeSplit(cond_dim, where_dims) if where and where_dims else None
         # [z, c] -> (B, ch, h0, w0)
-        self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, where_dims or cond_dim, ch, (h0, w0)) if where
+        self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, where_dims or cond_dim, ch, (h0, w0),
+                                             where_patch) if where
                                    else Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False))
         self.norms = nn.ModuleList([TextAffine(ch, cond_dim)])
         self.ups = nn.ModuleList()
@@ -207,7 +208,7 @@ class TextGenerator(nn.Module):
     learned directions of c and the rest of G c without them, ``CodeSplit``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
-                 text_dims: int = 384, fusion: str = "input", where_dims: int = 8) -> None:
+                 text_dims: int = 384, fusion: str = "input", where_dims: int = 8, where_patch: int = 5) -> None:
         super().__init__()
         self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
         self.norm = TextNorm(text_dim, text_dims)
@@ -217,7 +218,8 @@ class TextGenerator(nn.Module):
         # [z, c] -> image (``input`` keeps the state-dict keys of runs from before ``fusion``)
         self.net = (DCGANGenerator(shape, latent_dim + cond_dim, width) if fusion == "input"
                     else FusedGenerator(shape, latent_dim, cond_dim, width, where=fusion in ("where", "split"),
-                                        where_dims=where_dims if fusion == "split" else 0))
+                                        where_dims=where_dims if fusion == "split" else 0,
+                                        where_patch=where_patch))
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
@@ -273,13 +275,14 @@ class TextDiscriminator(nn.Module):
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
                      embeddings: Tensor | None = None, text_dims: int = 384,
                      contrastive: bool = False, fusion: str = "input",
-                     where_dims: int = 8) -> tuple[TextGenerator, TextDiscriminator]:
+                     where_dims: int = 8, where_patch: int = 5) -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
     ``text_dims`` principal directions of the captions' embeddings, G reading the text code as
-    ``fusion`` says (``TextGenerator``; ``where_dims``: the where's share of it under ``split``);
+    ``fusion`` says (``TextGenerator``; ``where_dims``: the where's share of it under ``split``;
+    ``where_patch``: the side of the what's patch under ``where`` and ``split``);
     with the training captions' ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
     w = width or DEFAULT_WIDTH
-    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion, where_dims)
+    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion, where_dims, where_patch)
     D = TextDiscriminator(shape, text_dim, w, text_dims, contrastive)
     if embeddings is not None:
         for m in (*G.modules(), *D.modules()):
