@@ -246,6 +246,8 @@ def test_rule_errors_need_resolve_and_build_config_alone_keeps_the_schema() -> N
     with pytest.raises(GankitError, match="text.where_dims \\(8\\) must be under text.cond_dim \\(8\\)"):
         build_config(overrides={"g_fusion": "split", "cond_dim": 8})
     assert build_config(overrides={"g_fusion": "where", "cond_dim": 8}).text.where_dims == 8  # read by split only
+    with pytest.raises(GankitError, match="text.split_decor \\(1.0\\) needs text.g_fusion=split"):
+        build_config(overrides={"split_decor": 1.0})
     with pytest.raises(GankitError, match="text.where_patch \\(4\\) must be odd"):
         build_config(overrides={"where_patch": 4})
     assert validate(build_config(overrides={"conditional": "cgan"})).model.conditional == "cgan"

@@ -478,6 +478,34 @@ def test_the_split_code_hides_the_where_from_the_rest_of_g() -> None:
     assert small.net.project.what.out_features == small.net.project.ch * 9  # a 3x3 patch of ch features
 
 
+def test_the_place_leak_is_the_correlation_of_the_rest_of_the_code_with_the_where() -> None:
+    from gankit.models.base import DataShape
+    from gankit.models.text2image import FusedGenerator
+
+    torch.manual_seed(0)
+    net = FusedGenerator(DataShape((1, 16, 16)), 4, 6, 4, where=True, where_dims=2)
+    assert net.split is not None
+    with torch.no_grad():  # the where reads c's first two coordinates
+        net.split.V.copy_(torch.eye(6, 2))
+    B = 512
+    free = torch.randn(B, 6)  # the rest (coordinates 2..5) independent of the where's
+    leaky = free.clone()
+    leaky[:, 2:4] = free[:, :2]  # two directions of the rest repeat the where's
+    with torch.no_grad():
+        low, high = float(net.place_leak(free)), float(net.place_leak(leaky))
+        # by hand: the squared correlations of the rest's 4 coordinates with each position's weight,
+        # summed over positions; the where's 2 (removed from the rest) count 0 in the mean over 6
+        where = torch.softmax(net.project.where(leaky[:, :2]), 1).double()
+        corr = torch.corrcoef(torch.cat([leaky[:, 2:].double(), where], 1).T)[:4, 4:]
+    # (to 2 %: positions the where almost never weighs are shrunk by the normalisation's epsilon)
+    assert high == pytest.approx(float(corr.square().sum()) / 6, rel=2e-2)
+    assert low < 0.1 * high
+    c = leaky.clone().requires_grad_(True)
+    net.place_leak(c).backward()  # pushes the rest, not the where (held fixed)
+    assert float(c.grad[:, 2:4].abs().sum()) > 0 and float(net.project.where.weight.grad.abs().sum() if
+                                                           net.project.where.weight.grad is not None else 0) == 0
+
+
 @needs_text
 @pytest.mark.parametrize("fusion", ["affine", "where", "split"])
 def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: Path, fusion: str) -> None:

@@ -427,6 +427,10 @@ class TextConfig:
                        choices=("input", "affine", "where", "split"), absent="input")
     where_dims: int = _f(8, "gan-int-cls with --g-fusion split: directions of the text code c that the where "
                          "reads and the rest of G does not (under --cond-dim)", bounds=_upto(4095))
+    split_decor: float = _f(0.0, "gan-int-cls with --g-fusion split: weight of a term of G's loss that "
+                            "penalises the rest of the text code for telling the where's choice (their squared "
+                            "correlation over the batch), so the place is read by the where alone (0 = off)",
+                            bounds=_zero_or_more())
     where_patch: int = _f(5, "gan-int-cls with --g-fusion where or split: the side of the patch of features "
                           "the what draws on G's first map (6x6 for 48 px), placed by the where; odd. A "
                           "patch nearly as large as the map can move the item itself, so the what learns "
@@ -724,6 +728,9 @@ def validate(cfg: Config) -> Config:
     if x.where_patch % 2 == 0:
         raise GankitError(f"text.where_patch ({x.where_patch}) must be odd: the patch is centred on the place "
                           "the where puts it")
+    if x.split_decor > 0 and x.g_fusion != "split":
+        raise GankitError(f"text.split_decor ({x.split_decor}) needs text.g_fusion=split (the code split "
+                          f"between the where and the rest of G), not {x.g_fusion}")
     if x.g_fusion == "split" and x.where_dims >= x.cond_dim:
         raise GankitError(f"text.where_dims ({x.where_dims}) must be under text.cond_dim ({x.cond_dim}): the "
                           "where reads that many of the code's directions and the rest of G the others")

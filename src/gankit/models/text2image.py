@@ -190,6 +190,19 @@ class FusedGenerator(nn.Module):
         for norm in self.norms:
             norm.reset()
 
+    def place_leak(self, c: Tensor) -> Tensor:
+        """How much the rest of the codes c (B, cond_dim) of a batch tells of the where's choice:
+        the squared correlation, over the batch, of each direction of the rest with each position's
+        weight in the where's softmax (held fixed), summed over positions, averaged over directions
+        (0: nothing linear; ``split`` only). Penalised in G's loss (``--split-decor``), it asks the
+        rest of the code to leave the place to the where's directions alone."""
+        assert self.split is not None and isinstance(self.project, WhatWhere), "split fusion only"
+        c_where, rest = self.split(c)
+        where = torch.softmax(self.project.where(c_where).float(), 1).detach()  # (B, h0 * w0)
+        r, w = rest.float() - rest.float().mean(0), where - where.mean(0)
+        r, w = r / (r.norm(dim=0) + 1e-6), w / (w.norm(dim=0) + 1e-4)  # columns of unit length
+        return (r.T @ w).square().sum(1).mean()  # (cond_dim, h0 * w0) correlations
+
     def forward(self, z: Tensor, c: Tensor) -> Tensor:
         c_where, c = self.split(c) if self.split is not None else (c, c)  # c: what the rest of G reads
         zc = torch.cat([z, c], 1)

@@ -66,6 +66,7 @@ from gankit.losses.text2image import ca_kl, contrastive_loss, g_loss, matching_a
 from gankit.models import DataShape, sample_prior
 from gankit.models.text2image import (
     DEFAULT_WIDTH,
+    FusedGenerator,
     TextDiscriminator,
     TextGenerator,
     build_text2image,
@@ -258,6 +259,10 @@ class Text2ImageTask(Task):
                 loss_int = g_loss(D(fake_int.float(), phi_int).float())
             kl = 0.5 * (kl + ca_kl(mu2, logvar2))
         loss_g = loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim + lam * con_g
+        leak = torch.zeros((), device=self.device)
+        if cfg.text.split_decor > 0 and isinstance(G.net, FusedGenerator):  # the place read by the where alone
+            leak = G.net.place_leak(mu)
+            loss_g = loss_g + cfg.text.split_decor * leak
         self.descend(loss_g, self.opt_G, G)
         D.requires_grad_(True)
         self.update_ema(step)
@@ -265,7 +270,8 @@ class Text2ImageTask(Task):
                 "d_fake": d_probability(l_fake), "grad_g": grad_norm(G), "grad_d": grad_norm(D),
                 "d_wrong": d_probability(l_wrong), "loss_g_gan": loss_gan.detach(),
                 "loss_int": loss_int.detach(), "kl": kl.detach(),
-                **({"contrastive_d": con_d.detach(), "contrastive_g": con_g.detach()} if lam > 0 else {})}
+                **({"contrastive_d": con_d.detach(), "contrastive_g": con_g.detach()} if lam > 0 else {}),
+                **({"place_leak": leak.detach()} if cfg.text.split_decor > 0 else {})}
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
