@@ -422,8 +422,8 @@ class TextConfig:
                        "and G's first layer draws one patch of features, the what, and places it where "
                        "the caption says, after Reed, Akata, Mohan et al. 2016, Learning What and Where to Draw); "
                        "split (where, with the code split in two: the where reads c along --where-dims "
-                       "learned directions, the rest of G reads c without them, so what G draws cannot "
-                       "depend on where it goes)",
+                       "learned directions, the rest of G reads c without them: meant to keep the place "
+                       "out of what G draws, measured not to, docs/BENCHMARKS.md)",
                        choices=("input", "affine", "where", "split"), absent="input")
     where_dims: int = _f(8, "gan-int-cls with --g-fusion split: directions of the text code c that the where "
                          "reads and the rest of G does not (under --cond-dim)", bounds=_upto(4095))

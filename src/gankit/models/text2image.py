@@ -12,7 +12,8 @@ so (``gankit.losses.text2image.ca_kl``). G's ``fusion`` says where else it reads
 norm's scale and shift (``affine``, ``FusedGenerator``), and also in a first layer that draws a
 what and places it where the caption says (``where``, ``WhatWhere``); ``split`` is ``where`` with c
 split in two (``CodeSplit``): the where reads a few learned directions of c, the rest of G reads
-c without them, so what G draws cannot depend on where it goes.
+c without them (meant to keep the place out of what G draws; measured, it does not: the place is
+spread beyond those directions, docs/BENCHMARKS.md).
 
 D(x, phi(t)): a DCGAN discriminator trunk down to the (h0, w0) map (6x6 for 48 px, 4x4 for 64 px);
 the caption's embedding (centred and scaled, ``TextNorm``) compressed by a linear layer and a leaky ReLU, replicated over the map and
@@ -142,10 +143,11 @@ class CodeSplit(nn.Module):
     with those directions removed, c - (c Q) Q^T. Why: in captioned-fashion's held-out combinations
     G draws, at a place it never drew a class at, the class it saw there (docs/BENCHMARKS.md): the
     layers that draw the item read the caption whole, place included, and learn which classes go
-    where. Given c_what they cannot see what the where sees, so the place is read in one part of G
-    only (the linear probe of the benchmark reads the place off a caption's embedding along a few
-    directions). The split is learned from the losses alone: the where pulls the directions toward
-    the place, and the what, which loses them, pushes them off everything else it needs."""
+    where. Given c_what they cannot see what the where sees. The split is learned from the losses
+    alone: the where pulls the directions toward the place, and the what, which loses them, pushes
+    them off everything else it needs. Measured on captioned-fashion (docs/BENCHMARKS.md), the
+    directions the where needs are not all of the place: c_what still carries it, and G still
+    places the item from it (``FusedGenerator.place_leak`` penalises what of it is linear)."""
 
     def __init__(self, cond_dim: int, r: int) -> None:
         super().__init__()
