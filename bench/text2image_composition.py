@@ -132,13 +132,6 @@ def swapped(G: TextGenerator, e_held: torch.Tensor, e_seen: torch.Tensor, z: tor
     net = G.net
     assert isinstance(net, FusedGenerator) and net.split is not None
     G.eval()
-
-    def draw(c_where: torch.Tensor, c: torch.Tensor) -> torch.Tensor:  # FusedGenerator.forward, the code given split
-        h = torch.relu(net.norms[0](net.project(torch.cat([z, c], 1), c_where), c))
-        for up, norm in zip(net.ups, net.norms[1:], strict=True):
-            h = torch.relu(norm(up(h), c))
-        return torch.tanh(net.out(h))
-
     c_held, c_seen = (G.ca(G.norm(e), eps)[0] for e in (e_held, e_seen))
     (where_h, rest_h), (where_s, rest_s) = net.split(c_held), net.split(c_seen)
     cos, whole = (float(F.cosine_similarity(a, b).mean()) for a, b in ((rest_h, rest_s), (c_held, c_seen)))
@@ -146,7 +139,7 @@ def swapped(G: TextGenerator, e_held: torch.Tensor, e_seen: torch.Tensor, z: tor
           f"cosine apart, the whole codes {whole:.2f}")
     for name, (a, b) in (("held-out caption", (where_h, rest_h)), ("seen caption", (where_s, rest_s)),
                          ("where held-out, rest seen", (where_h, rest_s)), ("where seen, rest held-out", (where_s, rest_h))):
-        m, cls_fake, _ = read_items(draw(a, b))
+        m, cls_fake, _ = read_items(net.draw(z, a, b))
         print(f"  {name:30s} class {(cls_fake == target).float().mean():.1%}, "
               f"at the held-out place {(m.position == held).float().mean():.1%}")
 

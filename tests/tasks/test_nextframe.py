@@ -288,3 +288,5 @@ def test_the_probe_calls_a_g_that_draws_one_frame_for_every_past_collapsed(tmp_p
     # the cures a next-frame run has, not the image GAN's flags
     assert "--adv-weight" in found[0].message and "--pack" not in found[0].message
     assert task_cures(cfg) == NextFrameTask.cures and task_cures(build_config()) == {}
+    # a run of a task another program registered, read without it: the catalogue's cures
+    assert task_cures(build_config(overrides={"model": "someone-elses"})) == {}

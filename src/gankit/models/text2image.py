@@ -207,6 +207,12 @@ class FusedGenerator(nn.Module):
 
     def forward(self, z: Tensor, c: Tensor) -> Tensor:
         c_where, c = self.split(c) if self.split is not None else (c, c)  # c: what the rest of G reads
+        return self.draw(z, c_where, c)
+
+    def draw(self, z: Tensor, c_where: Tensor, c: Tensor) -> Tensor:
+        """The image of z with the where reading ``c_where`` and the rest of G ``c`` (``forward``
+        after the split; the two may come from different captions, as bench/text2image_composition.py
+        gives them)."""
         zc = torch.cat([z, c], 1)
         h = self.project(zc, c_where) if isinstance(self.project, WhatWhere) else self.project(zc)
         h = torch.relu(self.norms[0](h, c))

@@ -103,7 +103,11 @@ def task_name_for(cfg: Config) -> str:
 
 def task_cures(cfg: Config) -> dict[str, str]:
     """The cures the task training ``cfg.model.arch`` names for a failure in place of the
-    catalogue's (``Task.cures``; what ``gankit doctor`` and the report say, as the live warnings)."""
+    catalogue's (``Task.cures``; what ``gankit doctor`` and the report say, as the live warnings);
+    none for a model no task here trains (a run of a task registered by another program, read
+    without it: the catalogue's cures, as before tasks could name their own)."""
+    if cfg.model.arch not in model_names():
+        return {}
     make = TASKS.get(task_name_for(cfg)).make
     return dict(make.cures) if isinstance(make, type) and issubclass(make, Task) else {}
 
