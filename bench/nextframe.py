@@ -92,8 +92,10 @@ def last_step(run: Path) -> int:
 def score(args: argparse.Namespace, runs: dict[str, Path]) -> dict[str, dict[str, float]]:
     from gankit.config import build_config
     from gankit.data.base import to_float
+    from gankit.diagnosis import mean_pairwise_distance, pooled_pixels
     from gankit.metrics.nextframe import copy_last, score_rollouts
     from gankit.predicting import load_predictor, load_run_videos
+    from gankit.tasks.nextframe import N_PROBE
 
     cfg = build_config(overrides={"data": "mfmnist", "model": "nextframe"})
     test = load_run_videos(cfg, "test", 10, args.n)
@@ -102,11 +104,20 @@ def score(args: argparse.Namespace, runs: dict[str, Path]) -> dict[str, dict[str
     out = {"copy-last": score_rollouts(copy_last(context, HORIZON), truth),
            # an empty (black) frame: what a rollout faded to the background scores
            "black": score_rollouts(-torch.ones_like(truth), truth)}
+    # what the diagnosis reads while a run trains (NextFrameTask.probe): the variety of the next
+    # frames of the first N_PROBE sequences against the true ones' (0: one frame whatever the past)
+    truth_variety = mean_pairwise_distance(pooled_pixels(truth[:N_PROBE, 0]))
+
+    def diversity(pred: torch.Tensor) -> float:
+        return mean_pairwise_distance(pooled_pixels(pred[:N_PROBE, 0])) / truth_variety
+
+    out["copy-last"]["diversity"] = diversity(copy_last(context, 1))
+    out["black"]["diversity"] = diversity(-torch.ones_like(truth))
     background = truth <= -1 + 1 / 127.5  # the pixels black in the truth (under 1/255 in [0, 1])
     for name, run in runs.items():
         t0 = time.perf_counter()
         pred = load_predictor(run).predict(context, HORIZON)
-        out[name] = score_rollouts(pred, truth)
+        out[name] = score_rollouts(pred, truth) | {"diversity": diversity(pred)}
         # SSIM on a black background is hurt most by a faint haze there (its luminance term, with
         # C1 = 0.01^2, is 0.2 for a flat 0.02 against 0): the haze per horizon, and the SSIM of the
         # same frames with every pixel under 0.05 snapped to black, tell the haze from the motion
@@ -132,6 +143,8 @@ def table(scores: dict[str, dict[str, float]]) -> str:
         for name, v in rows.items():
             lines.append(f"| {name} | " + " | ".join(f"{v[f'{s}@{h}']:{fmt}}" for h in range(1, HORIZON + 1))
                          + f" | {v[s]:{fmt}} |")
+    lines.append("\ndiversity of the next frame (the diagnosis' reading; 1 = as varied as the truth): "
+                 + ", ".join(f"{name} {v['diversity']:.2f}" for name, v in scores.items()))
     return "\n".join(lines)
 
 
