@@ -1,9 +1,9 @@
 """Next-frame benchmark (issue 18): Mathieu, Couprie & LeCun 2016's multi-scale GAN on moving
 Fashion-MNIST (``--data mfmnist``: 64x64, two items, 10 frames in, 10 out; OpenSTL's MFMNIST).
 
-Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 540] [--width 16] [--batch-size 8]
+Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 1200] [--width 16] [--batch-size 8]
                                   [--n 500] [--threads 1] [--rollout 1] [--seed 0] [--models ...]
-                                  [--then-rollout 2 --switch-at 600]
+                                  [--then-rollout 2 --switch-at 600] [--ema 0]
                                   [--skip-train] [--out nextframe.json]
 
 Trains the models for the same wall-clock budget each (``gankit train --max-time``, one thread each,
@@ -12,7 +12,8 @@ one after the other):
 - ``gan``: the paper's loss, adversarial (0.05) + L1 (1) + GDL (1), multi-scale G and D;
 - ``l2``: the same G trained with L2 only (``--adv-weight 0 --gdl-weight 0 --lp 2``), no D;
 
-both with ``--rollout R`` (1: the paper's one-step training; R: each clip trains G on R frames
+each predicting with the moving average of its G (gankit's ``--ema`` 0.999; ``--ema 0``: the last G,
+as the paper and this bench before 2026-12-02), both with ``--rollout R`` (1: the paper's one-step training; R: each clip trains G on R frames
 rolled out on its own predictions), or the GAN with a curriculum (``--then-rollout R --switch-at S``:
 one step ahead for S seconds, then resumed with ``--rollout R`` for the rest of the budget), and
 with R > 1 also
@@ -65,7 +66,8 @@ def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
              str(args.batch_size), "--max-time", str(args.switch_at if curriculum else args.budget),
              "--steps", "1000000", "--precision", "fp32",
              "--sample-every", "500", "--checkpoint-every", "1000", "--eval-n", "64", "--no-progress",
-             "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags]
+             "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags,
+             *(["--ema", str(args.ema)] if args.ema is not None else [])]
     cmd = [sys.executable, "-m", "gankit", "train", *flags, "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
@@ -151,7 +153,7 @@ def table(scores: dict[str, dict[str, float]]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="runs/nextframe")
-    p.add_argument("--budget", type=float, default=540.0, help="training seconds per model (540)")
+    p.add_argument("--budget", type=float, default=1200.0, help="training seconds per model (1200)")
     p.add_argument("--width", type=int, default=16, help="base width of G and D (16; the paper's is 128)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--n", type=int, default=500, help="test sequences scored (500 of OpenSTL's 10,000)")
@@ -162,6 +164,9 @@ def main() -> None:
                         "with --rollout this for the rest of --budget (0 = off; the L2 twin stays one step ahead)")
     p.add_argument("--switch-at", type=float, default=0.0, help="training seconds before --then-rollout")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ema", type=float, default=None,
+                   help="gankit train --ema for every model: the moving average of G, which predicts and is "
+                        "scored (unset: gankit's 0.999; 0 = the last G, as Mathieu et al. 2016)")
     p.add_argument("--models", nargs="*", choices=list(MODELS),
                    help="gan and l2 (default), and l2-onestep when --rollout > 1")
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --root")
@@ -175,7 +180,7 @@ def main() -> None:
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
               "threads": args.threads, "rollout": args.rollout, "seed": args.seed,
-              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "train": trained, "scores": scores}
+              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "train": trained, "scores": scores}
     Path(args.out).write_text(json.dumps(result, indent=1))
     for m, t in trained.items():
         print(f"{m}: {t['steps']} steps ({t['clips']} clips) in {t['wall_s']} s: {t['command']}")

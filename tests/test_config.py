@@ -224,6 +224,10 @@ def test_resolve_records_what_a_loss_and_a_translator_imply() -> None:
     assert set(why) == {"data.source", "train.loss", "train.lr_d", "train.lr_decay_start",
                         "train.ema"}  # not lr_g: the user set it
     assert all("model.arch=pix2pix" in w for w in why.values())
+    # a value the user gave is theirs even when it equals the default the model's recipe replaces
+    # (pix2pix's Adam is 2e-4; the user's --lr-g 4e-4, gankit's default, was silently 2e-4 before)
+    cfg = resolve(build_config(overrides={"model": "pix2pix", "lr_g": 4e-4}))
+    assert (cfg.train.lr_g, cfg.train.lr_d) == (4e-4, 2e-4) and "train.lr_g" not in cfg.provenance.resolved
 
 
 def test_resolve_is_pure_and_idempotent() -> None:

@@ -126,9 +126,10 @@ def _named(key: str, get: Callable[[str], T], name: str) -> T:
 
 
 def _imply(cfg: Config, key: str, value: object, why: str) -> None:
-    """Give ``key`` (a flat key) the implied ``value`` where it holds its default, recording why."""
+    """Give ``key`` (a flat key) the implied ``value`` where it holds its default and the user did
+    not set it (``--ema 0.999`` given to a model that implies 0 is the user's 0.999), recording why."""
     opt = options_by_key()[key]
-    if cfg.get(opt.dotted) == opt.default:
+    if cfg.get(opt.dotted) == opt.default and opt.dotted not in cfg.provenance.user_set:
         cfg.resolve_value(opt.dotted, value, why)
 
 
@@ -231,8 +232,10 @@ def _resolve_text(cfg: Config) -> None:
 
 def _resolve_nextframe(cfg: Config) -> None:
     """Next-frame prediction (``model.arch`` nextframe, Mathieu et al. 2016) against the rest:
-    nextframe.* is its alone; it trains on videos (mfmnist unless data.source is set), keeps no
-    moving average of G, and refuses the GAN options it has no use for."""
+    nextframe.* is its alone; it trains on videos (mfmnist unless data.source is set) and refuses
+    the GAN options it has no use for. It keeps the GANs' moving average of G (train.ema; the paper
+    keeps none, 0 turns it off): measured, the last G of a run swings between checkpoints, and the
+    average's rollouts beat the L2-only twin's where the last G's did not (docs/BENCHMARKS.md)."""
     nf, arch = cfg.nextframe, cfg.model.arch
     if arch != NEXTFRAME_ARCH:
         changed = [f.name for f in fields(nf) if _user_changed(cfg, f"nextframe.{f.name}")]
@@ -241,7 +244,6 @@ def _resolve_nextframe(cfg: Config) -> None:
                               f"{NEXTFRAME_ARCH}), not for model.arch={arch}; leave it out")
         return
     _imply(cfg, "data", "mfmnist", f"model.arch={arch} predicts video frames")
-    _imply(cfg, "ema", 0.0, f"model.arch={arch} keeps no moving average of G")
     _imply(cfg, "eval_n", 500, f"model.arch={arch}: held-out sequences rolled out per evaluation")
     refused = {**{f"model.{f.name}": "G's input is the past frames, not noise or a class"
                   for f in fields(ModelConfig) if f.name not in ("arch", "width")},
@@ -249,13 +251,11 @@ def _resolve_nextframe(cfg: Config) -> None:
                "train.reuse_fake": "G's step always reuses the prediction of D's",
                "train.compile": "not supported for next-frame prediction",
                "train.sync_bn": "its networks have no batch norm",
-               "train.ema": "next-frame prediction keeps no moving average of G",
                "eval.eval_features": "predictions are scored against the true frames (MSE, SSIM, ...)",
                **{f"reg.{f.name}": "D's cures are for the noise-to-data GANs" for f in fields(RegConfig)}}
     by_dotted = options_by_dotted()
     for dotted, why in refused.items():
-        default = 0.0 if dotted == "train.ema" else by_dotted[dotted].default
-        if cfg.get(dotted) != default:
+        if cfg.get(dotted) != by_dotted[dotted].default:
             raise GankitError(f"{dotted} does not apply to model.arch={arch}: {why}; leave it out")
     if cfg.train.loss not in TRANSLATOR_LOSSES:
         raise GankitError(f"train.loss {short_repr(cfg.train.loss)} does not suit model.arch={arch}: its D takes "

@@ -93,8 +93,8 @@ def test_nextframe_flags_belong_to_nextframe_runs() -> None:
     with pytest.raises(GankitError, match="train.loss 'wgan-gp' does not suit"):
         resolve(build_config(overrides={"model": "nextframe", "loss": "wgan-gp"}))
     cfg = resolve(build_config(overrides={"model": "nextframe"}))
-    assert (cfg.data.source, cfg.train.ema, cfg.nextframe.adv_weight) == ("mfmnist", 0.0, 0.05)
-    assert "data.source" in cfg.provenance.resolved
+    assert (cfg.data.source, cfg.train.ema, cfg.nextframe.adv_weight) == ("mfmnist", 0.999, 0.05)
+    assert "data.source" in cfg.provenance.resolved and "train.ema" not in cfg.provenance.resolved
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +278,9 @@ def test_the_probe_calls_a_g_that_draws_one_frame_for_every_past_collapsed(tmp_p
     truth = mean_pairwise_distance(pooled_pixels(held[:, task.context]))
     # by hand: a G that copies the last frame is as varied as its inputs
     copy = mean_pairwise_distance(pooled_pixels(held[:, task.context - 1])) / truth
-    task.G.forward = lambda x: x[:, -1:]  # type: ignore[method-assign]  # (N, context * C, H, W) -> last frame
+    task.G_sample.forward = lambda x: x[:, -1:]  # type: ignore[method-assign]  # (N, context * C, H, W) -> last frame
     assert task.probe()["diversity"] == pytest.approx(copy, abs=1e-4) and copy > 0.5
-    task.G.forward = lambda x: -torch.ones_like(x[:, -1:])  # type: ignore[method-assign]  # blank frames
+    task.G_sample.forward = lambda x: -torch.ones_like(x[:, -1:])  # type: ignore[method-assign]  # blank frames
     blank = task.probe()
     assert blank == {"diversity": 0.0}
     found = check([{"step": 250} | blank, {"step": 500} | blank], cures=task_cures(cfg))
@@ -290,3 +290,40 @@ def test_the_probe_calls_a_g_that_draws_one_frame_for_every_past_collapsed(tmp_p
     assert task_cures(cfg) == NextFrameTask.cures and task_cures(build_config()) == {}
     # a run of a task another program registered, read without it: the catalogue's cures
     assert task_cures(build_config(overrides={"model": "someone-elses"})) == {}
+
+
+@needs_fmnist
+def test_with_ema_the_moving_average_of_g_predicts_everywhere(tmp_path: Path) -> None:
+    """A next-frame run keeps the GANs' moving average of G (--ema; Mathieu et al. keep none: --ema 0),
+    and the average predicts: in training's grids and scores, and from the checkpoint."""
+    from gankit.checkpoint import load_checkpoint
+    from gankit.predicting import load_predictor
+    from gankit.tasks.nextframe import NextFrameTask
+    from gankit.train.task import Context
+
+    torch.set_num_threads(1)
+    cfg = resolve(build_config(overrides={**TINY, "ema": 0.5, "ema_rampup": 0.0, "out": str(tmp_path / "t")}))
+    task = NextFrameTask(Context(cfg, torch.device("cpu")))
+    task.setup()
+    assert task.G_ema is not None and task.G_sample is task.G_ema
+    before = [p.clone() for p in task.G_ema.parameters()]
+    task.iteration(0)
+    # by hand: beta 0.5 and no warm-up, so the average is halfway between its old weights and G's new
+    for old, avg, new in zip(before, task.G_ema.parameters(), task.G.parameters(), strict=True):
+        torch.testing.assert_close(avg, 0.5 * old + 0.5 * new)
+    assert any(not torch.equal(a, b) for a, b in zip(task.G_ema.parameters(), task.G.parameters(), strict=True))
+
+    out = tmp_path / "r"
+    train_config(build_config(overrides={**TINY, "ema": 0.5, "ema_rampup": 0.0, "out": str(out)}))
+    ckpt = load_checkpoint(out)
+    assert any(k.startswith("G_ema.") for k in ckpt.model)
+    G = load_predictor(out).G  # `gankit predict` and bench/nextframe.py read the average
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, ckpt.model[f"G_ema.{k}"])
+    assert any(not torch.equal(ckpt.model[f"G_ema.{k}"], ckpt.model[f"G.{k}"]) for k in G.state_dict())
+    # the paper's recipe: no average, G itself predicts
+    off = tmp_path / "off"
+    train_config(build_config(overrides={**TINY, "ema": 0.0, "out": str(off)}))
+    assert not any(k.startswith("G_ema.") for k in load_checkpoint(off).model)
+    G = load_predictor(off).G
+    assert all(torch.equal(v, load_checkpoint(off).model[f"G.{k}"]) for k, v in G.state_dict().items())

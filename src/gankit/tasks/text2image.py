@@ -76,7 +76,7 @@ from gankit.models.text2image import (
 from gankit.text_sampling import check_text_meta, encoder_of, sample_captions
 from gankit.train import distributed
 from gankit.train.schedule import Schedule
-from gankit.train.state import adam, ema_decay, resolve_precision, resumed_precision
+from gankit.train.state import adam, ema_decay, lerp_ema, resolve_precision, resumed_precision
 from gankit.train.task import Task
 
 ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
@@ -278,10 +278,7 @@ class Text2ImageTask(Task):
         """The moving average of G's weights (as the GAN's, ``TrainState.update_ema``)."""
         if self.G_ema is None:
             return
-        beta = ema_decay(Schedule(self.cfg, self.dist.world), step)
-        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        lerp_ema(self.G_ema, self.G, ema_decay(Schedule(self.cfg, self.dist.world), step))
 
     # ------------------------------------------------------------------ checkpoint round trip
 

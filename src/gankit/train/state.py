@@ -196,6 +196,15 @@ def ema_beta_images(half_life: float, rampup: float, images: int, batch: int) ->
     return 0.5 ** (batch / h)
 
 
+@torch.no_grad()
+def lerp_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
+    """theta_ema <- beta * theta_ema + (1 - beta) * theta (foreach kernels on the device, beta a host
+    number: no host synchronisation); buffers such as batch-norm statistics are copied, not averaged."""
+    torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - beta)
+    for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
 def ema_decay(schedule: Schedule, step: int) -> float:
     """The EMA's decay after G update ``step`` (0, 1, ...): from ``train.ema_half_life`` (images,
     scheduled) when set, else from ``train.ema`` (per step), both warmed up by ``train.ema_rampup``."""
@@ -274,11 +283,7 @@ class TrainState:
         foreach kernels (beta is a host number from the step count): no host synchronisation."""
         if self.G_ema is None:
             return
-        beta = ema_decay(self.schedule, self.step)
-        ema_p, p = list(self.G_ema.parameters()), list(self.G.parameters())
-        torch._foreach_lerp_(ema_p, p, 1.0 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
-            b_ema.copy_(b)
+        lerp_ema(self.G_ema, self.G, ema_decay(self.schedule, self.step))
 
     @classmethod
     def create(cls, cfg: Config, shape: DataShape, device: torch.device,
