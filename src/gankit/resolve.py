@@ -235,7 +235,7 @@ def _resolve_nextframe(cfg: Config) -> None:
     nextframe.* is its alone; it trains on videos (mfmnist unless data.source is set) and refuses
     the GAN options it has no use for. It keeps the GANs' moving average of G (train.ema; the paper
     keeps none, 0 turns it off): measured, the last G of a run swings between checkpoints, and the
-    average's rollouts beat the L2-only twin's where the last G's did not (docs/BENCHMARKS.md)."""
+    average's rollouts were the better ones (docs/BENCHMARKS.md)."""
     nf, arch = cfg.nextframe, cfg.model.arch
     if arch != NEXTFRAME_ARCH:
         changed = [f.name for f in fields(nf) if _user_changed(cfg, f"nextframe.{f.name}")]
