@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,21 @@ def tiny_config(out: Path, **overrides: object) -> Config:
 def tiny_images(n: int = 48, size: int = 16, channels: int = 1, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 256, (n, channels, size, size), generator=g, dtype=torch.uint8)
+
+
+GLOO_TEARDOWN = "terminate called without an active exception"
+
+
+def launch_once_more_on_teardown(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a torchrun launch of ``gankit train ... --out RUN``; if a rank aborted in gloo's teardown
+    after the run had finished (its report written), run it once more from scratch. That abort was
+    seen once in many suites on 2 loaded cores (2026-12-02), after the barrier before
+    destroy_process_group (gankit.train.lifecycle) had made it rare; it is PyTorch's, not the
+    run's. Any other failure, the same one twice, or one before the report fails the caller's test."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    if r.returncode != 0 and GLOO_TEARDOWN in r.stderr and "--out" in cmd and "--resume" not in cmd:
+        out = Path(cmd[cmd.index("--out") + 1])
+        if (out / "report.html").exists():
+            shutil.rmtree(out)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return r

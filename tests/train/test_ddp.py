@@ -4,6 +4,7 @@ DDP checkpoint loads in a single process. Gloo backend, on the CPU."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from gankit.checkpoint import Checkpoint, load_checkpoint
 from gankit.cli import main
-from tests.conftest import needs_fmnist
+from tests.conftest import launch_once_more_on_teardown, needs_fmnist
 from tests.train.test_resume import logged
 
 pytestmark = pytest.mark.distributed  # torchrun launches: test.sh runs them apart, after the rest
@@ -25,9 +26,9 @@ COMMON = ["--data", "ring", "--model", "mlp", "--latent-dim", "8", "--width", "1
 
 def torchrun(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
+    return launch_once_more_on_teardown(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-         "-m", "gankit", *args], capture_output=True, text=True, timeout=300, env=env)
+         "-m", "gankit", *args], env)
 
 
 # The cures whose arithmetic spans the batch: the gradient penalty (random mixing weights, a
@@ -99,3 +100,21 @@ def test_ddp_checkpoint_resumes_under_ddp_and_loads_in_one_process(tmp_path: Pat
     assert main(["sample", str(run), "-n", "16", "--out", str(tmp_path / "s.png")]) == 0
     assert main(["train", "--resume", str(run), "--steps", "40"]) == 0
     assert load_checkpoint(run).step == 40
+
+
+def test_a_launch_is_run_once_more_only_for_gloos_teardown_abort_after_the_report(tmp_path: Path) -> None:
+    out, tries = tmp_path / "run", tmp_path / "tries"
+    # a stand-in for torchrun: finishes the run (report.html), then aborts as gloo's teardown does,
+    # the first time only; it counts its launches in ``tries``
+    script = (f"import pathlib, sys; t = pathlib.Path({str(tries)!r}); n = len(t.read_text()) if t.exists() else 0; "
+              f"t.write_text('x' * (n + 1)); o = pathlib.Path({str(out)!r}); assert not o.exists(); o.mkdir(); "
+              "(o / 'report.html').write_text(''); "
+              "sys.stderr.write('terminate called without an active exception' if n == 0 else ''); sys.exit(n == 0)")
+    r = launch_once_more_on_teardown([sys.executable, "-c", script, "--out", str(out)], dict(os.environ))
+    assert r.returncode == 0 and tries.read_text() == "xx"
+    # a failure before the report, or any other failure, is not retried
+    tries.unlink()
+    shutil.rmtree(out)
+    r = launch_once_more_on_teardown([sys.executable, "-c", "import sys; sys.exit(3)", "--out", str(out)],
+                                     dict(os.environ))
+    assert r.returncode == 3

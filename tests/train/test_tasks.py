@@ -36,7 +36,7 @@ from gankit.config import build_config, options_by_key
 from gankit.rundir import RunDir
 from gankit.tasks import TASKS
 from gankit.train.lifecycle import TrainingDiverged
-from tests.conftest import HAS_FMNIST, REPO, needs_fmnist
+from tests.conftest import HAS_FMNIST, REPO, launch_once_more_on_teardown, needs_fmnist
 from tests.hooks import NaNLoss, Signal
 from tests.train.test_resume import logged
 
@@ -75,8 +75,9 @@ def gankit(args: list[str], nproc: int = 0, **env: str) -> subprocess.CompletedP
     script = str(REPO / "tests" / "run_gankit.py")
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
               script] if nproc else [sys.executable, script]
-    return subprocess.run([*launch, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    return launch_once_more_on_teardown([*launch, *args], env) if nproc else \
+        subprocess.run([*launch, *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 def same_run(a: Path, b: Path, logs: bool = True) -> None:
