@@ -49,7 +49,7 @@ GLOO_TEARDOWN = "terminate called without an active exception"
 
 
 def launch_once_more_on_teardown(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run a torchrun launch of ``gankit train ... --out RUN``; if a rank aborted in gloo's teardown
+    """Run ``cmd`` (``gankit train ... --out RUN``, under torchrun or not); if a rank aborted in gloo's teardown
     after the run had finished (its report written), run it once more from scratch. That abort was
     seen once in many suites on 2 loaded cores (2026-12-02), after the barrier before
     destroy_process_group (gankit.train.lifecycle) had made it rare; it is PyTorch's, not the

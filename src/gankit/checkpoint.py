@@ -78,6 +78,13 @@ class Checkpoint:
     def step(self) -> int:
         return int(self.meta["step"])
 
+    @property
+    def sampling_G(self) -> str:
+        """The prefix of the generator to sample or predict with: ``G_ema``, the moving average of
+        G, where the run kept one (--ema; it is what the run's grids, report and evaluation showed),
+        else ``G``."""
+        return "G_ema" if any(k.startswith("G_ema.") for k in self.model) else "G"
+
     def module_state(self, prefix: str) -> dict[str, Tensor]:
         p = prefix + "."
         return {k[len(p):]: v for k, v in self.model.items() if k.startswith(p)}

@@ -86,8 +86,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[MultiScaleGenerator, Config]:
         G, _ = build_nextframe(int(info["context"]), tuple(info["shape"]), int(info["width"]))  # type: ignore[arg-type]
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its shape {info['shape']} and context build no generator ({e})") from None
-    # the moving average of G predicts where the run kept one (train.ema > 0), as in its grids
-    load_module(ckpt, "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G", G)
+    load_module(ckpt, ckpt.sampling_G, G)
     return G, cfg
 
 

@@ -199,10 +199,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[nn.Module, nn.Module, Config, DataShape,
         G, D = models_for(cfg, shape, num_classes)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its config and data_shape {list(shape.dims)} build no networks ({e})") from None
-    # With --ema the moving average is the generator to sample from (it is what the run's samples,
-    # report and evaluation showed); ``G_ema`` exists only in such checkpoints.
-    g_prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
-    load_module(ckpt, g_prefix, G)
+    load_module(ckpt, ckpt.sampling_G, G)
     load_module(ckpt, "D", D)
     return G, D, cfg, shape, num_classes
 

@@ -137,8 +137,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[TextGenerator, Config]:
                                 where_dims=cfg.text.where_dims, where_patch=cfg.text.where_patch)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its config and shape {list(shape.dims)} build no generator ({e})") from None
-    prefix = "G_ema" if any(k.startswith("G_ema.") for k in ckpt.model) else "G"
-    load_module(ckpt, prefix, G)
+    load_module(ckpt, ckpt.sampling_G, G)
     return G, cfg
 
 

@@ -76,8 +76,7 @@ def gankit(args: list[str], nproc: int = 0, **env: str) -> subprocess.CompletedP
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
               script] if nproc else [sys.executable, script]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
-    return launch_once_more_on_teardown([*launch, *args], env) if nproc else \
-        subprocess.run([*launch, *args], capture_output=True, text=True, timeout=300, env=env)
+    return launch_once_more_on_teardown([*launch, *args], env)
 
 
 def same_run(a: Path, b: Path, logs: bool = True) -> None:
