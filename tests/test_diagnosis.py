@@ -10,7 +10,7 @@ import torch
 
 from gankit.api import train_config
 from gankit.cli import main as cli_main
-from gankit.diagnosis import FAILURES, Watcher, check, diagnose_run, mean_pairwise_distance
+from gankit.diagnosis import CLEAR, FAILURES, Watcher, check, diagnose_run, mean_pairwise_distance
 from gankit.train.lifecycle import TrainingDiverged
 from tests.conftest import tiny_config
 from tests.hooks import NaNLoss
@@ -92,10 +92,29 @@ def test_non_convergence_oscillation_and_drift() -> None:
 
 
 def test_watcher_reports_a_failure_when_it_starts_and_again_after_it_clears() -> None:
+    """One warning per episode: a failure that comes back within CLEAR records of its last reading is
+    the same episode (a reading hovering at a threshold); absent for CLEAR records in a row, it is over,
+    and reported again when it returns. ``active`` follows the last record all the same."""
     w = Watcher("nonsaturating", steps=1000)
-    probes = [0.9, 0.2, 0.2, 0.2, 0.9, 0.9, 0.2, 0.2]
-    got = [len(w.add({"step": 100 * (i + 1), "diversity": d})) for i, d in enumerate(probes)]
-    assert got == [0, 0, 1, 0, 0, 0, 0, 1]
+    probes = [0.9, 0.2, 0.2, 0.2, 0.9, 0.9, 0.2, 0.2, *[0.9] * CLEAR, 0.2, 0.2]
+    got, active = [], []
+    for i, d in enumerate(probes):
+        got.append(len(w.add({"step": 100 * (i + 1), "diversity": d})))
+        active.append(bool(w.active))
+    # collapse (two low probes in a row) found at the 3rd probe; gone for 3 (fewer than CLEAR) and
+    # back: not reported again;
+    # then gone for CLEAR probes: over, so its return is a new warning
+    assert got == [0, 0, 1, 0, 0, 0, 0, 0, *[0] * CLEAR, 0, 1]
+    assert active[2:8] == [True, True, False, False, False, True] and not any(active[8:8 + CLEAR])
+    # D's margin climbing in steps (0.004 a record for 5 records, flat for 5): the drift rule's slope
+    # crosses its threshold and falls back again and again, one episode warned once
+    flicker, g, found, starts = Watcher("nonsaturating", steps=100), 0.6, [], 0
+    for i in range(200):
+        g += 0.004 if (i // 5) % 2 == 0 else 0.0
+        was = "non_convergence" in flicker.active
+        found += [f.kind for f in flicker.add({"step": 10 * i, "d_real": 0.5 + g / 2, "d_fake": 0.5 - g / 2})]
+        starts += "non_convergence" in flicker.active and not was
+    assert starts > 10 and found == ["non_convergence"]
     w2 = Watcher("nonsaturating", steps=10_000)  # warm-up: the first 1000 steps say nothing
     assert all(w2.add({"step": s, "diversity": 0.1}) == [] for s in (250, 500, 750, 1000))
     assert len(w2.add({"step": 1250, "diversity": 0.1})) == 0  # one probe after the warm-up

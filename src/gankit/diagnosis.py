@@ -253,6 +253,9 @@ def check(records: list[dict[str, Any]], loss: str = "nonsaturating", data_size:
     return found
 
 
+CLEAR = WINDOW  # records in a row without a failure before its episode is over: a reading that
+# hovers at a threshold (D's margin drifting at +0.14 then +0.16 per 1000 steps) is one episode, reported
+# once, not one warning each time it crosses (a 1,200-s next-frame run gave 13 warnings of one drift)
 WARMUP = 0.1  # no verdicts in the first tenth of a run: every GAN starts out collapsed and lopsided
 # (of its steps, or of its --max-time when that comes first: a run stopped by its time budget has
 # --steps far beyond what it will reach)
@@ -260,7 +263,8 @@ WARMUP = 0.1  # no verdicts in the first tenth of a run: every GAN starts out co
 
 class Watcher:
     """Feeds records to ``check`` as they arrive and reports each failure when it *starts*
-    (again after it has cleared), not at every log step while it lasts. Silent during the first
+    (again after it has been absent for ``CLEAR`` records in a row), not at every log step while it
+    lasts. ``active`` is what the last record shows (the doctor's "still present"). Silent during the first
     ``WARMUP`` share of ``steps``: at initialisation G's samples are a blob and D wins easily.
 
     The rules read only the last few records of each kind and a few running extremes (the peak
@@ -273,7 +277,8 @@ class Watcher:
         self.warmup = int(WARMUP * steps)  # the warm-up's last step ...
         self.warmup_time = WARMUP * max_time  # ... or its training seconds, when the run has a time budget
         self.records: list[dict[str, Any]] = []  # everything added, warm-up included
-        self.active: set[str] = set()
+        self.active: set[str] = set()  # the failures the last check found
+        self._absent: dict[str, int] = {}  # the failures reported and not over: checks since last found
         self._reset()
 
     def _reset(self) -> None:
@@ -314,19 +319,26 @@ class Watcher:
         self.records.append(record)
         if self._warming_up(record):
             return []
+        return self._check(record)
+
+    def _check(self, record: dict[str, Any]) -> list[Finding]:
         self._keep(record)
         found = check(self._summary(), self.loss, self.data_size, self.diffaugment, self.cures)
-        new = [f for f in found if f.kind not in self.active]
         self.active = {f.kind for f in found}
+        new = [f for f in found if f.kind not in self._absent]
+        self._absent = {k: n + 1 for k, n in self._absent.items() if n + 1 < CLEAR} | dict.fromkeys(self.active, 0)
         return new
 
     def truncate_after(self, step: int) -> None:
-        """Forget the records after ``step`` (a rollback): the rules see the history up to it."""
+        """Forget the records after ``step`` (a rollback): the rules, and the episodes under way, are
+        those of the history up to it (its warnings were kept; later ones were dropped with their
+        records, so a failure that starts again is reported again)."""
         self.records = [r for r in self.records if int(r["step"]) <= step]
         self._reset()
+        self.active, self._absent = set(), {}
         for r in self.records:
             if not self._warming_up(r):
-                self._keep(r)
+                self._check(r)
 
 
 def _finite(v: Any) -> float | None:
