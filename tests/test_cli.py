@@ -178,6 +178,20 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     assert r.returncode == 0 and "dcgan" in r.stdout and "nonsaturating" in r.stdout
 
 
+def test_a_torchrun_rank_exits_with_its_status_and_its_output_flushed() -> None:
+    """Under torchrun (WORLD_SIZE > 1) the console script leaves by os._exit, skipping the
+    finalisation where gloo ranks aborted; what the command printed must still arrive (piped, so
+    block-buffered: lost without the flush) and its status be the exit status."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"WORLD_SIZE": "2"}
+    r = subprocess.run([sys.executable, "-m", "gankit", "list"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "dcgan" in r.stdout and "nonsaturating" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "gankit", "list", "--bogus"], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr.strip().startswith("gankit: error:")
+
+
 def test_list_shows_the_conditionings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out

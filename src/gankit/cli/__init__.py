@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import sys
 from typing import Any, NoReturn
@@ -222,5 +223,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def console() -> NoReturn:
+    """The ``gankit`` console script and ``python -m gankit``: ``main``, then exit with its status.
+
+    A rank of a ``torchrun`` launch (WORLD_SIZE > 1) leaves without the interpreter's finalisation,
+    its streams flushed first: ranks on gloo were seen to abort there ("terminate called without an
+    active exception", SIGABRT; a C++ thread of the process-group machinery destroyed while still
+    joinable) after the run had finished and written its checkpoint and report, so that a complete
+    run exited non-zero. Everything a command writes is closed by then (run files through context
+    managers, checkpoints renamed into place, the process group destroyed)."""
+    code = main() or 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
