@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -182,8 +183,6 @@ def test_a_torchrun_rank_exits_with_its_status_and_its_output_flushed() -> None:
     """Under torchrun (WORLD_SIZE > 1) the console script leaves by os._exit, skipping the
     finalisation where gloo ranks aborted; what the command printed must still arrive (piped, so
     block-buffered: lost without the flush) and its status be the exit status."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"WORLD_SIZE": "2"}
     r = subprocess.run([sys.executable, "-m", "gankit", "list"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0 and "dcgan" in r.stdout and "nonsaturating" in r.stdout

@@ -102,8 +102,7 @@ def test_watcher_reports_a_failure_when_it_starts_and_again_after_it_clears() ->
         got.append(len(w.add({"step": 100 * (i + 1), "diversity": d})))
         active.append(bool(w.active))
     # collapse (two low probes in a row) found at the 3rd probe; gone for 3 (fewer than CLEAR) and
-    # back: not reported again;
-    # then gone for CLEAR probes: over, so its return is a new warning
+    # back: not reported again; then gone for CLEAR probes: over, so its return is a new warning
     assert got == [0, 0, 1, 0, 0, 0, 0, 0, *[0] * CLEAR, 0, 1]
     assert active[2:8] == [True, True, False, False, False, True] and not any(active[8:8 + CLEAR])
     # D's margin climbing in steps (0.004 a record for 5 records, flat for 5): the drift rule's slope
