@@ -33,7 +33,6 @@ of three and in sharpness at two (docs/BENCHMARKS.md). Training is the same eith
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,14 @@ from gankit.predicting import check_nextframe_meta, load_run_videos, score_in_ch
 from gankit.tasks.translation import init_weights
 from gankit.train import distributed
 from gankit.train.schedule import Schedule
-from gankit.train.state import adam, ema_decay, lerp_ema, resolve_precision, resumed_precision
+from gankit.train.state import (
+    adam,
+    ema_copy,
+    ema_decay,
+    lerp_ema,
+    resolve_precision,
+    resumed_precision,
+)
 from gankit.train.task import Task
 
 N_SHOWN = 4  # held-out sequences in the sample grid: two rows each
@@ -161,7 +167,7 @@ class NextFrameTask(Task):
         for net in (G, D):
             init_weights(net)
         self.G, self.D = G.to(self.device), D.to(self.device)
-        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if t.ema > 0 else None
+        self.G_ema = ema_copy(self.G, t.ema)
         self.opt_G = adam(self.G, t.lr_g, (t.beta1, t.beta2))
         self.opt_D = adam(self.D, t.lr_d, (t.beta1, t.beta2))
         self.loss: GANLoss = LOSSES.get(t.loss)

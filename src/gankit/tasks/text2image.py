@@ -24,7 +24,6 @@ splits and reads the class, position, size and brightness back off the pixels
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,14 @@ from gankit.models.text2image import (
 from gankit.text_sampling import check_text_meta, encoder_of, sample_captions
 from gankit.train import distributed
 from gankit.train.schedule import Schedule
-from gankit.train.state import adam, ema_decay, lerp_ema, resolve_precision, resumed_precision
+from gankit.train.state import (
+    adam,
+    ema_copy,
+    ema_decay,
+    lerp_ema,
+    resolve_precision,
+    resumed_precision,
+)
 from gankit.train.task import Task
 
 ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
@@ -170,7 +176,7 @@ class Text2ImageTask(Task):
         # channels-last: oneDNN's convolutions run about twice as fast so on a CPU (as the GAN's)
         self.G = G.to(self.device, memory_format=torch.channels_last)
         self.D = D.to(self.device, memory_format=torch.channels_last)
-        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if t.ema > 0 else None
+        self.G_ema = ema_copy(self.G, t.ema)
         self.opt_G = adam(self.G, t.lr_g, (t.beta1, t.beta2))
         self.opt_D = adam(self.D, t.lr_d, (t.beta1, t.beta2))
         self.z_gen = torch.Generator(device=self.device).manual_seed(t.seed)

@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -196,6 +196,15 @@ def ema_beta_images(half_life: float, rampup: float, images: int, batch: int) ->
     return 0.5 ** (batch / h)
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def ema_copy(G: M, ema: float) -> M | None:
+    """The moving average of G's weights as it starts (a frozen copy of G) when ``ema`` > 0 (the
+    decay, train.ema), else None: the run keeps none. ``lerp_ema`` updates it."""
+    return copy.deepcopy(G).requires_grad_(False) if ema > 0 else None
+
+
 @torch.no_grad()
 def lerp_ema(G_ema: nn.Module, G: nn.Module, beta: float) -> None:
     """theta_ema <- beta * theta_ema + (1 - beta) * theta (foreach kernels on the device, beta a host
@@ -326,7 +335,7 @@ class TrainState:
             if shape.is_image:
                 fixed_z = fixed_z[torch.arange(len(fixed_y), device=device) % GRID_COLUMNS]
         precision = resolve_precision(t.precision, device, shape.is_image)
-        G_ema = copy.deepcopy(G).requires_grad_(False) if t.ema > 0 else None
+        G_ema = ema_copy(G, t.ema)
         G_train, D_train = distributed.wrap(d, G, device, t.sync_bn), distributed.wrap(d, D, device, t.sync_bn)
         if t.compile:  # opt-in: measured slower on CPU for DCGAN (docs/BENCHMARKS.md)
             G_train, D_train = torch.compile(G_train), torch.compile(D_train)
