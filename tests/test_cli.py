@@ -191,6 +191,14 @@ def test_a_torchrun_rank_exits_with_its_status_and_its_output_flushed() -> None:
     assert r.returncode == 2 and r.stderr.strip().startswith("gankit: error:")
 
 
+def test_output_cut_short_by_its_reader_is_no_traceback() -> None:
+    # `gankit list | head`, at its most abrupt: the reader (`true`) has left before gankit has even
+    # started, so gankit's first write meets a closed pipe; it exits 1 (pipefail), saying nothing
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m gankit list | true"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr == ""
+
+
 def test_list_shows_the_conditionings(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out

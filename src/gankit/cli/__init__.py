@@ -232,7 +232,12 @@ def console() -> NoReturn:
     joinable) after the run had finished and written its checkpoint and report, so that a complete
     run exited non-zero. Everything a command writes is closed by then (run files through context
     managers, checkpoints renamed into place, the process group destroyed)."""
-    code = main() or 0
+    try:
+        code = main() or 0
+    except BrokenPipeError:  # `gankit list | head`: the reader left; no traceback, and nothing more
+        # written at exit either (Python's documented way: stdout pointed at devnull)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         sys.stdout.flush()
         sys.stderr.flush()
