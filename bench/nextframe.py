@@ -3,7 +3,7 @@ Fashion-MNIST (``--data mfmnist``: 64x64, two items, 10 frames in, 10 out; OpenS
 
 Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 1200] [--width 16] [--batch-size 8]
                                   [--n 500] [--threads 1] [--rollout 1] [--seed 0] [--models ...]
-                                  [--then-rollout 2 --switch-at 600] [--ema 0]
+                                  [--then-rollout 2 --switch-at 600] [--ema 0] [--frame-g flow]
                                   [--skip-train] [--out nextframe.json]
 
 Trains the models for the same wall-clock budget each (``gankit train --max-time``, one thread each,
@@ -67,7 +67,8 @@ def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
              "--steps", "1000000", "--precision", "fp32",
              "--sample-every", "500", "--checkpoint-every", "1000", "--eval-n", "64", "--no-progress",
              "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags,
-             *(["--ema", str(args.ema)] if args.ema is not None else [])]
+             *(["--ema", str(args.ema)] if args.ema is not None else []),
+             *(["--frame-g", args.frame_g] if args.frame_g is not None else [])]
     cmd = [sys.executable, "-m", "gankit", "train", *flags, "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
@@ -167,6 +168,8 @@ def main() -> None:
     p.add_argument("--ema", type=float, default=None,
                    help="gankit train --ema for every model: the moving average of G, which predicts and is "
                         "scored (unset: gankit's 0.999; 0 = the last G, as Mathieu et al. 2016)")
+    p.add_argument("--frame-g", choices=("draw", "flow"), default=None,
+                   help="G's output, for both models (unset: gankit's default; flow: G moves the last frame's pixels)")
     p.add_argument("--models", nargs="*", choices=list(MODELS),
                    help="gan and l2 (default), and l2-onestep when --rollout > 1")
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --root")
@@ -180,7 +183,7 @@ def main() -> None:
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
               "threads": args.threads, "rollout": args.rollout, "seed": args.seed,
-              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "train": trained, "scores": scores}
+              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "frame_g": args.frame_g, "train": trained, "scores": scores}
     Path(args.out).write_text(json.dumps(result, indent=1))
     for m, t in trained.items():
         print(f"{m}: {t['steps']} steps ({t['clips']} clips) in {t['wall_s']} s: {t['command']}")

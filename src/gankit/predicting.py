@@ -83,7 +83,8 @@ def _rebuild(ckpt: Checkpoint) -> tuple[MultiScaleGenerator, Config]:
     info, state = ckpt.meta["nextframe"], ckpt.path / STATE
     cfg = config_from_dict(ckpt.meta["config"], str(state))
     try:
-        G, _ = build_nextframe(int(info["context"]), tuple(info["shape"]), int(info["width"]))  # type: ignore[arg-type]
+        G, _ = build_nextframe(int(info["context"]), tuple(info["shape"]), int(info["width"]),  # type: ignore[arg-type]
+                               cfg.nextframe.frame_g)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its shape {info['shape']} and context build no generator ({e})") from None
     load_module(ckpt, ckpt.sampling_G, G)

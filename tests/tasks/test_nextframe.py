@@ -21,7 +21,8 @@ from gankit.errors import GankitError
 from gankit.losses.nextframe import gdl_loss, lp_loss
 from gankit.metrics.nextframe import copy_last, score_rollouts, sharpness
 from gankit.metrics.translation import PSNR_CAP
-from gankit.models.nextframe import build_nextframe, pyramid, rollout
+from gankit.models.flow import warp
+from gankit.models.nextframe import FRAME_GS, MAX_FLOW, build_nextframe, pyramid, rollout
 from gankit.resolve import resolve
 from tests.conftest import needs_fmnist
 
@@ -83,6 +84,60 @@ def test_g_predicts_a_frame_at_every_scale_and_rolls_out() -> None:
         assert torch.allclose(G.eval()(window), out[:, 1], atol=1e-6)
     with pytest.raises(GankitError, match="multiples of 8"):
         build_nextframe(4, (1, 30, 30))
+
+
+def test_warp_reads_each_pixel_where_the_flow_points() -> None:
+    frame = -torch.ones(1, 1, 8, 8)
+    frame[..., 3, 5] = 1
+    assert torch.equal(warp(frame, torch.zeros(1, 2, 8, 8)), frame)  # no flow: the frame itself
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0], flow[:, 1] = 2 / 8, -2 / 8  # read one pixel to the right and one up: the image moves left, down
+    moved = -torch.ones(1, 1, 8, 8)
+    moved[..., 4, 4] = 1
+    torch.testing.assert_close(warp(frame, flow), moved, atol=1e-5, rtol=0)
+
+
+def test_the_flow_g_moves_the_last_frame_or_draws_by_its_mask() -> None:
+    """--frame-g flow: Y_k = mask * warp(last_k, flow) + (1 - mask) * drawn at every scale. With its
+    last layers' weights zeroed, a mask of 1 and no flow, G returns the last input frame (not
+    another one of the context) at every scale; with a mask of 0, the drawn frame (tanh(0) = 0)."""
+    G, D = build_nextframe(3, (1, 32, 32), 4, "flow")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert D(x, G.pyramid(x)).shape == (2, 4)
+
+    def set_mask(bias: float) -> None:
+        for scale in G.scales:
+            last = scale.net[-1]  # the convolution to drawn (1), flow (2), mask (1)
+            torch.nn.init.zeros_(last.weight)
+            torch.nn.init.zeros_(last.bias)
+            last.bias.data[-1] = bias  # the mask's pre-activation: sigmoid(30) = 1 in float32
+
+    set_mask(30.0)
+    with torch.no_grad():
+        for pred, truth in zip(G.pyramid(x), pyramid(x[:, -1:]), strict=True):
+            torch.testing.assert_close(pred, truth, atol=1e-5, rtol=0)
+        set_mask(-30.0)
+        assert all(float(p.abs().max()) < 1e-6 for p in G.pyramid(x))
+    G.start()  # from the start: the copy-last baseline, 95 % moved pixels with no flow
+    with torch.no_grad():
+        for pred, truth in zip(G.pyramid(x), pyramid(x[:, -1:]), strict=True):
+            torch.testing.assert_close(pred, 0.95257 * truth, atol=1e-4, rtol=0)
+    with torch.no_grad():  # a flow asked far beyond its bound moves the frame by MAX_FLOW, no more
+        for scale in G.scales:
+            scale.net[-1].bias[1:3] = 1e4
+            scale.net[-1].bias[3] = 30.0  # all moved pixels
+        moved = [warp(t, torch.full_like(t[:, :1], MAX_FLOW).expand(-1, 2, -1, -1)) for t in pyramid(x[:, -1:])]
+        for pred, truth in zip(G.pyramid(x), moved, strict=True):
+            torch.testing.assert_close(pred, truth, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="frame_g"):
+        build_nextframe(3, (1, 32, 32), 4, "warp")
+
+
+def test_frame_g_choices_are_the_generators() -> None:
+    for g in FRAME_GS:
+        assert resolve(build_config(overrides={"model": "nextframe", "frame_g": g})).nextframe.frame_g == g
+    with pytest.raises(GankitError, match="frame_g"):
+        build_config(overrides={"model": "nextframe", "frame_g": "warp"})
 
 
 def test_nextframe_flags_belong_to_nextframe_runs() -> None:
@@ -327,3 +382,18 @@ def test_with_ema_the_moving_average_of_g_predicts_everywhere(tmp_path: Path) ->
     assert not any(k.startswith("G_ema.") for k in load_checkpoint(off).model)
     G = load_predictor(off).G
     assert all(torch.equal(v, load_checkpoint(off).model[f"G.{k}"]) for k, v in G.state_dict().items())
+
+
+def test_a_flow_run_predicts_with_a_flow_g_from_its_checkpoint(tmp_path: Path) -> None:
+    from gankit.checkpoint import load_checkpoint
+    from gankit.predicting import load_predictor
+
+    torch.set_num_threads(1)
+    out = tmp_path / "flow"
+    train_config(build_config(overrides={**TINY, "frame_g": "flow", "out": str(out)}))
+    ckpt = load_checkpoint(out)
+    assert ckpt.meta["config"]["nextframe"]["frame_g"] == "flow"
+    G = load_predictor(out).G
+    assert G.g == "flow"
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, ckpt.model[f"{ckpt.sampling_G}.{k}"])

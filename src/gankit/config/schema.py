@@ -467,6 +467,11 @@ class NextFrameConfig:
                       "its own predictions included, gradients through them all (1 = the paper's one-step "
                       "training; more trains G on the inputs it meets when rolled out, as Bengio et al. 2015's "
                       "scheduled sampling does in full)", bounds=_upto(64), absent=1)
+    frame_g: str = _f("draw", "nextframe: G's output at each scale: draw (the frame itself, Mathieu et al. "
+                      "2016) or flow (it moves the last frame's pixels by a flow, at most 8 pixels of 64, and draws "
+                      "only what they do not show, blending the two by a mask, as Liang et al. 2017's dual-motion "
+                      "GAN; it starts as copy-last)",
+                      choices=("draw", "flow"), absent="draw")
     sequences: int = _f(0, "--data mfmnist, mfmnist-small: training sequences, the first of the set "
                         "(0 = all: 10,000 for mfmnist as OpenSTL's, 2,000 for mfmnist-small)",
                         bounds=_upto(10**6, low=0, zero="all"))

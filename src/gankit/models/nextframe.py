@@ -10,8 +10,20 @@ common reimplementation, so every scale's frame stays in [-1, 1]):
     Y^_1 = tanh(G'_1(X_1)),   Y^_k = tanh(G'_k(X_k, u(Y^_k-1)))
 
 Each G'_k is a stack of padded convolutions with ReLU, the paper's feature maps and kernels with
-its 128 replaced by ``width`` (G'_1, G'_2: 3 layers, G'_3, G'_4: 5; kernels 3 to 7). D is one
-discriminator per scale, D_k(X_k, Y_k): the input frames beside a true or predicted next frame,
+its 128 replaced by ``width`` (G'_1, G'_2: 3 layers, G'_3, G'_4: 5; kernels 3 to 7).
+
+With ``g="flow"`` (``--frame-g flow``) each scale does not draw its frame but moves the last input
+frame's pixels: G'_k outputs a drawn frame, a flow (where each pixel is read from in the last frame)
+and a mask, and Y^_k = mask * warp(last_k, flow) + (1 - mask) * drawn. Items keep their looks when
+they move, and a rolled-out prediction stays as crisp as the frame it moves (the flow-and-frame
+fusion of Liang et al. 2017, "Dual motion GAN"; pixels moved, not drawn, as Finn et al. 2016's
+masks do). The mask lets G draw what no pixel of the last frame shows (an item coming out from
+behind another). The flow is bounded (``MAX_FLOW``: 8 pixels of 64 a frame, the same share of the
+side at every scale) and G starts as the copy-last baseline (zero flow, a mask of 0.95: ``start``):
+a first version with a tanh flow in whole-image units and a tanh mask from DCGAN's random start
+saturated within 1,400 steps into blank frames (docs/BENCHMARKS.md).
+
+D is one discriminator per scale, D_k(X_k, Y_k): the input frames beside a true or predicted next frame,
 strided convolutions, then fully connected layers to one logit (appendix: D_1 ... D_4). No
 normalisation layers: nothing is shared across a batch.
 """
@@ -21,6 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from gankit.models.flow import blend, warp
 
 ARCH = "nextframe"
 SCALES = 4
@@ -49,12 +63,21 @@ def pyramid(x: Tensor) -> list[Tensor]:
     return out[::-1]
 
 
-class ScaleGenerator(nn.Module):
-    """G'_k: padded convolutions with ReLU, the last to ``channels`` with tanh."""
+#: nextframe.frame_g: what G'_k outputs at each scale
+FRAME_GS = ("draw", "flow")
+MAX_FLOW = 2 * 8 / 64  # the largest move in a frame: 8 pixels of 64 (image units: 2 = a side)
+MASK_START = 3.0  # sigmoid(3) = 0.95 of the moved frame at the start
 
-    def __init__(self, c_in: int, channels: int, maps: tuple[int, ...], kernels: tuple[int, ...], width: int):
+
+class ScaleGenerator(nn.Module):
+    """G'_k: padded convolutions with ReLU, the last to ``channels`` (``flow``: ``channels`` + 3, the
+    drawn frame, the flow and the mask) with tanh."""
+
+    def __init__(self, c_in: int, channels: int, maps: tuple[int, ...], kernels: tuple[int, ...], width: int,
+                 flow: bool = False):
         super().__init__()
-        sizes = [c_in, *(m * width for m in maps), channels]
+        self.channels, self.flow = channels, flow
+        sizes = [c_in, *(m * width for m in maps), channels + (3 if flow else 0)]
         assert len(kernels) == len(sizes) - 1, "one kernel per layer"
         layers: list[nn.Module] = []
         for i, k in enumerate(kernels):
@@ -63,30 +86,59 @@ class ScaleGenerator(nn.Module):
                 layers.append(nn.ReLU())
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.tanh(self.net(x))
+    @torch.no_grad()
+    def start_as_copy(self) -> None:
+        """(``flow`` only) the flow and mask channels of the last layer at zero weight: a zero flow and
+        a mask of sigmoid(MASK_START), so G starts as the copy-last baseline, mostly moved pixels."""
+        last, c = self.net[-1], self.channels
+        assert isinstance(last, nn.Conv2d) and self.flow
+        last.weight[c:].zero_()
+        last.bias[c:].zero_()
+        last.bias[c + 2] = MASK_START
+
+    def forward(self, x: Tensor, last: Tensor) -> Tensor:
+        """x: this scale's input (B, c_in, h, w); last: the last input frame at this scale (B, C, h, w)."""
+        a = self.net(x)
+        if not self.flow:
+            return torch.tanh(a)
+        c = self.channels
+        drawn = torch.tanh(a[:, :c])
+        # a bounded flow, in image units (the same displacement at every scale), and a mask in [0, 1]
+        flow = MAX_FLOW * torch.tanh(a[:, c:c + 2] / MAX_FLOW)
+        mask = torch.sigmoid(a[:, c + 2:])
+        return blend(warp(last, flow), drawn, mask)
 
 
 class MultiScaleGenerator(nn.Module):
     """G: ``context`` frames (B, context * C, H, W) in [-1, 1] -> the next frame at every scale,
     [(B, C, H/8, W/8), ..., (B, C, H, W)]; ``forward`` returns the finest."""
 
-    def __init__(self, context: int, channels: int, width: int = DEFAULT_WIDTH) -> None:
+    def __init__(self, context: int, channels: int, width: int = DEFAULT_WIDTH, g: str = "draw") -> None:
         super().__init__()
-        self.context, self.channels = context, channels
+        if g not in FRAME_GS:
+            raise ValueError(f"frame_g {g!r}: one of {FRAME_GS}")
+        self.context, self.channels, self.g = context, channels, g
         self.scales = nn.ModuleList(
-            ScaleGenerator(context * channels + (channels if k else 0), channels, maps, kernels, width)
+            ScaleGenerator(context * channels + (channels if k else 0), channels, maps, kernels, width, g == "flow")
             for k, (maps, kernels) in enumerate(G_LAYERS))
 
     def pyramid(self, x: Tensor) -> list[Tensor]:
         inputs, out = pyramid(x), []
+        c = self.channels
         for k, g in enumerate(self.scales):
+            last = inputs[k][:, -c:]  # the last input frame at this scale (B, C, h, w)
             if k == 0:
-                out.append(g(inputs[0]))
+                out.append(g(inputs[0], last))
             else:
                 up = F.interpolate(out[-1], scale_factor=2, mode="bilinear", align_corners=False)
-                out.append(g(torch.cat([inputs[k], up], 1)))
+                out.append(g(torch.cat([inputs[k], up], 1), last))
         return out
+
+    def start(self) -> None:
+        """After the weights' initialisation: a flow G starts as the copy-last baseline."""
+        if self.g == "flow":
+            for g in self.scales:
+                g.start_as_copy()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pyramid(x)[-1]
@@ -130,13 +182,14 @@ class MultiScaleDiscriminator(nn.Module):
         return torch.cat([d(torch.cat([inputs[k], frames[k]], 1)) for k, d in enumerate(self.scales)], 1)
 
 
-def build_nextframe(context: int, shape: tuple[int, int, int], width: int | None = None
+def build_nextframe(context: int, shape: tuple[int, int, int], width: int | None = None, g: str = "draw"
                     ) -> tuple[MultiScaleGenerator, MultiScaleDiscriminator]:
-    """G and D for ``context`` frames of ``shape`` (C, H, W)."""
+    """G and D for ``context`` frames of ``shape`` (C, H, W); ``g``: G draws each frame or moves the
+    last one's pixels (``FRAME_GS``)."""
     c, h, w = shape
     check_size(h, w)
     width = width or DEFAULT_WIDTH
-    return MultiScaleGenerator(context, c, width), MultiScaleDiscriminator(context, c, (h, w), width)
+    return MultiScaleGenerator(context, c, width, g), MultiScaleDiscriminator(context, c, (h, w), width)
 
 
 @torch.no_grad()

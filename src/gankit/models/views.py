@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.models.flow import blend, warp
 from gankit.models.patchgan import PatchDiscriminator, patch_layers
 from gankit.models.unet import UNetGenerator
 
@@ -74,12 +74,7 @@ class FlowViewGenerator(nn.Module):
         out = self.unet(torch.cat([source, planes(code, source)], 1))  # (B, C + 3, H, W) in [-1, 1]
         c = self.channels
         drawn, flow, mask = out[:, :c], out[:, c:c + 2], (out[:, c + 2:] + 1) / 2  # mask (B, 1, H, W) in [0, 1]
-        # the identity grid (every pixel read from itself, at the pixels' centres) plus the flow
-        identity = torch.eye(2, 3, device=source.device, dtype=source.dtype).expand(len(source), 2, 3)
-        grid = F.affine_grid(identity, list(source.shape), align_corners=False) + flow.permute(0, 2, 3, 1)
-        # border padding: a pixel read from outside the source takes the nearest edge, the background
-        moved = F.grid_sample(source, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return mask * moved + (1 - mask) * drawn
+        return blend(warp(source, flow), drawn, mask)
 
 
 class ViewDiscriminator(nn.Module):

@@ -163,9 +163,10 @@ class NextFrameTask(Task):
         self.shape = shape
         self.width = cfg.model.width or DEFAULT_WIDTH
         torch.manual_seed(t.seed)  # the same weights on every rank and in every run of this seed
-        G, D = build_nextframe(self.context, shape, self.width)
+        G, D = build_nextframe(self.context, shape, self.width, cfg.nextframe.frame_g)
         for net in (G, D):
             init_weights(net)
+        G.start()
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.G_ema = ema_copy(self.G, t.ema)
         self.opt_G = adam(self.G, t.lr_g, (t.beta1, t.beta2))
