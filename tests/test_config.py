@@ -254,6 +254,9 @@ def test_rule_errors_need_resolve_and_build_config_alone_keeps_the_schema() -> N
         build_config(overrides={"split_decor": 1.0})
     with pytest.raises(GankitError, match="text.where_patch \\(4\\) must be odd"):
         build_config(overrides={"where_patch": 4})
+    with pytest.raises(GankitError, match="text.g_pad \\(wrap\\) needs a fused G"):
+        build_config(overrides={"g_pad": "wrap", "g_fusion": "input"})
+    assert build_config(overrides={"g_pad": "wrap"}).text.g_pad == "wrap"  # with the default fusion, where
     assert validate(build_config(overrides={"conditional": "cgan"})).model.conditional == "cgan"
 
 

@@ -134,7 +134,8 @@ def _rebuild(ckpt: Checkpoint) -> tuple[TextGenerator, Config]:
     try:
         G, _ = build_text2image(shape, cfg.model.latent_dim, TEXT_DIM, cfg.text.cond_dim, cfg.model.width,
                                 text_dims=cfg.text.text_dims, fusion=cfg.text.g_fusion,
-                                where_dims=cfg.text.where_dims, where_patch=cfg.text.where_patch)
+                                where_dims=cfg.text.where_dims, where_patch=cfg.text.where_patch,
+                                g_pad=cfg.text.g_pad)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(state, f"its config and shape {list(shape.dims)} build no generator ({e})") from None
     load_module(ckpt, ckpt.sampling_G, G)

@@ -441,6 +441,51 @@ def test_the_what_where_generator_builds_and_draws() -> None:
     assert float(G.net.project.where.weight.grad.abs().sum()) > 0  # the caption moves the where
 
 
+def test_a_wrapped_upsampling_layer_is_the_plain_one_on_a_tiled_map() -> None:
+    from torch import nn
+
+    from gankit.models.text2image import WrapUp
+
+    torch.manual_seed(0)
+    wrap = WrapUp(3, 2)
+    plain = nn.ConvTranspose2d(3, 2, 4, 2, 1, bias=False)
+    plain.weight.data.copy_(wrap.weight.data)
+    x = torch.randn(2, 3, 5, 6)
+    # a torus is the map repeated on every side: the plain layer on a 3x3 tiling, its middle tile
+    middle = plain(x.repeat(1, 1, 3, 3))[:, :, 10:20, 12:24]
+    assert wrap(x).shape == (2, 2, 10, 12) and torch.allclose(wrap(x), middle, atol=1e-6)
+    # at the edges the zero-padded layer differs (a feature there sees zeros)
+    assert not torch.allclose(plain(x)[:, :, 0], middle[:, :, 0], atol=1e-3)
+    assert list(wrap.state_dict()) == list(plain.state_dict())  # the same keys and shapes
+
+
+@pytest.mark.parametrize("g_pad", ["zero", "wrap"])
+def test_only_the_wrapped_generator_draws_the_same_item_at_every_place(g_pad: str) -> None:
+    from gankit.models.base import DataShape
+    from gankit.models.text2image import build_text2image
+
+    torch.manual_seed(0)
+    G, _ = build_text2image(DataShape((1, 48, 48)), 4, 12, 6, 8, torch.randn(20, 12), text_dims=6,
+                            fusion="where", g_pad=g_pad)
+    net = G.net.eval()
+    with torch.no_grad():  # weights of a trained size (DCGAN's N(0, 0.02) start makes the edges faint)
+        for p in net.parameters():
+            p.mul_(20)
+    z, c = torch.randn(3, 4), torch.randn(3, 6)
+    where = net.project.where
+    with torch.no_grad():
+        before = net(z, c)
+        # the where's logits moved one cell right on the 6x6 map: the same what, put one place over
+        where.weight.copy_(where.weight.view(6, 6, -1).roll(1, 1).reshape(36, -1))
+        where.bias.copy_(where.bias.view(6, 6).roll(1, 1).reshape(36))
+        after = net(z, c)
+    gap = float((after - before.roll(8, 3)).abs().max())  # one cell of 6 is 8 of 48 pixels
+    if g_pad == "wrap":
+        assert gap < 1e-5  # exactly the same item, moved
+    else:
+        assert gap > 1e-2  # zero padding: the layers draw differently near the edges
+
+
 def test_the_split_code_hides_the_where_from_the_rest_of_g() -> None:
     from gankit.models.base import DataShape
     from gankit.models.text2image import CodeSplit, FusedGenerator, build_text2image

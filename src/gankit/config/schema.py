@@ -435,6 +435,11 @@ class TextConfig:
                           "the what draws on G's first map (6x6 for 48 px), placed by the where; odd. A "
                           "patch nearly as large as the map can move the item itself, so the what learns "
                           "the place too", bounds=_upto(15))
+    g_pad: str = _f("zero", "gan-int-cls with a fused G (--g-fusion affine, where or split): how G's "
+                    "upsampling layers see the edges of their maps: zero (padding, DCGAN's: a feature "
+                    "near an edge can tell where it is) or wrap (each map a torus: the layers are the "
+                    "same at every place, so only the where can place the item)",
+                    choices=("zero", "wrap"), absent="zero")
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "
                             "becomes the training word, or nothing, that keeps the caption's embedding "
@@ -733,6 +738,9 @@ def validate(cfg: Config) -> Config:
     if x.where_patch % 2 == 0:
         raise GankitError(f"text.where_patch ({x.where_patch}) must be odd: the patch is centred on the place "
                           "the where puts it")
+    if x.g_pad != "zero" and x.g_fusion == "input":
+        raise GankitError(f"text.g_pad ({x.g_pad}) needs a fused G (text.g_fusion affine, where or split), "
+                          "not input: the input fusion is DCGAN's own generator")
     if x.split_decor > 0 and x.g_fusion != "split":
         raise GankitError(f"text.split_decor ({x.split_decor}) needs text.g_fusion=split (the code split "
                           f"between the where and the rest of G), not {x.g_fusion}")

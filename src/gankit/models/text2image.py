@@ -111,6 +111,27 @@ class TextAffine(nn.Module):
         return self.bn(h) * (1 + gamma) + beta
 
 
+class WrapUp(nn.ConvTranspose2d):
+    """DCGAN's upsampling layer (4x4 transposed convolution, stride 2, (B, ci, n, m) -> (B, co, 2n,
+    2m)) on a map that wraps around at its edges (a torus): the input is padded by one cell of its
+    own opposite side, and the full output cropped back to 2n x 2m. Why: with zero padding a
+    feature near an edge sees the zeros, so the layers can tell where on the canvas they are, and a
+    caption's code, read in the batch norms, can select features that only appear at some places
+    (measured on captioned-fashion, docs/BENCHMARKS.md: G draws, at a place it never drew a class
+    at, the class it saw there). On a torus the layer is exactly equivariant to shifts (by one cell
+    in, two out): only the first layer's where can put anything anywhere. Same weights and
+    state-dict keys as ``nn.ConvTranspose2d(ci, co, 4, 2, 1)``."""
+
+    def __init__(self, ci: int, co: int) -> None:
+        super().__init__(ci, co, 4, 2, 0, bias=False)
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        # padded (n + 2) -> full output 2(n + 1) + 4 = 2n + 6; input cell i lands at 2i + 2 + k,
+        # and the zero-padded layer's output starts at its full output's 1, here 3
+        full = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="circular"), self.weight, None, 2)
+        return full[:, :, 3:-3, 3:-3]
+
+
 class WhatWhere(nn.Module):
     """G's first layer drawn as *what* and *where* (the idea of Reed, Akata, Mohan et al. 2016,
     "Learning What and Where to Draw", whose G replicates the text's features inside the object's
@@ -122,9 +143,10 @@ class WhatWhere(nn.Module):
     seen at a place has none (captioned-fashion's held-out combinations). Here one patch serves every
     place, and the where only says where it goes."""
 
-    def __init__(self, in_dim: int, cond_dim: int, ch: int, size: tuple[int, int], k: int = 5) -> None:
+    def __init__(self, in_dim: int, cond_dim: int, ch: int, size: tuple[int, int], k: int = 5,
+                 wrap: bool = False) -> None:
         super().__init__()
-        self.ch, self.size, self.k = ch, size, k
+        self.ch, self.size, self.k, self.wrap = ch, size, k, wrap
         self.what = nn.Linear(in_dim, ch * k * k, bias=False)
         self.where = nn.Linear(cond_dim, size[0] * size[1])
 
@@ -132,8 +154,11 @@ class WhatWhere(nn.Module):
         B, (h0, w0) = zc.shape[0], self.size
         patch = self.what(zc).view(B * self.ch, 1, self.k, self.k)  # each sample's what
         where = torch.softmax(self.where(c).float(), 1).to(zc.dtype).view(1, B, h0, w0)  # sums to 1 per sample
-        # one group per sample: its where (1 channel) convolved with its own ch patches
-        h = F.conv2d(where, patch, padding=self.k // 2, groups=B)  # (1, B * ch, h0, w0)
+        # one group per sample: its where (1 channel) convolved with its own ch patches; ``wrap``: a
+        # patch placed at an edge wraps around (the map is a torus, as ``WrapUp``'s), else is cut
+        p = self.k // 2
+        h = (F.conv2d(F.pad(where, (p, p, p, p), mode="circular"), patch, groups=B) if self.wrap
+             else F.conv2d(where, patch, padding=p, groups=B))  # (1, B * ch, h0, w0)
         return h.view(B, self.ch, h0, w0)
 
 
@@ -168,10 +193,12 @@ class FusedGenerator(nn.Module):
     the same way wherever the first layer put it; a class never seen at a place is still drawn as
     that class (the held-out combinations of captioned-fashion). With ``where`` the first layer is
     ``WhatWhere``'s instead of DCGAN's projection; with ``where_dims`` r > 0 too, the where reads
-    c's coordinates on r learned directions and every other layer c without them (``CodeSplit``)."""
+    c's coordinates on r learned directions and every other layer c without them (``CodeSplit``).
+    With ``wrap`` every layer after the first treats its map as a torus (``WrapUp``), so with
+    ``where`` the where alone can place the item."""
 
     def __init__(self, shape: DataShape, latent_dim: int, cond_dim: int, width: int, where: bool = False,
-                 where_dims: int = 0, where_patch: int = 5) -> None:
+                 where_dims: int = 0, where_patch: int = 5, wrap: bool = False) -> None:
         super().__init__()
         c, h, w = shape.dims
         h0, w0, n = dcgan_plan(h, w)
@@ -179,15 +206,15 @@ class FusedGenerator(nn.Module):
         self.split = CodeSplit(cond_dim, where_dims) if where and where_dims else None
         # [z, c] -> (B, ch, h0, w0)
         self.project: nn.Module = (WhatWhere(latent_dim + cond_dim, where_dims or cond_dim, ch, (h0, w0),
-                                             where_patch) if where
+                                             where_patch, wrap) if where
                                    else Project(latent_dim + cond_dim, ch, (h0, w0), 1, 0, bias=False))
         self.norms = nn.ModuleList([TextAffine(ch, cond_dim)])
         self.ups = nn.ModuleList()
         for _ in range(n - 1):  # (B, ch, s, t) -> (B, ch/2, 2s, 2t)
-            self.ups.append(nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
+            self.ups.append(WrapUp(ch, ch // 2) if wrap else nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False))
             self.norms.append(TextAffine(ch // 2, cond_dim))
             ch //= 2
-        self.out = nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False)  # -> (B, c, h, w)
+        self.out = WrapUp(ch, c) if wrap else nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False)  # -> (B, c, h, w)
         self.apply(init_dcgan_weights)
         for norm in self.norms:
             norm.reset()
@@ -226,10 +253,12 @@ class TextGenerator(nn.Module):
     the text code c: ``input`` (beside z, Reed et al. 2016), ``affine`` (there and in every batch
     norm's scale and shift, ``FusedGenerator``), ``where`` (that, and a first layer that draws a
     what and places it, ``WhatWhere``) or ``split`` (``where`` with the where reading ``where_dims``
-    learned directions of c and the rest of G c without them, ``CodeSplit``)."""
+    learned directions of c and the rest of G c without them, ``CodeSplit``); ``pad``: ``zero`` or
+    ``wrap`` (the fused G's maps as tori, ``WrapUp``)."""
 
     def __init__(self, shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int,
-                 text_dims: int = 384, fusion: str = "input", where_dims: int = 8, where_patch: int = 5) -> None:
+                 text_dims: int = 384, fusion: str = "input", where_dims: int = 8, where_patch: int = 5,
+                 pad: str = "zero") -> None:
         super().__init__()
         self.shape, self.latent_dim, self.text_dim, self.cond_dim = shape, latent_dim, text_dim, cond_dim
         self.norm = TextNorm(text_dim, text_dims)
@@ -240,7 +269,7 @@ class TextGenerator(nn.Module):
         self.net = (DCGANGenerator(shape, latent_dim + cond_dim, width) if fusion == "input"
                     else FusedGenerator(shape, latent_dim, cond_dim, width, where=fusion in ("where", "split"),
                                         where_dims=where_dims if fusion == "split" else 0,
-                                        where_patch=where_patch))
+                                        where_patch=where_patch, wrap=pad == "wrap"))
 
     def forward(self, z: Tensor, phi: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         c, mu, logvar = self.ca(self.norm(phi), eps)
@@ -296,14 +325,18 @@ class TextDiscriminator(nn.Module):
 def build_text2image(shape: DataShape, latent_dim: int, text_dim: int, cond_dim: int, width: int | None,
                      embeddings: Tensor | None = None, text_dims: int = 384,
                      contrastive: bool = False, fusion: str = "input",
-                     where_dims: int = 8, where_patch: int = 5) -> tuple[TextGenerator, TextDiscriminator]:
+                     where_dims: int = 8, where_patch: int = 5,
+                     g_pad: str = "zero") -> tuple[TextGenerator, TextDiscriminator]:
     """(G, D) for images of ``shape`` (each side divisible by 4, the smaller at least 16), reading
     ``text_dims`` principal directions of the captions' embeddings, G reading the text code as
     ``fusion`` says (``TextGenerator``; ``where_dims``: the where's share of it under ``split``;
-    ``where_patch``: the side of the what's patch under ``where`` and ``split``);
+    ``where_patch``: the side of the what's patch under ``where`` and ``split``; ``g_pad``: how G's
+    maps end, ``zero`` or ``wrap``, a torus, ``WrapUp``);
     with the training captions' ``embeddings`` (N, text_dim), their ``TextNorm`` set from them."""
     w = width or DEFAULT_WIDTH
-    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion, where_dims, where_patch)
+    if g_pad != "zero" and fusion == "input":
+        raise ValueError(f"G's padding {g_pad!r} needs a fused G (fusion affine, where or split), not input")
+    G = TextGenerator(shape, latent_dim, text_dim, cond_dim, w, text_dims, fusion, where_dims, where_patch, g_pad)
     D = TextDiscriminator(shape, text_dim, w, text_dims, contrastive)
     if embeddings is not None:
         for m in (*G.modules(), *D.modules()):

@@ -172,7 +172,7 @@ class Text2ImageTask(Task):
         torch.manual_seed(t.seed)  # the same weights on every rank and in every run of this seed
         G, D = build_text2image(shape, m.latent_dim, TEXT_DIM, cfg.text.cond_dim, m.width, embeddings.cpu(),
                                 cfg.text.text_dims, cfg.text.contrastive > 0, cfg.text.g_fusion,
-                                cfg.text.where_dims, cfg.text.where_patch)
+                                cfg.text.where_dims, cfg.text.where_patch, cfg.text.g_pad)
         # channels-last: oneDNN's convolutions run about twice as fast so on a CPU (as the GAN's)
         self.G = G.to(self.device, memory_format=torch.channels_last)
         self.D = D.to(self.device, memory_format=torch.channels_last)
