@@ -70,8 +70,9 @@ MASK_START = 3.0  # sigmoid(3) = 0.95 of the moved frame at the start
 
 
 class ScaleGenerator(nn.Module):
-    """G'_k: padded convolutions with ReLU, the last to ``channels`` (``flow``: ``channels`` + 3, the
-    drawn frame, the flow and the mask) with tanh."""
+    """G'_k: padded convolutions with ReLU, the last to ``channels`` with tanh; ``flow``: to
+    ``channels`` + 3, the drawn frame (tanh), the flow (bounded by ``MAX_FLOW``) and the mask
+    (sigmoid), and the output is the last frame moved by the flow, blended with the drawn one."""
 
     def __init__(self, c_in: int, channels: int, maps: tuple[int, ...], kernels: tuple[int, ...], width: int,
                  flow: bool = False):
