@@ -4,12 +4,15 @@ Fashion-MNIST (``--data mfmnist``: 64x64, two items, 10 frames in, 10 out; OpenS
 Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 1200] [--width 16] [--batch-size 8]
                                   [--n 500] [--threads 1] [--rollout 1] [--seed 0] [--models ...]
                                   [--then-rollout 2 --switch-at 600] [--ema 0] [--frame-g flow]
+                                  [--lr-d 1e-4] [--gdl-weight 2] [--side-by-side]
                                   [--skip-train] [--out nextframe.json]
 
 Trains the models for the same wall-clock budget each (``gankit train --max-time``, one thread each,
-one after the other):
+one after the other, or all at once with ``--side-by-side``, as the tables in docs/BENCHMARKS.md
+were made on 2 cores):
 
-- ``gan``: the paper's loss, adversarial (0.05) + L1 (1) + GDL (1), multi-scale G and D;
+- ``gan``: the paper's loss, adversarial (0.05) + L1 (1) + GDL (1), multi-scale G and D (D's rate
+  ``--lr-d`` and the GDL weight ``--gdl-weight`` may be set for it: the twin has neither);
 - ``l2``: the same G trained with L2 only (``--adv-weight 0 --gdl-weight 0 --lp 2``), no D;
 
 each predicting with the moving average of its G (gankit's ``--ema`` 0.999; ``--ema 0``: the last G,
@@ -55,7 +58,8 @@ FORMATS = {"mse": ".1f", "mae": ".1f", "ssim": ".3f", "ssim_snapped": ".3f", "ha
 HORIZON = 10
 
 
-def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
+def start(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Start training one model (and wait for it unless --side-by-side); the job to wait for."""
     if run.exists():
         shutil.rmtree(run)
     loss_flags, rollout = MODELS[name]
@@ -68,11 +72,27 @@ def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
              "--sample-every", "500", "--checkpoint-every", "1000", "--eval-n", "64", "--no-progress",
              "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags,
              *(["--ema", str(args.ema)] if args.ema is not None else []),
-             *(["--frame-g", args.frame_g] if args.frame_g is not None else [])]
+             *(["--frame-g", args.frame_g] if args.frame_g is not None else []),
+             *(gan_flags(args) if not loss_flags else [])]
     cmd = [sys.executable, "-m", "gankit", "train", *flags, "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env)
+    started = subprocess.Popen(cmd, env=env)
+    if not args.side_by_side:
+        finish(started)
+    return {"name": name, "run": run, "flags": flags, "curriculum": curriculum, "rollout": rollout,
+            "env": env, "t0": t0, "process": started}
+
+
+def finish(process: subprocess.Popen) -> None:
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+
+
+def trained(job: dict, args: argparse.Namespace) -> dict[str, object]:
+    """Wait for a started training run (and its curriculum's second part); what it did."""
+    run, flags, curriculum, rollout, env = job["run"], job["flags"], job["curriculum"], job["rollout"], job["env"]
+    finish(job["process"])
     switched = last_step(run)
     frames = switched * args.batch_size * (1 if curriculum else rollout)
     if curriculum:  # --max-time counts the training time of both parts
@@ -83,8 +103,14 @@ def train(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
     steps = last_step(run)
     return {"command": f"OMP_NUM_THREADS={args.threads} gankit train {' '.join(flags)}"
                        + ("" if curriculum else f" --out {run}"),
-            "wall_s": round(time.perf_counter() - t0, 1), "steps": steps,
+            "wall_s": round(time.perf_counter() - job["t0"], 1), "steps": steps,
             "clips": steps * args.batch_size, "frames_predicted": frames}
+
+
+def gan_flags(args: argparse.Namespace) -> list[str]:
+    """The GAN's own settings (the L2 twin has no D and no GDL term)."""
+    return [*(["--lr-d", str(args.lr_d)] if args.lr_d is not None else []),
+            *(["--gdl-weight", str(args.gdl_weight)] if args.gdl_weight is not None else [])]
 
 
 def last_step(run: Path) -> int:
@@ -170,6 +196,12 @@ def main() -> None:
                         "scored (unset: gankit's 0.999; 0 = the last G, as Mathieu et al. 2016)")
     p.add_argument("--frame-g", choices=("draw", "flow"), default=None,
                    help="G's output, for both models (unset: gankit's default; flow: G moves the last frame's pixels)")
+    p.add_argument("--lr-d", type=float, default=None, help="the GAN's D learning rate (unset: gankit's 4e-4)")
+    p.add_argument("--gdl-weight", type=float, default=None,
+                   help="the GAN's gradient difference loss weight (unset: the paper's 1; the twin has none)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="train the models at once (one process each, --threads each), not one after the other "
+                        "(a curriculum's second part still runs after the first parts)")
     p.add_argument("--models", nargs="*", choices=list(MODELS),
                    help="gan and l2 (default), and l2-onestep when --rollout > 1")
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --root")
@@ -179,13 +211,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = Path(args.root)
     runs = {m: root / m for m in args.models}
-    trained = {} if args.skip_train else {m: train(m, run, args) for m, run in runs.items()}
+    jobs = [] if args.skip_train else [start(m, run, args) for m, run in runs.items()]
+    done = {job["name"]: trained(job, args) for job in jobs}
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
               "threads": args.threads, "rollout": args.rollout, "seed": args.seed,
-              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "frame_g": args.frame_g, "train": trained, "scores": scores}
+              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "frame_g": args.frame_g, "lr_d": args.lr_d, "gdl_weight": args.gdl_weight,
+              "side_by_side": args.side_by_side, "train": done, "scores": scores}
     Path(args.out).write_text(json.dumps(result, indent=1))
-    for m, t in trained.items():
+    for m, t in done.items():
         print(f"{m}: {t['steps']} steps ({t['clips']} clips) in {t['wall_s']} s: {t['command']}")
     print(table(scores))
 
