@@ -77,33 +77,39 @@ def start(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
     cmd = [sys.executable, "-m", "gankit", "train", *flags, "--out", str(run)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
-    started = subprocess.Popen(cmd, env=env)
+    job = {"name": name, "run": run, "flags": flags, "curriculum": curriculum, "rollout": rollout,
+           "env": env, "t0": t0, "process": subprocess.Popen(cmd, env=env)}
     if not args.side_by_side:
-        finish(started)
-    return {"name": name, "run": run, "flags": flags, "curriculum": curriculum, "rollout": rollout,
-            "env": env, "t0": t0, "process": started}
+        finish(job)
+    return job
 
 
-def finish(process: subprocess.Popen) -> None:
+def finish(job: dict) -> None:
+    """Wait for a job's training process; its wall-clock seconds are counted up to its end."""
+    process = job["process"]
     if process.wait() != 0:
         raise subprocess.CalledProcessError(process.returncode, process.args)
+    job.setdefault("t1", time.perf_counter())
 
 
 def trained(job: dict, args: argparse.Namespace) -> dict[str, object]:
     """Wait for a started training run (and its curriculum's second part); what it did."""
     run, flags, curriculum, rollout, env = job["run"], job["flags"], job["curriculum"], job["rollout"], job["env"]
-    finish(job["process"])
+    finish(job)
+    wall = job["t1"] - job["t0"]
     switched = last_step(run)
     frames = switched * args.batch_size * (1 if curriculum else rollout)
     if curriculum:  # --max-time counts the training time of both parts
         more = ["--resume", str(run), "--rollout", str(args.then_rollout), "--max-time", str(args.budget)]
+        t1 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "gankit", "train", *more], check=True, env=env)
+        wall += time.perf_counter() - t1
         frames += (last_step(run) - switched) * args.batch_size * args.then_rollout
         flags += ["--out", str(run), "&&", "gankit", "train", *more]
     steps = last_step(run)
     return {"command": f"OMP_NUM_THREADS={args.threads} gankit train {' '.join(flags)}"
                        + ("" if curriculum else f" --out {run}"),
-            "wall_s": round(time.perf_counter() - job["t0"], 1), "steps": steps,
+            "wall_s": round(wall, 1), "steps": steps,
             "clips": steps * args.batch_size, "frames_predicted": frames}
 
 
