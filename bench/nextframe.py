@@ -80,22 +80,27 @@ def start(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
     job = {"name": name, "run": run, "flags": flags, "curriculum": curriculum, "rollout": rollout,
            "env": env, "t0": t0, "process": subprocess.Popen(cmd, env=env)}
     if not args.side_by_side:
-        finish(job)
+        finish([job])
     return job
 
 
-def finish(job: dict) -> None:
-    """Wait for a job's training process; its wall-clock seconds are counted up to its end."""
-    process = job["process"]
-    if process.wait() != 0:
-        raise subprocess.CalledProcessError(process.returncode, process.args)
-    job.setdefault("t1", time.perf_counter())
+def finish(jobs: list[dict]) -> None:
+    """Wait for the jobs' training processes, each one's wall-clock seconds counted up to its own end
+    (side by side the models end at different times: polled, not waited for in turn)."""
+    pending = [job for job in jobs if "t1" not in job]
+    while pending:
+        for job in [job for job in pending if job["process"].poll() is not None]:
+            job["t1"] = time.perf_counter()
+            pending.remove(job)
+        time.sleep(0.2 if pending else 0)
+    for job in jobs:
+        if job["process"].returncode != 0:
+            raise subprocess.CalledProcessError(job["process"].returncode, job["process"].args)
 
 
 def trained(job: dict, args: argparse.Namespace) -> dict[str, object]:
-    """Wait for a started training run (and its curriculum's second part); what it did."""
+    """What a finished training run did (after its curriculum's second part, run here)."""
     run, flags, curriculum, rollout, env = job["run"], job["flags"], job["curriculum"], job["rollout"], job["env"]
-    finish(job)
     wall = job["t1"] - job["t0"]
     switched = last_step(run)
     frames = switched * args.batch_size * (1 if curriculum else rollout)
@@ -218,6 +223,7 @@ def main() -> None:
     root = Path(args.root)
     runs = {m: root / m for m in args.models}
     jobs = [] if args.skip_train else [start(m, run, args) for m, run in runs.items()]
+    finish(jobs)
     done = {job["name"]: trained(job, args) for job in jobs}
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
