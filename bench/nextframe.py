@@ -3,7 +3,8 @@ Fashion-MNIST (``--data mfmnist``: 64x64, two items, 10 frames in, 10 out; OpenS
 
 Usage:  python bench/nextframe.py [--root runs/nextframe] [--budget 1200] [--width 16] [--batch-size 8]
                                   [--n 500] [--threads 1] [--rollout 1] [--seed 0] [--models ...]
-                                  [--then-rollout 2 --switch-at 600] [--ema 0] [--frame-g flow]
+                                  [--then-rollout 2 (--switch-at 600 | --rollout-from 2500)] [--ema 0]
+                                  [--frame-g flow]
                                   [--lr-d 1e-4] [--gdl-weight 2] [--side-by-side]
                                   [--skip-train] [--out nextframe.json]
 
@@ -18,8 +19,9 @@ were made on 2 cores):
 each predicting with the moving average of its G (gankit's ``--ema`` 0.999; ``--ema 0``: the last G,
 as the paper and this bench before 2026-12-02), both with ``--rollout R`` (1: the paper's one-step training; R: each clip trains G on R frames
 rolled out on its own predictions), or the GAN with a curriculum (``--then-rollout R --switch-at S``:
-one step ahead for S seconds, then resumed with ``--rollout R`` for the rest of the budget), and
-with R > 1 also
+one step ahead for S seconds, then resumed with ``--rollout R`` for the rest of the budget; or
+``--then-rollout R --rollout-from N``: the same in one run, switching at step N, as
+``configs/mfmnist-nextframe-flow.yaml`` does), and with R > 1 also
 
 - ``l2-onestep``: the L2 twin trained one step ahead (R = 1), the stronger L2 baseline then;
 
@@ -64,13 +66,18 @@ def start(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
         shutil.rmtree(run)
     loss_flags, rollout = MODELS[name]
     rollout = rollout or args.rollout
-    # the curriculum (the GAN only): one step ahead for --switch-at seconds, then resumed on rollouts
-    curriculum = bool(args.then_rollout) and not loss_flags
+    # the curriculum (the GAN only): one step ahead for --switch-at seconds, then resumed on rollouts;
+    # with --rollout-from, one run that switches at that step (nextframe.rollout_from)
+    switch_step = args.rollout_from if args.then_rollout and not loss_flags else 0
+    curriculum = bool(args.then_rollout) and not loss_flags and not switch_step
+    if switch_step:
+        rollout = args.then_rollout
     flags = ["--model", "nextframe", "--data", "mfmnist", "--width", str(args.width), "--batch-size",
              str(args.batch_size), "--max-time", str(args.switch_at if curriculum else args.budget),
              "--steps", "1000000", "--precision", "fp32",
              "--sample-every", "500", "--checkpoint-every", "1000", "--eval-n", "64", "--no-progress",
              "--seed", str(args.seed), "--rollout", str(1 if curriculum else rollout), *loss_flags,
+             *(["--rollout-from", str(switch_step)] if switch_step else []),
              *(["--ema", str(args.ema)] if args.ema is not None else []),
              *(["--frame-g", args.frame_g] if args.frame_g is not None else []),
              *(gan_flags(args) if not loss_flags else [])]
@@ -78,6 +85,7 @@ def start(name: str, run: Path, args: argparse.Namespace) -> dict[str, object]:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
     job = {"name": name, "run": run, "flags": flags, "curriculum": curriculum, "rollout": rollout,
+           "switch_step": switch_step,
            "env": env, "t0": t0, "process": subprocess.Popen(cmd, env=env)}
     if not args.side_by_side:
         finish([job])
@@ -104,6 +112,9 @@ def trained(job: dict, args: argparse.Namespace) -> dict[str, object]:
     wall = job["t1"] - job["t0"]
     switched = last_step(run)
     frames = switched * args.batch_size * (1 if curriculum else rollout)
+    if job["switch_step"]:  # one frame a clip before the switch, rollout after
+        frames = (min(switched, job["switch_step"]) + max(0, switched - job["switch_step"]) * rollout) \
+            * args.batch_size
     if curriculum:  # --max-time counts the training time of both parts
         more = ["--resume", str(run), "--rollout", str(args.then_rollout), "--max-time", str(args.budget)]
         t1 = time.perf_counter()
@@ -199,8 +210,12 @@ def main() -> None:
     p.add_argument("--rollout", type=int, default=1, help="frames G predicts per training clip (1)")
     p.add_argument("--then-rollout", type=int, default=0,
                    help="a curriculum for the GAN: one step ahead for --switch-at seconds, then resumed "
-                        "with --rollout this for the rest of --budget (0 = off; the L2 twin stays one step ahead)")
+                        "with --rollout this for the rest of --budget, or one run switching at step "
+                        "--rollout-from (0 = off; the L2 twin stays one step ahead)")
     p.add_argument("--switch-at", type=float, default=0.0, help="training seconds before --then-rollout")
+    p.add_argument("--rollout-from", type=int, default=0,
+                   help="with --then-rollout: the step the GAN switches at, in one run (gankit train "
+                        "--rollout-from), instead of --switch-at's seconds and a resume")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema", type=float, default=None,
                    help="gankit train --ema for every model: the moving average of G, which predicts and is "
@@ -218,6 +233,8 @@ def main() -> None:
     p.add_argument("--skip-train", action="store_true", help="score the runs already in --root")
     p.add_argument("--out", default="nextframe.json")
     args = p.parse_args()
+    if args.then_rollout and bool(args.switch_at) == bool(args.rollout_from):
+        p.error("--then-rollout needs one of --switch-at (seconds, then a resume) and --rollout-from (a step)")
     args.models = args.models or ["gan", "l2", *(["l2-onestep"] if args.rollout > 1 else [])]
     torch.set_num_threads(args.threads)
     root = Path(args.root)
@@ -228,7 +245,8 @@ def main() -> None:
     scores = score(args, runs)
     result = {"budget_s": args.budget, "width": args.width, "batch_size": args.batch_size, "n_test": args.n,
               "threads": args.threads, "rollout": args.rollout, "seed": args.seed,
-              "then_rollout": args.then_rollout, "switch_at": args.switch_at, "ema": args.ema, "frame_g": args.frame_g, "lr_d": args.lr_d, "gdl_weight": args.gdl_weight,
+              "then_rollout": args.then_rollout, "switch_at": args.switch_at,
+              "rollout_from": args.rollout_from, "ema": args.ema, "frame_g": args.frame_g, "lr_d": args.lr_d, "gdl_weight": args.gdl_weight,
               "side_by_side": args.side_by_side, "train": done, "scores": scores}
     Path(args.out).write_text(json.dumps(result, indent=1))
     for m, t in done.items():

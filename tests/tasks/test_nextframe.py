@@ -316,6 +316,39 @@ def test_a_run_resumed_with_a_longer_rollout_trains_on_its_rollouts(tmp_path: Pa
 
 
 @needs_fmnist
+def test_a_curriculum_in_one_run_equals_training_then_resuming_on_rollouts(tmp_path: Path) -> None:
+    """--rollout 2 --rollout-from 2 trains one frame ahead for steps 0-1, then on rollouts: the same
+    weights, bit for bit, as training 2 steps and resuming with --rollout 2 (what
+    configs/mfmnist-nextframe-flow.yaml's results were measured with), and not those of rollouts
+    from the start."""
+    import shutil
+
+    from gankit.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    both, from_start = tmp_path / "both", tmp_path / "from-start"
+    base = {**TINY, "context": 2, "steps": 2, "checkpoint_every": 2, "frame_g": "flow"}
+    train_config(build_config(overrides={**base, "out": str(both)}))
+    assert main(["train", "--resume", str(both), "--steps", "4", "--rollout", "2", "--no-progress"]) == 0
+    curriculum = train_config(build_config(overrides={**base, "steps": 4, "rollout": 2, "rollout_from": 2,
+                                                      "out": str(tmp_path / "one-run")}))
+    shutil.rmtree(from_start, ignore_errors=True)
+    train_config(build_config(overrides={**base, "steps": 4, "rollout": 2, "out": str(from_start)}))
+    a, b, c = (load_checkpoint(r) for r in (both, curriculum.run_dir, from_start))
+    assert a.step == b.step == c.step == 4
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
+    assert any(not torch.equal(a.model[k], c.model[k]) for k in a.model if k.startswith("G."))
+
+
+def test_a_curriculum_needs_a_rollout_to_switch_to(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", "mfmnist-small", "--model", "nextframe", "--rollout-from", "100", "--steps", "1",
+                 "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "rollout-from" in err and "set it to 2 or more" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+@needs_fmnist
 def test_the_probe_calls_a_g_that_draws_one_frame_for_every_past_collapsed(tmp_path: Path) -> None:
     """A width-16 GAN trained on its rollouts went blank (every prediction black, at one of two
     seeds, docs/BENCHMARKS.md) while the report said no failure was seen: the probe's diversity of

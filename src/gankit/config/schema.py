@@ -472,6 +472,10 @@ class NextFrameConfig:
                       "its own predictions included, gradients through them all (1 = the paper's one-step "
                       "training; more trains G on the inputs it meets when rolled out, as Bengio et al. 2015's "
                       "scheduled sampling does in full)", bounds=_upto(64), absent=1)
+    rollout_from: int | None = _f(None, "nextframe: a curriculum: train one frame ahead until this step, then "
+                                  "on rollouts of nextframe.rollout frames (unset: rollouts from the start); "
+                                  "the same as training to this step and resuming with --rollout, in one run",
+                                  bounds=_upto(MANY))
     frame_g: str = _f("draw", "nextframe: G's output at each scale: draw (the frame itself, Mathieu et al. "
                       "2016) or flow (it moves the last frame's pixels by a flow, at most 8 pixels of 64, and draws "
                       "only what they do not show, blending the two by a mask, as Liang et al. 2017's dual-motion "
@@ -747,6 +751,11 @@ def validate(cfg: Config) -> Config:
     if x.g_fusion == "split" and x.where_dims >= x.cond_dim:
         raise GankitError(f"text.where_dims ({x.where_dims}) must be under text.cond_dim ({x.cond_dim}): the "
                           "where reads that many of the code's directions and the rest of G the others")
+    nf = cfg.nextframe
+    if nf.rollout_from is not None and nf.rollout == 1:
+        raise GankitError(f"nextframe.rollout_from ({nf.rollout_from}) is the step training switches to rollouts "
+                          "of nextframe.rollout frames, but nextframe.rollout is 1: set it to 2 or more, or "
+                          "leave rollout_from out")
     return cfg
 
 

@@ -33,7 +33,7 @@ RESUMABLE_KEYS = {"steps", "log_every", "sample_every", "checkpoint_every", "kee
                   "max_time", "diagnose_every", "precision", "cudnn_benchmark",
                   # how long next-frame G's training clips roll out: the same networks, trained on
                   # longer clips (a curriculum: one step ahead first, then on its rollouts)
-                  "rollout"}
+                  "rollout", "rollout_from"}
 
 
 def default_out(cfg: Config) -> Path:
