@@ -24,7 +24,7 @@ prediction against the true j-th frame given the true frames before it, so a rol
 told apart from the truth; every loss is the mean over the R predictions. With nextframe.rollout_from
 N (a curriculum) G trains one frame ahead until step N and on rollouts of R after: it learns to
 predict one frame well first, then to go on from its own predictions (the flow G at width 16 then
-beats its L2-only twin at every horizon at four seeds of four, where rollouts from the start cost
+beats its L2-only twin at every horizon at six seeds of six, where rollouts from the start cost
 its first frame and one-step training alone its third and fourth: docs/BENCHMARKS.md).
 
 With train.ema > 0 (the default, as the GANs') the task keeps a moving average of G's weights
