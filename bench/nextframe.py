@@ -110,11 +110,11 @@ def trained(job: dict, args: argparse.Namespace) -> dict[str, object]:
     """What a finished training run did (after its curriculum's second part, run here)."""
     run, flags, curriculum, rollout, env = job["run"], job["flags"], job["curriculum"], job["rollout"], job["env"]
     wall = job["t1"] - job["t0"]
-    switched = last_step(run)
-    frames = switched * args.batch_size * (1 if curriculum else rollout)
-    if job["switch_step"]:  # one frame a clip before the switch, rollout after
-        frames = (min(switched, job["switch_step"]) + max(0, switched - job["switch_step"]) * rollout) \
-            * args.batch_size
+    switched, at = last_step(run), job["switch_step"]
+    if at:  # one run: one frame a clip before step --rollout-from, rollout frames after
+        frames = (min(switched, at) + max(0, switched - at) * rollout) * args.batch_size
+    else:
+        frames = switched * args.batch_size * (1 if curriculum else rollout)
     if curriculum:  # --max-time counts the training time of both parts
         more = ["--resume", str(run), "--rollout", str(args.then_rollout), "--max-time", str(args.budget)]
         t1 = time.perf_counter()
