@@ -1,7 +1,7 @@
 """Pictures -> emoji benchmark (issue 17): the DTN against CycleGAN on fashion2emoji, same data, same budget.
 
-Usage:  python bench/emoji.py [--variants dtn dtn-const3 dtn-joint-f cyclegan] [--root runs/emoji]
-                              [--out emoji.json] [--threads 1] [--n 10000]
+Usage:  python bench/emoji.py [--variants dtn dtn-const3 dtn-cond dtn-joint-f dtn-joint-cond cyclegan]
+                              [--root runs/emoji] [--out emoji.json] [--threads 1] [--n 10000] [--seed 0]
 
 Each variant (``VARIANTS``: a preset of configs/ and flags added to it) trains with ``gankit train
 --config`` in a subprocess on
@@ -17,10 +17,12 @@ photos against 2,000 held-out emoji:
 - ``f_const`` (DTN only): the mean of (f(x) - f(G(x)))^2 over photos and f's features.
 
 The variants: ``dtn``, the preset (f = the shipped fmnist classifier, learnt from photos only; the
-paper's weights); ``dtn-const3``, the same with f-constancy weight 3; ``dtn-joint-f``, that with an
-f fine-tuned to read both domains by ``bench/train_dtn_f.py --mode joint`` (trained first, into
-``--root``, unless there; it uses the training emoji's labels, which the DTN's unsupervised setting
-does not have); ``cyclegan``, the baseline.
+paper's weights); ``dtn-const3``, the same with f-constancy weight 3; ``dtn-cond``, the preset with a
+D told the class f reads on each image (``--d-cond f-class``, a projection D, Miyato & Koyama 2018);
+``dtn-joint-f``, f-constancy 3 with the shipped ``fmnist-emoji`` f, the classifier fine-tuned to read
+both domains by ``bench/train_dtn_f.py --mode joint`` (it uses the training emoji's labels, which the
+DTN's unsupervised setting does not have); ``dtn-joint-cond``, that f and the class-conditional D
+(``configs/fashion2emoji-dtn-joint.yaml``); ``cyclegan``, the baseline.
 
 For reference it also prints the floor and the ceiling of class agreement: the classifier's verdict
 on the photos themselves (a G that copied its input) and on the held-out emoji. The budget of each
@@ -41,21 +43,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = 0.80  # issue 17: class agreement of the DTN's translations
-JOINT_F = "f_joint.safetensors"  # under --root: the f of the dtn-joint-f variant
 # variant -> (preset in configs/, flags added to it)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "dtn": ("fashion2emoji-dtn", []),
     "dtn-const3": ("fashion2emoji-dtn", ["--const", "3"]),  # a fifth of the paper's f-constancy weight
-    # f fine-tuned to read both domains (bench/train_dtn_f.py --mode joint: uses the emoji's labels)
-    "dtn-joint-f": ("fashion2emoji-dtn", ["--dtn-f", "{root}/" + JOINT_F, "--const", "3"]),
+    # D told the class f reads (a projection D): f still learnt from photos only
+    "dtn-cond": ("fashion2emoji-dtn", ["--d-cond", "f-class"]),
+    # f fine-tuned to read both domains (shipped; bench/train_dtn_f.py --mode joint: uses the emoji's labels)
+    "dtn-joint-f": ("fashion2emoji-dtn", ["--dtn-f", "fmnist-emoji", "--const", "3"]),
+    # that f and the class-conditional D: the preset that meets the target
+    "dtn-joint-cond": ("fashion2emoji-dtn-joint", []),
     "cyclegan": ("fashion2emoji-cyclegan", []),
 }
 
 
-def train_variant(name: str, root: Path, threads: int) -> dict[str, object]:
+def train_variant(name: str, root: Path, threads: int, seed: int) -> dict[str, object]:
     """Train VARIANTS[name] into root/NAME on ``threads`` threads; its command, steps and seconds."""
     preset, extra = VARIANTS[name]
-    extra = [e.format(root=root) for e in extra]
+    extra = [*extra, "--seed", str(seed)]
     out = root / name
     if out.exists():
         shutil.rmtree(out)
@@ -101,23 +106,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="emoji.json", help="JSON file of the scores")
     p.add_argument("--n", type=int, default=10_000, help="held-out photos scored per model")
     p.add_argument("--threads", type=int, default=1, help="training threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0, help="each variant's train.seed")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     root = Path(a.root)
     results: dict[str, dict[str, object]] = {"references": references(a.n)}
     print(json.dumps(results), flush=True)
-    if "dtn-joint-f" in a.variants and not (root / JOINT_F).is_file():
-        t0 = time.perf_counter()
-        env = {**os.environ, "OMP_NUM_THREADS": str(a.threads or os.cpu_count())}
-        subprocess.run([sys.executable, str(REPO / "bench" / "train_dtn_f.py"), "--mode", "joint", "--epochs", "1",
-                        "--threads", str(a.threads), "--out", str(root / JOINT_F)], check=True, env=env)
-        results["joint_f"] = {"train_s": round(time.perf_counter() - t0, 1)}
     for name in a.variants:
         cfg = build_config(REPO / "configs" / f"{VARIANTS[name][0]}.yaml")
         row: dict[str, object] = {"steps": cfg.train.steps, "max_time": cfg.train.max_time,
                                   "batch_size": cfg.train.batch_size, "width": cfg.model.width,
-                                  "precision": cfg.train.precision, **train_variant(name, root, a.threads)}
+                                  "precision": cfg.train.precision, **train_variant(name, root, a.threads, a.seed)}
         t0 = time.perf_counter()
         scores = evaluate_translator(str(root / name), a.n)
         row |= {"eval_s": round(time.perf_counter() - t0, 1), "eval_n": scores.n, "split": scores.split,

@@ -20,8 +20,10 @@ bag), and the DTN inherits its confusions. This script starts from that classifi
   (Symbola), at a random brightness. The shipped f, trained on centred photos, reads emoji as the
   photos' shapes only when they look like photos: it calls sneaker emoji sandals.
 - ``joint``: supervised on both: the photos' labels and the training emoji's labels (fashion2emoji's
-  train split, seed 0). An upper reference: f then knows the emoji classes, which the DTN's
-  unsupervised setting does not give it.
+  train split, seed 0). f then knows the emoji classes, which the DTN's unsupervised setting does
+  not give it. gankit ships its one-epoch result as ``--dtn-f fmnist-emoji``
+  (``gankit/metrics/weights/dtn_f_fmnist_emoji.safetensors``: ``--mode joint --epochs 1 --threads 1
+  --out`` that file rebuilds it, bit for bit on one machine).
 
 Emoji enter as f sees any image (RGB -> BT.601 gray, 32 -> 28 px); the batches mix the domains, so
 batch norm's statistics cover both. It prints f's accuracy on Fashion-MNIST's test photos and on

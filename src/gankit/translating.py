@@ -118,7 +118,7 @@ def _rebuild(ckpt: Checkpoint) -> tuple[dict[str, nn.Module], Config]:
     cfg = config_from_dict(ckpt.meta["config"], str(ckpt.path / STATE))
     try:
         nets = build_translator(info["arch"], tuple(info["shape_A"]), tuple(info["shape_B"]),  # type: ignore[arg-type]
-                                cfg.model.width)
+                                cfg.model.width, cfg.translate)
     except (GankitError, ValueError, RuntimeError, TypeError) as e:
         raise Damaged(ckpt.path / STATE, f"its translator's shapes build no networks ({e})") from None
     for name, net in nets.items():

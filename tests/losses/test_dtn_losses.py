@@ -12,6 +12,7 @@ from gankit.losses.dtn import (
     FAKE_TARGET,
     REAL_TARGET,
     TV_EPS,
+    class_constancy,
     d_loss,
     f_constancy,
     g_gan_loss,
@@ -27,6 +28,17 @@ def test_f_constancy_is_the_mean_squared_feature_difference() -> None:
     # differences 0, 2, 3, 0 -> squares 0, 4, 9, 0 -> mean 13 / 4
     assert f_constancy(f_x, f_gx).item() == pytest.approx(3.25)
     assert f_constancy(f_x, f_x).item() == 0
+
+
+def test_class_constancy_is_the_cross_entropy_against_fs_class_on_x() -> None:
+    logits_x = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 0.0]])  # f reads class 1, then class 0
+    logits_gx = torch.tensor([[1.0, 1.0, 1.0], [0.0, math.log(3.0), 0.0]])
+    # -log softmax: row 1 at class 1: log 3; row 2 at class 0: log(1 + 3 + 1) - 0 = log 5
+    assert class_constancy(logits_x, logits_gx).item() == pytest.approx((math.log(3) + math.log(5)) / 2)
+    # only f's verdict on x counts, not its confidence: x's scores scaled leave the loss as it is
+    assert class_constancy(10 * logits_x, logits_gx).item() == pytest.approx(class_constancy(logits_x, logits_gx).item())
+    # G(x) read confidently as x's class costs almost nothing
+    assert class_constancy(logits_x, 20 * logits_x).item() < 1e-6
 
 
 def test_target_identity_is_the_mean_squared_pixel_difference() -> None:

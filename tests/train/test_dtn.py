@@ -16,7 +16,6 @@ from gankit.cli import main
 from gankit.config import build_config
 from gankit.data.emoji import installed_styles
 from gankit.errors import GankitError
-from gankit.losses.dtn import f_constancy
 from gankit.metrics.fmnist_classifier import WEIGHTS, load_fmnist_classifier
 from gankit.metrics.translation import emoji_scores
 from gankit.resolve import resolve
@@ -83,6 +82,8 @@ def test_an_emoji_folder_of_one_image_is_refused_by_name(tmp_path: Path, capsys:
     ({"model": "pix2pix", "dtn_f": "x"}, "translate.dtn_f is a dtn setting"),
     ({"model": "cyclegan", "const_on": "logits"}, "translate.const_on is a dtn setting"),
     ({"model": "dtn", "const_on": "pixels"}, "translate.const_on"),
+    ({"model": "cyclegan", "d_cond": "f-class"}, "translate.d_cond is a dtn setting"),
+    ({"model": "dtn", "d_cond": "labels"}, "translate.d_cond"),
     ({"model": "dtn", "loss": "lsgan"}, "'lsgan' does not suit model.arch=dtn: it trains with its paper's loss"),
     ({"model": "dtn", "tv": -1.0}, "translate.tv must be 0"),
 ])
@@ -94,7 +95,7 @@ def test_the_dtn_refuses_what_is_not_its_own(overrides: dict[str, Any], message:
 @needs_fmnist
 def test_constancy_on_logits_ignores_what_fs_head_ignores(tmp_path: Path) -> None:
     from gankit.models.dtn import build_dtn
-    from gankit.tasks.dtn import CONST_SPACES
+    from gankit.tasks.dtn import CONST_LOSSES
 
     G = build_dtn((1, 28, 28), (3, 32, 32), 8)["G"]
     G.f.load_state_dict(load_fmnist_classifier().state_dict())
@@ -104,9 +105,9 @@ def test_constancy_on_logits_ignores_what_fs_head_ignores(tmp_path: Path) -> Non
     v = v - v @ torch.linalg.pinv(W) @ W  # v in the head's null space: the class scores cannot see it
     h2 = h + v
     with torch.no_grad():
-        feat = f_constancy(CONST_SPACES["features"](G, h), CONST_SPACES["features"](G, h2))
-        logit = f_constancy(CONST_SPACES["logits"](G, h), CONST_SPACES["logits"](G, h2))
-        moved = f_constancy(CONST_SPACES["logits"](G, h), CONST_SPACES["logits"](G, h + W[3]))
+        feat = CONST_LOSSES["features"](G, h, h2)
+        logit = CONST_LOSSES["logits"](G, h, h2)
+        moved = CONST_LOSSES["logits"](G, h, h + W[3])
     assert feat == pytest.approx(v.square().mean().item(), rel=1e-5) and feat > 0.1
     assert logit < 1e-8  # only the class evidence must stay ...
     assert moved > 1e-2  # ... and a move along a class direction is seen
@@ -122,7 +123,7 @@ def test_the_dtn_takes_its_papers_weights_and_a_bad_f_is_named(tmp_path: Path) -
                                                                                2e-4, 0.0)
     assert (cfg.translate.const, cfg.translate.tid, cfg.translate.tv, cfg.translate.dtn_f) == (15, 15, 0, "fmnist")
     photos, emoji = folder(tmp_path / "photos", 4, False, 0), folder(tmp_path / "emoji", 10, True, 1)
-    with pytest.raises(GankitError, match="translate.dtn_f .*nowhere.safetensors is neither fmnist nor a file"):
+    with pytest.raises(GankitError, match="translate.dtn_f .*nowhere.safetensors is neither fmnist nor fmnist-emoji nor a file"):
         train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
                                                  dtn_f=str(tmp_path / "nowhere.safetensors"))))
     with pytest.raises(GankitError, match="image_size"):
@@ -168,3 +169,61 @@ def test_class_agreement_of_real_emoji_is_their_classifiers_accuracy(tmp_path: P
     assert s["class_agreement"] > 0.97 and 0 <= s["fid_emoji"] < 50  # the same distribution: FID near 0
     wrong = emoji_scores(real[:500], (d.labels_B[:500] + 1) % 10, real[500:1000])
     assert wrong["class_agreement"] < 0.05
+
+
+def test_a_class_conditional_d_starts_as_the_unconditional_one_and_then_reads_the_class() -> None:
+    from gankit.models.dtn import DTNDiscriminator
+
+    torch.manual_seed(0)
+    plain, cond = DTNDiscriminator(3, 16, 8), DTNDiscriminator(3, 16, 8, classes=10)
+    cond.load_state_dict(plain.state_dict() | {"embed.weight": cond.embed.weight})  # same body and head
+    plain.eval(), cond.eval()
+    x, c = torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 3, 3, 9])
+    with torch.no_grad():
+        assert torch.equal(cond(x, c), plain(x))  # a zero embedding: no class has said anything yet
+        cond.embed.weight.normal_()
+        a, b = cond(x, c), cond(x, (c + 1) % 10)
+        phi = cond.net[:-2](x).sum((2, 3))  # (4, 32): the pooled features the projection reads
+        by_hand = plain(x) + torch.einsum("nc,nck->nk", phi, cond.embed.weight[c].view(4, -1, 3))
+    assert not torch.allclose(a, b)  # another class, another verdict on the same image
+    torch.testing.assert_close(a, by_hand)
+    with pytest.raises(ValueError, match="class-conditional"):
+        cond(x)
+
+
+@needs_fmnist
+def test_a_dtn_with_a_class_conditional_d_trains_resumes_and_translates(tmp_path: Path) -> None:
+    photos, emoji = folder(tmp_path / "photos", 8, False, 0), folder(tmp_path / "emoji", 10, True, 1)
+    kw = {"data": str(photos), "partner": str(emoji), "d_cond": "f-class", "const_on": "classes", "steps": 4}
+    whole = train_config(build_config(overrides=tiny(tmp_path / "whole", **kw)))
+    train_config(build_config(overrides=tiny(tmp_path / "half", **kw) | {"steps": 2}))
+    half = train_config(None, resume=tmp_path / "half", overrides={"steps": 4})
+    assert whole.nets["D"].embed.weight.abs().sum() > 0  # D learnt something of the classes ...
+    for k, v in whole.nets["D"].state_dict().items():  # ... and a resumed run learnt the same
+        assert torch.equal(v, half.nets["D"].state_dict()[k]), k
+    config = (tmp_path / "whole" / "config.yaml").read_text()
+    assert "d_cond: f-class" in config and "const_on: classes" in config
+    lt = load_translator(tmp_path / "whole")  # the checkpoint rebuilds the conditional D's layout
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    torch.testing.assert_close(lt.generator("AtoB")(x), whole.translate(x))
+
+
+@needs_fmnist
+@needs_emoji
+def test_the_shipped_fmnist_emoji_f_reads_both_domains_where_the_photo_f_reads_one(tmp_path: Path) -> None:
+    from gankit.data.emoji import fashion2emoji
+    from gankit.metrics.fmnist_classifier import FMNISTClassifier
+    from gankit.tasks.dtn import NAMED_F, f_weights
+
+    d = fashion2emoji("test", size=(32, 32), cache_dir=tmp_path)  # held-out: never trained on
+    photos, emoji = d.A[:1000].float() / 127.5 - 1, d.B[:1000].float() / 127.5 - 1
+    read = {}
+    for name in NAMED_F:
+        f = FMNISTClassifier()
+        f.load_state_dict(f_weights(name))
+        f.eval()
+        with torch.no_grad():
+            read[name] = [float((f(x).argmax(1) == y).double().mean())
+                          for x, y in ((photos, d.labels_A[:1000]), (emoji, d.labels_B[:1000]))]
+    assert read["fmnist"][0] > 0.9 and read["fmnist"][1] < 0.7  # photos only: emoji half wrong
+    assert read["fmnist-emoji"][0] > 0.9 and read["fmnist-emoji"][1] > 0.97  # both domains

@@ -382,12 +382,19 @@ class TranslateConfig:
     tv: float = _f(0.0, "dtn: weight gamma of the total-variation loss on G(x) (Taigman et al. 2017: 0 for "
                    "digits, 0.05 for faces; 0 = off)", bounds=_zero_or_more())
     dtn_f: str = _f("fmnist", "dtn: the fixed feature function f: fmnist (the shipped Fashion-MNIST "
-                    "classifier's 128-d features) or a PATH.safetensors of that network's weights, "
-                    "e.g. adapted to read both domains (bench/train_dtn_f.py)")
+                    "classifier's 128-d features, learnt from photos only), fmnist-emoji (that classifier "
+                    "fine-tuned on photos and labelled emoji, shipped: it reads both domains) or a "
+                    "PATH.safetensors of that network's weights (bench/train_dtn_f.py trains one)")
     const_on: str = _f("features", "dtn: where f-constancy compares f(x) with f(G(x)): features (f's 128-d "
-                       "penultimate layer, as Taigman et al. 2017) or logits (f's class scores: only the "
-                       "class evidence must stay, the looks are free to become the target's)",
-                       choices=("features", "logits"))
+                       "penultimate layer, squared distance, as Taigman et al. 2017), logits (f's class "
+                       "scores: only the class evidence must stay, the looks are free to become the "
+                       "target's) or classes (cross-entropy of f's verdict on G(x) against its verdict on x, "
+                       "Hoffman et al. 2018)", choices=("features", "logits", "classes"))
+    d_cond: str = _f("none", "dtn: what D is told beside each image: none (the paper's three-way D) or f-class "
+                     "(the class f reads: x's for G(x), t's for t and G(t), through a projection, Miyato & "
+                     "Koyama 2018): D then judges whether an image is a real target of that class, so G(x) must "
+                     "look like the target images of x's class, not only like target images",
+                     choices=("none", "f-class"))
     fmnist_items: int = _f(0, "built-in translation tasks made from Fashion-MNIST (edges2fashion, day2night, "
                            "A2B class pairs, fashion2emoji's photos): train on the first N items of the "
                            "training split (of each class for a class pair); the test split stays whole "

@@ -8,6 +8,8 @@ t. With cross-entropy over those logits (each term a mean over its batch):
     L_D    = CE(D(G(x)), fake-from-source) + CE(D(G(t)), fake-from-target) + CE(D(t), real)   (eq. 3)
     L_GANG = CE(D(G(x)), real) + CE(D(G(t)), real)                                               (eq. 4)
     L_CONST = mean (f(x) - f(G(x)))^2   over the batch and f's feature dims (d = MSE, eq. 5)
+              (or, ``class_constancy``, the cross-entropy of f's class scores on G(x) against the
+              class f reads on x: Hoffman et al. 2018's semantic consistency)
     L_TID   = mean (t - G(t))^2         over the batch, channels and pixels (d2 = MSE, eq. 6)
     L_TV    = mean over the batch and pixels of sqrt(sum over channels of
               (z[i, j+1] - z[i, j])^2 + (z[i+1, j] - z[i, j])^2 + TV_EPS)      (eq. 7 with B = 1)
@@ -49,6 +51,12 @@ def f_constancy(f_x: Tensor, f_gx: Tensor) -> Tensor:
     return (f_x - f_gx).square().mean()
 
 
+def class_constancy(logits_x: Tensor, logits_gx: Tensor) -> Tensor:
+    """f-constancy on f's verdict only: the cross-entropy of f's class scores on G(x) against the class
+    f reads on x (the semantic consistency loss of CyCADA, Hoffman et al. 2018), both (N, classes)."""
+    return F.cross_entropy(logits_gx, logits_x.argmax(1))
+
+
 def target_identity(t: Tensor, g_t: Tensor) -> Tensor:
     """L_TID (eq. 6): mean squared difference of a target image and G of it."""
     return (t - g_t).square().mean()
@@ -66,5 +74,5 @@ def real_probability(logits: Tensor) -> Tensor:
     return logits.detach().float().softmax(1)[:, REAL_TARGET].mean()
 
 
-__all__ = ["FAKE_SOURCE", "FAKE_TARGET", "REAL_TARGET", "TV_EPS", "d_loss", "f_constancy", "g_gan_loss",
+__all__ = ["FAKE_SOURCE", "FAKE_TARGET", "REAL_TARGET", "TV_EPS", "class_constancy", "d_loss", "f_constancy", "g_gan_loss",
            "real_probability", "target_identity", "total_variation"]

@@ -89,9 +89,15 @@ class DTNGenerator(nn.Module):
 
 
 class DTNDiscriminator(nn.Module):
-    """D: images (N, C, size, size) -> (N, 3) logits: fake from source, fake from target, real."""
+    """D: images (N, C, size, size) -> (N, 3) logits: fake from source, fake from target, real.
 
-    def __init__(self, channels: int, size: int, width: int) -> None:
+    With ``classes`` > 0 it is also told a class c per image (``D(x, c)``) and adds to each logit the
+    projection of its last features on c's embedding (the projection discriminator, Miyato & Koyama
+    2018): logits_k(x, c) = head_k(phi(x)) + <e_{c,k}, sum over positions of phi(x)>. The embedding
+    starts at zero, so D starts as the unconditional one and learns what each class's images look like.
+    """
+
+    def __init__(self, channels: int, size: int, width: int, classes: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch, side = width, size // 2
@@ -100,23 +106,34 @@ class DTNDiscriminator(nn.Module):
             ch, side = ch * 2, side // 2
         layers += [nn.Conv2d(ch, 3, 4, 1, 0), nn.Flatten()]
         self.net = nn.Sequential(*layers)
+        self.classes = classes
+        if classes:
+            self.embed = nn.Embedding(classes, ch * 3)  # one ch-d vector per class and logit
+            nn.init.zeros_(self.embed.weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        if not self.classes:
+            return self.net(x)
+        if c is None:
+            raise ValueError("this D is class-conditional: call D(x, c) with the classes c (N,)")
+        phi = self.net[:-2](x)  # (N, ch, 4, 4): the features the head reads
+        logits = self.net[-2:](phi)  # (N, 3)
+        e = self.embed(c).view(len(c), phi.shape[1], 3)  # (N, ch, 3)
+        return logits + torch.einsum("nc,nck->nk", phi.sum((2, 3)), e)
 
 
-def build_dtn(shape_A: Dims, shape_B: Dims, width: int) -> dict[str, nn.Module]:
+def build_dtn(shape_A: Dims, shape_B: Dims, width: int, d_cond: bool = False) -> dict[str, nn.Module]:
     """G: source (N, Ca, H, W) -> target (N, Cb, S, S) through f's features; D on the target's shape.
     f's weights are those of the (untrained) classifier's layout: the task loads the trained ones,
-    and a checkpoint carries them."""
+    and a checkpoint carries them. ``d_cond``: D is told the class of f's head (see DTNDiscriminator)."""
     # f is the metrics' classifier (the layer above): imported when a DTN is built, not with models
-    from gankit.metrics.fmnist_classifier import FEATURE_DIM, FMNISTClassifier
+    from gankit.metrics.fmnist_classifier import FEATURE_DIM, NUM_CLASSES, FMNISTClassifier
 
     size = check_size(shape_B)
     with torch.random.fork_rng(devices=[]):  # f's random init is overwritten: it draws nothing
         f = FMNISTClassifier()
     return {"G": DTNGenerator(f, DTNDecoder(FEATURE_DIM, shape_B[0], size, width)),
-            "D": DTNDiscriminator(shape_B[0], size, width)}
+            "D": DTNDiscriminator(shape_B[0], size, width, NUM_CLASSES if d_cond else 0)}
 
 
 __all__ = ["DTNDecoder", "DTNDiscriminator", "DTNGenerator", "build_dtn", "check_size"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import nn
 
+from gankit.config.schema import TranslateConfig
 from gankit.models.dtn import build_dtn
 from gankit.models.patchgan import PatchDiscriminator, patch_layers
 from gankit.models.resnet_gen import ResnetGenerator
@@ -31,7 +32,7 @@ from gankit.registry import Registry
 Dims = tuple[int, int, int]  # (C, H, W) of one image
 
 # The networks a translator builds, by the papers' names: G, D (pix2pix) or G_AB, G_BA, D_A, D_B.
-Builder = Callable[[Dims, Dims, int], dict[str, nn.Module]]
+Builder = Callable[..., dict[str, nn.Module]]  # (shape_A, shape_B, width, **options)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Translator:
     # the translate.* settings it reads (translate.partner: all), and the train.loss values it takes
     settings: tuple[str, ...] = ()
     losses: tuple[str, ...] = ("minimax", "nonsaturating", "lsgan", "hinge")
+    # translate.* settings -> the builder's keyword arguments that change the networks' layout
+    options: Callable[[TranslateConfig], dict[str, Any]] = lambda tr: {}
 
 
 def build_pix2pix(shape_A: Dims, shape_B: Dims, width: int) -> dict[str, nn.Module]:
@@ -96,7 +99,8 @@ TRANSLATORS.register(
                # the paper's three-way D with cross-entropy: G's loss is the nonsaturating form.
                # Adam 2e-4, beta1 0.5 as its public re-implementations; constant rate, no EMA.
                implies={"loss": "nonsaturating", "lr_g": 2e-4, "lr_d": 2e-4, "ema": 0.0, "data": "fashion2emoji"},
-               settings=("const", "tid", "tv", "dtn_f", "const_on"), losses=("nonsaturating",)),
+               settings=("const", "tid", "tv", "dtn_f", "const_on", "d_cond"), losses=("nonsaturating",),
+               options=lambda tr: {"d_cond": tr.d_cond == "f-class"}),
     "Domain Transfer Network (Taigman et al. 2017): G = g(f(x)) with f fixed, a three-way D, "
     "f-constancy + target identity + TV (unpaired)",
 )
@@ -105,11 +109,13 @@ TRANSLATORS.register(
 TRANSLATOR_LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge")
 
 
-def build_translator(arch: str, shape_A: Dims, shape_B: Dims, width: int | None = None) -> dict[str, nn.Module]:
+def build_translator(arch: str, shape_A: Dims, shape_B: Dims, width: int | None = None,
+                     translate: TranslateConfig | None = None) -> dict[str, nn.Module]:
     """The networks of translator ``arch`` for images of ``shape_A`` and ``shape_B`` (C, H, W);
-    ``width`` None (or an earlier version's 0) = the paper's 64."""
+    ``width`` None (or an earlier version's 0) = the paper's 64; ``translate``: the settings that
+    shape the networks (None: the defaults)."""
     t = TRANSLATORS.get(arch)
-    return t.build(shape_A, shape_B, width or t.default_width)
+    return t.build(shape_A, shape_B, width or t.default_width, **t.options(translate or TranslateConfig()))
 
 
 __all__ = ["TRANSLATORS", "TRANSLATOR_LOSSES", "Translator", "build_cyclegan", "build_pix2pix",

@@ -13,8 +13,12 @@ a batch t of the target domain:
         and G(x) be smooth (eq. 7)
 
 (``gankit.losses.dtn``; alpha, beta, gamma are ``translate.const``, ``tid``, ``tv``: 15, 15, 0 as the
-paper's digit experiment. ``translate.const_on`` says where f(x) and f(G(x)) are compared: f's
-features, as the paper, or f's class scores, which ask G to keep the class f sees and nothing else.)
+paper's digit experiment. ``translate.const_on`` says how f(x) and f(G(x)) are compared: f's
+features, as the paper; f's class scores, which ask G to keep the class evidence f sees and nothing
+else; or f's verdict only (Hoffman et al. 2018's semantic consistency). ``translate.d_cond f-class``
+tells D the class f's head reads on each image's input, x's for G(x) and t's for t and G(t), through
+a projection (Miyato & Koyama 2018): D then learns what a real target of each class looks like, and
+G(x) must look like one of x's class.)
 The domain bridge: f reads 28 x 28 gray images, so every image it sees, photo, emoji or G's RGB
 output, goes through its input adapter (BT.601 luma, bilinear resizing).
 The grid shows, one column per class of held-out data (or the first held-out inputs of folders),
@@ -33,6 +37,7 @@ from torch import Tensor
 from gankit.data.base import to_float
 from gankit.errors import GankitError, display_path
 from gankit.losses.dtn import (
+    class_constancy,
     d_loss,
     f_constancy,
     g_gan_loss,
@@ -47,33 +52,54 @@ from gankit.translating import translate_images
 
 MIN_TARGET = 10  # target images the DTN needs at least: D learns the target style from a set
 
-# translate.const_on -> what f-constancy compares, from f's features h (N, 128): the paper's features,
-# or f's class scores, which leave G free in everything f's head ignores
-CONST_SPACES: dict[str, Callable[[DTNGenerator, Tensor], Tensor]] = {
-    "features": lambda G, h: h,
-    "logits": lambda G, h: G.class_scores(h),
+# translate.const_on -> L_CONST from f's features of x and of G(x), h_x and h_gx (N, 128): the paper's
+# squared distance of the features; that of f's class scores, which leaves G free in everything f's
+# head ignores; or the cross-entropy of f's verdict on G(x) against its verdict on x (only the class)
+CONST_LOSSES: dict[str, Callable[[DTNGenerator, Tensor, Tensor], Tensor]] = {
+    "features": lambda G, h_x, h_gx: f_constancy(h_x, h_gx),
+    "logits": lambda G, h_x, h_gx: f_constancy(G.class_scores(h_x), G.class_scores(h_gx)),
+    "classes": lambda G, h_x, h_gx: class_constancy(G.class_scores(h_x), G.class_scores(h_gx)),
 }
 
 
-def f_weights(spec: str) -> dict[str, Tensor]:
-    """The weights of f named by ``translate.dtn_f``: ``fmnist`` (the shipped classifier) or the path
-    of a safetensors file of that network's weights."""
-    from gankit.metrics.fmnist_classifier import load_fmnist_classifier
+# translate.dtn_f's names: f's weights shipped with gankit (gankit/metrics/weights/), and the command
+# that rebuilds each. fmnist: the Fashion-MNIST classifier, learnt from photos only (the paper's kind of
+# f, a classifier of the source domain); fmnist-emoji: that classifier fine-tuned one epoch on the photos'
+# labels and fashion2emoji's training emoji's labels, so that it reads both domains (it knows the
+# emoji's classes, which the DTN's unsupervised setting does not give it)
+NAMED_F: dict[str, tuple[str, str]] = {
+    "fmnist": ("fmnist_cnn.safetensors", "python bench/train_fmnist_classifier.py"),
+    "fmnist-emoji": ("dtn_f_fmnist_emoji.safetensors", "python bench/train_dtn_f.py --mode joint --epochs 1 "
+                     "--threads 1 --out src/gankit/metrics/weights/dtn_f_fmnist_emoji.safetensors"),
+}
 
-    if spec == "fmnist":
-        return {k: v.detach().clone() for k, v in load_fmnist_classifier("cpu").state_dict().items()}
-    path = Path(spec)
-    if not path.is_file():
-        raise GankitError(f"translate.dtn_f {display_path(spec)} is neither fmnist nor a file: give the "
-                          "safetensors weights of a Fashion-MNIST-classifier-shaped network "
-                          "(bench/train_dtn_f.py trains one)")
+
+def _read_f(path: Path, spec: str, rebuild: str | None) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    how = f"; rebuild it with `{rebuild}`" if rebuild else ""
+    if not path.is_file():
+        if rebuild:
+            raise GankitError(f"translate.dtn_f {spec}: its weights are missing (no {path}){how}, or reinstall gankit")
+        raise GankitError(f"translate.dtn_f {display_path(spec)} is neither {' nor '.join(NAMED_F)} nor a file: "
+                          "give the safetensors weights of a Fashion-MNIST-classifier-shaped network "
+                          "(bench/train_dtn_f.py trains one)")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as e:
-        raise GankitError(f"translate.dtn_f: cannot read {display_path(spec)} as safetensors ({e})") from None
+        raise GankitError(f"translate.dtn_f: cannot read {display_path(path)} as safetensors ({e}){how}") from None
+
+
+def f_weights(spec: str) -> dict[str, Tensor]:
+    """The weights of f named by ``translate.dtn_f``: a name of ``NAMED_F`` (weights shipped with gankit)
+    or the path of a safetensors file of the Fashion-MNIST classifier's network."""
+    from gankit.metrics.fmnist_classifier import WEIGHTS
+
+    if spec in NAMED_F:
+        file, rebuild = NAMED_F[spec]
+        return _read_f(WEIGHTS.parent / file, spec, rebuild)
+    return _read_f(Path(spec), spec, None)
 
 
 class DTNTask(TranslationTask):
@@ -118,26 +144,30 @@ class DTNTask(TranslationTask):
         tr = self.cfg.translate
         with self.autocast():  # bf16: the networks' passes; images, logits and losses stay fp32
             f_x = G.features(x).float()  # fixed f: no graph (x needs no gradient, f's weights none)
+            f_t = G.features(t).float()
             # g decodes both in one batch: its batch norm normalises source and target features by
             # the same statistics in training, and its running averages (what G uses when applied)
             # are of that same mixture
-            fake_s, fake_t = G.g(torch.cat([f_x, G.features(t).float()])).float().split([len(x), len(t)])
+            fake_s, fake_t = G.g(torch.cat([f_x, f_t])).float().split([len(x), len(t)])
+        # --d-cond f-class: D is told the class f reads on each image's input, x's for G(x), t's for
+        # t and G(t) (None: the paper's unconditional D)
+        c_x, c_t = (G.class_scores(f_x).argmax(1), G.class_scores(f_t).argmax(1)) if tr.d_cond == "f-class" \
+            else (None, None)
         # D step: three classes, fake from source, fake from target, real target.
         self.opt_D.zero_grad(set_to_none=True)
         with self.autocast():
-            logits_fs, logits_ft = D(fake_s.detach()).float(), D(fake_t.detach()).float()
-            logits_real = D(t).float()
+            logits_fs, logits_ft = D(fake_s.detach(), c_x).float(), D(fake_t.detach(), c_t).float()
+            logits_real = D(t, c_t).float()
         loss_D = d_loss(logits_fs, logits_ft, logits_real)
         self.descend(loss_D, self.opt_D, self.discs)
         # G step, D frozen: fool the updated D, keep f, map the target to itself, stay smooth.
         self.frozen([D], True)
         self.opt_G.zero_grad(set_to_none=True)
         with self.autocast():
-            g_fs, g_ft = D(fake_s).float(), D(fake_t).float()
+            g_fs, g_ft = D(fake_s, c_x).float(), D(fake_t, c_t).float()
             f_gx = G.features(fake_s).float()  # the domain bridge: G's RGB output as f's 28 x 28 gray
         loss_gan = g_gan_loss(g_fs, g_ft)
-        code = CONST_SPACES[tr.const_on]
-        loss_const = tr.const * f_constancy(code(G, f_x), code(G, f_gx))
+        loss_const = tr.const * CONST_LOSSES[tr.const_on](G, f_x, f_gx)
         loss_tid = tr.tid * target_identity(t, fake_t)
         loss_tv = tr.tv * total_variation(fake_s)
         loss_G = loss_gan + loss_const + loss_tid + loss_tv
@@ -156,4 +186,4 @@ class DTNTask(TranslationTask):
         return "class_agreement" if self.target_classifier else "f_const"
 
 
-__all__ = ["CONST_SPACES", "MIN_TARGET", "DTNTask", "f_weights"]
+__all__ = ["CONST_LOSSES", "MIN_TARGET", "NAMED_F", "DTNTask", "f_weights"]

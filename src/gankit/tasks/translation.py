@@ -128,7 +128,7 @@ class TranslationTask(Task):
         self.shape_B = tuple(data.B.shape[1:])
         self.check_shapes()
         self.nets: dict[str, nn.Module] = build_translator(
-            cfg.model.arch, self.shape_A, self.shape_B, cfg.model.width or 0)  # type: ignore[arg-type]
+            cfg.model.arch, self.shape_A, self.shape_B, cfg.model.width or 0, cfg.translate)  # type: ignore[arg-type]
         for net in self.nets.values():
             init_weights(net)
             net.to(self.device)
