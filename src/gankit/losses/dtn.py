@@ -74,5 +74,5 @@ def real_probability(logits: Tensor) -> Tensor:
     return logits.detach().float().softmax(1)[:, REAL_TARGET].mean()
 
 
-__all__ = ["FAKE_SOURCE", "FAKE_TARGET", "REAL_TARGET", "TV_EPS", "class_constancy", "d_loss", "f_constancy", "g_gan_loss",
-           "real_probability", "target_identity", "total_variation"]
+__all__ = ["FAKE_SOURCE", "FAKE_TARGET", "REAL_TARGET", "TV_EPS", "class_constancy", "d_loss", "f_constancy",
+           "g_gan_loss", "real_probability", "target_identity", "total_variation"]
