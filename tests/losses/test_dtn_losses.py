@@ -81,6 +81,11 @@ def test_the_three_way_d_loss_on_known_logits() -> None:
     assert g_gan_loss(perfect[0:1], perfect[1:2]).item() == pytest.approx(60, abs=1e-6)
 
 
-def test_real_probability_is_the_softmax_of_the_real_class() -> None:
-    logits = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, math.log(2)]])
-    assert real_probability(logits).item() == pytest.approx((1 / 3 + 2 / 4) / 2)
+def test_real_probability_is_real_against_fake_from_source_with_its_equilibrium_at_one_half() -> None:
+    # columns: fake from source, fake from target, real target
+    logits = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, math.log(3)]])
+    assert real_probability(logits).item() == pytest.approx((1 / 2 + 3 / 4) / 2)
+    # a D that cannot tell G(x) from t says 1/2, however sure it is that an image is not G(t)
+    undecided = torch.tensor([[1.0, -7.0, 1.0], [-2.0, 5.0, -2.0]])
+    assert real_probability(undecided).item() == pytest.approx(0.5)
+    assert real_probability(torch.tensor([[-20.0, 0.0, 20.0]])).item() > 0.999

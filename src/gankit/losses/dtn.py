@@ -70,8 +70,14 @@ def total_variation(z: Tensor) -> Tensor:
 
 
 def real_probability(logits: Tensor) -> Tensor:
-    """D's mean softmax probability of "real target" (a 0-dim tensor, no host sync)."""
-    return logits.detach().float().softmax(1)[:, REAL_TARGET].mean()
+    """D's mean probability that an image is a real target rather than G of a source, read from its
+    three logits (N, 3) as the softmax over those two classes, sigmoid(real - fake from source): the
+    D(x) and D(G(z)) of the game G plays against D (a 0-dim tensor, no host sync). Its equilibrium is
+    1/2, where D cannot tell G(x) from a real t, as the two-player GAN's (Goodfellow et al. 2014); the
+    third class, G(t), is G's identity task and does not move it. (The softmax over all three would
+    sit at 1/3 there, and the verdicts read D(x) and D(G(z)) against 1/2.)"""
+    logits = logits.detach().float()
+    return torch.sigmoid(logits[:, REAL_TARGET] - logits[:, FAKE_SOURCE]).mean()
 
 
 __all__ = ["FAKE_SOURCE", "FAKE_TARGET", "REAL_TARGET", "TV_EPS", "class_constancy", "d_loss", "f_constancy",
