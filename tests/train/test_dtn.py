@@ -45,6 +45,14 @@ def folder(root: Path, n: int, rgb: bool, seed: int) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def emoji_test_split(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """fashion2emoji's held-out split at 32x32 (never trained on), built once for this file's tests."""
+    from gankit.data.emoji import fashion2emoji
+
+    return fashion2emoji("test", size=(32, 32), cache_dir=tmp_path_factory.mktemp("emoji"))
+
+
 def test_dtn_trains_on_two_folders_and_keeps_f_fixed(tmp_path: Path) -> None:
     photos, emoji = folder(tmp_path / "photos", 12, False, 0), folder(tmp_path / "emoji", 12, True, 1)
     # f named by its file (here the shipped classifier's own weights, so f is known below)
@@ -160,10 +168,8 @@ def test_translate_writes_an_emoji_for_each_of_50_photos(tmp_path: Path, capsys:
 
 @needs_fmnist
 @needs_emoji
-def test_class_agreement_of_real_emoji_is_their_classifiers_accuracy(tmp_path: Path) -> None:
-    from gankit.data.emoji import fashion2emoji
-
-    d = fashion2emoji("test", size=(32, 32), cache_dir=tmp_path)
+def test_class_agreement_of_real_emoji_is_their_classifiers_accuracy(emoji_test_split: Any) -> None:
+    d = emoji_test_split
     real = d.B.float() / 127.5 - 1
     s = emoji_scores(real[:500], d.labels_B[:500], real[500:1000])
     assert s["class_agreement"] > 0.97 and 0 <= s["fid_emoji"] < 50  # the same distribution: FID near 0
@@ -210,12 +216,11 @@ def test_a_dtn_with_a_class_conditional_d_trains_resumes_and_translates(tmp_path
 
 @needs_fmnist
 @needs_emoji
-def test_the_shipped_fmnist_emoji_f_reads_both_domains_where_the_photo_f_reads_one(tmp_path: Path) -> None:
-    from gankit.data.emoji import fashion2emoji
+def test_the_shipped_fmnist_emoji_f_reads_both_domains_where_the_photo_f_reads_one(emoji_test_split: Any) -> None:
     from gankit.metrics.fmnist_classifier import FMNISTClassifier
     from gankit.tasks.dtn import NAMED_F, f_weights
 
-    d = fashion2emoji("test", size=(32, 32), cache_dir=tmp_path)  # held-out: never trained on
+    d = emoji_test_split  # held-out: never trained on
     photos, emoji = d.A[:1000].float() / 127.5 - 1, d.B[:1000].float() / 127.5 - 1
     read = {}
     for name in NAMED_F:
