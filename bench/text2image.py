@@ -18,7 +18,10 @@ brightness (read from the pixels) are the caption's, beside a caption-agnostic b
 G, the captions shuffled) and the ceiling (the same measurement on the real canvases); and the FID
 of the items' crops in the classifier's features. Then, as a user would, ``gankit sample RUN
 --text CAPTION -n 100`` for captions in wordings never seen in training, and how many of the 100
-items the classifier puts in the class the caption names.
+items the classifier puts in the class the caption names. Last, the diversity probe's reading (the
+diagnosis' ``diversity`` of a text -> image run): how varied G's 8 draws of each of 32 training
+captions are against the real images that share each caption (1 = as varied; the diagnosis calls
+mode collapse under 0.5).
 """
 
 from __future__ import annotations
@@ -100,6 +103,28 @@ def sample_unseen(run: Path, threads: int, unknown_words: str | None = None) -> 
     return rows
 
 
+def caption_diversity(lg: object) -> float:
+    """The diagnosis' probe of a text -> image run (``Text2ImageTask.probe``) on its last G."""
+    from gankit.data.captioned import cache_root, load_captioned
+    from gankit.data.text_encoder import embed_captions, unique
+    from gankit.models.text2image import noise
+    from gankit.tasks.text2image import (
+        PROBE_DRAWS,
+        PROBE_SEED,
+        caption_groups,
+        caption_variety,
+        real_caption_variety,
+    )
+
+    cfg = lg.config  # type: ignore[attr-defined]
+    train = load_captioned(cfg.data, cfg.text.caption_items, "train")
+    distinct, index = unique(train.captions)
+    groups = caption_groups(index)
+    phi = embed_captions([distinct[int(index[g[0]])] for g in groups], cache_root(cfg.data))
+    z, eps = noise(PROBE_DRAWS, lg.G, cfg.model.prior, PROBE_SEED)  # type: ignore[attr-defined]
+    return caption_variety(lg.G, phi, z, eps) / real_caption_variety(train.images, groups)  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -129,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     result |= {"scores": scores, "baseline": baseline, "ceiling": real, "eval_s": round(time.perf_counter() - t0, 1)}
     result["unknown_words"] = a.unknown_words or lg.config.text.unknown_words
     result["unseen_wordings"] = sample_unseen(a.run, a.threads, a.unknown_words)
+    result["diversity"] = round(caption_diversity(lg), 4)
     a.out.write_text(json.dumps(result, indent=2))
 
     print(f"step {lg.step}, {a.n} captions per split, unknown words: {result['unknown_words']}; accuracy (baseline: captions shuffled; ceiling: the "
@@ -146,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"gankit sample --text {row['caption']!r} -n 100: {row['share']:.0%} {row['class']}  {row['read']}")
         if row["share"] < SAMPLE_TARGET:
             misses.append(f"{row['caption']!r}: {row['share']:.0%} < {SAMPLE_TARGET:.0%}")
+    print(f"diversity within a caption: {result['diversity']:.2f} (G's 8 draws of each of 32 training captions "
+          "against the real images sharing it; 1 = as varied, under 0.5 the diagnosis' mode collapse)")
     print("targets met" if not misses else "targets missed: " + "; ".join(misses))
 
 

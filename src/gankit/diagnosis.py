@@ -398,6 +398,13 @@ def mean_pairwise_distance(x: Tensor) -> float:
     return float(d.sum() / (n * (n - 1)))
 
 
+def mean_group_distance(groups: list[Tensor]) -> float:
+    """The mean over groups of each group's mean pairwise distance (each group (n >= 2, ...): rows of
+    one condition, say a caption's images): the variety within a condition, whatever the variety
+    between conditions."""
+    return sum(mean_pairwise_distance(g) for g in groups) / len(groups)
+
+
 def pooled_pixels(x: Tensor) -> Tensor:
     """Images (N, C, H, W) average-pooled to at most 16x16: the features the diversity of images
     no classifier reads is measured in (their layout and tones, not their pixel noise)."""

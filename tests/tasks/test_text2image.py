@@ -28,7 +28,7 @@ from gankit.data.captioned import (
     load_captioned_folder,
 )
 from gankit.errors import GankitError
-from gankit.losses.text2image import ca_kl, contrastive_loss, matching_aware_d_loss
+from gankit.losses.text2image import ca_kl, contrastive_loss, matching_aware_d_loss, mode_seeking
 from gankit.metrics.text2image import measure
 from gankit.models.text2image import CondAugment, TextNorm
 from tests.conftest import needs_fmnist
@@ -137,6 +137,66 @@ def test_the_contrastive_term_is_xmc_gans_cross_entropy() -> None:
     cos_after = torch.nn.functional.cosine_similarity(stepped, text)
     assert float(cos_after[1]) > r
     assert float(contrastive_loss(stepped, text)) < by_hand
+
+
+def test_the_mode_seeking_term_is_msgans_inverse_ratio_and_pushes_draws_apart() -> None:
+    z_a, z_b = torch.zeros(2, 4), torch.full((2, 4), 2.0)  # mean |z_a - z_b| = 2
+    a, b = torch.zeros(2, 1, 3, 3), torch.full((2, 1, 3, 3), 0.5)  # mean |a - b| = 0.5
+    torch.testing.assert_close(mode_seeking(a, b, z_a, z_b), torch.tensor(1 / (0.25 + 1e-5)))
+    # a G that ignores z: the same image twice, the term at its ceiling 1 / eps
+    assert float(mode_seeking(a, a.clone(), z_a, z_b)) == pytest.approx(1e5)
+    # its gradient moves the second draw away from the first, wherever it starts
+    b = (a + 0.1 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    mode_seeking(a, b, z_a, z_b).backward()
+    assert b.grad is not None
+    assert torch.all(-b.grad * torch.sign(b.detach() - a) > 0)  # descending it widens |b - a| everywhere
+
+
+def test_caption_groups_are_the_items_of_shared_captions() -> None:
+    from gankit.tasks.text2image import caption_groups
+
+    index = torch.tensor([0, 1, 2, 1, 3, 3, 3, 4, 1, 5])  # captions 1 and 3 have 3 items; 0, 2, 4, 5 one
+    groups = caption_groups(index, k=5, m=2)
+    assert [g.tolist() for g in groups] == [[1, 3], [4, 5]]  # at most m of each, in caption order
+    assert [g.tolist() for g in caption_groups(index, k=1, m=8)] == [[1, 3, 8]]
+    assert caption_groups(torch.arange(6)) == []  # one image per caption: nothing shared
+
+
+class DrawsOnePerCaption(torch.nn.Module):
+    """A stand-in G(z, phi, eps) -> (images, mu, logvar): its image is the caption's, plus z's
+    if it reads z at all."""
+
+    def __init__(self, reads_z: bool) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.reads_z = reads_z
+
+    def forward(self, z: torch.Tensor, phi: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        x = phi[:, :1, None, None].expand(-1, 1, 16, 16).clone()
+        if self.reads_z:
+            x = x + z[:, :1, None, None]
+        return torch.tanh(self.scale * x), None, None
+
+
+def test_the_probe_calls_a_g_that_ignores_its_noise_collapsed_however_varied_across_captions() -> None:
+    from gankit.diagnosis import Watcher
+    from gankit.tasks.text2image import PROBE_DRAWS, Text2ImageTask
+
+    task = Text2ImageTask.__new__(Text2ImageTask)  # the probe's state alone, no data or networks
+    g = torch.Generator().manual_seed(0)
+    task.probe_phi = torch.randn(6, 384, generator=g)  # six captions far apart: varied across captions
+    task.probe_z, task.probe_eps = torch.randn(PROBE_DRAWS, 4, generator=g), torch.zeros(PROBE_DRAWS, 2)
+    task.probe_real = 1.0
+    task.G_ema = DrawsOnePerCaption(reads_z=False)
+    assert task.probe() == {"diversity": 0.0}
+    task.G_ema = DrawsOnePerCaption(reads_z=True)
+    assert task.probe()["diversity"] > 0.5
+    # the reading the diagnosis is given: two probes at 0 are mode collapse, with the task's cures
+    w = Watcher("nonsaturating", steps=100, cures=Text2ImageTask.cures)
+    found = [f for s in (20, 40) for f in w.add({"step": s, "diversity": 0.0})]
+    assert [f.kind for f in found] == ["mode_collapse"] and "--mode-seeking" in found[0].message
+    task.probe_phi = None  # no caption shared by two images (a folder): nothing to measure
+    assert task.probe() == {}
 
 
 def test_conditioning_augmentations_kl_is_the_closed_form() -> None:
@@ -569,3 +629,25 @@ def test_a_fused_run_samples_from_its_checkpoint(tmp_path: Path, shared_cache: P
     assert isinstance(lg.G.net, FusedGenerator) and lg.config.text.g_fusion == fusion
     x = lg.sample(["a large bright bag at the bottom"], 3, seed=1)
     assert x.shape == (3, 1, 48, 48) and torch.equal(x, lg.sample(["a large bright bag at the bottom"], 3, seed=1))
+
+
+@needs_text
+def test_a_run_with_the_mode_seeking_term_logs_it_and_its_probe(tmp_path: Path, shared_cache: Path) -> None:
+    from gankit.api import train_config
+    from gankit.config import build_config
+
+    names = tuple(f"{k}.png" for k in range(6))  # two captions of three images each
+    captions = ["a dark square", "a light square"] * 3
+    root = _folder(tmp_path / "mine", [json.dumps({"file_name": n, "text": c}).encode()
+                                       for n, c in zip(names, captions, strict=True)], names)
+    run = tmp_path / "run"
+    train_config(build_config(overrides={
+        "model": "gan-int-cls", "data": str(root), "image_size": "16", "latent_dim": 8, "width": 8,
+        "cond_dim": 8, "mode_seeking": 1.0, "steps": 2, "batch_size": 4, "log_every": 1, "diagnose_every": 1,
+        "checkpoint_every": 2, "sample_every": 2, "precision": "fp32", "progress": False,
+        "cache_dir": str(shared_cache), "out": str(run)}))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if "loss_g" in r]
+    assert logged and all(0 < r["mode_seeking"] < 1e5 for r in logged)  # finite: the draws differ
+    assert [r["diversity"] for r in records if "diversity" in r]  # two captions shared: probed
+    assert "mode_seeking: 1.0" in (run / "config.yaml").read_text()

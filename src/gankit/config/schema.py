@@ -429,8 +429,8 @@ class TextConfig:
                        "and G's first layer draws one patch of features, the what, and places it where "
                        "the caption says, after Reed, Akata, Mohan et al. 2016, Learning What and Where to Draw); "
                        "split (where, with the code split in two: the where reads c along --where-dims "
-                       "learned directions, the rest of G reads c without them: meant to keep the place "
-                       "out of what G draws, measured not to, docs/BENCHMARKS.md)",
+                       "learned directions, the rest of G reads c without them, to keep the place out of "
+                       "what G draws: it does with --g-pad wrap, docs/BENCHMARKS.md)",
                        choices=("input", "affine", "where", "split"), absent="input")
     where_dims: int = _f(8, "gan-int-cls with --g-fusion split: directions of the text code c that the where "
                          "reads and the rest of G does not (under --cond-dim)", bounds=_upto(4095))
@@ -447,6 +447,11 @@ class TextConfig:
                     "near an edge can tell where it is) or wrap (each map a torus: the layers are the "
                     "same at every place, so only the where can place the item)",
                     choices=("zero", "wrap"), absent="zero")
+    mode_seeking: float = _f(0.0, "gan-int-cls: weight of MSGAN's mode-seeking term (Mao et al. 2019: 1): G "
+                             "draws half the batch again from other noise z with the same caption and code, "
+                             "and is asked to draw them apart, 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2|), "
+                             "against a G that draws one image per caption whatever z (0 = off)",
+                             bounds=_zero_or_more())
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "
                             "becomes the training word, or nothing, that keeps the caption's embedding "

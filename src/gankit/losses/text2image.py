@@ -12,6 +12,10 @@ D ascends log s_r + (log(1 - s_w) + log(1 - s_f)) / 2; as a descent on logits l 
 So D must learn whether image and text match, not only whether the image looks real, and G is
 pushed to match its caption. G's loss is the non-saturating one, softplus(-l) on its fakes with
 their captions (Goodfellow et al. 2014, section 3).
+
+A conditional G can learn to ignore its noise, one image per caption (the within-caption mode
+collapse of conditional GANs); MSGAN's term (Mao et al. 2019) asks two draws of one caption from
+two noises to be as far apart as the noises are.
 """
 
 from __future__ import annotations
@@ -51,4 +55,14 @@ def contrastive_loss(image: Tensor, text: Tensor, same: Tensor | None = None, ta
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
 
 
-__all__ = ["ca_kl", "contrastive_loss", "g_loss", "matching_aware_d_loss"]
+def mode_seeking(fake_a: Tensor, fake_b: Tensor, z_a: Tensor, z_b: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN's mode-seeking term (Mao et al. 2019, eq. 3), to be minimised: the inverse of the ratio
+    of the distance between two images G drew for the same condition from noises ``z_a`` and ``z_b``
+    (batch means of absolute differences) to the distance between the noises,
+    1 / (mean |fake_a - fake_b| / mean |z_a - z_b| + eps). A G that ignores z, drawing one image per
+    caption, makes the ratio 0 and the term 1 / eps; the further apart its draws, the smaller it is."""
+    ratio = (fake_a.float() - fake_b.float()).abs().mean() / (z_a.float() - z_b.float()).abs().mean()
+    return 1 / (ratio + eps)
+
+
+__all__ = ["ca_kl", "contrastive_loss", "g_loss", "matching_aware_d_loss", "mode_seeking"]

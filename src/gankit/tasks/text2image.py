@@ -15,9 +15,13 @@ Each caption is embedded once by a frozen sentence encoder (all-MiniLM-L6-v2,
                   the batch)
                 + kl_weight * KL(N(mu, sigma^2) || N(0, I)) / cond_dim    (StackGAN's code: the KL
                   per dimension of c)
+                + mode_seeking / (mean|G(z, c) - G(z2, c)| / mean|z - z2|)  (MSGAN, Mao et al. 2019:
+                  half the batch drawn again from other noise, same caption and code)
 
 The sample grid has one row per caption (held-out test captions for the built-in set), one column
-per fixed noise. Evaluation on the built-in set generates from the captions of its three test
+per fixed noise. The diagnosis' probe measures how varied G's draws of one caption are, against
+the real images that share a caption (``caption_groups``): a G that ignores z, one image per
+caption, reads 0 and is called mode collapse. Evaluation on the built-in set generates from the captions of its three test
 splits and reads the class, position, size and brightness back off the pixels
 (``gankit.metrics.text2image``); on a folder it is the FID against the folder's images.
 """
@@ -57,11 +61,17 @@ from gankit.data.text_encoder import (
     unique,
 )
 from gankit.data.vocabulary import CaptionReader, vocabulary
-from gankit.diagnosis import grad_norm
+from gankit.diagnosis import grad_norm, mean_group_distance, pooled_pixels
 from gankit.errors import GankitError
 from gankit.images import save_grid
 from gankit.losses import d_probability
-from gankit.losses.text2image import ca_kl, contrastive_loss, g_loss, matching_aware_d_loss
+from gankit.losses.text2image import (
+    ca_kl,
+    contrastive_loss,
+    g_loss,
+    matching_aware_d_loss,
+    mode_seeking,
+)
 from gankit.models import DataShape, sample_prior
 from gankit.models.text2image import (
     DEFAULT_WIDTH,
@@ -88,7 +98,9 @@ from gankit.train.task import Task
 ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
 BETA = 0.5  # GAN-INT's interpolation (Reed et al. 2016: 0.5)
 EVAL_SEED = 12345
+PROBE_SEED = EVAL_SEED + 7  # the diversity probe's fixed noises
 LABEL_CHARS = 30  # a folder caption's row label is cut to this
+PROBE_CAPTIONS, PROBE_DRAWS = 32, 8  # the diversity probe: captions shared by real images, draws of each
 
 
 @dataclass
@@ -125,8 +137,40 @@ def grid_rows(data: CaptionedData, rows: int = ROWS) -> tuple[list[str], list[st
     return captions, [c if len(c) <= LABEL_CHARS else c[:LABEL_CHARS - 1] + "…" for c in captions]
 
 
+def caption_groups(caption_index: Tensor, k: int = PROBE_CAPTIONS, m: int = PROBE_DRAWS) -> list[Tensor]:
+    """The items of up to ``k`` captions that two or more items share (at most ``m`` items each; the
+    first such captions, in the order the distinct captions are numbered): the real images that one
+    caption stands for, whose variety G's draws of that caption are measured against."""
+    counts = torch.bincount(caption_index.cpu())
+    shared = torch.nonzero(counts >= 2).flatten()[:k]
+    return [torch.nonzero(caption_index.cpu() == c).flatten()[:m] for c in shared.tolist()]
+
+
+def real_caption_variety(images: Tensor, groups: list[Tensor]) -> float:
+    """How varied the real images of one caption are: the mean over ``groups`` (``caption_groups``)
+    of their images' mean pairwise distance, pooled to 16x16 (``gankit.diagnosis.pooled_pixels``)."""
+    return mean_group_distance([pooled_pixels(to_float(images[g.to(images.device)])) for g in groups])
+
+
+@torch.no_grad()
+def caption_variety(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor) -> float:
+    """How varied G's draws of one caption are: for each of the K captions' embeddings ``phi``
+    (K, 384), G's M images from the noises ``z`` (M, latent) and ``eps`` (M, cond), their mean pairwise
+    distance pooled as ``real_caption_variety``'s, averaged over the captions."""
+    K, M = len(phi), len(z)
+    fake = generate(G, phi.repeat_interleave(M, 0), z.repeat(K, 1), eps.repeat(K, 1))  # caption k at k*M ...
+    return mean_group_distance(list(pooled_pixels(fake).reshape(K, M, -1)))
+
+
 class Text2ImageTask(Task):
     """G(z, c(phi(t))), D(x, phi(t)) on captioned images (see the module docstring)."""
+
+    # the catalogue's cures name the image GAN's flags; these are the ones a text -> image run has
+    cures = {
+        "mode_collapse": "--mode-seeking 1 (MSGAN, Mao et al. 2019: two draws of one caption from two "
+                         "noises must differ), a lower --contrastive (it pulls every image of a caption "
+                         "to one point of D's space), or a larger --kl-weight (a wider code c per caption)",
+    }
 
     def setup(self, data: Any | None = None) -> None:
         if data is not None:
@@ -165,6 +209,17 @@ class Text2ImageTask(Task):
         self._build(DataShape(tuple(train.images.shape[1:])), self.embeddings)
         z, eps = noise(COLUMNS, self.G, cfg.model.prior, t.seed + 1)  # one noise per column
         self.grid_z, self.grid_eps = z.repeat(len(captions), 1).to(device), eps.repeat(len(captions), 1).to(device)
+        self._probe_setup(train.images, index)
+
+    def _probe_setup(self, images: Tensor, index: Tensor) -> None:
+        """The probe's captions, their real images' variety, and PROBE_DRAWS fixed noises."""
+        groups = caption_groups(index)
+        self.probe_phi: Tensor | None = None
+        if len(groups) < 2:  # a folder whose captions are each one image's: nothing to compare with
+            return
+        self.probe_real = real_caption_variety(images, groups)
+        self.probe_phi = self.embeddings[index[[int(g[0]) for g in groups]].to(self.device)]  # (K, 384)
+        self.probe_z, self.probe_eps = noise(PROBE_DRAWS, self.G, self.cfg.model.prior, PROBE_SEED)
 
     def _build(self, shape: DataShape, embeddings: Tensor) -> None:
         cfg, t, m = self.cfg, self.cfg.train, self.cfg.model
@@ -255,6 +310,13 @@ class Text2ImageTask(Task):
         if lam > 0:  # and G's images nearest theirs in it
             con_g = contrastive_loss(*D.embed(h_fake, phi), same)
         kl = ca_kl(mu, logvar)
+        seeking = torch.zeros((), device=self.device)
+        if cfg.text.mode_seeking > 0:  # MSGAN: half the batch again, other z, the same caption and eps
+            h = max(1, B // 2)
+            z_b = self.draw(h, G.latent_dim, cfg.model.prior)
+            with self.autocast():
+                fake_b = G(z_b, phi[:h], eps[:h])[0]
+            seeking = mode_seeking(fake[:h], fake_b, z[:h], z_b)
         loss_int = torch.zeros((), device=self.device)
         if cfg.text.int_weight > 0:  # on half the batch: half the cost, the same expectation
             h = max(1, B // 2)
@@ -264,7 +326,8 @@ class Text2ImageTask(Task):
                 fake_int, mu2, logvar2 = G(z2, phi_int, eps2)
                 loss_int = g_loss(D(fake_int.float(), phi_int).float())
             kl = 0.5 * (kl + ca_kl(mu2, logvar2))
-        loss_g = loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim + lam * con_g
+        loss_g = (loss_gan + cfg.text.int_weight * loss_int + cfg.text.kl_weight * kl / G.cond_dim + lam * con_g
+                  + cfg.text.mode_seeking * seeking)
         leak = torch.zeros((), device=self.device)
         if cfg.text.split_decor > 0 and isinstance(G.net, FusedGenerator):  # the place read by the where alone
             leak = G.net.place_leak(mu)
@@ -277,7 +340,8 @@ class Text2ImageTask(Task):
                 "d_wrong": d_probability(l_wrong), "loss_g_gan": loss_gan.detach(),
                 "loss_int": loss_int.detach(), "kl": kl.detach(),
                 **({"contrastive_d": con_d.detach(), "contrastive_g": con_g.detach()} if lam > 0 else {}),
-                **({"place_leak": leak.detach()} if cfg.text.split_decor > 0 else {})}
+                **({"place_leak": leak.detach()} if cfg.text.split_decor > 0 else {}),
+                **({"mode_seeking": seeking.detach()} if cfg.text.mode_seeking > 0 else {})}
 
     @torch.no_grad()
     def update_ema(self, step: int) -> None:
@@ -333,6 +397,18 @@ class Text2ImageTask(Task):
         x = generate(self.G_sample, self.grid_phi, self.grid_z, self.grid_eps)
         save_grid(x.cpu(), path, nrow=COLUMNS, row_labels=self.row_labels)
 
+    @torch.no_grad()
+    def probe(self) -> dict[str, float]:
+        """``diversity``: how varied G's PROBE_DRAWS draws of each of the probe's captions are (their
+        mean pairwise distance, images pooled to 16x16, averaged over the captions), against the real
+        images that share each caption (1 = as varied). A G that draws one image per caption whatever
+        its noise reads 0, however varied its images are across captions: the diagnosis calls it mode
+        collapse. {} where no two images share a caption (a folder of one caption per image)."""
+        if self.probe_phi is None:
+            return {}
+        drawn = caption_variety(self.G_sample, self.probe_phi, self.probe_z, self.probe_eps)
+        return {"diversity": round(drawn / max(self.probe_real, 1e-12), 4)}
+
     def default_eval_key(self) -> str:
         return "acc" if self.builtin else "fid"
 
@@ -383,4 +459,5 @@ class Text2ImageTask(Task):
         return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history, self.reader)
 
 
-__all__ = ["Text2ImageTask", "TextRun", "grid_rows"]
+__all__ = ["PROBE_DRAWS", "PROBE_SEED", "Text2ImageTask", "TextRun", "caption_groups", "caption_variety", "grid_rows",
+           "real_caption_variety"]
