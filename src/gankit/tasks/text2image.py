@@ -21,8 +21,8 @@ Each caption is embedded once by a frozen sentence encoder (all-MiniLM-L6-v2,
 The sample grid has one row per caption (held-out test captions for the built-in set), one column
 per fixed noise. The diagnosis' probe measures how varied G's draws of one caption are, against
 the real images that share a caption (``caption_groups``): a G that ignores z, one image per
-caption, reads 0 and is called mode collapse. Evaluation on the built-in set generates from the captions of its three test
-splits and reads the class, position, size and brightness back off the pixels
+caption, reads 0 and is called mode collapse. Evaluation on the built-in set generates from the
+captions of its three test splits and reads the class, position, size and brightness back off the pixels
 (``gankit.metrics.text2image``); on a folder it is the FID against the folder's images.
 """
 
@@ -98,9 +98,9 @@ from gankit.train.task import Task
 ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
 BETA = 0.5  # GAN-INT's interpolation (Reed et al. 2016: 0.5)
 EVAL_SEED = 12345
-PROBE_SEED = EVAL_SEED + 7  # the diversity probe's fixed noises
 LABEL_CHARS = 30  # a folder caption's row label is cut to this
 PROBE_CAPTIONS, PROBE_DRAWS = 32, 8  # the diversity probe: captions shared by real images, draws of each
+PROBE_SEED = EVAL_SEED + 7  # the diversity probe's fixed noises
 
 
 @dataclass
@@ -141,9 +141,9 @@ def caption_groups(caption_index: Tensor, k: int = PROBE_CAPTIONS, m: int = PROB
     """The items of up to ``k`` captions that two or more items share (at most ``m`` items each; the
     first such captions, in the order the distinct captions are numbered): the real images that one
     caption stands for, whose variety G's draws of that caption are measured against."""
-    counts = torch.bincount(caption_index.cpu())
-    shared = torch.nonzero(counts >= 2).flatten()[:k]
-    return [torch.nonzero(caption_index.cpu() == c).flatten()[:m] for c in shared.tolist()]
+    index = caption_index.cpu()
+    shared = torch.nonzero(torch.bincount(index) >= 2).flatten()[:k]
+    return [torch.nonzero(index == c).flatten()[:m] for c in shared.tolist()]
 
 
 def real_caption_variety(images: Tensor, groups: list[Tensor]) -> float:
@@ -167,8 +167,9 @@ class Text2ImageTask(Task):
 
     # the catalogue's cures name the image GAN's flags; these are the ones a text -> image run has
     cures = {
-        "mode_collapse": "--mode-seeking 1 (MSGAN, Mao et al. 2019: two draws of one caption from two "
-                         "noises must differ), a lower --contrastive (it pulls every image of a caption "
+        "mode_collapse": "--mode-seeking 0.03 (MSGAN, Mao et al. 2019: two draws of one caption from two "
+                         "noises must differ; the paper's 1 is far too strong on a mostly black canvas, "
+                         "docs/BENCHMARKS.md), a lower --contrastive (it pulls every image of a caption "
                          "to one point of D's space), or a larger --kl-weight (a wider code c per caption)",
     }
 
