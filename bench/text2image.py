@@ -107,22 +107,14 @@ def caption_diversity(lg: object) -> float:
     """The diagnosis' probe of a text -> image run (``Text2ImageTask.probe``) on its last G."""
     from gankit.data.captioned import cache_root, load_captioned
     from gankit.data.text_encoder import embed_captions, unique
-    from gankit.models.text2image import noise
-    from gankit.tasks.text2image import (
-        PROBE_DRAWS,
-        PROBE_SEED,
-        caption_groups,
-        caption_variety,
-        real_caption_variety,
-    )
+    from gankit.tasks.caption_probe import CaptionProbe
 
     cfg = lg.config  # type: ignore[attr-defined]
     train = load_captioned(cfg.data, cfg.text.caption_items, "train")
     distinct, index = unique(train.captions)
-    groups = caption_groups(index)
-    phi = embed_captions([distinct[int(index[g[0]])] for g in groups], cache_root(cfg.data))
-    z, eps = noise(PROBE_DRAWS, lg.G, cfg.model.prior, PROBE_SEED)  # type: ignore[attr-defined]
-    return caption_variety(lg.G, phi, z, eps) / real_caption_variety(train.images, groups)  # type: ignore[attr-defined]
+    probe = CaptionProbe.of(train.images, index, lambda rows: embed_captions(
+        [distinct[i] for i in rows.tolist()], cache_root(cfg.data)), lg.G, cfg.model.prior)  # type: ignore[attr-defined]
+    return probe.read(lg.G) if probe is not None else float("nan")  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> None:

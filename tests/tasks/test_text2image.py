@@ -153,7 +153,7 @@ def test_the_mode_seeking_term_is_msgans_inverse_ratio_and_pushes_draws_apart() 
 
 
 def test_caption_groups_are_the_items_of_shared_captions() -> None:
-    from gankit.tasks.text2image import caption_groups
+    from gankit.tasks.caption_probe import caption_groups
 
     index = torch.tensor([0, 1, 2, 1, 3, 3, 3, 4, 1, 5])  # captions 1 and 3 have 3 items; 0, 2, 4, 5 one
     groups = caption_groups(index, k=5, m=2)
@@ -161,6 +161,28 @@ def test_caption_groups_are_the_items_of_shared_captions() -> None:
     assert [g.tolist() for g in caption_groups(index, k=1, m=8)] == [[1, 3, 8]]
     assert caption_groups(torch.arange(6)) == []  # one image per caption: nothing shared
 
+
+
+def test_the_probe_embeds_each_shared_caption_once_and_measures_its_real_images() -> None:
+    from types import SimpleNamespace
+
+    from gankit.tasks.caption_probe import PROBE_DRAWS, CaptionProbe
+
+    G = SimpleNamespace(latent_dim=4, cond_dim=2)  # noise() reads only these
+    index = torch.tensor([0, 1, 2, 1, 3, 3, 4])  # captions 1 (items 1, 3) and 3 (items 4, 5) shared
+    images = torch.zeros(7, 1, 16, 16, dtype=torch.uint8)  # all -1 once read as floats
+    images[3], images[5] = 255, 255  # each shared caption: one image at -1, one at +1, 256 pixels apart
+    asked: list[list[int]] = []
+
+    def embed(rows: torch.Tensor) -> torch.Tensor:
+        asked.append(rows.tolist())
+        return torch.eye(len(rows), 384)
+
+    probe = CaptionProbe.of(images, index, embed, G, "normal")  # type: ignore[arg-type]
+    assert probe is not None and asked == [[1, 3]] and probe.phi.shape == (2, 384)
+    assert probe.z.shape == (PROBE_DRAWS, 4) and probe.eps.shape == (PROBE_DRAWS, 2)
+    assert abs(probe.real - (256 * 2.0**2) ** 0.5) < 1e-4  # the Euclidean distance of the two, 32
+    assert CaptionProbe.of(images, torch.arange(7), embed, G, "normal") is None  # type: ignore[arg-type]
 
 class DrawsOnePerCaption(torch.nn.Module):
     """A stand-in G(z, phi, eps) -> (images, mu, logvar): its image is the caption's, plus z's
@@ -180,13 +202,13 @@ class DrawsOnePerCaption(torch.nn.Module):
 
 def test_the_probe_calls_a_g_that_ignores_its_noise_collapsed_however_varied_across_captions() -> None:
     from gankit.diagnosis import Watcher
-    from gankit.tasks.text2image import PROBE_DRAWS, Text2ImageTask
+    from gankit.tasks.caption_probe import PROBE_DRAWS, CaptionProbe
+    from gankit.tasks.text2image import Text2ImageTask
 
     task = Text2ImageTask.__new__(Text2ImageTask)  # the probe's state alone, no data or networks
     g = torch.Generator().manual_seed(0)
-    task.probe_phi = torch.randn(6, 384, generator=g)  # six captions far apart: varied across captions
-    task.probe_z, task.probe_eps = torch.randn(PROBE_DRAWS, 4, generator=g), torch.zeros(PROBE_DRAWS, 2)
-    task.probe_real = 1.0
+    phi = torch.randn(6, 384, generator=g)  # six captions far apart: varied across captions
+    task.caption_probe = CaptionProbe(phi, torch.randn(PROBE_DRAWS, 4, generator=g), torch.zeros(PROBE_DRAWS, 2), 1.0)
     task.G_ema = DrawsOnePerCaption(reads_z=False)
     assert task.probe() == {"diversity": 0.0}
     task.G_ema = DrawsOnePerCaption(reads_z=True)
@@ -195,7 +217,7 @@ def test_the_probe_calls_a_g_that_ignores_its_noise_collapsed_however_varied_acr
     w = Watcher("nonsaturating", steps=100, cures=Text2ImageTask.cures)
     found = [f for s in (20, 40) for f in w.add({"step": s, "diversity": 0.0})]
     assert [f.kind for f in found] == ["mode_collapse"] and "--mode-seeking" in found[0].message
-    task.probe_phi = None  # no caption shared by two images (a folder): nothing to measure
+    task.caption_probe = None  # no caption shared by two images (a folder): nothing to measure
     assert task.probe() == {}
 
 

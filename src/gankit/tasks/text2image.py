@@ -20,7 +20,7 @@ Each caption is embedded once by a frozen sentence encoder (all-MiniLM-L6-v2,
 
 The sample grid has one row per caption (held-out test captions for the built-in set), one column
 per fixed noise. The diagnosis' probe measures how varied G's draws of one caption are, against
-the real images that share a caption (``caption_groups``): a G that ignores z, one image per
+the real images that share a caption (``gankit.tasks.caption_probe``): a G that ignores z, one image per
 caption, reads 0 and is called mode collapse. Evaluation on the built-in set generates from the
 captions of its three test splits and reads the class, position, size and brightness back off the pixels
 (``gankit.metrics.text2image``); on a folder it is the FID against the folder's images.
@@ -61,7 +61,7 @@ from gankit.data.text_encoder import (
     unique,
 )
 from gankit.data.vocabulary import CaptionReader, vocabulary
-from gankit.diagnosis import grad_norm, mean_group_distance, pooled_pixels
+from gankit.diagnosis import grad_norm
 from gankit.errors import GankitError
 from gankit.images import save_grid
 from gankit.losses import d_probability
@@ -82,6 +82,7 @@ from gankit.models.text2image import (
     generate,
     noise,
 )
+from gankit.tasks.caption_probe import CaptionProbe
 from gankit.text_sampling import check_text_meta, encoder_of, sample_captions
 from gankit.train import distributed
 from gankit.train.schedule import Schedule
@@ -99,8 +100,6 @@ ROWS, COLUMNS = 8, 8  # the sample grid: captions x fixed noises
 BETA = 0.5  # GAN-INT's interpolation (Reed et al. 2016: 0.5)
 EVAL_SEED = 12345
 LABEL_CHARS = 30  # a folder caption's row label is cut to this
-PROBE_CAPTIONS, PROBE_DRAWS = 32, 8  # the diversity probe: captions shared by real images, draws of each
-PROBE_SEED = EVAL_SEED + 7  # the diversity probe's fixed noises
 
 
 @dataclass
@@ -135,31 +134,6 @@ def grid_rows(data: CaptionedData, rows: int = ROWS) -> tuple[list[str], list[st
         return [data.captions[i] for i in picks], attribute_words(data.attrs[picks])
     captions = list(dict.fromkeys(data.captions))[:rows]
     return captions, [c if len(c) <= LABEL_CHARS else c[:LABEL_CHARS - 1] + "…" for c in captions]
-
-
-def caption_groups(caption_index: Tensor, k: int = PROBE_CAPTIONS, m: int = PROBE_DRAWS) -> list[Tensor]:
-    """The items of up to ``k`` captions that two or more items share (at most ``m`` items each; the
-    first such captions, in the order the distinct captions are numbered): the real images that one
-    caption stands for, whose variety G's draws of that caption are measured against."""
-    index = caption_index.cpu()
-    shared = torch.nonzero(torch.bincount(index) >= 2).flatten()[:k]
-    return [torch.nonzero(index == c).flatten()[:m] for c in shared.tolist()]
-
-
-def real_caption_variety(images: Tensor, groups: list[Tensor]) -> float:
-    """How varied the real images of one caption are: the mean over ``groups`` (``caption_groups``)
-    of their images' mean pairwise distance, pooled to 16x16 (``gankit.diagnosis.pooled_pixels``)."""
-    return mean_group_distance([pooled_pixels(to_float(images[g.to(images.device)])) for g in groups])
-
-
-@torch.no_grad()
-def caption_variety(G: TextGenerator, phi: Tensor, z: Tensor, eps: Tensor) -> float:
-    """How varied G's draws of one caption are: for each of the K captions' embeddings ``phi``
-    (K, 384), G's M images from the noises ``z`` (M, latent) and ``eps`` (M, cond), their mean pairwise
-    distance pooled as ``real_caption_variety``'s, averaged over the captions."""
-    K, M = len(phi), len(z)
-    fake = generate(G, phi.repeat_interleave(M, 0), z.repeat(K, 1), eps.repeat(K, 1))  # caption k at k*M ...
-    return mean_group_distance(list(pooled_pixels(fake).reshape(K, M, -1)))
 
 
 class Text2ImageTask(Task):
@@ -210,17 +184,9 @@ class Text2ImageTask(Task):
         self._build(DataShape(tuple(train.images.shape[1:])), self.embeddings)
         z, eps = noise(COLUMNS, self.G, cfg.model.prior, t.seed + 1)  # one noise per column
         self.grid_z, self.grid_eps = z.repeat(len(captions), 1).to(device), eps.repeat(len(captions), 1).to(device)
-        self._probe_setup(train.images, index)
-
-    def _probe_setup(self, images: Tensor, index: Tensor) -> None:
-        """The probe's captions, their real images' variety, and PROBE_DRAWS fixed noises."""
-        groups = caption_groups(index)
-        self.probe_phi: Tensor | None = None
-        if len(groups) < 2:  # a folder whose captions are each one image's: nothing to compare with
-            return
-        self.probe_real = real_caption_variety(images, groups)
-        self.probe_phi = self.embeddings[index[[int(g[0]) for g in groups]].to(self.device)]  # (K, 384)
-        self.probe_z, self.probe_eps = noise(PROBE_DRAWS, self.G, self.cfg.model.prior, PROBE_SEED)
+        embedded = self.embeddings  # the probe's captions are training ones: rows of this table
+        self.caption_probe = CaptionProbe.of(train.images, index, lambda rows: embedded[rows.to(device)],
+                                             self.G, cfg.model.prior)
 
     def _build(self, shape: DataShape, embeddings: Tensor) -> None:
         cfg, t, m = self.cfg, self.cfg.train, self.cfg.model
@@ -400,15 +366,14 @@ class Text2ImageTask(Task):
 
     @torch.no_grad()
     def probe(self) -> dict[str, float]:
-        """``diversity``: how varied G's PROBE_DRAWS draws of each of the probe's captions are (their
+        """``diversity`` (``CaptionProbe``): how varied G's draws of each of the probe's captions are (their
         mean pairwise distance, images pooled to 16x16, averaged over the captions), against the real
         images that share each caption (1 = as varied). A G that draws one image per caption whatever
         its noise reads 0, however varied its images are across captions: the diagnosis calls it mode
         collapse. {} where no two images share a caption (a folder of one caption per image)."""
-        if self.probe_phi is None:
+        if self.caption_probe is None:
             return {}
-        drawn = caption_variety(self.G_sample, self.probe_phi, self.probe_z, self.probe_eps)
-        return {"diversity": round(drawn / max(self.probe_real, 1e-12), 4)}
+        return {"diversity": round(self.caption_probe.read(self.G_sample), 4)}
 
     def default_eval_key(self) -> str:
         return "acc" if self.builtin else "fid"
@@ -460,5 +425,4 @@ class Text2ImageTask(Task):
         return TextRun(run_dir, self.G_sample, self.D, self.cfg, step, history, self.reader)
 
 
-__all__ = ["PROBE_DRAWS", "PROBE_SEED", "Text2ImageTask", "TextRun", "caption_groups", "caption_variety", "grid_rows",
-           "real_caption_variety"]
+__all__ = ["Text2ImageTask", "TextRun", "grid_rows"]
