@@ -134,6 +134,11 @@ def test_the_dtn_takes_its_papers_weights_and_a_bad_f_is_named(tmp_path: Path) -
     with pytest.raises(GankitError, match="translate.dtn_f .*nowhere.safetensors is neither fmnist nor fmnist-emoji nor a file"):
         train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
                                                  dtn_f=str(tmp_path / "nowhere.safetensors"))))
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"\x00" * 16)  # a file, not safetensors: named, never unpickled
+    with pytest.raises(GankitError, match="translate.dtn_f: cannot read .*damaged.safetensors as safetensors"):
+        train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
+                                                 dtn_f=str(damaged))))
     with pytest.raises(GankitError, match="image_size"):
         train_config(build_config(overrides=tiny(tmp_path / "r", data=str(photos), partner=str(emoji),
                                                  image_size="20")))

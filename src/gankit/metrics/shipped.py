@@ -9,25 +9,32 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, display_path
 
 M = TypeVar("M", bound=nn.Module)
+
+
+def read_tensors(path: Path, missing: str, fix: str, what: str = "") -> dict[str, Tensor]:
+    """The tensors of the safetensors file ``path`` (never a pickle). A GankitError ``missing`` where
+    there is no such file; where it does not read, one naming ``what`` (a config key, say), the file, why,
+    and ``fix`` (what to do: "; rebuild it with ...")."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise GankitError(missing)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise GankitError(f"{what}cannot read {display_path(path)} as safetensors ({e}){fix}") from None
 
 
 def load_shipped(weights: Path, build: Callable[[], M], rebuild: str, missing: str, device: str) -> M:
     """``build()`` with ``weights`` loaded, on ``device``, in eval mode and without gradients.
     ``missing``: the message when the file is absent; ``rebuild``: the command that remakes it."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not weights.is_file():
-        raise GankitError(missing)
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError) as e:
-        raise GankitError(f"cannot read {weights}: {e}; rebuild it with `{rebuild}`") from None
+    state = read_tensors(weights, missing, f"; rebuild it with `{rebuild}`")
     # Built without touching the global RNG (its layers' random init is overwritten at once): a
     # classifier is loaded once per process, and a training run (whose probe loads it) must draw the
     # same random numbers whether or not something earlier in the process already had.

@@ -45,6 +45,9 @@ from gankit.losses.dtn import (
     target_identity,
     total_variation,
 )
+from gankit.metrics.fmnist_classifier import REBUILD as FMNIST_REBUILD
+from gankit.metrics.fmnist_classifier import WEIGHTS as FMNIST_WEIGHTS
+from gankit.metrics.shipped import read_tensors
 from gankit.models.dtn import DTNGenerator, check_size
 from gankit.tasks.translation import TranslationTask
 from gankit.train.state import adam
@@ -68,37 +71,28 @@ CONST_LOSSES: dict[str, Callable[[DTNGenerator, Tensor, Tensor], Tensor]] = {
 # labels and fashion2emoji's training emoji's labels, so that it reads both domains (it knows the
 # emoji's classes, which the DTN's unsupervised setting does not give it)
 NAMED_F: dict[str, tuple[str, str]] = {
-    "fmnist": ("fmnist_cnn.safetensors", "python bench/train_fmnist_classifier.py"),
+    "fmnist": ("fmnist_cnn.safetensors", FMNIST_REBUILD),
     "fmnist-emoji": ("dtn_f_fmnist_emoji.safetensors", "python bench/train_dtn_f.py --mode joint --epochs 1 "
                      "--threads 1 --out src/gankit/metrics/weights/dtn_f_fmnist_emoji.safetensors"),
 }
 
 
 def _read_f(path: Path, spec: str, rebuild: str | None) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     how = f"; rebuild it with `{rebuild}`" if rebuild else ""
-    if not path.is_file():
-        if rebuild:
-            raise GankitError(f"translate.dtn_f {spec}: its weights are missing (no {path}){how}, or reinstall gankit")
-        raise GankitError(f"translate.dtn_f {display_path(spec)} is neither {' nor '.join(NAMED_F)} nor a file: "
-                          "give the safetensors weights of a Fashion-MNIST-classifier-shaped network "
-                          "(bench/train_dtn_f.py trains one)")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise GankitError(f"translate.dtn_f: cannot read {display_path(path)} as safetensors ({e}){how}") from None
+    if rebuild:
+        missing = f"translate.dtn_f {spec}: its weights are missing (no {path}){how}, or reinstall gankit"
+    else:
+        missing = (f"translate.dtn_f {display_path(spec)} is neither {' nor '.join(NAMED_F)} nor a file: give the "
+                   "safetensors weights of a Fashion-MNIST-classifier-shaped network (bench/train_dtn_f.py trains one)")
+    return read_tensors(path, missing, how, "translate.dtn_f: ")
 
 
 def f_weights(spec: str) -> dict[str, Tensor]:
     """The weights of f named by ``translate.dtn_f``: a name of ``NAMED_F`` (weights shipped with gankit)
     or the path of a safetensors file of the Fashion-MNIST classifier's network."""
-    from gankit.metrics.fmnist_classifier import WEIGHTS
-
     if spec in NAMED_F:
         file, rebuild = NAMED_F[spec]
-        return _read_f(WEIGHTS.parent / file, spec, rebuild)
+        return _read_f(FMNIST_WEIGHTS.parent / file, spec, rebuild)
     return _read_f(Path(spec), spec, None)
 
 
