@@ -221,6 +221,37 @@ def test_explorer_sample_button_shows_an_image(lab_server: tuple[str, Path], lab
     _keep(page, "lab-explore.png")
 
 
+
+def test_the_explorer_finds_a_run_opened_before_its_script_arrived(lab_server: tuple[str, Path],
+                                                                   browser: Any) -> None:
+    # explore.js held back until lab.js has opened the run: the lab:run event went to no listener,
+    # and the explorer must still know the run (a race seen once in a full, loaded suite)
+    from gankit.api import train_config
+    from gankit.data import from_tensor
+    from tests.conftest import tiny_config, tiny_images
+
+    base, root = lab_server
+    train_config(tiny_config(root / "late", model="dcgan", data="tensor", steps=2, width=8, batch_size=16,
+                             checkpoint_every=2, log_every=1), data=from_tensor(tiny_images()))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def late(route: Any) -> None:
+        time.sleep(1.5)  # longer than the run list's fetch
+        route.continue_()
+
+    try:
+        page.route("**/static/explore.js", late)
+        page.goto(f"{base}#run=late")
+        page.wait_for_function("window.explore && window.lab.run === 'late'")
+        assert page.evaluate("window.explore.run") == "late"
+        page.click("#explore summary")
+        page.wait_for_selector("#x-sample", state="visible", timeout=20_000)
+        assert not errors, errors
+    finally:
+        page.close()
+
 def test_compare_two_runs_draws_one_series_each(lab_server: tuple[str, Path], lab_page: Callable[..., Any]) -> None:
     _, root = lab_server
     for name, level in (("cmp-a", 0.3), ("cmp-b", 0.7)):

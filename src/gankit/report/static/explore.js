@@ -68,4 +68,7 @@
   });
   $("explore").addEventListener("toggle", load);
   document.addEventListener("lab:run", (ev) => { ex.run = ev.detail; load(); });
+  // lab.js may have opened a run already: its run list's fetch can finish while the parser is still
+  // waiting for this script, and that lab:run went to no listener
+  if (window.lab && window.lab.run !== null) { ex.run = window.lab.run; load(); }
 })();

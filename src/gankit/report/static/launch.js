@@ -48,12 +48,13 @@
   });
 
   // a run not running, short of its steps (stopped, failed, ended early): it can be resumed
-  document.addEventListener("lab:summary", (ev) => {
-    const s = ev.detail;
+  function summary(s) {
     launcher.run = s.run;
     const short = s.steps === null || s.steps === undefined || s.step < s.steps;
     $("btn-relaunch").hidden = !(s.status !== "running" && s.status !== "new" && s.status !== "finished" && short);
-  });
+  }
+  document.addEventListener("lab:summary", (ev) => summary(ev.detail));
+  if (window.lab && window.lab.summary) summary(window.lab.summary);  // one lab.js had before this script ran
   $("btn-relaunch").addEventListener("click", async () => {
     $("ctl-msg").textContent = "resuming…";
     const r = await post({ action: "resume", run: launcher.run });
