@@ -450,7 +450,8 @@ class TextConfig:
     mode_seeking: float = _f(0.0, "gan-int-cls: weight of MSGAN's mode-seeking term (Mao et al. 2019: 1): G "
                              "draws half the batch again from other noise z with the same caption and code, "
                              "and is asked to draw them apart, 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2|), "
-                             "against a G that draws one image per caption whatever z (0 = off)",
+                             "against a G that draws one image per caption whatever z (0 = off; the "
+                             "captioned-fashion preset: 0.03)",
                              bounds=_zero_or_more())
     unknown_words: str = _f("nearest", "gan-int-cls: a caption given to G (gankit sample --text, the held-out "
                             "wordings' scores) with words no training caption used: rewrite: each such word "

@@ -141,9 +141,9 @@ class Text2ImageTask(Task):
 
     # the catalogue's cures name the image GAN's flags; these are the ones a text -> image run has
     cures = {
-        "mode_collapse": "--mode-seeking 0.03 (MSGAN, Mao et al. 2019: two draws of one caption from two "
-                         "noises must differ; the paper's 1 is far too strong on a mostly black canvas, "
-                         "docs/BENCHMARKS.md), a lower --contrastive (it pulls every image of a caption "
+        "mode_collapse": "--mode-seeking 0.03, or up to 0.1 if it is on already (MSGAN, Mao et al. 2019: two "
+                         "draws of one caption from two noises must differ; the paper's 1 is far too strong on "
+                         "a mostly black canvas, docs/BENCHMARKS.md), a lower --contrastive (it pulls every image of a caption "
                          "to one point of D's space), or a larger --kl-weight (a wider code c per caption)",
     }
 
